@@ -1,0 +1,94 @@
+// Package testbackend is the gRPC server that integration tests put behind
+// Switchboard. Every backend serves the standard health service
+// (grpc.health.v1.Health) and names itself in a response header, so a client
+// in any language can call it without generated stubs and tell which
+// endpoint answered.
+package testbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+)
+
+// HeaderName is the response header that carries the backend's id on every
+// call.
+const HeaderName = "x-backend"
+
+// CheckMethod is the full method name clients call. Its request,
+// HealthCheckRequest{}, encodes to zero bytes.
+const CheckMethod = "/grpc.health.v1.Health/Check"
+
+// Backend is one running test server. It is safe for concurrent use.
+type Backend struct {
+	id     string
+	lis    net.Listener
+	srv    *grpc.Server
+	done   chan struct{}
+	serr   error
+	closed sync.Once
+}
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves the health service,
+// reporting SERVING for the empty service name, with the header
+// "x-backend: <id>" on every response. It returns once the listener is bound;
+// calls made after Start returns are accepted.
+func Start(addr, id string) (*Backend, error) {
+	if id == "" {
+		return nil, errors.New("testbackend: empty id")
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("testbackend %s: listen on %s: %w", id, addr, err)
+	}
+	b := &Backend{id: id, lis: lis, done: make(chan struct{})}
+	b.srv = grpc.NewServer(
+		grpc.UnaryInterceptor(b.unaryHeader),
+		grpc.StreamInterceptor(b.streamHeader),
+	)
+	// health.NewServer reports SERVING for "" from the start.
+	healthpb.RegisterHealthServer(b.srv, health.NewServer())
+	go func() {
+		defer close(b.done)
+		b.serr = b.srv.Serve(lis)
+	}()
+	return b, nil
+}
+
+// ID returns the id the backend reports in its x-backend header.
+func (b *Backend) ID() string { return b.id }
+
+// Addr returns the address the backend listens on, as "host:port".
+func (b *Backend) Addr() string { return b.lis.Addr().String() }
+
+// Stop closes the listener and every open connection at once, failing
+// in-flight calls, and waits for the serving goroutine to return. It is
+// idempotent. The returned error is the serve error, if serving ended for
+// any reason other than Stop.
+func (b *Backend) Stop() error {
+	b.closed.Do(b.srv.Stop)
+	<-b.done
+	if b.serr != nil && !errors.Is(b.serr, grpc.ErrServerStopped) {
+		return fmt.Errorf("testbackend %s: serve: %w", b.id, b.serr)
+	}
+	return nil
+}
+
+func (b *Backend) unaryHeader(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	// The header must be set before the handler writes its response; an
+	// error from SetHeader only means the stream is already gone.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(HeaderName, b.id))
+	return handler(ctx, req)
+}
+
+func (b *Backend) streamHeader(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	_ = ss.SetHeader(metadata.Pairs(HeaderName, b.id))
+	return handler(srv, ss)
+}
