@@ -1,0 +1,55 @@
+// Package translator turns the watcher's per-Service view into xDS resources.
+//
+// Everything here is a pure function: no I/O, clocks, loggers, metrics or
+// package state. Output is deterministic (sorted, no timestamps), so the same
+// world gives byte-identical resources, and so identical content-derived
+// versions, on every replica and after every restart.
+package translator
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// Options are the inputs to translation that do not come from Kubernetes.
+type Options struct {
+	// ClusterDomain is the cluster's DNS domain, "cluster.local" by default.
+	ClusterDomain string
+}
+
+// Resources are the xDS resources that one Service contributes. Every slice is
+// sorted by resource name.
+type Resources struct {
+	Listeners   []*listenerv3.Listener
+	Routes      []*routev3.RouteConfiguration
+	Clusters    []*clusterv3.Cluster
+	Assignments []*endpointv3.ClusterLoadAssignment
+	// Aliases maps every other name a client may dial for one of this
+	// Service's ports (for example "S.N:P", "S.N.svc:P", and "S.N" when the
+	// Service has one port) to the canonical listener name. Alias listeners
+	// are not built here: the server builds one with AliasListener only when a
+	// client subscribes to it.
+	Aliases map[string]string
+}
+
+// Diagnostic reports an input that could not be translated, or not fully.
+// It names the object and says what is wrong; the rest of the Service (and
+// every other Service) is still translated.
+type Diagnostic struct {
+	Service watcher.ServiceKey
+	// Port is the Service port's name or number, "" when the problem is not
+	// about one port.
+	Port   string
+	Reason string
+}
+
+func (d Diagnostic) String() string {
+	if d.Port == "" {
+		return d.Service.String() + ": " + d.Reason
+	}
+	return d.Service.String() + " port " + d.Port + ": " + d.Reason
+}

@@ -1,0 +1,18 @@
+package watcher
+
+// Batch is one coalesced set of changes that the watcher publishes.
+type Batch struct {
+	// Full is true when Services holds the whole world: the first batch after
+	// every source has synced (and after a source restarts). Keys missing from
+	// a full batch do not exist. Nothing is published before the first full
+	// batch, so a consumer never sees a partial world.
+	Full bool
+	// Services maps each changed Service to its new view; a nil value means
+	// the Service was deleted (or left the watched namespaces or selector).
+	Services map[ServiceKey]*Service
+}
+
+// Sink consumes batches. The watcher calls it from a single goroutine, in
+// order, and waits for it to return before it publishes the next batch, so a
+// slow sink coalesces more changes into the next batch rather than queueing.
+type Sink func(Batch)

@@ -1,0 +1,86 @@
+package watcher
+
+// This file holds the trimmed, per-Service view that the watcher publishes and
+// the translator consumes. Values of these types are immutable once published:
+// the watcher builds a new *Service for every change and never mutates one it
+// has handed out, so consumers may keep and share them without copying.
+
+// ServiceKey names a Service.
+type ServiceKey struct {
+	Namespace string
+	Name      string
+}
+
+// String returns "namespace/name".
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
+
+// Service types as in core/v1 ServiceSpec.Type.
+const (
+	TypeClusterIP    = "ClusterIP"
+	TypeNodePort     = "NodePort"
+	TypeLoadBalancer = "LoadBalancer"
+	TypeExternalName = "ExternalName"
+)
+
+// Service is the trimmed view of one Service joined with its EndpointSlices
+// (by the kubernetes.io/service-name label). Only the fields that the
+// translator needs are kept, so that unrelated changes to the Kubernetes
+// objects (status, managed fields, unrelated labels) produce no update.
+type Service struct {
+	Key ServiceKey
+	// Type is the Service type (TypeClusterIP, ...); "" is read as ClusterIP.
+	Type string
+	// Headless is true for clusterIP: None.
+	Headless bool
+	// ExternalName is spec.externalName for TypeExternalName.
+	ExternalName string
+	// TrafficDistribution is spec.trafficDistribution ("" when unset).
+	TrafficDistribution string
+	// Annotations keeps only annotations under the "switchboard.io/" prefix.
+	Annotations map[string]string
+	// Ports are the Service ports sorted by Port, then Protocol.
+	Ports []Port
+	// SliceCount is the number of EndpointSlices that name this Service. It
+	// tells "no slices yet" (0) from "slices with no endpoints".
+	SliceCount int
+}
+
+// Port is one Service port with the endpoints that serve it.
+type Port struct {
+	Name        string
+	Port        int32
+	Protocol    string // TCP, UDP or SCTP; "" is read as TCP
+	AppProtocol string
+	// TargetPort is the Service's targetPort: a number (TargetPortName == "")
+	// or a name. It is informational: endpoint ports come from the slices.
+	TargetPort     int32
+	TargetPortName string
+	// Endpoints are the endpoints of every slice whose port list carries a port
+	// with this port's Name and Protocol, with the port number that slice gives.
+	// Sorted by Addresses[0], then Port; one entry per (address, port).
+	Endpoints []Endpoint
+	// Unresolved is true when the Service has slices but none of them carries a
+	// port with this port's Name and Protocol.
+	Unresolved bool
+}
+
+// Endpoint is one backend of a Service port.
+type Endpoint struct {
+	// Addresses are the endpoint's IP addresses; the first is its primary.
+	// Addresses of one pod seen in an IPv4 and an IPv6 slice are merged here
+	// when the slices agree on the target (see Hostname/TargetRef).
+	Addresses []string
+	// Port is the resolved port number for this endpoint.
+	Port int32
+	// Conditions as in discovery/v1; nil conditions are read the way
+	// Kubernetes documents them (ready and serving unknown means true,
+	// terminating unknown means false).
+	Ready       bool
+	Serving     bool
+	Terminating bool
+	Zone        string
+	NodeName    string
+	Hostname    string
+	// ForZones holds the topology hints (hints.forZones[].name), sorted.
+	ForZones []string
+}
