@@ -1,0 +1,239 @@
+package translator
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// Protocols of a Service port, as in core/v1.
+const (
+	protocolTCP  = "TCP"
+	protocolUDP  = "UDP"
+	protocolSCTP = "SCTP"
+)
+
+// Service translates one Service into the resources it contributes, with a
+// diagnostic (sorted) for every part of it that could not be translated. It
+// never panics and never returns an error: whatever cannot be translated is
+// left out and reported, and the rest is translated.
+//
+// For every TCP port ("" means TCP) of a ClusterIP, NodePort or LoadBalancer
+// Service, headless or not, that has at least one EndpointSlice
+// (SliceCount > 0) it returns a Listener, RouteConfiguration, Cluster and
+// ClusterLoadAssignment that all carry the port's CanonicalName, and the
+// port's aliases in Resources.Aliases (see portAliases). Headless Services are
+// served the same way: the assignment lists the pod IPs in both cases.
+//
+// It returns no resources:
+//   - for a Service with SliceCount == 0, so that its names do not exist for
+//     clients yet (an unknown name, not an empty one) until the endpoint
+//     slice controller, or whoever manages the slices, has written one. Once
+//     a slice exists, a port with no usable endpoint gets an empty assignment
+//     and clients fail fast with UNAVAILABLE;
+//   - for an ExternalName Service (a diagnostic: not served yet);
+//   - for a Service whose name or namespace could not be a Kubernetes name,
+//     or when opts is invalid (a diagnostic).
+//
+// Ports that are skipped with a diagnostic: UDP and SCTP (gRPC speaks TCP;
+// kept for Envoy later), port numbers outside 1..65535, an unnamed port of a
+// multi-port Service, and a second TCP port with the same number. A port
+// whose name no slice carries (Port.Unresolved) still gets its resources,
+// with an empty assignment, plus a diagnostic.
+func Service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
+	res, diags := service(opts, svc)
+	sortDiagnostics(diags)
+	return res, diags
+}
+
+// All translates every Service in svcs (see Service). The map has an entry
+// for every Service key in svcs, with empty Resources when the Service
+// contributes nothing, so a consumer can tell "translated to nothing" from
+// "not in the input". Diagnostics are sorted by Service, port and reason.
+//
+// The result does not depend on the order of svcs. Nil entries are skipped
+// with a diagnostic; a key listed more than once is translated for none of
+// its entries (which of them is right cannot be known) and reported.
+func All(opts Options, svcs []*watcher.Service) (map[watcher.ServiceKey]Resources, []Diagnostic) {
+	out := make(map[watcher.ServiceKey]Resources, len(svcs))
+	count := make(map[watcher.ServiceKey]int, len(svcs))
+	var diags []Diagnostic
+	for _, svc := range svcs {
+		if svc == nil {
+			diags = append(diags, Diagnostic{Reason: "nil Service in input; skipped"})
+			continue
+		}
+		count[svc.Key]++
+	}
+	for _, svc := range svcs {
+		if svc == nil {
+			continue
+		}
+		switch n := count[svc.Key]; {
+		case n > 1:
+			if _, done := out[svc.Key]; !done {
+				out[svc.Key] = Resources{}
+				diags = append(diags, Diagnostic{Service: svc.Key,
+					Reason: fmt.Sprintf("Service listed %d times in input; not translated", n)})
+			}
+		default:
+			res, d := service(opts, svc)
+			out[svc.Key] = res
+			diags = append(diags, d...)
+		}
+	}
+	sortDiagnostics(diags)
+	return out, diags
+}
+
+// service is Service without sorting the diagnostics.
+func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
+	if svc == nil {
+		return Resources{}, []Diagnostic{{Reason: "nil Service in input; skipped"}}
+	}
+	key := svc.Key
+	diag := func(port, format string, args ...any) Diagnostic {
+		return Diagnostic{Service: key, Port: port, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := opts.Validate(); err != nil {
+		return Resources{}, []Diagnostic{diag("", "invalid options: %v", err)}
+	}
+	if !validKey(key) {
+		return Resources{}, []Diagnostic{diag("", "name must be a DNS-1035 label and namespace a DNS-1123 label; not served")}
+	}
+	switch svc.Type {
+	case "", watcher.TypeClusterIP, watcher.TypeNodePort, watcher.TypeLoadBalancer:
+	case watcher.TypeExternalName:
+		// Issue 5: a LOGICAL_DNS cluster (through an aggregate cluster for
+		// gRPC, gRFC A37) to svc.ExternalName.
+		return Resources{}, []Diagnostic{diag("", "ExternalName not served yet")}
+	default:
+		return Resources{}, []Diagnostic{diag("", "unknown Service type %q; not served", svc.Type)}
+	}
+	if len(svc.Ports) == 0 {
+		return Resources{}, []Diagnostic{diag("", "Service has no ports; nothing to serve")}
+	}
+	if svc.SliceCount == 0 {
+		// No resources at all (see Service): the names must not exist yet.
+		return Resources{}, []Diagnostic{diag("", "no EndpointSlice names this Service yet; not served")}
+	}
+
+	domain := opts.domain()
+	ports, diags := servedPorts(svc, diag)
+	if len(ports) == 0 {
+		return Resources{}, diags
+	}
+	n := len(ports)
+	res := Resources{
+		Listeners:   make([]*listenerv3.Listener, 0, n),
+		Routes:      make([]*routev3.RouteConfiguration, 0, n),
+		Clusters:    make([]*clusterv3.Cluster, 0, n),
+		Assignments: make([]*endpointv3.ClusterLoadAssignment, 0, n),
+		Aliases:     make(map[string]string, n*5),
+	}
+	for _, p := range ports {
+		label := portLabel(p)
+		canonical := CanonicalName(domain, key, p.Port)
+		if p.Unresolved {
+			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
+		}
+		lis := apiListener(canonical, canonical)
+		if lis == nil {
+			// Unreachable for a valid key and domain (names are ASCII).
+			diags = append(diags, diag(label, "cannot build listener %q; port skipped", canonical))
+			continue
+		}
+		aliases := portAliases(domain, key, p.Port, len(ports) == 1)
+		for _, a := range aliases {
+			res.Aliases[a] = canonical
+		}
+		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
+		diags = append(diags, d...)
+		res.Listeners = append(res.Listeners, lis)
+		res.Routes = append(res.Routes, routeConfiguration(canonical, aliases))
+		res.Clusters = append(res.Clusters, edsCluster(canonical))
+		res.Assignments = append(res.Assignments, cla)
+	}
+	// Ports are in number order, names compare as strings (":443" < ":80").
+	slices.SortFunc(res.Listeners, byName[*listenerv3.Listener])
+	slices.SortFunc(res.Routes, byName[*routev3.RouteConfiguration])
+	slices.SortFunc(res.Clusters, byName[*clusterv3.Cluster])
+	slices.SortFunc(res.Assignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+	})
+	if len(res.Aliases) == 0 {
+		res.Aliases = nil
+	}
+	return res, diags
+}
+
+// servedPorts returns the ports of svc that get resources, in input order,
+// and a diagnostic for each port it leaves out.
+func servedPorts(svc *watcher.Service, diag func(port, format string, args ...any) Diagnostic) ([]*watcher.Port, []Diagnostic) {
+	var diags []Diagnostic
+	ports := make([]*watcher.Port, 0, len(svc.Ports))
+	numbers := make(map[int32]bool, len(svc.Ports))
+	for i := range svc.Ports {
+		p := &svc.Ports[i]
+		label := portLabel(p)
+		switch p.Protocol {
+		case "", protocolTCP:
+		case protocolUDP, protocolSCTP:
+			diags = append(diags, diag(label, "protocol %s is not served to gRPC clients; port skipped (kept for Envoy)", p.Protocol))
+			continue
+		default:
+			diags = append(diags, diag(label, "unknown protocol %q; port skipped", p.Protocol))
+			continue
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			diags = append(diags, diag(label, "invalid port number %d; port skipped", p.Port))
+			continue
+		}
+		if p.Name == "" && len(svc.Ports) > 1 {
+			// The API server requires names on every port of a multi-port
+			// Service; without one, slice ports cannot be told apart.
+			diags = append(diags, diag(label, "unnamed port in a Service with several ports; port skipped"))
+			continue
+		}
+		if numbers[p.Port] {
+			diags = append(diags, diag(label, "duplicate TCP port %d; port skipped", p.Port))
+			continue
+		}
+		numbers[p.Port] = true
+		ports = append(ports, p)
+	}
+	return ports, diags
+}
+
+// portLabel names a port in diagnostics: its name, else its number.
+func portLabel(p *watcher.Port) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return strconv.Itoa(int(p.Port))
+}
+
+// byName orders resources by name.
+func byName[T interface{ GetName() string }](a, b T) int {
+	return cmp.Compare(a.GetName(), b.GetName())
+}
+
+// sortDiagnostics sorts by namespace, name, port, then reason.
+func sortDiagnostics(d []Diagnostic) {
+	slices.SortFunc(d, func(a, b Diagnostic) int {
+		return cmp.Or(
+			cmp.Compare(a.Service.Namespace, b.Service.Namespace),
+			cmp.Compare(a.Service.Name, b.Service.Name),
+			cmp.Compare(a.Port, b.Port),
+			cmp.Compare(a.Reason, b.Reason),
+		)
+	})
+}
