@@ -1,0 +1,97 @@
+package watcher
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the watcher's Prometheus collectors. Build them with NewMetrics;
+// a nil *Metrics is valid and records nothing, so tests may pass nil.
+type Metrics struct {
+	events         *prometheus.CounterVec
+	manifestErrors *prometheus.CounterVec
+	batches        prometheus.Counter
+	batchServices  prometheus.Histogram
+	services       prometheus.Gauge
+}
+
+// Event kinds and types used as label values of
+// switchboard_watcher_events_total.
+const (
+	kindService       = "service"
+	kindEndpointSlice = "endpointslice"
+
+	eventAdd    = "add"
+	eventUpdate = "update"
+	eventDelete = "delete"
+)
+
+// NewMetrics builds the watcher's collectors and registers them with reg
+// (nil: not registered, still usable). It panics if reg already holds
+// collectors of the same names, as prometheus.MustRegister does; register a
+// watcher's metrics once per registry.
+//
+//   - switchboard_watcher_events_total{kind,event}: Kubernetes events seen,
+//     kind service|endpointslice, event add|update|delete (for manifests: the
+//     object changes found in the folder).
+//   - switchboard_watcher_manifest_errors_total{file}: manifest files that
+//     did not parse, by base name. The label is bounded by the number of files
+//     in the one folder an operator points us at, and naming the file is the
+//     point of the metric, so it is kept.
+//   - switchboard_watcher_batches_total: batches handed to the sink.
+//   - switchboard_watcher_batch_services: Services per batch.
+//   - switchboard_watcher_services: Services currently published.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_watcher_events_total",
+			Help: "Service and EndpointSlice events seen by the watcher, by kind and event.",
+		}, []string{"kind", "event"}),
+		manifestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_watcher_manifest_errors_total",
+			Help: "Manifest files that failed to parse (their last good content is kept), by file.",
+		}, []string{"file"}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_watcher_batches_total",
+			Help: "Batches of changed Services published by the watcher.",
+		}),
+		batchServices: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_watcher_batch_services",
+			Help:    "Number of Services in each published batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8), // 1 .. 16384
+		}),
+		services: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_watcher_services",
+			Help: "Services currently published by the watcher.",
+		}),
+	}
+	// Pre-create the event series so dashboards show zeros, not gaps.
+	for _, k := range []string{kindService, kindEndpointSlice} {
+		for _, e := range []string{eventAdd, eventUpdate, eventDelete} {
+			m.events.WithLabelValues(k, e)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.manifestErrors, m.batches, m.batchServices, m.services)
+	}
+	return m
+}
+
+func (m *Metrics) event(kind, event string) {
+	if m != nil {
+		m.events.WithLabelValues(kind, event).Inc()
+	}
+}
+
+func (m *Metrics) manifestError(file string) {
+	if m != nil {
+		m.manifestErrors.WithLabelValues(file).Inc()
+	}
+}
+
+func (m *Metrics) batch(services, published int) {
+	if m != nil {
+		m.batches.Inc()
+		m.batchServices.Observe(float64(services))
+		m.services.Set(float64(published))
+	}
+}
