@@ -1,0 +1,179 @@
+// Command goclient is the grpc-go member of Switchboard's real-client
+// matrix: a proxyless xDS client that calls /grpc.health.v1.Health/Check on
+// an xds:/// target and reports which backend answered.
+//
+// It shares one command-line and output contract with the grpc-js-xds client
+// (../node/client.js) and the C-core client (../python/client.py):
+//
+//	--target xds:///NAME   dial target (required)
+//	--count N              calls to make, then exit 0; 0 runs until SIGINT,
+//	                       SIGTERM or stdin closing (default 0)
+//	--interval-ms M        pause between calls (default 10)
+//	--timeout-ms T         deadline of each call (default 1000)
+//
+// Each call prints one JSON line on stdout, written when the call ends:
+//
+//	{"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+//
+// Everything else goes to stderr. The xDS bootstrap is read from the file
+// named by GRPC_XDS_BOOTSTRAP, as every gRPC implementation does.
+//
+// For demos, --report-every 1s prints instead, once per interval, a human
+// line with the calls per second each backend answered.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	_ "google.golang.org/grpc/xds" // registers the xds:/// resolver and the xDS balancers
+)
+
+// backendHeader is the response header test backends name themselves in.
+const backendHeader = "x-backend"
+
+// options is the parsed command line.
+type options struct {
+	target      string
+	count       int
+	interval    time.Duration
+	timeout     time.Duration
+	reportEvery time.Duration
+}
+
+// result is one call, as printed.
+type result struct {
+	T       int64  `json:"t"`
+	Backend string `json:"backend"`
+	Code    uint32 `json:"code"`
+	Error   string `json:"error"`
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goclient:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if opts.count == 0 {
+		// Run-forever mode also ends when whoever started us closes stdin.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+	}
+	if err := run(ctx, opts, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "goclient:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("goclient", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	target := fs.String("target", "", "dial target, e.g. xds:///echo")
+	count := fs.Int("count", 0, "number of calls; 0 runs until killed or stdin closes")
+	intervalMS := fs.Int("interval-ms", 10, "pause between calls in milliseconds")
+	timeoutMS := fs.Int("timeout-ms", 1000, "per-call deadline in milliseconds")
+	reportEvery := fs.Duration("report-every", 0, "print a per-backend calls/s summary at this interval instead of one JSON line per call")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case *target == "":
+		return options{}, errors.New("--target is required")
+	case *count < 0 || *intervalMS < 0 || *timeoutMS <= 0 || *reportEvery < 0:
+		return options{}, errors.New("--count, --interval-ms and --report-every must be >= 0, --timeout-ms > 0")
+	}
+	return options{
+		target:      *target,
+		count:       *count,
+		interval:    time.Duration(*intervalMS) * time.Millisecond,
+		timeout:     time.Duration(*timeoutMS) * time.Millisecond,
+		reportEvery: *reportEvery,
+	}, nil
+}
+
+// run makes the calls until opts.count is reached or ctx ends. Ending by ctx
+// is a clean exit.
+func run(ctx context.Context, opts options, stdout io.Writer) error {
+	cc, err := grpc.NewClient(opts.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", opts.target, err)
+	}
+	defer cc.Close()
+	health := healthpb.NewHealthClient(cc)
+
+	var sink func(result) error
+	if opts.reportEvery > 0 {
+		r := newReporter(opts.reportEvery, time.Now(), stdout)
+		sink = r.add
+		defer r.flush(time.Now())
+	} else {
+		enc := json.NewEncoder(stdout)
+		sink = func(r result) error { return enc.Encode(r) }
+	}
+
+	for i := 0; opts.count == 0 || i < opts.count; i++ {
+		if i > 0 && opts.interval > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(opts.interval):
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		r := call(ctx, health, opts.timeout)
+		if ctx.Err() != nil && opts.count == 0 {
+			// A call cut short by our own shutdown is not a result.
+			return nil
+		}
+		if err := sink(r); err != nil {
+			return fmt.Errorf("write result: %w", err)
+		}
+	}
+	return nil
+}
+
+// call makes one health check and describes its outcome.
+func call(ctx context.Context, health healthpb.HealthClient, timeout time.Duration) result {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var hdr metadata.MD
+	_, err := health.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
+	r := result{T: time.Now().UnixMilli()}
+	if v := hdr.Get(backendHeader); len(v) > 0 {
+		r.Backend = v[0]
+	}
+	if err != nil {
+		st := status.Convert(err)
+		r.Code = uint32(st.Code())
+		r.Error = st.Message()
+	}
+	return r
+}
