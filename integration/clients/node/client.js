@@ -1,0 +1,107 @@
+'use strict';
+// The grpc-js-xds member of Switchboard's real-client matrix: a proxyless
+// xDS client that calls /grpc.health.v1.Health/Check on an xds:/// target
+// and reports which backend answered. Same command line and output as
+// ../goclient (see its package comment):
+//
+//   node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T]
+//
+// One JSON line per call on stdout, written when the call ends:
+//   {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+// --count 0 runs until SIGINT, SIGTERM or stdin closing. The bootstrap comes
+// from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
+
+const grpc = require('@grpc/grpc-js');
+const grpcXds = require('@grpc/grpc-js-xds');
+
+const CHECK_METHOD = '/grpc.health.v1.Health/Check';
+const BACKEND_HEADER = 'x-backend';
+
+function usage(msg) {
+  process.stderr.write(`node client: ${msg}\n` +
+    'usage: node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T]\n');
+  process.exit(2);
+}
+
+// parseArgs accepts "--flag value" and "--flag=value", like Go's flag package.
+function parseArgs(argv) {
+  const opts = { target: '', count: 0, intervalMs: 10, timeoutMs: 1000 };
+  const ints = { '--count': 'count', '--interval-ms': 'intervalMs', '--timeout-ms': 'timeoutMs' };
+  for (let i = 0; i < argv.length; i++) {
+    let [name, value] = argv[i].split(/=(.*)/s, 2);
+    if (name.startsWith('-') && !name.startsWith('--')) name = '-' + name;
+    if (value === undefined) {
+      if (i + 1 >= argv.length) usage(`${name} needs a value`);
+      value = argv[++i];
+    }
+    if (name === '--target') {
+      opts.target = value;
+    } else if (name in ints) {
+      if (!/^\d+$/.test(value)) usage(`${name}: ${JSON.stringify(value)} is not a non-negative integer`);
+      opts[ints[name]] = Number(value);
+    } else {
+      usage(`unknown flag ${name}`);
+    }
+  }
+  if (!opts.target) usage('--target is required');
+  if (opts.timeoutMs <= 0) usage('--timeout-ms must be > 0');
+  return opts;
+}
+
+// call makes one health check and resolves with its printed result.
+function call(client, timeoutMs) {
+  return new Promise((resolve) => {
+    let backend = '';
+    const deadline = new Date(Date.now() + timeoutMs);
+    const c = client.makeUnaryRequest(CHECK_METHOD, (x) => x, (x) => x, Buffer.alloc(0),
+      new grpc.Metadata(), { deadline }, (err) => {
+        const r = { t: Date.now(), backend, code: 0, error: '' };
+        if (err) {
+          r.code = typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN;
+          r.error = err.details || err.message || String(err);
+        }
+        resolve(r);
+      });
+    c.on('metadata', (md) => {
+      const v = md.get(BACKEND_HEADER);
+      if (v.length > 0) backend = String(v[0]);
+    });
+  });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  grpcXds.register();
+
+  let stopping = false;
+  const stop = () => { stopping = true; };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  if (opts.count === 0) {
+    process.stdin.on('end', stop);
+    process.stdin.on('error', stop);
+    process.stdin.resume();
+  }
+
+  const client = new grpc.Client(opts.target, grpc.credentials.createInsecure());
+  for (let i = 0; opts.count === 0 || i < opts.count; i++) {
+    if (i > 0 && opts.intervalMs > 0) await sleep(opts.intervalMs);
+    if (stopping) break;
+    const r = await call(client, opts.timeoutMs);
+    // Writes to pipes and files are synchronous on Linux, so each line is
+    // out before the next call starts.
+    process.stdout.write(JSON.stringify(r) + '\n');
+  }
+  client.close();
+  // stdin and the xDS stream would keep the event loop alive.
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.stderr.write(`node client: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});
