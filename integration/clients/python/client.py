@@ -1,0 +1,111 @@
+"""The gRPC C-core member of Switchboard's real-client matrix.
+
+A proxyless xDS client that calls /grpc.health.v1.Health/Check on an
+xds:/// target and reports which backend answered, through Debian's
+python3-grpcio (C-core 1.51). Run it with /usr/bin/python3. Same command
+line and output as ../goclient (see its package comment):
+
+    /usr/bin/python3 client.py --target xds:///NAME [--count N]
+        [--interval-ms M] [--timeout-ms T]
+
+One JSON line per call on stdout, written when the call ends:
+    {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+--count 0 runs until SIGINT, SIGTERM or stdin closing. The bootstrap comes
+from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+import grpc
+
+CHECK_METHOD = "/grpc.health.v1.Health/Check"
+BACKEND_HEADER = "x-backend"
+
+
+def non_negative(value):
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return n
+
+
+def positive(value):
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not > 0")
+    return n
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--target", required=True, help="dial target, e.g. xds:///echo")
+    p.add_argument("--count", type=non_negative, default=0,
+                   help="number of calls; 0 runs until killed or stdin closes")
+    p.add_argument("--interval-ms", type=non_negative, default=10,
+                   help="pause between calls in milliseconds")
+    p.add_argument("--timeout-ms", type=positive, default=1000,
+                   help="per-call deadline in milliseconds")
+    return p.parse_args(argv)
+
+
+def backend_of(metadata):
+    for key, value in metadata or ():
+        if key == BACKEND_HEADER:
+            return value if isinstance(value, str) else value.decode()
+    return ""
+
+
+def call(check, timeout_s):
+    """Makes one health check and returns its printed result."""
+    try:
+        _, c = check.with_call(b"", timeout=timeout_s)
+        return {"t": int(time.time() * 1000), "backend": backend_of(c.initial_metadata()),
+                "code": 0, "error": ""}
+    except grpc.RpcError as err:
+        backend = ""
+        try:
+            backend = backend_of(err.initial_metadata())
+        except Exception:  # not every RpcError is a Call
+            pass
+        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        details = err.details() if hasattr(err, "details") else str(err)
+        return {"t": int(time.time() * 1000), "backend": backend,
+                "code": code.value[0], "error": details or ""}
+
+
+def main(argv):
+    opts = parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if opts.count == 0:
+        def watch_stdin():
+            while sys.stdin.buffer.read(4096):
+                pass
+            stop.set()
+        threading.Thread(target=watch_stdin, daemon=True).start()
+
+    channel = grpc.insecure_channel(opts.target)
+    # No (de)serializers: bytes in and out. b"" is an empty HealthCheckRequest.
+    check = channel.unary_unary(CHECK_METHOD)
+    i = 0
+    while opts.count == 0 or i < opts.count:
+        if i > 0 and opts.interval_ms > 0 and stop.wait(opts.interval_ms / 1000):
+            break
+        if stop.is_set():
+            break
+        r = call(check, opts.timeout_ms / 1000)
+        sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        i += 1
+    channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
