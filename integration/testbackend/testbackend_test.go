@@ -81,7 +81,7 @@ type rawCodec struct{}
 func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
 
 func (rawCodec) Unmarshal(data []byte, v any) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
+	*v.(*[]byte) = append([]byte(nil), data...)
 	return nil
 }
 
