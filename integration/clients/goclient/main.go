@@ -7,7 +7,8 @@
 //
 //	--target xds:///NAME   dial target (required)
 //	--count N              calls to make, then exit 0; 0 runs until SIGINT,
-//	                       SIGTERM or stdin closing (default 0)
+//	                       SIGTERM or, when stdin is a pipe, until it is
+//	                       closed (default 0)
 //	--interval-ms M        pause between calls (default 10)
 //	--timeout-ms T         deadline of each call (default 1000)
 //
@@ -73,8 +74,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.count == 0 {
-		// Run-forever mode also ends when whoever started us closes stdin.
+	if opts.count == 0 && stdinIsPipe() {
+		// Run-forever mode also ends when whoever started us closes the
+		// pipe on our stdin. Only a pipe: a background job in a script
+		// gets /dev/null, which would end the run at once.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
@@ -87,6 +90,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "goclient:", err)
 		os.Exit(1)
 	}
+}
+
+// stdinIsPipe reports whether stdin is a pipe (a FIFO).
+func stdinIsPipe() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {

@@ -8,8 +8,18 @@
 //
 // One JSON line per call on stdout, written when the call ends:
 //   {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
-// --count 0 runs until SIGINT, SIGTERM or stdin closing. The bootstrap comes
-// from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
+// --count 0 runs until SIGINT, SIGTERM or, when stdin is a pipe, its closing.
+// The bootstrap comes from the file named by GRPC_XDS_BOOTSTRAP. Everything
+// else goes to stderr.
+
+const fs = require('fs');
+
+// Installed before the slow requires below (seconds on a busy machine), so
+// that a SIGTERM while loading still ends the program cleanly.
+let stopping = false;
+const stop = () => { stopping = true; };
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
 
 const grpc = require('@grpc/grpc-js');
 const grpcXds = require('@grpc/grpc-js-xds');
@@ -77,11 +87,8 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   grpcXds.register();
 
-  let stopping = false;
-  const stop = () => { stopping = true; };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  if (opts.count === 0) {
+  // Only a pipe: a background job in a script gets /dev/null on stdin.
+  if (opts.count === 0 && fs.fstatSync(0).isFIFO()) {
     process.stdin.on('end', stop);
     process.stdin.on('error', stop);
     process.stdin.resume();

@@ -10,18 +10,26 @@ line and output as ../goclient (see its package comment):
 
 One JSON line per call on stdout, written when the call ends:
     {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
---count 0 runs until SIGINT, SIGTERM or stdin closing. The bootstrap comes
-from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
+--count 0 runs until SIGINT, SIGTERM or, when stdin is a pipe, its closing.
+The bootstrap comes from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
 """
 
 import argparse
 import json
+import os
 import signal
+import stat
 import sys
 import threading
 import time
 
-import grpc
+# Installed before the slow grpc import (a second on a busy machine), so that
+# a SIGTERM while loading still ends the program cleanly.
+STOP = threading.Event()
+signal.signal(signal.SIGINT, lambda *_: STOP.set())
+signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+
+import grpc  # noqa: E402  (after the signal handlers on purpose)
 
 CHECK_METHOD = "/grpc.health.v1.Health/Check"
 BACKEND_HEADER = "x-backend"
@@ -80,10 +88,9 @@ def call(check, timeout_s):
 
 def main(argv):
     opts = parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if opts.count == 0:
+    stop = STOP
+    # Only a pipe: a background job in a script gets /dev/null on stdin.
+    if opts.count == 0 and stat.S_ISFIFO(os.fstat(0).st_mode):
         def watch_stdin():
             while sys.stdin.buffer.read(4096):
                 pass
