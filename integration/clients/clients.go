@@ -7,7 +7,8 @@
 // --interval-ms and --timeout-ms; the bootstrap file named by
 // GRPC_XDS_BOOTSTRAP; one JSON line per call on stdout
 // ({"t":<unix ms>,"backend":"<id>","code":<grpc code>,"error":"<msg>"}); logs on
-// stderr; with --count 0 they run until SIGTERM or stdin closes.
+// stderr; with --count 0 they run until SIGTERM, or until stdin closes if
+// it is a pipe.
 //
 // Typical use, once per test package:
 //

@@ -255,14 +255,22 @@ func (p *Process) Wait(ctx context.Context) error {
 func (p *Process) Stop() error {
 	p.stopOnce.Do(func() {
 		_ = p.stdin.Close()
+		terminated := false
 		select {
 		case <-p.done:
 		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			terminated = p.cmd.Process.Signal(syscall.SIGTERM) == nil
 		}
 		select {
 		case <-p.done:
 			p.stopErr = p.exitError()
+			// Before a program installs its handler (node needs a moment to
+			// start) our SIGTERM kills it: that is still the stop we asked for.
+			if ee := (*exec.ExitError)(nil); terminated && errors.As(p.stopErr, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+					p.stopErr = nil
+				}
+			}
 		case <-time.After(stopGrace):
 			_ = p.cmd.Process.Kill()
 			<-p.done

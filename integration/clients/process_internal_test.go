@@ -143,3 +143,14 @@ func TestWaitHonoursContext(t *testing.T) {
 		t.Errorf("Stop: %v", err)
 	}
 }
+
+func TestStopAcceptsDeathBySIGTERM(t *testing.T) {
+	// Like node before its handler is installed: SIGTERM kills it.
+	p, err := startProcess("fake", exec.CommandContext(t.Context(), "/bin/sh", "-c", "exec sleep 30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
