@@ -54,7 +54,8 @@ type candidate struct {
 // Endpoints are grouped by zone into one LocalityLbEndpoints each, sorted by
 // zone, all at priority 0, each with load_balancing_weight = its number of
 // endpoints (never 0: a locality is only built for a non-empty group). Within
-// a locality endpoints are sorted by primary address, then port. An (address,
+// a locality endpoints keep the order of the view (primary address, then
+// port; see compareCandidates). An (address,
 // port) pair is served once per assignment, as gRPC requires across every
 // address of every endpoint, including additional (dual-stack) addresses:
 // later duplicates are dropped silently, as kube-proxy does for endpoints
@@ -96,11 +97,8 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 	// The watcher sorts endpoints already; sorting here too keeps the output
 	// deterministic whatever the input order (and the normalized form of an
 	// address may sort differently from its original spelling).
-	byAddr := func(a, b candidate) int {
-		return cmp.Or(cmp.Compare(a.primary, b.primary), cmp.Compare(a.port, b.port))
-	}
-	if !slices.IsSortedFunc(chosen, byAddr) {
-		slices.SortStableFunc(chosen, byAddr)
+	if !slices.IsSortedFunc(chosen, compareCandidates) {
+		slices.SortFunc(chosen, compareCandidates)
 	}
 
 	// Group by zone after dropping duplicate (address, port) pairs.
@@ -137,6 +135,19 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		})
 	}
 	return cla, diags
+}
+
+// compareCandidates orders by primary address and port, as the view does,
+// then by every other field, so that the order is total: two entries that
+// compare equal are identical, and the output cannot depend on input order
+// even for a view that breaks its one-entry-per-(address, port) promise.
+func compareCandidates(a, b candidate) int {
+	return cmp.Or(
+		cmp.Compare(a.primary, b.primary),
+		cmp.Compare(a.port, b.port),
+		cmp.Compare(a.zone, b.zone),
+		slices.CompareFunc(a.addrs, b.addrs, netip.Addr.Compare),
+	)
 }
 
 // locality returns the Locality of endpoints in zone; see ZonelessSubZone.
