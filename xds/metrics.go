@@ -1,0 +1,87 @@
+package xds
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the xDS server's Prometheus metrics. Build them with
+// NewMetrics on the registry the process exposes; a nil *Metrics records
+// nothing, so tests may pass nil.
+type Metrics struct {
+	clients    prometheus.Gauge
+	responses  *prometheus.CounterVec
+	resources  *prometheus.CounterVec
+	nacks      *prometheus.CounterVec
+	translate  prometheus.Histogram
+	applied    prometheus.Counter
+	diagnosed  prometheus.Gauge
+	cacheReady prometheus.Gauge
+	// byType holds the children of the per-type vectors, resolved once.
+	byType [numTypes]struct{ responses, resources, nacks prometheus.Counter }
+}
+
+// NewMetrics registers the xDS metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_xds_connected_clients",
+			Help: "ADS streams open now.",
+		}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_xds_responses_total",
+			Help: "DiscoveryResponses sent, by type (lds, rds, cds, eds).",
+		}, []string{"type"}),
+		resources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_xds_response_resources_total",
+			Help: "Resources carried in DiscoveryResponses, by type.",
+		}, []string{"type"}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_xds_nacks_total",
+			Help: "Responses that a client rejected (NACK), by type.",
+		}, []string{"type"}),
+		translate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_translate_duration_seconds",
+			Help:    "Time to translate one batch of changed Services and store it in the cache.",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_cache_resource_changes_total",
+			Help: "Resources whose version changed in the cache.",
+		}),
+		diagnosed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_translate_diagnostics",
+			Help: "Problems with Services that could not be translated, or not fully, now (see /debug/diagnostics).",
+		}),
+		cacheReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_cache_ready",
+			Help: "1 once the first full translation after sync is in the cache.",
+		}),
+	}
+	for t := range numTypes {
+		l := typeIndex(t).String()
+		m.byType[t].responses = m.responses.WithLabelValues(l)
+		m.byType[t].nacks = m.nacks.WithLabelValues(l)
+		m.byType[t].resources = m.resources.WithLabelValues(l)
+	}
+	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.translate, m.applied, m.diagnosed, m.cacheReady)
+	return m
+}
+
+func (m *Metrics) connected(d float64) {
+	if m != nil {
+		m.clients.Add(d)
+	}
+}
+
+func (m *Metrics) response(t typeIndex, n int) {
+	if m != nil {
+		m.byType[t].responses.Inc()
+		m.byType[t].resources.Add(float64(n))
+	}
+}
+
+func (m *Metrics) nack(t typeIndex) {
+	if m != nil {
+		m.byType[t].nacks.Inc()
+	}
+}

@@ -1,0 +1,88 @@
+package xds
+
+import (
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// typeIndex orders the four resource types that Switchboard serves. The
+// order is the xDS "make before break" order: a client learns a listener,
+// then its route, then the cluster, then the endpoints.
+type typeIndex int
+
+const (
+	listenerType typeIndex = iota
+	routeType
+	clusterType
+	endpointType
+	numTypes
+)
+
+var typeURLs = [numTypes]string{
+	listenerType: resourcev3.ListenerType,
+	routeType:    resourcev3.RouteType,
+	clusterType:  resourcev3.ClusterType,
+	endpointType: resourcev3.EndpointType,
+}
+
+// typeLabels are the short names used in metrics and logs.
+var typeLabels = [numTypes]string{
+	listenerType: "lds",
+	routeType:    "rds",
+	clusterType:  "cds",
+	endpointType: "eds",
+}
+
+func typeOf(url string) (typeIndex, bool) {
+	for i, u := range typeURLs {
+		if u == url {
+			return typeIndex(i), true
+		}
+	}
+	return 0, false
+}
+
+func (t typeIndex) String() string { return typeLabels[t] }
+
+// fullState reports whether a SotW response of this type must carry every
+// subscribed resource: for LDS and CDS a name missing from a response means
+// the resource was deleted; RDS and EDS responses may carry only changes.
+func (t typeIndex) fullState() bool { return t == listenerType || t == clusterType }
+
+// Resource is one marshalled xDS resource. It is immutable once built and is
+// shared by every stream that sends it: each version is marshalled once, not
+// once per client.
+type Resource struct {
+	Name string
+	// Version is derived from the marshalled bytes only, so the same content
+	// has the same version on every replica and after every restart.
+	Version string
+	Any     *anypb.Any
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// newResource marshals m into a Resource named name.
+func newResource(name string, m proto.Message) (*Resource, error) {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
+	}
+	return &Resource{
+		Name:    name,
+		Version: contentVersion(b),
+		Any:     &anypb.Any{TypeUrl: resourcev3.APITypePrefix + string(m.ProtoReflect().Descriptor().FullName()), Value: b},
+	}, nil
+}
+
+// contentVersion is a short, stable digest of b.
+func contentVersion(b []byte) string {
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}

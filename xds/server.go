@@ -1,0 +1,139 @@
+// Package xds serves translated resources to xDS clients over ADS.
+//
+// The Cache holds one marshalled copy of every resource version and knows
+// which streams watch which names; the Server runs one goroutine per ADS
+// stream that keeps the client's protocol state (subscriptions, what it was
+// sent, what it accepted or rejected). Protos and type URLs come from
+// go-control-plane; the cache and stream layer are Switchboard's own because
+// go-control-plane's caches fall short for proxyless gRPC (see Cache).
+package xds
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var errDraining = status.Error(codes.Unavailable, "switchboard is shutting down; reconnect to another replica")
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Logger receives stream events; nil discards them.
+	Logger *slog.Logger
+	// Metrics records stream metrics; nil records nothing.
+	Metrics *Metrics
+}
+
+// Server implements the Aggregated Discovery Service (SotW) on a Cache.
+// Register it on a grpc.Server with discoveryv3.RegisterAggregatedDiscoveryServiceServer.
+type Server struct {
+	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
+
+	cache   *Cache
+	log     *slog.Logger
+	metrics *Metrics
+
+	nextID    atomic.Int64
+	mu        sync.Mutex
+	streams   map[int64]*stream
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+// NewServer returns a Server that serves what cache holds.
+func NewServer(cache *Cache, opts ServerOptions) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cache:    cache,
+		log:      log,
+		metrics:  opts.Metrics,
+		streams:  map[int64]*stream{},
+		draining: make(chan struct{}),
+	}
+}
+
+// StreamAggregatedResources serves one SotW ADS stream.
+func (s *Server) StreamAggregatedResources(ss discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	select {
+	case <-s.draining:
+		return errDraining
+	default:
+	}
+	st := newStream(s.nextID.Add(1), s, ss.Send)
+	s.mu.Lock()
+	s.streams[st.id] = st
+	s.mu.Unlock()
+	s.metrics.connected(1)
+	defer func() {
+		s.mu.Lock()
+		delete(s.streams, st.id)
+		s.mu.Unlock()
+		s.metrics.connected(-1)
+	}()
+
+	reqs := make(chan *discoveryv3.DiscoveryRequest)
+	var recvErr error
+	go func() {
+		defer close(reqs)
+		for {
+			req, err := ss.Recv()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr = err
+				}
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ss.Context().Done():
+				return
+			}
+		}
+	}()
+	// recvErr is read only after reqs is closed, which happens after the
+	// write: the channel close orders them.
+	err := st.serve(ss.Context(), reqs, func() error { return recvErr })
+	if err != nil && !errors.Is(err, errDraining) && status.Code(err) != codes.Canceled {
+		st.logger().Debug("stream ended", "error", err)
+	}
+	return err
+}
+
+// DeltaAggregatedResources is not served yet: every real gRPC client uses
+// SotW. Envoy falls back to SotW when configured for it.
+func (s *Server) DeltaAggregatedResources(discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	return status.Error(codes.Unimplemented, "switchboard does not serve delta xDS yet; use ADS state-of-the-world (GRPC, not DELTA_GRPC)")
+}
+
+// Drain ends every stream with UNAVAILABLE, so that clients reconnect to
+// another replica at once, and refuses new streams. It is the first step of
+// a graceful shutdown; grpc.Server.GracefulStop is the second.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
+}
+
+// Clients returns the status of every connected client, ordered by stream.
+func (s *Server) Clients() []ClientStatus {
+	s.mu.Lock()
+	streams := make([]*stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	out := make([]ClientStatus, len(streams))
+	for i, st := range streams {
+		out[i] = st.snapshot()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out
+}

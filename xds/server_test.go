@@ -1,0 +1,341 @@
+package xds
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// harness is an ADS server on a loopback port and a raw ADS client: the
+// feature tests below check the DiscoveryResponses a client receives.
+type harness struct {
+	cache   *Cache
+	srv     *Server
+	metrics *Metrics
+	conn    *grpc.ClientConn
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	h := &harness{cache: NewCache(), metrics: NewMetrics(reg)}
+	h.srv = NewServer(h.cache, ServerOptions{Metrics: h.metrics})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.conn.Close() })
+	return h
+}
+
+type client struct {
+	t      *testing.T
+	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	resps  chan *discoveryv3.DiscoveryResponse
+	errc   chan error
+	first  bool
+}
+
+func (h *harness) client(t *testing.T) *client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, stream: s, resps: make(chan *discoveryv3.DiscoveryResponse, 100), errc: make(chan error, 1), first: true}
+	go func() {
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				c.errc <- err
+				return
+			}
+			c.resps <- r
+		}
+	}()
+	return c
+}
+
+func (c *client) request(typeURL string, names []string, ack *discoveryv3.DiscoveryResponse, nack string) {
+	c.t.Helper()
+	req := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names}
+	if c.first {
+		req.Node = &corev3.Node{Id: "test-node", UserAgentName: "feature-test"}
+		c.first = false
+	}
+	if ack != nil {
+		req.ResponseNonce = ack.GetNonce()
+		req.VersionInfo = ack.GetVersionInfo()
+	}
+	if nack != "" {
+		req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: nack}
+		req.VersionInfo = ""
+	}
+	if err := c.stream.Send(req); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *client) next() *discoveryv3.DiscoveryResponse {
+	c.t.Helper()
+	select {
+	case r := <-c.resps:
+		return r
+	case err := <-c.errc:
+		c.t.Fatalf("stream ended: %v", err)
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("no response within 10s")
+	}
+	return nil
+}
+
+// names lists the resource names in a response, decoding each Any.
+func names(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
+	t.Helper()
+	var out []string
+	for _, a := range r.GetResources() {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch v := m.(type) {
+		case *listenerv3.Listener:
+			out = append(out, v.GetName())
+		case *clusterv3.Cluster:
+			out = append(out, v.GetName())
+		case *endpointv3.ClusterLoadAssignment:
+			out = append(out, v.GetClusterName())
+		default:
+			t.Fatalf("unexpected %T", m)
+		}
+	}
+	return out
+}
+
+// svc builds the resources of a fake Service "name": a listener and a
+// cluster called name and an assignment with weight w.
+func svc(name string, w uint32) *translator.Resources {
+	return &translator.Resources{
+		Listeners: []*listenerv3.Listener{{Name: name}},
+		Clusters:  []*clusterv3.Cluster{{Name: name}},
+		Assignments: []*endpointv3.ClusterLoadAssignment{{
+			ClusterName: name,
+			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(w)}},
+		}},
+		Aliases: map[string]string{name + "-alias": name},
+	}
+}
+
+func weight(t *testing.T, r *discoveryv3.DiscoveryResponse, i int) uint32 {
+	t.Helper()
+	m, err := r.GetResources()[i].UnmarshalNew()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*endpointv3.ClusterLoadAssignment).GetEndpoints()[0].GetLoadBalancingWeight().GetValue()
+}
+
+func apply(t *testing.T, c *Cache, full bool, svcs map[string]*translator.Resources) {
+	t.Helper()
+	if _, err := c.Apply(Update{Full: full, Services: svcs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNothingServedBeforeFullWorld(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(t)
+	c.request(resourcev3.ListenerType, []string{"a", "b"}, nil, "")
+	// A partial world (not Full) must not be served ...
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	// ... so the first response the client sees is the full one.
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	if got := names(t, c.next()); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("first LDS response = %v, want [a b]", got)
+	}
+}
+
+func TestUnknownNameAnsweredAtOnce(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	c := h.client(t)
+	c.request(resourcev3.ListenerType, []string{"typo"}, nil, "")
+	if r := c.next(); len(r.GetResources()) != 0 {
+		t.Fatalf("LDS for an unknown name carried %v", names(t, r))
+	}
+	c.request(resourcev3.ClusterType, []string{"typo"}, nil, "")
+	if r := c.next(); r.GetTypeUrl() != resourcev3.ClusterType || len(r.GetResources()) != 0 {
+		t.Fatalf("CDS for an unknown name: %v %v", r.GetTypeUrl(), names(t, r))
+	}
+}
+
+func TestEDSSendsOnlyChangedAssignments(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	c := h.client(t)
+	c.request(resourcev3.EndpointType, []string{"a", "b"}, nil, "")
+	r := c.next()
+	if got := names(t, r); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("initial EDS = %v", got)
+	}
+	c.request(resourcev3.EndpointType, []string{"a", "b"}, r, "")
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/b": svc("b", 2)})
+	r = c.next()
+	if got := names(t, r); !equal(got, []string{"b"}) || weight(t, r, 0) != 2 {
+		t.Fatalf("after changing b, EDS = %v", got)
+	}
+}
+
+func TestNACKedVersionIsNotResent(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	c := h.client(t)
+	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+	r := c.next()
+	c.request(resourcev3.EndpointType, []string{"a"}, r, "bad weight")
+	// Wait until the server has read the NACK: a change applied earlier
+	// would make the NACK stale (it would answer an older response).
+	waitFor(t, func() bool {
+		cs := h.srv.Clients()
+		return len(cs) == 1 && cs[0].Types[endpointType].Nacks == 1
+	})
+	// If the server re-sent the rejected version after the NACK, it would
+	// arrive before the new version applied below.
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 7)})
+	r = c.next()
+	if got := weight(t, r, 0); got != 7 {
+		t.Fatalf("after NACK the next EDS response had weight %d, want the new version (7)", got)
+	}
+	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds")); got != 1 {
+		t.Fatalf("nacks{eds} = %v, want 1", got)
+	}
+	cs := h.srv.Clients()
+	if len(cs) != 1 || cs[0].NodeID != "test-node" || cs[0].Types[endpointType].Nacks != 1 || cs[0].Types[endpointType].LastNack != "bad weight" {
+		t.Fatalf("client status = %+v", cs)
+	}
+}
+
+func TestAliasListenerNamedAsAsked(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	c := h.client(t)
+	c.request(resourcev3.ListenerType, []string{"a-alias"}, nil, "")
+	r := c.next()
+	if got := names(t, r); !equal(got, []string{"a-alias"}) {
+		t.Fatalf("LDS = %v, want [a-alias]", got)
+	}
+	m, _ := r.GetResources()[0].UnmarshalNew()
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := m.(*listenerv3.Listener).GetApiListener().GetApiListener().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	if got := hcm.GetRds().GetRouteConfigName(); got != "a" {
+		t.Fatalf("alias listener routes to %q, want the canonical route a", got)
+	}
+	// Deleting the Service deletes the alias too: a full-state LDS without it.
+	c.request(resourcev3.ListenerType, []string{"a-alias"}, r, "")
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": nil})
+	if r := c.next(); len(r.GetResources()) != 0 {
+		t.Fatalf("after delete, LDS = %v", names(t, r))
+	}
+}
+
+func TestDeletedListenerLeavesFullState(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	c := h.client(t)
+	c.request(resourcev3.ListenerType, []string{"a", "b"}, nil, "")
+	r := c.next()
+	c.request(resourcev3.ListenerType, []string{"a", "b"}, r, "")
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	if got := names(t, c.next()); !equal(got, []string{"a"}) {
+		t.Fatalf("after b left the world, LDS = %v, want [a]", got)
+	}
+}
+
+func TestDrainEndsStreams(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, nil)
+	c := h.client(t)
+	c.request(resourcev3.ListenerType, []string{"a"}, nil, "")
+	c.next()
+	h.srv.Drain()
+	select {
+	case err := <-c.errc:
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("drained stream ended with %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream not ended by Drain")
+	}
+}
+
+func TestVersionsDeriveFromContent(t *testing.T) {
+	a, b := NewCache(), NewCache()
+	apply(t, a, true, map[string]*translator.Resources{"ns/a": svc("a", 3)})
+	apply(t, b, true, map[string]*translator.Resources{"ns/a": svc("a", 3)})
+	for ty := range numTypes {
+		for name, r := range a.resources[ty] {
+			if got := b.resources[ty][name].Version; got != r.Version {
+				t.Fatalf("%v %s: versions %s and %s for the same content", typeIndex(ty), name, r.Version, got)
+			}
+		}
+	}
+	n, err := a.Apply(Update{Services: map[string]*translator.Resources{"ns/a": svc("a", 3)}})
+	if err != nil || n != 0 {
+		t.Fatalf("re-applying the same content changed %d resources (err %v)", n, err)
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

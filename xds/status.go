@@ -1,0 +1,49 @@
+package xds
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ClientStatus is what the server knows of one connected client: who it is
+// and, per resource type, what it subscribed to, what it was sent, what it
+// accepted and what it rejected. It is a copy; changing it changes nothing.
+type ClientStatus struct {
+	Stream      int64
+	NodeID      string
+	UserAgent   string
+	Zone        string
+	ConnectedAt time.Time
+	Types       [numTypes]TypeStatus
+}
+
+// TypeStatus is one client's state for one resource type.
+type TypeStatus struct {
+	Subscribed   int       `json:"subscribed"`
+	Wildcard     bool      `json:"wildcard,omitempty"`
+	SentVersion  string    `json:"sent_version,omitempty"`
+	AckedVersion string    `json:"acked_version,omitempty"`
+	Responses    int       `json:"responses"`
+	Nacks        int       `json:"nacks"`
+	LastNack     string    `json:"last_nack,omitempty"`
+	LastNackAt   time.Time `json:"last_nack_at,omitzero"`
+}
+
+// MarshalJSON names the types ("lds", "rds", "cds", "eds") and leaves out
+// the ones the client never asked for.
+func (c ClientStatus) MarshalJSON() ([]byte, error) {
+	types := map[string]TypeStatus{}
+	for t, s := range c.Types {
+		if s != (TypeStatus{}) {
+			types[typeIndex(t).String()] = s
+		}
+	}
+	return json.Marshal(struct {
+		Stream      int64                 `json:"stream"`
+		NodeID      string                `json:"node_id"`
+		UserAgent   string                `json:"user_agent"`
+		Zone        string                `json:"zone,omitempty"`
+		ConnectedAt time.Time             `json:"connected_at"`
+		Types       map[string]TypeStatus `json:"types"`
+	}{c.Stream, c.NodeID, c.UserAgent, c.Zone, c.ConnectedAt, types})
+}

@@ -1,0 +1,311 @@
+package xds
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// typeState is one stream's SotW protocol state for one resource type.
+type typeState struct {
+	started    bool
+	wildcard   bool
+	subscribed map[string]struct{}
+	// sent holds, per name, the version last sent: what the client has, or
+	// has rejected. A resource is sent again only when its version differs,
+	// so a rejected version is never sent twice to the same client.
+	sent  map[string]string
+	nonce string
+	// status is what /debug/clients shows.
+	status TypeStatus
+}
+
+// stream is one ADS stream (one client connection's SotW session). Its
+// protocol state is owned by the goroutine running serve; statusMu guards
+// only the copy that the debug endpoint reads.
+type stream struct {
+	id      int64
+	srv     *Server
+	w       *subscriber
+	send    func(*discoveryv3.DiscoveryResponse) error
+	node    *corev3.Node
+	types   [numTypes]*typeState
+	nonce   int64
+	started time.Time
+
+	statusMu sync.Mutex
+	status   ClientStatus
+}
+
+func newStream(id int64, srv *Server, send func(*discoveryv3.DiscoveryResponse) error) *stream {
+	st := &stream{id: id, srv: srv, w: newSubscriber(), send: send, started: time.Now()}
+	for t := range numTypes {
+		st.types[t] = &typeState{subscribed: map[string]struct{}{}, sent: map[string]string{}}
+	}
+	st.status = ClientStatus{Stream: id, ConnectedAt: st.started}
+	return st
+}
+
+// serve runs the stream until the client goes away, ctx ends or the server
+// drains.
+func (st *stream) serve(ctx context.Context, reqs <-chan *discoveryv3.DiscoveryRequest, recvErr func() error) error {
+	c := st.srv.cache
+	c.register(st.w)
+	defer c.unregister(st.w)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-st.srv.draining:
+			return errDraining
+		case req, ok := <-reqs:
+			if !ok {
+				return recvErr()
+			}
+			if err := st.handleRequest(req); err != nil {
+				return err
+			}
+		case <-st.w.signal:
+			if err := st.handleChanges(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (st *stream) logger() *slog.Logger {
+	return st.srv.log.With("stream", st.id, "node", st.node.GetId())
+}
+
+func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
+	if req.GetNode() != nil && st.node == nil {
+		st.node = req.GetNode()
+		st.updateStatus(func(s *ClientStatus) {
+			s.NodeID = st.node.GetId()
+			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
+			s.Zone = st.node.GetLocality().GetZone()
+		})
+	}
+	t, ok := typeOf(req.GetTypeUrl())
+	if !ok {
+		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
+		return nil
+	}
+	ts := st.types[t]
+	if ts.nonce != "" && req.GetResponseNonce() != ts.nonce {
+		// A request that answers an older response: the client will answer
+		// the newest one too (xDS protocol, "resource updates").
+		return nil
+	}
+	switch {
+	case req.GetErrorDetail() != nil:
+		st.srv.metrics.nack(t)
+		st.logger().Warn("client rejected xDS response",
+			"type", t.String(), "version", req.GetVersionInfo(), "nonce", req.GetResponseNonce(),
+			"error", req.GetErrorDetail().GetMessage())
+		ts.status.Nacks++
+		ts.status.LastNack = req.GetErrorDetail().GetMessage()
+		ts.status.LastNackAt = time.Now()
+	case req.GetResponseNonce() != "":
+		ts.status.AckedVersion = req.GetVersionInfo()
+	}
+
+	added, removed, wildcard := st.diffSubscription(t, ts, req.GetResourceNames())
+	first := !ts.started
+	ts.started = true
+	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
+		ts.wildcard = wildcard
+		st.srv.cache.watch(st.w, t, wildcard, added, removed)
+		for _, n := range removed {
+			delete(ts.subscribed, n)
+			delete(ts.sent, n)
+		}
+		for _, n := range added {
+			ts.subscribed[n] = struct{}{}
+		}
+		ts.status.Subscribed = len(ts.subscribed)
+		ts.status.Wildcard = wildcard
+	}
+	st.publishType(t)
+	if !st.srv.cache.Ready() {
+		// Nothing is served before the first full translation; the ready
+		// notification brings us back here.
+		return nil
+	}
+	// A new subscription to LDS or CDS is answered at once, even when the
+	// name does not exist, so the client learns that without a timer.
+	force := t.fullState() && (first || len(added) > 0)
+	return st.respond(t, force, added)
+}
+
+// diffSubscription compares the names in a request with the subscription.
+func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (added, removed []string, wildcard bool) {
+	wildcard = t.fullState() && ((!ts.started && len(names) == 0) || (ts.wildcard && len(names) == 0) || slices.Contains(names, "*"))
+	want := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if n == "*" {
+			continue
+		}
+		want[n] = struct{}{}
+		if _, ok := ts.subscribed[n]; !ok {
+			added = append(added, n)
+		}
+	}
+	for n := range ts.subscribed {
+		if _, ok := want[n]; !ok {
+			removed = append(removed, n)
+		}
+	}
+	return added, removed, wildcard
+}
+
+func (st *stream) handleChanges() error {
+	pending, ready := st.w.take()
+	if !st.srv.cache.Ready() {
+		// Changes before the first full world are not served; becoming
+		// ready brings every subscription up to date at once.
+		return nil
+	}
+	for t := range numTypes {
+		ts := st.types[t]
+		if !ts.started {
+			continue
+		}
+		var err error
+		if ready {
+			err = st.respond(typeIndex(t), typeIndex(t).fullState(), keys(ts.subscribed))
+		} else if len(pending[t]) > 0 {
+			err = st.respond(typeIndex(t), false, keys(pending[t]))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// respond sends what the client of type t lacks. candidates are the names to
+// look at (changed or newly subscribed); force sends a full-state response
+// even when no version changed.
+func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
+	ts := st.types[t]
+	c := st.srv.cache
+	if !t.fullState() {
+		var out []*Resource
+		for _, n := range candidates {
+			if _, ok := ts.subscribed[n]; !ok {
+				continue
+			}
+			if r := c.get(t, n); r != nil && ts.sent[n] != r.Version {
+				out = append(out, r)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		for _, r := range out {
+			ts.sent[r.Name] = r.Version
+		}
+		return st.sendResources(t, out)
+	}
+
+	// LDS and CDS: any change among the candidates means a response that
+	// carries every subscribed resource that exists.
+	changed := force
+	for _, n := range candidates {
+		if changed {
+			break
+		}
+		if _, ok := ts.subscribed[n]; !ok && !ts.wildcard {
+			continue
+		}
+		r := c.get(t, n)
+		v, had := ts.sent[n]
+		changed = (r == nil && had) || (r != nil && r.Version != v)
+	}
+	if !changed {
+		return nil
+	}
+	var out []*Resource
+	if ts.wildcard {
+		out = c.all(t)
+	}
+	for n := range ts.subscribed {
+		if r := c.get(t, n); r != nil && !(ts.wildcard && c.has(t, n)) {
+			out = append(out, r)
+		}
+	}
+	clear(ts.sent)
+	for _, r := range out {
+		ts.sent[r.Name] = r.Version
+	}
+	return st.sendResources(t, out)
+}
+
+func (st *stream) sendResources(t typeIndex, out []*Resource) error {
+	slices.SortFunc(out, func(a, b *Resource) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	h := fnv.New64a()
+	anys := make([]*anypb.Any, len(out))
+	for i, r := range out {
+		anys[i] = r.Any
+		_, _ = h.Write([]byte(r.Name))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(r.Version))
+		_, _ = h.Write([]byte{0})
+	}
+	st.nonce++
+	ts := st.types[t]
+	ts.nonce = strconv.FormatInt(st.nonce, 10)
+	resp := &discoveryv3.DiscoveryResponse{
+		VersionInfo: strconv.FormatUint(h.Sum64(), 16),
+		Resources:   anys,
+		TypeUrl:     typeURLs[t],
+		Nonce:       ts.nonce,
+	}
+	ts.status.SentVersion = resp.VersionInfo
+	ts.status.Responses++
+	st.publishType(t)
+	st.srv.metrics.response(t, len(out))
+	return st.send(resp)
+}
+
+func (st *stream) publishType(t typeIndex) {
+	s := st.types[t].status
+	st.updateStatus(func(cs *ClientStatus) { cs.Types[t] = s })
+}
+
+func (st *stream) updateStatus(f func(*ClientStatus)) {
+	st.statusMu.Lock()
+	f(&st.status)
+	st.statusMu.Unlock()
+}
+
+func (st *stream) snapshot() ClientStatus {
+	st.statusMu.Lock()
+	defer st.statusMu.Unlock()
+	return st.status
+}

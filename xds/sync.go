@@ -1,0 +1,121 @@
+package xds
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// SyncerOptions configure a Syncer.
+type SyncerOptions struct {
+	Translator translator.Options
+	// Logger receives new diagnostics and cache errors; nil discards them.
+	Logger *slog.Logger
+	// Metrics records translation time and diagnostics; nil records nothing.
+	Metrics *Metrics
+	// Now is the clock for durations; nil means time.Now.
+	Now func() time.Time
+}
+
+// Syncer carries watcher batches into the Cache: it translates the Services
+// that changed (and only those), stores the result and keeps the current
+// diagnostics for the debug endpoint. Its Sink method is a watcher.Sink.
+type Syncer struct {
+	cache *Cache
+	opts  SyncerOptions
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	diags map[watcher.ServiceKey][]translator.Diagnostic
+}
+
+// NewSyncer returns a Syncer that fills cache.
+func NewSyncer(cache *Cache, opts SyncerOptions) *Syncer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{cache: cache, opts: opts, log: log, diags: map[watcher.ServiceKey][]translator.Diagnostic{}}
+}
+
+// Sink translates one batch and applies it to the cache.
+func (s *Syncer) Sink(b watcher.Batch) {
+	start := s.opts.Now()
+	u := Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
+	diags := make(map[watcher.ServiceKey][]translator.Diagnostic, len(b.Services))
+	for key, svc := range b.Services {
+		if svc == nil {
+			u.Services[key.String()] = nil
+			continue
+		}
+		res, d := translator.Service(s.opts.Translator, svc)
+		u.Services[key.String()] = &res
+		diags[key] = d
+	}
+	n, err := s.cache.Apply(u)
+	if err != nil {
+		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
+	}
+	s.recordDiagnostics(b, diags)
+	if m := s.opts.Metrics; m != nil {
+		m.translate.Observe(s.opts.Now().Sub(start).Seconds())
+		m.applied.Add(float64(n))
+		if s.cache.Ready() {
+			m.cacheReady.Set(1)
+		}
+	}
+}
+
+func (s *Syncer) recordDiagnostics(b watcher.Batch, diags map[watcher.ServiceKey][]translator.Diagnostic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.Full {
+		for key := range s.diags {
+			if _, ok := b.Services[key]; !ok {
+				delete(s.diags, key)
+			}
+		}
+	}
+	for key := range b.Services {
+		old, now := s.diags[key], diags[key]
+		for _, d := range now {
+			if !slices.Contains(old, d) {
+				s.log.Warn("service not fully translated", "service", key.String(), "port", d.Port, "reason", d.Reason)
+			}
+		}
+		if len(now) == 0 {
+			delete(s.diags, key)
+		} else {
+			s.diags[key] = now
+		}
+	}
+	if m := s.opts.Metrics; m != nil {
+		total := 0
+		for _, d := range s.diags {
+			total += len(d)
+		}
+		m.diagnosed.Set(float64(total))
+	}
+}
+
+// Diagnostics returns the current diagnostics, sorted by Service and port.
+func (s *Syncer) Diagnostics() []translator.Diagnostic {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []translator.Diagnostic
+	for _, d := range s.diags {
+		out = append(out, d...)
+	}
+	slices.SortFunc(out, func(a, b translator.Diagnostic) int {
+		return strings.Compare(a.String(), b.String())
+	})
+	return out
+}

@@ -1,0 +1,174 @@
+package xds
+
+import (
+	"sync"
+
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// subscriber collects the names that changed for one stream until the stream
+// gets to them. Marking never blocks: a slow client delays only itself, and
+// changes that pile up are coalesced into one set.
+type subscriber struct {
+	mu      sync.Mutex
+	pending [numTypes]map[string]struct{}
+	ready   bool
+	signal  chan struct{}
+}
+
+func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
+
+func (w *subscriber) wake() {
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *subscriber) markOne(t typeIndex, name string) {
+	w.mu.Lock()
+	if w.pending[t] == nil {
+		w.pending[t] = map[string]struct{}{}
+	}
+	w.pending[t][name] = struct{}{}
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *subscriber) mark(t typeIndex, names map[string]struct{}) {
+	w.mu.Lock()
+	if w.pending[t] == nil {
+		w.pending[t] = make(map[string]struct{}, len(names))
+	}
+	for n := range names {
+		w.pending[t][n] = struct{}{}
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *subscriber) markReady() {
+	w.mu.Lock()
+	w.ready = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+// take returns and clears what is pending.
+func (w *subscriber) take() (pending [numTypes]map[string]struct{}, ready bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pending, ready = w.pending, w.ready
+	w.pending = [numTypes]map[string]struct{}{}
+	w.ready = false
+	return pending, ready
+}
+
+// register adds w to the cache; it is told when the cache becomes ready.
+func (c *Cache) register(w *subscriber) {
+	c.mu.Lock()
+	c.watchers[w] = struct{}{}
+	c.mu.Unlock()
+}
+
+// unregister forgets w and every name it watched.
+func (c *Cache) unregister(w *subscriber) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.watchers, w)
+	for t := range numTypes {
+		delete(c.wildcard[t], w)
+		for name, ws := range c.byName[t] {
+			if _, ok := ws[w]; ok {
+				c.unwatchLocked(typeIndex(t), name, w)
+			}
+		}
+	}
+}
+
+// watch updates w's interest in type t: names added and removed, and
+// whether w watches every name of the type. A stream registers interest
+// before it reads, so no change can fall between its read and its watch.
+func (c *Cache) watch(w *subscriber, t typeIndex, wildcard bool, added, removed []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if wildcard {
+		c.wildcard[t][w] = struct{}{}
+	} else {
+		delete(c.wildcard[t], w)
+	}
+	for _, name := range added {
+		ws := c.byName[t][name]
+		if ws == nil {
+			ws = map[*subscriber]struct{}{}
+			c.byName[t][name] = ws
+		}
+		ws[w] = struct{}{}
+	}
+	for _, name := range removed {
+		c.unwatchLocked(t, name, w)
+	}
+}
+
+func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
+	ws := c.byName[t][name]
+	delete(ws, w)
+	if len(ws) == 0 {
+		delete(c.byName[t], name)
+	}
+}
+
+// get returns the current resource of type t named name, or nil. Alias
+// listeners are built on first use and kept until their alias changes.
+func (c *Cache) get(t typeIndex, name string) *Resource {
+	c.mu.RLock()
+	r := c.resources[t][name]
+	if r != nil || t != listenerType {
+		c.mu.RUnlock()
+		return r
+	}
+	r = c.aliasListeners[name]
+	canonical, isAlias := c.aliases[name]
+	c.mu.RUnlock()
+	if r != nil || !isAlias {
+		return r
+	}
+	built, err := newResource(name, translator.AliasListener(name, canonical))
+	if err != nil {
+		// Built from two strings, it cannot fail to marshal unless the
+		// proto library is broken; serve the name as missing rather than
+		// take the stream down.
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.aliases[name]; cur != canonical {
+		// The alias moved while we built; build it again next time.
+		return c.resources[t][name]
+	}
+	if prev := c.aliasListeners[name]; prev != nil {
+		return prev
+	}
+	c.aliasListeners[name] = built
+	return built
+}
+
+// all returns every resource of type t (for wildcard subscribers). Alias
+// listeners are not part of a wildcard: nobody asked for them by name.
+func (c *Cache) all(t typeIndex) []*Resource {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Resource, 0, len(c.resources[t]))
+	for _, r := range c.resources[t] {
+		out = append(out, r)
+	}
+	return out
+}
+
+// has reports whether a resource (not an alias) of type t is named name.
+func (c *Cache) has(t typeIndex, name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.resources[t][name]
+	return ok
+}
