@@ -1,0 +1,224 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// InformerSource reads Services and EndpointSlices from an API server through
+// client-go shared informers.
+//
+// With Options.Namespaces empty it watches all namespaces; otherwise it runs
+// one pair of informers per listed namespace. Options.Selector is sent to the
+// API server for Services only (slices of a selected Service carry other
+// labels). Objects are stripped before they enter the informer caches
+// (managed fields, annotations other than switchboard.io/, status, owner
+// references), which bounds the memory of large clusters.
+//
+// When the API server goes away, the informers keep retrying with backoff
+// (client-go does), the last state keeps being served, and nothing is
+// published as empty; after a reconnect the relist brings the view up to date.
+type InformerSource struct {
+	client kubernetes.Interface
+	cfg    config
+}
+
+// NewInformerSource returns a Source backed by client. It fails on invalid
+// Options (a malformed selector, negative or inverted delays).
+func NewInformerSource(client kubernetes.Interface, opts Options) (*InformerSource, error) {
+	if client == nil {
+		return nil, errors.New("informer source: nil client")
+	}
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, fmt.Errorf("informer source: %w", err)
+	}
+	return &InformerSource{client: client, cfg: cfg}, nil
+}
+
+// Run implements Source. It waits for every informer cache to sync, publishes
+// a Full batch, then publishes changes until ctx is done. It does not give up
+// on an unreachable API server: it keeps waiting (and logging the watch
+// errors) until ctx is done, so callers wanting a startup deadline bound ctx
+// or check the server first.
+func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	c := newCoalescer(s.cfg)
+	ownerDone := make(chan struct{})
+	go func() {
+		defer close(ownerDone)
+		c.run(ctx, sink)
+	}()
+	defer func() { <-ownerDone }() // runs after cancel: the owner stops first
+
+	namespaces := s.cfg.filter.namespaceList()
+	if namespaces == nil {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	selector := s.cfg.filter.selector.String()
+	var (
+		factories []informers.SharedInformerFactory
+		synced    []cache.InformerSynced
+	)
+	defer func() {
+		cancel()
+		for _, f := range factories {
+			f.Shutdown() // waits for the informer goroutines
+		}
+	}()
+	for _, ns := range namespaces {
+		// Two factories per namespace, because a factory's list options apply
+		// to all its informers and the selector is for Services only.
+		svcFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+			informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+		sliceFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithNamespace(ns))
+		factories = append(factories, svcFactory, sliceFactory)
+
+		regs, err := s.register(ctx, c, ns,
+			svcFactory.Core().V1().Services().Informer(),
+			sliceFactory.Discovery().V1().EndpointSlices().Informer())
+		if err != nil {
+			return err
+		}
+		synced = append(synced, regs...)
+	}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+
+	start := time.Now()
+	s.cfg.log.Info("waiting for informer caches to sync", "namespaces", strings.Join(namespaces, ","))
+	// The registrations' HasSynced, not the informers': it turns true only
+	// once our handlers have seen every object of the initial list, and the
+	// handlers enqueue before they return, so the sync marker below is
+	// ordered after the whole initial state.
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return nil // ctx done before sync: a normal shutdown
+	}
+	if !c.send(ctx, update{synced: true}) {
+		return nil
+	}
+	s.cfg.log.Info("informer caches synced", "duration", time.Since(start))
+	<-ctx.Done()
+	return nil
+}
+
+// register sets the transform, the watch error handler and our event handlers
+// on one namespace's informers and returns the handler registrations' sync
+// functions.
+func (s *InformerSource) register(ctx context.Context, c *coalescer, ns string,
+	svcInformer, sliceInformer cache.SharedIndexInformer,
+) ([]cache.InformerSynced, error) {
+	var out []cache.InformerSynced
+	for _, in := range []struct {
+		kind     string
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		{kindService, svcInformer, handler(ctx, c, s.cfg.metrics, kindService,
+			(*Store).UpsertService, (*Store).DeleteService)},
+		{kindEndpointSlice, sliceInformer, handler(ctx, c, s.cfg.metrics, kindEndpointSlice,
+			(*Store).UpsertSlice, (*Store).DeleteSlice)},
+	} {
+		log := s.cfg.log.With("kind", in.kind, "namespace", ns)
+		err := errors.Join(
+			in.informer.SetTransform(stripObject),
+			in.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+				// client-go retries with backoff; say why we are not current.
+				log.Warn("watch failed; retrying, last state kept", "error", err)
+			}),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("set up %s informer in namespace %q: %w", in.kind, ns, err)
+		}
+		reg, err := in.informer.AddEventHandler(in.handler)
+		if err != nil {
+			return nil, fmt.Errorf("add %s event handler in namespace %q: %w", in.kind, ns, err)
+		}
+		out = append(out, reg.HasSynced)
+	}
+	return out, nil
+}
+
+// handler turns informer notifications for one kind into updates. It runs
+// on the informer's goroutine and touches no state: the owner goroutine
+// applies the updates to the Store.
+func handler[T metav1.Object](ctx context.Context, c *coalescer, m *Metrics, kind string,
+	upsert func(*Store, T) bool, remove func(st *Store, namespace, name string) bool,
+) cache.ResourceEventHandler {
+	onUpsert := func(event string, obj any) {
+		o, ok := obj.(T)
+		if !ok {
+			return
+		}
+		m.event(kind, event)
+		c.send(ctx, update{apply: func(st *Store) bool { return upsert(st, o) }})
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { onUpsert(eventAdd, obj) },
+		UpdateFunc: func(_, obj any) { onUpsert(eventUpdate, obj) },
+		DeleteFunc: func(obj any) {
+			// A watch that missed the delete hands over a tombstone.
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			o, ok := obj.(metav1.Object)
+			if !ok {
+				return
+			}
+			ns, name := o.GetNamespace(), o.GetName()
+			m.event(kind, eventDelete)
+			c.send(ctx, update{apply: func(st *Store) bool { return remove(st, ns, name) }})
+		},
+	}
+}
+
+// stripObject drops the fields the Store never reads before an object enters
+// an informer cache. client-go calls it on freshly decoded objects, so it
+// mutates in place; it is idempotent as SetTransform requires.
+func stripObject(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations = keptAnnotations(o.Annotations)
+		o.Status = corev1.ServiceStatus{}
+	case *discoveryv1.EndpointSlice:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations = nil
+		// Only the service-name label joins a slice to its Service.
+		if name, ok := o.Labels[discoveryv1.LabelServiceName]; ok {
+			if len(o.Labels) > 1 {
+				o.Labels = map[string]string{discoveryv1.LabelServiceName: name}
+			}
+		} else {
+			o.Labels = nil
+		}
+		for i := range o.Endpoints {
+			o.Endpoints[i].DeprecatedTopology = nil
+		}
+	}
+	return obj, nil
+}
+
+func stripMeta(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	m.OwnerReferences = nil
+	m.Finalizers = nil
+	m.GenerateName = ""
+}
+
+// Assert at compile time that stripObject fits client-go's type.
+var _ cache.TransformFunc = stripObject
