@@ -1,0 +1,316 @@
+package watcher
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// writeFile replaces dir/name atomically (temp file and rename), as careful
+// tools do, so the poller never sees a half-written file.
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logBuffer is a concurrency-safe log sink for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func manifestService(name string, port int) string {
+	return strings.NewReplacer("NAME", name, "PORT", strconv.Itoa(port)).Replace(`
+apiVersion: v1
+kind: Service
+metadata:
+  name: NAME
+  namespace: demo
+spec:
+  ports:
+  - name: grpc
+    port: PORT
+`)
+}
+
+func manifestSlice(svc string, addrs ...string) string {
+	var eps strings.Builder
+	for _, a := range addrs {
+		eps.WriteString("- addresses: [\"" + a + "\"]\n")
+	}
+	return strings.NewReplacer("SVC", svc, "EPS", eps.String()).Replace(`
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: SVC-1
+  namespace: demo
+  labels:
+    kubernetes.io/service-name: SVC
+addressType: IPv4
+ports:
+- name: grpc
+  port: 50051
+endpoints:
+EPS`)
+}
+
+func addrs(v *Service) []string {
+	if v == nil || len(v.Ports) == 0 {
+		return nil
+	}
+	var out []string
+	for _, e := range v.Ports[0].Endpoints {
+		out = append(out, e.Addresses[0])
+	}
+	return out
+}
+
+type manifestHarness struct {
+	dir     string
+	rec     *sinkRecorder
+	logs    *logBuffer
+	metrics *Metrics
+}
+
+func startManifests(t *testing.T, files map[string]string) *manifestHarness {
+	t.Helper()
+	h := &manifestHarness{dir: t.TempDir(), rec: newSinkRecorder(t), logs: &logBuffer{}, metrics: NewMetrics(prometheus.NewRegistry())}
+	for name, content := range files {
+		writeFile(t, h.dir, name, content)
+	}
+	opts := fastOptions()
+	opts.PollInterval = 5 * time.Millisecond
+	opts.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Metrics = h.metrics
+	src, err := NewManifestSource(h.dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, src, h.rec.sink)
+	return h
+}
+
+func TestManifestSourceInitialLoad(t *testing.T) {
+	h := startManifests(t, map[string]string{
+		"web.yaml": manifestService("web", 80) + "---\n" + manifestSlice("web", "10.0.0.2", "10.0.0.1") + `
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+---
+`,
+		"api.JSON": `{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+   "spec": {"ports": [{"name": "http", "port": 8080}]}},
+  {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+   "metadata": {"name": "api-1", "labels": {"kubernetes.io/service-name": "api"}},
+   "addressType": "IPv6", "ports": [{"name": "http", "port": 8080}],
+   "endpoints": [{"addresses": ["fd00::1"], "conditions": {"ready": false}}]}
+]}
+{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ignored"}}`,
+		"notes.txt":    "not a manifest",
+		".hidden.yaml": manifestService("hidden", 80),
+	})
+	first := h.rec.next()
+	if !first.Full || len(first.Services) != 2 {
+		t.Fatalf("first batch: full=%v services=%s; want full with demo/web and default/api", first.Full, dump(first.Services))
+	}
+	if got := addrs(first.Services[key("demo", "web")]); strings.Join(got, ",") != "10.0.0.1,10.0.0.2" {
+		t.Errorf("demo/web endpoints = %v", got)
+	}
+	assertView(t, "default/api", first.Services[key("default", "api")], &Service{
+		Key: key("default", "api"), Type: TypeClusterIP, SliceCount: 1,
+		Ports: []Port{tcp("http", 8080, 8080, Endpoint{Addresses: []string{"fd00::1"}, Port: 8080})},
+	})
+	if logs := h.logs.String(); !strings.Contains(logs, "kind=Deployment") || !strings.Contains(logs, "kind=ConfigMap") {
+		t.Errorf("other kinds should be logged at debug level; logs:\n%s", logs)
+	}
+}
+
+func TestManifestSourceFollowsChanges(t *testing.T) {
+	h := startManifests(t, map[string]string{
+		"web.yaml": manifestService("web", 80) + "---\n" + manifestSlice("web", "10.0.0.1"),
+	})
+	h.rec.next()
+
+	// An edit.
+	writeFile(t, h.dir, "web.yaml", manifestService("web", 80)+"---\n"+manifestSlice("web", "10.0.0.1", "10.0.0.3"))
+	v := h.rec.until(key("demo", "web"), "the edit", func(v *Service) bool { return len(addrs(v)) == 2 })
+	if got := addrs(v); got[1] != "10.0.0.3" {
+		t.Errorf("after edit: %v", got)
+	}
+
+	// A new file.
+	writeFile(t, h.dir, "api.yml", manifestService("api", 8080))
+	h.rec.until(key("demo", "api"), "the new file", func(v *Service) bool { return v != nil })
+
+	// A deleted file removes its objects.
+	if err := os.Remove(filepath.Join(h.dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.until(key("demo", "web"), "the deleted file", func(v *Service) bool { return v == nil })
+
+	if got := testutil.ToFloat64(h.metrics.events.WithLabelValues(kindService, eventDelete)); got != 1 {
+		t.Errorf("service delete events = %v, want 1", got)
+	}
+}
+
+func TestManifestSourceBrokenFileKeepsLastGoodContent(t *testing.T) {
+	h := startManifests(t, map[string]string{
+		"web.yaml":   manifestService("web", 80) + "---\n" + manifestSlice("web", "10.0.0.1"),
+		"other.yaml": manifestService("other", 80),
+		"bad.yaml":   "kind: Service\n  : [unbalanced",
+	})
+	first := h.rec.next()
+	if len(first.Services) != 2 {
+		t.Fatalf("first batch: %s; want web and other (bad.yaml contributes nothing)", dump(first.Services))
+	}
+	errorsFor := func(file string) float64 {
+		return testutil.ToFloat64(h.metrics.manifestErrors.WithLabelValues(file))
+	}
+	if errorsFor("bad.yaml") != 1 || !strings.Contains(h.logs.String(), "bad.yaml") {
+		t.Fatalf("bad.yaml at start: errors=%v, logs:\n%s", errorsFor("bad.yaml"), h.logs.String())
+	}
+
+	// One good and one bad document: the whole file keeps its last good
+	// content, the Service edit in the good document included.
+	writeFile(t, h.dir, "web.yaml", manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.1", "10.0.0.300"))
+	eventually(t, "the parse error to be counted", func() bool { return errorsFor("web.yaml") == 1 })
+	logs := h.logs.String()
+	if !strings.Contains(logs, "web.yaml") || !strings.Contains(logs, "10.0.0.300") || !strings.Contains(logs, "document 2") {
+		t.Errorf("the log should name the file, the document and the reason:\n%s", logs)
+	}
+
+	// Other files are unaffected, and web did not change.
+	writeFile(t, h.dir, "other.yaml", manifestService("other", 82))
+	b := h.rec.next()
+	if len(b.Services) != 1 || b.Services[key("demo", "other")] == nil {
+		t.Fatalf("batch after editing other.yaml: %s; want only demo/other", dump(b.Services))
+	}
+
+	// A misspelt field is an error too, not a silently missing endpoint.
+	writeFile(t, h.dir, "web.yaml", strings.Replace(manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.2"), "addresses", "adresses", 1))
+	eventually(t, "the strict decoding error", func() bool { return errorsFor("web.yaml") == 2 })
+
+	// Fixed: the new content is published.
+	writeFile(t, h.dir, "web.yaml", manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.2"))
+	v := h.rec.until(key("demo", "web"), "the fixed file", func(v *Service) bool { return v != nil })
+	if v.Ports[0].Port != 81 || strings.Join(addrs(v), ",") != "10.0.0.2" {
+		t.Errorf("fixed web: %s", dump(v))
+	}
+	if errorsFor("web.yaml") != 2 {
+		t.Errorf("web.yaml errors = %v, want 2 (one per bad content)", errorsFor("web.yaml"))
+	}
+}
+
+func TestManifestSourceDuplicateFirstFileWins(t *testing.T) {
+	h := startManifests(t, map[string]string{
+		"a.yaml": manifestService("web", 80),
+		"b.yaml": manifestService("web", 90),
+	})
+	first := h.rec.next()
+	if v := first.Services[key("demo", "web")]; v == nil || v.Ports[0].Port != 80 {
+		t.Fatalf("demo/web = %s, want the definition from a.yaml", dump(v))
+	}
+	if !strings.Contains(h.logs.String(), "object defined in two manifest files") {
+		t.Errorf("the clash should be logged:\n%s", h.logs.String())
+	}
+	// When a.yaml goes, b.yaml's definition takes over.
+	if err := os.Remove(filepath.Join(h.dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.until(key("demo", "web"), "b.yaml to take over", func(v *Service) bool { return v != nil && v.Ports[0].Port == 90 })
+}
+
+func TestNewManifestSourceErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.yaml")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(dir, "missing"), file} {
+		if _, err := NewManifestSource(d, Options{}); err == nil {
+			t.Errorf("NewManifestSource(%s): want an error", d)
+		}
+	}
+}
+
+func TestDecodeFile(t *testing.T) {
+	dec, err := newManifestDecoder(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		in      string
+		want    []objKey
+		wantErr string
+	}{
+		{"empty", "", nil, ""},
+		{"only separators", "---\n---\n", nil, ""},
+		{"namespace defaults", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+			[]objKey{{kindService, "default", "a"}}, ""},
+		{"json stream", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"}} {"apiVersion":"v1","kind":"Service","metadata":{"name":"b","namespace":"x"}}`,
+			[]objKey{{kindService, "default", "a"}, {kindService, "x", "b"}}, ""},
+		{"unknown kinds are skipped", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", nil, ""},
+		{"old EndpointSlice versions are skipped", "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: w}\n", nil, ""},
+		{"missing kind", "apiVersion: v1\nmetadata: {name: a}\n", nil, "document 1"},
+		{"no name", "apiVersion: v1\nkind: Service\n", nil, "metadata.name"},
+		{"bad address family", manifestSlice("a", "fd00::1"), nil, "not an IPv4 address"},
+		{"bad address type", strings.Replace(manifestSlice("a", "10.0.0.1"), "IPv4", "IPv5", 1), nil, "IPv5"},
+		{"unknown field", manifestService("a", 1) + "  bogus: 1\n", nil, "bogus"},
+		{"yaml syntax", "a: [", nil, "document 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := dec.decodeFile("f.yaml", []byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []objKey
+			for _, o := range objs {
+				got = append(got, o.key)
+			}
+			assertView(t, "objects", got, tc.want)
+		})
+	}
+}
