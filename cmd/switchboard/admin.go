@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-xds/switchboard/xds"
+)
+
+// adminHandler serves the operator's endpoints:
+//
+//	/metrics             Prometheus metrics
+//	/healthz             the process is alive
+//	/readyz              the first full translation after sync is in the cache
+//	/debug/clients       every connected xDS client and its per-type state
+//	/debug/diagnostics   Services that could not be translated, or not fully
+func adminHandler(reg *prometheus.Registry, cache *xds.Cache, ads *xds.Server, syncer *xds.Syncer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !cache.Ready() {
+			http.Error(w, "not ready: waiting for the first full translation after the sources synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /debug/clients", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, ads.Clients())
+	})
+	mux.HandleFunc("GET /debug/diagnostics", func(w http.ResponseWriter, _ *http.Request) {
+		type diag struct {
+			Service string `json:"service"`
+			Port    string `json:"port,omitempty"`
+			Reason  string `json:"reason"`
+		}
+		out := []diag{}
+		for _, d := range syncer.Diagnostics() {
+			out = append(out, diag{Service: d.Service.String(), Port: d.Port, Reason: d.Reason})
+		}
+		writeJSON(w, out)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/xds"
+)
+
+// serve builds the parts, runs them until ctx ends or one fails, and shuts
+// down in order: stop taking changes, drain the xDS streams, stop the
+// servers.
+func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
+	log := o.logger(stderr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	xdsMetrics := xds.NewMetrics(reg)
+
+	wopts := watcher.Options{
+		Namespaces: o.Namespaces,
+		Selector:   o.Selector,
+		MinDelay:   o.MinDelay,
+		MaxDelay:   o.MaxDelay,
+		Logger:     log.With("component", "watcher"),
+		Metrics:    watcher.NewMetrics(reg),
+	}
+	src, err := newSource(ctx, o, wopts)
+	if err != nil {
+		return err
+	}
+
+	cache := xds.NewCache()
+	syncer := xds.NewSyncer(cache, xds.SyncerOptions{
+		Translator: translator.Options{ClusterDomain: o.ClusterDomain},
+		Logger:     log.With("component", "translator"),
+		Metrics:    xdsMetrics,
+	})
+	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics})
+
+	xdsLis, err := net.Listen("tcp", o.XDSAddress)
+	if err != nil {
+		return fmt.Errorf("--xds-address: %w", err)
+	}
+	adminLis, err := net.Listen("tcp", o.AdminAddress)
+	if err != nil {
+		_ = xdsLis.Close()
+		return fmt.Errorf("--admin-address: %w", err)
+	}
+	grpcServer := grpc.NewServer(
+		// Clients may ping idle streams; do not answer those pings with GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
+	admin := &http.Server{
+		Handler:           adminHandler(reg, cache, ads, syncer),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	log.Info("switchboard serving", "version", version, "xds", xdsLis.Addr().String(), "admin", adminLis.Addr().String(), "source", o.source())
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
+	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
+	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
+	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout, log) }()
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	cancel()
+	shutdown(grpcServer, ads, admin, o.DrainTimeout, log)
+	return first
+}
+
+// waitReady fails when the sources do not sync in time: better a clear
+// error and a restart than a replica that never becomes ready.
+func waitReady(ctx context.Context, cache *xds.Cache, timeout time.Duration, log *slog.Logger) error {
+	start := time.Now()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-cache.ReadyC():
+		log.Info("first full translation in the cache; serving", "after", time.Since(start).Round(time.Millisecond))
+		<-ctx.Done()
+		return nil
+	case <-t.C:
+		return fmt.Errorf("sources did not sync within --sync-timeout %v", timeout)
+	}
+}
+
+func shutdown(grpcServer *grpc.Server, ads *xds.Server, admin *http.Server, timeout time.Duration, log *slog.Logger) {
+	log.Info("shutting down: draining xDS streams")
+	ads.Drain()
+	done := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Warn("streams did not end in time; closing them", "drain_timeout", timeout)
+		grpcServer.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = admin.Shutdown(ctx)
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

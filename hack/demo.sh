@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make demo: Switchboard's main job on the embedded example. It builds
+# Switchboard, a test backend and a real grpc-go xDS client, then runs
+#
+#   3 backends  127.0.0.11:50051 (greeter-a), .12 (greeter-b), .13 (greeter-c)
+#   switchboard serve --manifests .demo/manifests   (a copy of deploy/examples)
+#   a grpc-go client dialing xds:///greeter.demo:50051, printing the spread
+#   of its calls per backend every second
+#
+# and edits the manifest on a script: greeter-c becomes not ready, greeter-b
+# leaves the slice, both come back. Then it keeps running: edit
+# .demo/manifests/greeter.yaml yourself and watch the spread follow. Ctrl-C
+# stops everything. DEMO_SCRIPT_ONLY=1 stops after the script (for tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+XDS=${DEMO_XDS_ADDRESS:-127.0.0.1:18000}
+ADMIN=${DEMO_ADMIN_ADDRESS:-127.0.0.1:9090}
+STEP=${DEMO_STEP_SECONDS:-5}
+work=.demo
+rm -rf "$work" && mkdir -p "$work/manifests" bin
+cp deploy/examples/*.yaml "$work/manifests/"
+manifest="$work/manifests/greeter.yaml"
+
+echo "demo: building switchboard, the test backend and the grpc-go xDS client"
+go build -o bin/switchboard ./cmd/switchboard
+go build -o bin/testbackend ./integration/cmd/testbackend
+go build -o bin/goclient ./integration/clients/goclient
+
+pids=()
+cleanup() {
+	trap - EXIT INT TERM
+	echo
+	echo "demo: stopping"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+bin/testbackend --listen 127.0.0.11:50051=greeter-a,127.0.0.12:50051=greeter-b,127.0.0.13:50051=greeter-c \
+	>"$work/backends.log" 2>&1 &
+pids+=($!)
+bin/switchboard serve --manifests "$work/manifests" --xds-address "$XDS" --admin-address "$ADMIN" \
+	>"$work/switchboard.log" 2>&1 &
+pids+=($!)
+bin/switchboard bootstrap grpc --server "$XDS" --node-id demo-client --zone zone-a --namespace demo >"$work/bootstrap.json"
+
+for _ in $(seq 100); do
+	curl -fsS "http://$ADMIN/readyz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+curl -fsS "http://$ADMIN/readyz" >/dev/null || { echo "demo: switchboard did not become ready; see $work/switchboard.log"; cat "$work/switchboard.log"; exit 1; }
+echo "demo: switchboard ready (xDS $XDS, admin http://$ADMIN: /metrics /debug/clients)"
+echo "demo: client dialing xds:///greeter.demo:50051; one line per second"
+GRPC_XDS_BOOTSTRAP="$work/bootstrap.json" bin/goclient --target xds:///greeter.demo:50051 --interval-ms 10 --report-every 1s &
+pids+=($!)
+
+# set_endpoint NAME FIELD VALUE rewrites one line of the manifest the way an
+# operator's editor would (write a new file, rename it into place).
+edit() {
+	sed "$1" "$manifest" >"$manifest.tmp" && mv "$manifest.tmp" "$manifest"
+}
+
+sleep "$STEP"
+echo "demo: greeter-c (127.0.0.13) becomes not ready"
+edit '/127.0.0.13/{n;s/ready: true/ready: false/}'
+sleep "$STEP"
+echo "demo: greeter-b (127.0.0.12) leaves the EndpointSlice"
+edit '/127.0.0.12/,+3d'
+sleep "$STEP"
+echo "demo: both come back"
+cp deploy/examples/greeter.yaml "$manifest"
+sleep "$STEP"
+if [[ -n "${DEMO_SCRIPT_ONLY:-}" ]]; then
+	exit 0
+fi
+echo "demo: now edit $manifest yourself (conditions, addresses 127.0.0.11-13); Ctrl-C stops"
+wait
