@@ -26,14 +26,18 @@ import (
 // sorts first, since its zone is "".
 const ZonelessSubZone = "unknown"
 
-// candidate is one endpoint after validation: normalized addresses and a
-// port that a client can dial.
+// candidate is one endpoint after validation: addresses that a client can
+// dial, in their output form, and a port in 1..65535.
 type candidate struct {
-	addrs []netip.Addr
-	// primary is addrs[0].String(), kept for sorting.
-	primary string
-	port    uint32
-	zone    string
+	addrs []ipAddr
+	port  uint32
+	zone  string
+}
+
+// ipAddr is a parsed address with the string that is sent for it.
+type ipAddr struct {
+	ip netip.Addr
+	s  string // ip.String(), the canonical spelling
 }
 
 // loadAssignment builds the ClusterLoadAssignment named canonical from the
@@ -66,7 +70,8 @@ type candidate struct {
 // fail calls fast with UNAVAILABLE.
 func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
-	var ready, fallback []candidate
+	ready := make([]candidate, 0, len(eps))
+	var fallback []candidate
 	for i := range eps {
 		e := &eps[i]
 		if !e.Ready && !(e.Serving && e.Terminating) {
@@ -101,14 +106,15 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		slices.SortFunc(chosen, compareCandidates)
 	}
 
-	// Group by zone after dropping duplicate (address, port) pairs.
+	// Drop duplicate (address, port) pairs, in place (chosen is ours), and
+	// count what is left per zone.
 	seen := make(map[netip.AddrPort]struct{}, len(chosen))
-	groups := make(map[string][]*endpointv3.LbEndpoint)
-	var zones []string
+	perZone := make(map[string]int, 4)
+	kept, extra := chosen[:0], 0
 	for _, c := range chosen {
-		addrs := c.addrs[:0] // c is ours: filter in place
+		addrs := c.addrs[:0]
 		for _, a := range c.addrs {
-			ap := netip.AddrPortFrom(a, uint16(c.port))
+			ap := netip.AddrPortFrom(a.ip, uint16(c.port))
 			if _, dup := seen[ap]; dup {
 				continue
 			}
@@ -118,19 +124,40 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		if len(addrs) == 0 {
 			continue
 		}
-		if _, ok := groups[c.zone]; !ok {
-			zones = append(zones, c.zone)
-		}
-		groups[c.zone] = append(groups[c.zone], lbEndpoint(addrs, c.port))
+		c.addrs = addrs
+		kept = append(kept, c)
+		extra += len(addrs) - 1
+		perZone[c.zone]++
+	}
+
+	// One locality per zone, sorted by zone; each zone's endpoints take a
+	// contiguous window of one pointer slice, in address order.
+	zones := make([]string, 0, len(perZone))
+	for z := range perZone {
+		zones = append(zones, z)
 	}
 	slices.Sort(zones)
+	offset := make(map[string]int, len(zones))
+	next := 0
+	for _, z := range zones {
+		offset[z] = next
+		next += perZone[z]
+	}
+	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
+	fill := make(map[string]int, len(zones))
+	alloc := newEndpointAlloc(len(kept), extra)
+	for _, c := range kept {
+		i := offset[c.zone] + fill[c.zone]
+		fill[c.zone]++
+		ptrs[i] = alloc.lbEndpoint(c.addrs, c.port)
+	}
 	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, 0, len(zones))
 	for _, z := range zones {
-		lbs := groups[z]
+		lo, n := offset[z], perZone[z]
 		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
 			Locality:            locality(z),
-			LbEndpoints:         lbs,
-			LoadBalancingWeight: wrapperspb.UInt32(uint32(len(lbs))),
+			LbEndpoints:         ptrs[lo : lo+n : lo+n],
+			LoadBalancingWeight: wrapperspb.UInt32(uint32(n)),
 			Priority:            0,
 		})
 	}
@@ -143,10 +170,10 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 // even for a view that breaks its one-entry-per-(address, port) promise.
 func compareCandidates(a, b candidate) int {
 	return cmp.Or(
-		cmp.Compare(a.primary, b.primary),
+		cmp.Compare(a.addrs[0].s, b.addrs[0].s),
 		cmp.Compare(a.port, b.port),
 		cmp.Compare(a.zone, b.zone),
-		slices.CompareFunc(a.addrs, b.addrs, netip.Addr.Compare),
+		slices.CompareFunc(a.addrs, b.addrs, func(x, y ipAddr) int { return x.ip.Compare(y.ip) }),
 	)
 }
 
@@ -158,32 +185,76 @@ func locality(zone string) *corev3.Locality {
 	return &corev3.Locality{Zone: zone}
 }
 
-// lbEndpoint returns a HEALTHY endpoint at addrs[0]:port with the other
-// addresses as additional addresses (gRFC A61). addrs must not be empty.
-func lbEndpoint(addrs []netip.Addr, port uint32) *endpointv3.LbEndpoint {
-	ep := &endpointv3.Endpoint{Address: socketAddress(addrs[0], port)}
-	if len(addrs) > 1 {
-		ep.AdditionalAddresses = make([]*endpointv3.Endpoint_AdditionalAddress, 0, len(addrs)-1)
-		for _, a := range addrs[1:] {
-			ep.AdditionalAddresses = append(ep.AdditionalAddresses,
-				&endpointv3.Endpoint_AdditionalAddress{Address: socketAddress(a, port)})
-		}
-	}
-	return &endpointv3.LbEndpoint{
-		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: ep},
-		HealthStatus:   corev3.HealthStatus_HEALTHY,
-	}
+// endpointAlloc hands out the messages of an assignment's endpoints from a
+// few slices, one per message shape, rather than as seven small objects per
+// endpoint: translation cost is dominated by allocation (see
+// BenchmarkService). Each message is handed out once, so none is shared,
+// and none is copied (they are used in place through pointers).
+type endpointAlloc struct {
+	eps   []endpointMsgs
+	extra []addressMsgs
+	adds  []endpointv3.Endpoint_AdditionalAddress
+	addPs []*endpointv3.Endpoint_AdditionalAddress
 }
 
-// socketAddress returns the TCP address a:port.
-func socketAddress(a netip.Addr, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{
-		SocketAddress: &corev3.SocketAddress{
-			Protocol:      corev3.SocketAddress_TCP,
-			Address:       a.String(),
-			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-		},
-	}}
+// endpointMsgs are the messages of one LbEndpoint.
+type endpointMsgs struct {
+	lb   endpointv3.LbEndpoint
+	host endpointv3.LbEndpoint_Endpoint
+	ep   endpointv3.Endpoint
+	addr addressMsgs
+}
+
+// addressMsgs are the messages of one TCP socket address.
+type addressMsgs struct {
+	addr corev3.Address
+	sa   corev3.Address_SocketAddress
+	sock corev3.SocketAddress
+	port corev3.SocketAddress_PortValue
+}
+
+// newEndpointAlloc makes room for n endpoints with extra additional
+// addresses between them.
+func newEndpointAlloc(n, extra int) *endpointAlloc {
+	a := &endpointAlloc{eps: make([]endpointMsgs, n)}
+	if extra > 0 {
+		a.extra = make([]addressMsgs, extra)
+		a.adds = make([]endpointv3.Endpoint_AdditionalAddress, extra)
+		a.addPs = make([]*endpointv3.Endpoint_AdditionalAddress, extra)
+	}
+	return a
+}
+
+// lbEndpoint returns a HEALTHY endpoint at addrs[0]:port with the other
+// addresses as additional addresses (gRFC A61). addrs must not be empty.
+func (a *endpointAlloc) lbEndpoint(addrs []ipAddr, port uint32) *endpointv3.LbEndpoint {
+	m := &a.eps[0]
+	a.eps = a.eps[1:]
+	m.ep.Address = m.addr.socketAddress(addrs[0].s, port)
+	if k := len(addrs) - 1; k > 0 {
+		ps := a.addPs[:k:k]
+		for i, ad := range addrs[1:] {
+			a.adds[i].Address = a.extra[i].socketAddress(ad.s, port)
+			ps[i] = &a.adds[i]
+		}
+		m.ep.AdditionalAddresses = ps
+		a.extra, a.adds, a.addPs = a.extra[k:], a.adds[k:], a.addPs[k:]
+	}
+	m.host.Endpoint = &m.ep
+	m.lb.HostIdentifier = &m.host
+	m.lb.HealthStatus = corev3.HealthStatus_HEALTHY
+	return &m.lb
+}
+
+// socketAddress fills m as the TCP address ip:port and returns it.
+func (m *addressMsgs) socketAddress(ip string, port uint32) *corev3.Address {
+	m.port.PortValue = port
+	m.sock.Protocol = corev3.SocketAddress_TCP
+	m.sock.Address = ip
+	m.sock.PortSpecifier = &m.port
+	m.sa.SocketAddress = &m.sock
+	m.addr.Address = &m.sa
+	return &m.addr
 }
 
 // validEndpoint checks that e can be dialled: at least one address, every
@@ -197,14 +268,19 @@ func validEndpoint(e *watcher.Endpoint) (candidate, error) {
 	if e.Port < 1 || e.Port > 65535 {
 		return candidate{}, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
 	}
-	c := candidate{addrs: make([]netip.Addr, 0, len(e.Addresses)), port: uint32(e.Port), zone: e.Zone}
+	c := candidate{addrs: make([]ipAddr, 0, len(e.Addresses)), port: uint32(e.Port), zone: e.Zone}
 	for _, s := range e.Addresses {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.Zone() != "" {
 			return candidate{}, fmt.Errorf("endpoint address %q is not an IP address; endpoint skipped", s)
 		}
-		c.addrs = append(c.addrs, a)
+		if !ip.Is4() {
+			// ParseAddr accepts only the canonical dotted quad for IPv4, but
+			// IPv6 has many spellings (case, zero compression, embedded
+			// IPv4): send and compare one.
+			s = ip.String()
+		}
+		c.addrs = append(c.addrs, ipAddr{ip: ip, s: s})
 	}
-	c.primary = c.addrs[0].String()
 	return c, nil
 }
