@@ -124,7 +124,7 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 		for i, item := range o.Items {
 			objs, err := d.decodeObject(file, item.Raw, depth+1)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("List item %d: %w", i, err))
+				errs = append(errs, fmt.Errorf("item %d of the List: %w", i, err))
 				continue
 			}
 			out = append(out, objs...)

@@ -234,9 +234,9 @@ func (f *folder) load(name string, fi os.FileInfo) bool {
 	fs.modTime, fs.size, fs.hash = fi.ModTime(), fi.Size(), hash
 	objs, err := f.dec.decodeFile(name, data)
 	if err != nil {
-		f.cfg.metrics.manifestError(name)
 		f.cfg.log.Warn("manifest file does not parse; keeping its last good content",
 			"file", path, "kept_objects", len(fs.objects), "error", err)
+		f.cfg.metrics.manifestError(name)
 		return false
 	}
 	fs.objects = objs

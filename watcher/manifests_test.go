@@ -281,10 +281,16 @@ func TestDecodeFile(t *testing.T) {
 	}{
 		{"empty", "", nil, ""},
 		{"only separators", "---\n---\n", nil, ""},
-		{"namespace defaults", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
-			[]objKey{{kindService, "default", "a"}}, ""},
-		{"json stream", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"}} {"apiVersion":"v1","kind":"Service","metadata":{"name":"b","namespace":"x"}}`,
-			[]objKey{{kindService, "default", "a"}, {kindService, "x", "b"}}, ""},
+		{
+			"namespace defaults", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+			[]objKey{{kindService, "default", "a"}},
+			"",
+		},
+		{
+			"json stream", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"}} {"apiVersion":"v1","kind":"Service","metadata":{"name":"b","namespace":"x"}}`,
+			[]objKey{{kindService, "default", "a"}, {kindService, "x", "b"}},
+			"",
+		},
 		{"unknown kinds are skipped", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", nil, ""},
 		{"old EndpointSlice versions are skipped", "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: w}\n", nil, ""},
 		{"missing kind", "apiVersion: v1\nmetadata: {name: a}\n", nil, "document 1"},
@@ -313,4 +319,28 @@ func TestDecodeFile(t *testing.T) {
 			assertView(t, "objects", got, tc.want)
 		})
 	}
+}
+
+func TestManifestSourceEmptiedFileAndSameSizeEdit(t *testing.T) {
+	h := startManifests(t, map[string]string{
+		"web.yaml": manifestService("web", 80),
+		"api.yaml": manifestService("api", 80),
+	})
+	h.rec.next()
+
+	// Same size, same mtime, new content: caught because the mtime is recent.
+	path := filepath.Join(h.dir, "web.yaml")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, h.dir, "web.yaml", manifestService("web", 90))
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.until(key("demo", "web"), "the same-size edit", func(v *Service) bool { return v != nil && v.Ports[0].Port == 90 })
+
+	// An emptied file removes its objects (after a second look).
+	writeFile(t, h.dir, "api.yaml", "")
+	h.rec.until(key("demo", "api"), "the emptied file", func(v *Service) bool { return v == nil })
 }
