@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,9 @@ import (
 type InformerSource struct {
 	client kubernetes.Interface
 	cfg    config
+	// lastWatchErr is the latest error from any informer's watch, for the
+	// sync timeout error.
+	lastWatchErr atomic.Pointer[error]
 }
 
 // NewInformerSource returns a Source backed by client. It fails on invalid
@@ -47,10 +51,10 @@ func NewInformerSource(client kubernetes.Interface, opts Options) (*InformerSour
 }
 
 // Run implements Source. It waits for every informer cache to sync, publishes
-// a Full batch, then publishes changes until ctx is done. It does not give up
-// on an unreachable API server: it keeps waiting (and logging the watch
-// errors) until ctx is done, so callers wanting a startup deadline bound ctx
-// or check the server first.
+// a Full batch, then publishes changes until ctx is done. While the caches
+// have not synced it logs each watch error and keeps waiting; with
+// Options.SyncTimeout set it gives up after that long and returns an error
+// that wraps the last watch error.
 func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,8 +109,21 @@ func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
 	// once our handlers have seen every object of the initial list, and the
 	// handlers enqueue before they return, so the sync marker below is
 	// ordered after the whole initial state.
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return nil // ctx done before sync: a normal shutdown
+	waitCtx := ctx
+	if s.cfg.syncTimeout > 0 {
+		var cancelWait context.CancelFunc
+		waitCtx, cancelWait = context.WithTimeout(ctx, s.cfg.syncTimeout)
+		defer cancelWait()
+	}
+	if !cache.WaitForCacheSync(waitCtx.Done(), synced...) {
+		if ctx.Err() != nil {
+			return nil // a normal shutdown before sync
+		}
+		err := errors.New("no watch error reported")
+		if last := s.lastWatchErr.Load(); last != nil {
+			err = *last
+		}
+		return fmt.Errorf("informer caches not synced after %v: %w", s.cfg.syncTimeout, err)
 	}
 	if !c.send(ctx, update{synced: true}) {
 		return nil
@@ -139,6 +156,7 @@ func (s *InformerSource) register(ctx context.Context, c *coalescer, ns string,
 			in.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 				// client-go retries with backoff; say why we are not current.
 				log.Warn("watch failed; retrying, last state kept", "error", err)
+				s.lastWatchErr.Store(&err)
 			}),
 		)
 		if err != nil {

@@ -228,6 +228,23 @@ func TestInformerSourceNothingBeforeSync(t *testing.T) {
 	}
 }
 
+func TestInformerSourceSyncTimeout(t *testing.T) {
+	client := fake.NewClientset()
+	client.PrependReactor("list", "*", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("connection refused")
+	})
+	opts := fastOptions()
+	opts.SyncTimeout = 300 * time.Millisecond
+	src, err := NewInformerSource(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Run(context.Background(), func(b Batch) { t.Errorf("unexpected batch %+v", b) })
+	if err == nil || !strings.Contains(err.Error(), "not synced") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Run = %v; want a sync timeout naming the list error", err)
+	}
+}
+
 func TestNewInformerSourceErrors(t *testing.T) {
 	if _, err := NewInformerSource(nil, Options{}); err == nil {
 		t.Error("nil client: want an error")

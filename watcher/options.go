@@ -68,6 +68,11 @@ type Options struct {
 	// PollInterval is how often the manifest source checks its folder; zero
 	// means DefaultPollInterval. The informer source ignores it.
 	PollInterval time.Duration
+	// SyncTimeout makes the informer source's Run fail, naming the last watch
+	// error, when its caches have not synced within this time (an API server
+	// that cannot be reached or refuses us). Zero waits until ctx is done.
+	// The manifest source ignores it.
+	SyncTimeout time.Duration
 	// Clock drives the delays and the manifest polling; nil means the real
 	// clock. Tests pass k8s.io/utils/clock/testing.FakeClock.
 	Clock clock.WithTicker
@@ -83,6 +88,7 @@ type config struct {
 	minDelay     time.Duration
 	maxDelay     time.Duration
 	pollInterval time.Duration
+	syncTimeout  time.Duration
 	clock        clock.WithTicker
 	log          *slog.Logger
 	metrics      *Metrics
@@ -98,6 +104,7 @@ func (o Options) config() (config, error) {
 		minDelay:     o.MinDelay,
 		maxDelay:     o.MaxDelay,
 		pollInterval: o.PollInterval,
+		syncTimeout:  o.SyncTimeout,
 		clock:        o.Clock,
 		log:          o.Logger,
 		metrics:      o.Metrics,
@@ -112,8 +119,8 @@ func (o Options) config() (config, error) {
 		c.pollInterval = DefaultPollInterval
 	}
 	var errs []error
-	if c.minDelay < 0 || c.maxDelay < 0 || c.pollInterval < 0 {
-		errs = append(errs, errors.New("delays and poll interval must not be negative"))
+	if c.minDelay < 0 || c.maxDelay < 0 || c.pollInterval < 0 || c.syncTimeout < 0 {
+		errs = append(errs, errors.New("delays, poll interval and sync timeout must not be negative"))
 	}
 	if c.maxDelay < c.minDelay {
 		errs = append(errs, fmt.Errorf("max delay %v is less than min delay %v", c.maxDelay, c.minDelay))
