@@ -42,9 +42,10 @@ type Cache struct {
 	groups    map[string]*group
 	// aliases maps every alias listener name to its canonical listener name;
 	// aliasListeners memoizes the alias listeners that somebody subscribed
-	// to, so names nobody asks for cost a map entry and nothing else.
+	// to, by canonical name and then by the name asked for, so names nobody
+	// asks for cost a map entry and nothing else.
 	aliases        map[string]string
-	aliasListeners map[string]*Resource
+	aliasListeners map[string]map[string]*Resource
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -64,7 +65,7 @@ func NewCache() *Cache {
 		readyC:         make(chan struct{}),
 		groups:         map[string]*group{},
 		aliases:        map[string]string{},
-		aliasListeners: map[string]*Resource{},
+		aliasListeners: map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
 	}
 	for t := range numTypes {
@@ -198,6 +199,10 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 					continue
 				}
 				delete(c.resources[t], name)
+				if t == listenerType {
+					// No alias routes to a listener that is gone.
+					delete(c.aliasListeners, name)
+				}
 				mark(typeIndex(t), name)
 			}
 		}
@@ -206,7 +211,6 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 				continue
 			}
 			delete(c.aliases, alias)
-			delete(c.aliasListeners, alias)
 			mark(listenerType, alias)
 		}
 	}
@@ -219,7 +223,6 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 			continue
 		}
 		c.aliases[alias] = canonical
-		delete(c.aliasListeners, alias)
 		mark(listenerType, alias)
 	}
 	c.groups[key] = g

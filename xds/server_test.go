@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/switchboard-xds/switchboard/translator"
@@ -61,6 +62,7 @@ type client struct {
 	resps  chan *discoveryv3.DiscoveryResponse
 	errc   chan error
 	first  bool
+	node   *corev3.Node
 }
 
 func (h *harness) client(t *testing.T) *client {
@@ -89,7 +91,10 @@ func (c *client) request(typeURL string, names []string, ack *discoveryv3.Discov
 	c.t.Helper()
 	req := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names}
 	if c.first {
-		req.Node = &corev3.Node{Id: "test-node", UserAgentName: "feature-test"}
+		req.Node = c.node
+		if req.Node == nil {
+			req.Node = &corev3.Node{Id: "test-node", UserAgentName: "feature-test"}
+		}
 		c.first = false
 	}
 	if ack != nil {
@@ -337,5 +342,54 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestShortNamesResolveInClientNamespace(t *testing.T) {
+	h := newHarness(t)
+	canonical := "s.ns.svc.cluster.local:80"
+	res := &translator.Resources{
+		Listeners: []*listenerv3.Listener{{Name: canonical}},
+		Aliases:   map[string]string{"s.ns:80": canonical},
+	}
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})
+
+	inNS := h.client(t)
+	inNS.node = &corev3.Node{Id: "in-ns", Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+		"NAMESPACE": structpb.NewStringValue("ns"),
+	}}}
+	inNS.request(resourcev3.ListenerType, []string{"s:80", "s.ns:80"}, nil, "")
+	r := inNS.next()
+	if got := names(t, r); !equal(got, []string{"s.ns:80", "s:80"}) {
+		t.Fatalf("LDS = %v, want the short and the full alias", got)
+	}
+	for _, a := range r.GetResources() {
+		m, _ := a.UnmarshalNew()
+		hcm := &hcmv3.HttpConnectionManager{}
+		if err := m.(*listenerv3.Listener).GetApiListener().GetApiListener().UnmarshalTo(hcm); err != nil {
+			t.Fatal(err)
+		}
+		if hcm.GetRds().GetRouteConfigName() != canonical {
+			t.Fatalf("%s routes to %q", m.(*listenerv3.Listener).GetName(), hcm.GetRds().GetRouteConfigName())
+		}
+	}
+
+	// A client that did not say its namespace has no short names.
+	other := h.client(t)
+	other.request(resourcev3.ListenerType, []string{"s:80"}, nil, "")
+	if r := other.next(); len(r.GetResources()) != 0 {
+		t.Fatalf("short name without a namespace resolved to %v", names(t, r))
+	}
+
+	// Unsubscribing the full form keeps the short one watched: deleting
+	// the Service still reaches the client.
+	inNS.request(resourcev3.ListenerType, []string{"s:80"}, r, "")
+	waitFor(t, func() bool {
+		cs := h.srv.Clients()
+		return len(cs) > 0 && cs[0].Types[listenerType].Subscribed == 1
+	})
+	apply(t, h.cache, true, nil)
+	if r := inNS.next(); len(r.GetResources()) != 0 {
+		t.Fatalf("after delete, LDS = %v", names(t, r))
 	}
 }

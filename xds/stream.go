@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,12 @@ type typeState struct {
 	// so a rejected version is never sent twice to the same client.
 	sent  map[string]string
 	nonce string
+	// resolved maps a short name ("S:P", "S") to the name it stands for in
+	// the client's namespace ("S.NS:P", "S.NS"); requesters is the reverse,
+	// and watchRefs counts the subscribed names behind each watched name.
+	resolved   map[string]string
+	requesters map[string][]string
+	watchRefs  map[string]int
 	// status is what /debug/clients shows.
 	status TypeStatus
 }
@@ -32,8 +39,11 @@ type typeState struct {
 // protocol state is owned by the goroutine running serve; statusMu guards
 // only the copy that the debug endpoint reads.
 type stream struct {
-	id      int64
-	srv     *Server
+	id  int64
+	srv *Server
+	// ns is the client's namespace (node metadata NAMESPACE), for short
+	// names; "" when the client did not say.
+	ns      string
 	w       *subscriber
 	send    func(*discoveryv3.DiscoveryResponse) error
 	node    *corev3.Node
@@ -48,7 +58,10 @@ type stream struct {
 func newStream(id int64, srv *Server, send func(*discoveryv3.DiscoveryResponse) error) *stream {
 	st := &stream{id: id, srv: srv, w: newSubscriber(), send: send, started: time.Now()}
 	for t := range numTypes {
-		st.types[t] = &typeState{subscribed: map[string]struct{}{}, sent: map[string]string{}}
+		st.types[t] = &typeState{
+			subscribed: map[string]struct{}{}, sent: map[string]string{},
+			resolved: map[string]string{}, requesters: map[string][]string{}, watchRefs: map[string]int{},
+		}
 	}
 	st.status = ClientStatus{Stream: id, ConnectedAt: st.started}
 	return st
@@ -88,6 +101,7 @@ func (st *stream) logger() *slog.Logger {
 func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 	if req.GetNode() != nil && st.node == nil {
 		st.node = req.GetNode()
+		st.ns = st.node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
 		st.updateStatus(func(s *ClientStatus) {
 			s.NodeID = st.node.GetId()
 			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
@@ -123,14 +137,21 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 	ts.started = true
 	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
 		ts.wildcard = wildcard
-		st.srv.cache.watch(st.w, t, wildcard, added, removed)
+		var watchAdd, watchRemove []string
 		for _, n := range removed {
 			delete(ts.subscribed, n)
 			delete(ts.sent, n)
+			if rn := ts.forget(n); rn != "" {
+				watchRemove = append(watchRemove, rn)
+			}
 		}
 		for _, n := range added {
 			ts.subscribed[n] = struct{}{}
+			if rn := ts.remember(n, st.resolve(t, n)); rn != "" {
+				watchAdd = append(watchAdd, rn)
+			}
 		}
+		st.srv.cache.watch(st.w, t, wildcard, watchAdd, watchRemove)
 		ts.status.Subscribed = len(ts.subscribed)
 		ts.status.Wildcard = wildcard
 	}
@@ -183,7 +204,11 @@ func (st *stream) handleChanges() error {
 		if ready {
 			err = st.respond(typeIndex(t), typeIndex(t).fullState(), keys(ts.subscribed))
 		} else if len(pending[t]) > 0 {
-			err = st.respond(typeIndex(t), false, keys(pending[t]))
+			names := keys(pending[t])
+			for n := range pending[t] {
+				names = append(names, ts.requesters[n]...)
+			}
+			err = st.respond(typeIndex(t), false, names)
 		}
 		if err != nil {
 			return err
@@ -212,7 +237,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			if _, ok := ts.subscribed[n]; !ok {
 				continue
 			}
-			if r := c.get(t, n); r != nil && ts.sent[n] != r.Version {
+			if r := st.get(ts, t, n); r != nil && ts.sent[n] != r.Version {
 				out = append(out, r)
 			}
 		}
@@ -235,7 +260,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		if _, ok := ts.subscribed[n]; !ok && !ts.wildcard {
 			continue
 		}
-		r := c.get(t, n)
+		r := st.get(ts, t, n)
 		v, had := ts.sent[n]
 		changed = (r == nil && had) || (r != nil && r.Version != v)
 	}
@@ -247,7 +272,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		out = c.all(t)
 	}
 	for n := range ts.subscribed {
-		if r := c.get(t, n); r != nil && !(ts.wildcard && c.has(t, n)) {
+		if r := st.get(ts, t, n); r != nil && !(ts.wildcard && c.has(t, n)) {
 			out = append(out, r)
 		}
 	}
@@ -308,4 +333,63 @@ func (st *stream) snapshot() ClientStatus {
 	st.statusMu.Lock()
 	defer st.statusMu.Unlock()
 	return st.status
+}
+
+// resolve returns the name a subscribed name stands for: a listener name
+// without a dot in its host ("S:P", "S") is a Service in the client's own
+// namespace, as DNS search paths would read it.
+func (st *stream) resolve(t typeIndex, name string) string {
+	if t != listenerType || st.ns == "" {
+		return name
+	}
+	host, port, hasPort := strings.Cut(name, ":")
+	if host == "" || strings.Contains(host, ".") {
+		return name
+	}
+	if hasPort {
+		return host + "." + st.ns + ":" + port
+	}
+	return host + "." + st.ns
+}
+
+// get returns the resource a subscribed name gets, named as subscribed.
+func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
+	if rn, ok := ts.resolved[name]; ok {
+		return st.srv.cache.getAlias(name, rn)
+	}
+	return st.srv.cache.get(t, name)
+}
+
+// remember records that name is served as rn and returns the name to add
+// to the cache's watch, or "" when it is watched already.
+func (ts *typeState) remember(name, rn string) string {
+	if rn != name {
+		ts.resolved[name] = rn
+		ts.requesters[rn] = append(ts.requesters[rn], name)
+	}
+	ts.watchRefs[rn]++
+	if ts.watchRefs[rn] == 1 {
+		return rn
+	}
+	return ""
+}
+
+// forget undoes remember and returns the name to drop from the watch, or
+// "" when another subscribed name still needs it.
+func (ts *typeState) forget(name string) string {
+	rn := name
+	if r, ok := ts.resolved[name]; ok {
+		rn = r
+		delete(ts.resolved, name)
+		ts.requesters[rn] = slices.DeleteFunc(ts.requesters[rn], func(s string) bool { return s == name })
+		if len(ts.requesters[rn]) == 0 {
+			delete(ts.requesters, rn)
+		}
+	}
+	ts.watchRefs[rn]--
+	if ts.watchRefs[rn] > 0 {
+		return ""
+	}
+	delete(ts.watchRefs, rn)
+	return rn
 }

@@ -118,19 +118,28 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	}
 }
 
-// get returns the current resource of type t named name, or nil. Alias
-// listeners are built on first use and kept until their alias changes.
+// get returns the current resource of type t named name, or nil. A
+// listener name that is an alias gets its alias listener.
 func (c *Cache) get(t typeIndex, name string) *Resource {
 	c.mu.RLock()
 	r := c.resources[t][name]
+	c.mu.RUnlock()
 	if r != nil || t != listenerType {
-		c.mu.RUnlock()
 		return r
 	}
-	r = c.aliasListeners[name]
-	canonical, isAlias := c.aliases[name]
+	return c.getAlias(name, name)
+}
+
+// getAlias returns the listener named name that stands for alias (its own
+// name, or the full form of a short name): it routes to alias's canonical
+// route. It is built on first use and memoized; its content depends only
+// on the two names, so a memoized one never goes stale.
+func (c *Cache) getAlias(name, alias string) *Resource {
+	c.mu.RLock()
+	canonical, ok := c.aliases[alias]
+	r := c.aliasListeners[canonical][name]
 	c.mu.RUnlock()
-	if r != nil || !isAlias {
+	if !ok || r != nil {
 		return r
 	}
 	built, err := newResource(name, translator.AliasListener(name, canonical))
@@ -142,14 +151,19 @@ func (c *Cache) get(t typeIndex, name string) *Resource {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur := c.aliases[name]; cur != canonical {
-		// The alias moved while we built; build it again next time.
-		return c.resources[t][name]
+	if c.aliases[alias] != canonical {
+		// The alias moved while we built; the caller will be told.
+		return nil
 	}
-	if prev := c.aliasListeners[name]; prev != nil {
+	byName := c.aliasListeners[canonical]
+	if byName == nil {
+		byName = map[string]*Resource{}
+		c.aliasListeners[canonical] = byName
+	}
+	if prev := byName[name]; prev != nil {
 		return prev
 	}
-	c.aliasListeners[name] = built
+	byName[name] = built
 	return built
 }
 
