@@ -104,7 +104,11 @@ func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
 	}
 
 	start := time.Now()
-	s.cfg.log.Info("waiting for informer caches to sync", "namespaces", strings.Join(namespaces, ","))
+	watched := "all"
+	if s.cfg.filter.namespaces != nil {
+		watched = strings.Join(namespaces, ",")
+	}
+	s.cfg.log.Info("waiting for informer caches to sync", "namespaces", watched, "selector", selector)
 	// The registrations' HasSynced, not the informers': it turns true only
 	// once our handlers have seen every object of the initial list, and the
 	// handlers enqueue before they return, so the sync marker below is
