@@ -1,0 +1,198 @@
+// Command switchboard-load measures how fast and how cheaply Switchboard
+// brings N ADS clients up to date after single-endpoint changes, next to
+// go-control-plane's LinearCache and SnapshotCache and a fan-out floor, and
+// writes a report (text, Markdown, SVG). The harness is package
+// integration/load; this file parses flags and wires it.
+//
+//	switchboard-load [run] --clients 100,1000 --services 1000 --endpoints 100 --out bench-out
+//	switchboard-load serve-peer --kind switchboard|gcp-linear|gcp-snapshot|floor ...
+//
+// serve-peer is the child process that the run starts once per server kind.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-xds/switchboard/integration/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard-load:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags of a load run.
+type options struct {
+	clients  []int
+	load     load.Options
+	kinds    string
+	out      string
+	logLevel string
+	peerLog  bool
+	command  string
+	// maxClients skips a kind for client counts above its bound.
+	maxClients map[load.Kind]int
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "serve-peer" {
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return load.ServePeer(ctx, args[1:], stdin, stdout, log)
+	}
+	if len(args) > 0 && args[0] == "run" {
+		args = args[1:]
+	}
+	opts, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	opts.load.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if opts.peerLog {
+		opts.load.PeerStderr = stderr
+	}
+	for _, k := range strings.Split(opts.kinds, ",") {
+		kind, err := load.ParseKind(strings.TrimSpace(k))
+		if err != nil {
+			return fmt.Errorf("--kinds: %w", err)
+		}
+		opts.load.Kinds = append(opts.load.Kinds, kind)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the peer processes: %w", err)
+	}
+	opts.load.PeerCommand = []string{exe, "serve-peer"}
+
+	var results []load.Result
+	var errs []error
+	for _, n := range opts.clients {
+		o := opts.load
+		o.Clients = n
+		o.Kinds = nil
+		for _, k := range opts.load.Kinds {
+			if limit, ok := opts.maxClients[k]; !ok || n <= limit {
+				o.Kinds = append(o.Kinds, k)
+			}
+		}
+		rs, err := load.Run(ctx, o)
+		results = append(results, rs...)
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	if err := writeReport(opts, results, stdout); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{command: "switchboard-load " + strings.Join(args, " ")}
+	fs := flag.NewFlagSet("switchboard-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clients := fs.String("clients", "100", "comma-separated client counts N; each is a run")
+	fs.IntVar(&o.load.Services, "services", 100, "Services R in the world")
+	fs.IntVar(&o.load.Endpoints, "endpoints", 100, "ready endpoints per Service")
+	fs.IntVar(&o.load.PerClient, "per-client", 0, "Services each client subscribes to (0: all)")
+	fs.IntVar(&o.load.Changes, "changes", 100, "single-endpoint changes per server")
+	fs.IntVar(&o.load.MinChanges, "min-changes", 5, "changes applied even when --budget has run out")
+	fs.DurationVar(&o.load.Budget, "budget", 0, "bound on each server's change phase (0: none); slow peers then get fewer changes")
+	fs.DurationVar(&o.load.ChangeTimeout, "change-timeout", 30*time.Second, "a change not converged by then counts as a timeout")
+	fs.DurationVar(&o.load.SyncTimeout, "sync-timeout", 5*time.Minute, "bound on a peer's start and the clients' initial sync")
+	fs.DurationVar(&o.load.Settle, "settle", 200*time.Millisecond, "wait after the last change before reading the server's CPU")
+	fs.StringVar(&o.kinds, "kinds", "switchboard,gcp-linear,gcp-snapshot,floor", "servers to measure")
+	fs.StringVar(&o.out, "out", "bench-out", "folder for report.md, report.txt and the SVG chart")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.peerLog, "peer-log", false, "pass the peer processes' logs (warnings) to stderr")
+	maxClients := fs.String("kind-max-clients", "", "skip a server above a client count, e.g. gcp-snapshot=100 (its cost grows with N × R)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, s := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--clients: %q is not a positive number", s)
+		}
+		o.clients = append(o.clients, n)
+	}
+	o.maxClients = map[load.Kind]int{}
+	if *maxClients != "" {
+		for _, kv := range strings.Split(*maxClients, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			kind, err := load.ParseKind(strings.TrimSpace(k))
+			if err != nil {
+				return nil, fmt.Errorf("--kind-max-clients: %w", err)
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("--kind-max-clients: %q: %w", kv, err)
+			}
+			o.maxClients[kind] = n
+		}
+	}
+	return o, nil
+}
+
+// writeReport prints the comparison lines and writes the report files.
+func writeReport(opts *options, results []load.Result, stdout io.Writer) error {
+	lines := load.Lines(results)
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	if err := os.MkdirAll(opts.out, 0o755); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	md := load.Markdown(results, opts.command, machine())
+	files := map[string]string{
+		"report.md":  md,
+		"report.txt": strings.Join(lines, "\n") + "\n",
+		fmt.Sprintf("convergence-p99-R%d.svg", opts.load.Services): load.ChartSVG(results, opts.load.Services),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(opts.out, name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "report: %s\n", filepath.Join(opts.out, "report.md"))
+	return nil
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	s := fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			s += ", load average at the end " + strings.Join(f[:3], " ")
+		}
+	}
+	return s
+}

@@ -1,0 +1,382 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options describe one load run: the same world, clients and changes for
+// every server Kind.
+type Options struct {
+	// Clients is N, the number of ADS streams (one connection each).
+	Clients int
+	// Services is R, the Services in the world; Endpoints is the number of
+	// ready endpoints of each.
+	Services, Endpoints int
+	// PerClient is how many Services each client subscribes to; 0 means all
+	// of them. Client c subscribes to Services c·PerClient, c·PerClient+1, …
+	// (mod Services), so subscriptions spread evenly.
+	PerClient int
+	// Changes is the number of single-endpoint changes per Kind; fewer are
+	// applied when Budget runs out first (but at least MinChanges).
+	Changes    int
+	MinChanges int
+	// Budget bounds the change phase of one Kind; 0 means no bound.
+	Budget time.Duration
+	// Kinds are the servers under test, run one after the other.
+	Kinds []Kind
+	// PeerCommand starts a peer process: program and leading arguments, to
+	// which the peer flags are appended (see ServePeer). PeerEnv is added to
+	// its environment; its stderr goes to PeerStderr (nil discards it).
+	PeerCommand []string
+	PeerEnv     []string
+	PeerStderr  io.Writer
+	// SyncTimeout bounds the start of a peer and the initial sync of all
+	// clients; ChangeTimeout bounds one change. A change that times out is
+	// counted (Result.Timeouts) and recorded at ChangeTimeout.
+	SyncTimeout, ChangeTimeout time.Duration
+	// Settle is how long the driver waits after the last change before it
+	// reads the server's CPU time, so that work after the last ACK (ACK
+	// processing, deferred sends) is counted.
+	Settle time.Duration
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Clients < 1 || o.Services < 1 || o.Endpoints < 1 {
+		return fmt.Errorf("clients, services and endpoints must be positive (got %d, %d, %d)", o.Clients, o.Services, o.Endpoints)
+	}
+	if o.PerClient < 0 || o.PerClient > o.Services {
+		return fmt.Errorf("per-client must be between 0 and services (%d), got %d", o.Services, o.PerClient)
+	}
+	if len(o.PeerCommand) == 0 {
+		return errors.New("no peer command")
+	}
+	if o.Changes < 1 {
+		o.Changes = 1
+	}
+	if o.MinChanges < 1 || o.MinChanges > o.Changes {
+		o.MinChanges = min(o.Changes, 5)
+	}
+	if o.SyncTimeout <= 0 {
+		o.SyncTimeout = 5 * time.Minute
+	}
+	if o.ChangeTimeout <= 0 {
+		o.ChangeTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PeerStderr == nil {
+		o.PeerStderr = io.Discard
+	}
+	return nil
+}
+
+// subscriptions returns the Service indices client c subscribes to.
+func (o *Options) subscriptions(c int) []int {
+	if o.PerClient == 0 {
+		out := make([]int, o.Services)
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	out := make([]int, o.PerClient)
+	for j := range out {
+		out[j] = (c*o.PerClient + j) % o.Services
+	}
+	return out
+}
+
+// Run measures every Kind in opts.Kinds in turn and returns one Result per
+// Kind. An error means a Kind could not be measured at all (its peer did not
+// start, clients could not sync, or their state was wrong at the start);
+// clients that end with a state other than the server's are reported in
+// Result.FinalMismatches, changes that never converged in Result.Timeouts.
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	var out []Result
+	for _, kind := range opts.Kinds {
+		r, err := runKind(ctx, &opts, kind)
+		if err != nil {
+			return out, fmt.Errorf("load: %s N=%d R=%d: %w", kind, opts.Clients, opts.Services, err)
+		}
+		opts.Logger.Info("measured", "kind", kind, "clients", opts.Clients, "services", opts.Services,
+			"p50", r.P50(), "p99", r.P99(), "cpu_per_change", r.CPUPerChange, "changes", r.Changes)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// peer is a running peer process and its line protocol.
+type peer struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	exit  chan error
+}
+
+func startPeer(ctx context.Context, opts *Options, kind Kind) (*peer, []string, error) {
+	args := append(append([]string{}, opts.PeerCommand[1:]...), peerArgs(kind, opts.Services, opts.Endpoints)...)
+	cmd := exec.CommandContext(ctx, opts.PeerCommand[0], args...)
+	cmd.Env = append(os.Environ(), opts.PeerEnv...)
+	cmd.Stderr = opts.PeerStderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start peer: %w", err)
+	}
+	p := &peer{cmd: cmd, stdin: stdin, lines: make(chan string, 16), exit: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.exit <- cmd.Wait()
+	}()
+	first, err := p.expect("listening", opts.SyncTimeout)
+	if err != nil {
+		p.stop()
+		return nil, nil, err
+	}
+	return p, first, nil
+}
+
+// expect waits for the next line that starts with word and returns its
+// fields after word.
+func (p *peer) expect(word string, timeout time.Duration) ([]string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return nil, fmt.Errorf("waiting for %q: %w", word, errPeerExited)
+			}
+			f := strings.Fields(line)
+			if len(f) > 0 && f[0] == "error" {
+				return nil, fmt.Errorf("peer: %s", strings.TrimPrefix(line, "error "))
+			}
+			if len(f) > 0 && f[0] == word {
+				return f[1:], nil
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("peer did not answer %q within %s", word, timeout)
+		}
+	}
+}
+
+func (p *peer) command(format string, a ...any) error {
+	if _, err := fmt.Fprintf(p.stdin, format+"\n", a...); err != nil {
+		return fmt.Errorf("peer command: %w", err)
+	}
+	return nil
+}
+
+func (p *peer) stop() {
+	_ = p.command("quit")
+	_ = p.stdin.Close()
+	select {
+	case <-p.exit:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exit
+	}
+}
+
+func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := Result{Kind: kind, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints, PerClient: opts.PerClient}
+
+	p, first, err := startPeer(ctx, opts, kind)
+	if err != nil {
+		return res, err
+	}
+	defer p.stop()
+	if len(first) != 3 {
+		return res, fmt.Errorf("peer said %q, want ADDR HEAP_EMPTY HEAP_WORLD", first)
+	}
+	addr := first[0]
+	heapEmpty, _ := strconv.ParseUint(first[1], 10, 64)
+	heapWorld, _ := strconv.ParseUint(first[2], 10, 64)
+
+	h := newHasher()
+	world := NewWorld(opts.Services, opts.Endpoints)
+	want, err := world.expected(h)
+	if err != nil {
+		return res, err
+	}
+	var current atomic.Pointer[change]
+	subscribers := make([]int, opts.Services) // clients per Service
+	clients := make([]*client, opts.Clients)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	syncStart := time.Now()
+	for i := range clients {
+		subs := opts.subscriptions(i)
+		for _, s := range subs {
+			subscribers[s]++
+		}
+		clients[i] = newClient(i, subs, h, &current)
+		if err := clients[i].start(ctx, addr); err != nil {
+			return res, err
+		}
+	}
+	deadline := time.NewTimer(opts.SyncTimeout)
+	defer deadline.Stop()
+	for _, c := range clients {
+		select {
+		case <-c.synced:
+		case <-c.done:
+			return res, fmt.Errorf("initial sync: client %d ended: %w", c.id, c.err)
+		case <-deadline.C:
+			return res, fmt.Errorf("initial sync: client %d has not received all its resources after %s", c.id, opts.SyncTimeout)
+		}
+	}
+	res.Sync = time.Since(syncStart)
+	for _, c := range clients {
+		if n := c.mismatches(want); n > 0 {
+			return res, fmt.Errorf("initial sync: client %d holds %d resources that differ from the world", c.id, n)
+		}
+	}
+	if err := p.command("heap"); err != nil {
+		return res, err
+	}
+	f, err := p.expect("heap", opts.SyncTimeout)
+	if err != nil {
+		return res, err
+	}
+	heapClients, _ := strconv.ParseUint(f[0], 10, 64)
+	res.HeapPerEndpoint = float64(int64(heapWorld)-int64(heapEmpty)) / float64(opts.Services*opts.Endpoints)
+	res.HeapPerClient = float64(int64(heapClients)-int64(heapWorld)) / float64(opts.Clients)
+
+	cpu0, err := processCPU(p.cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	var down0, up0, resp0 int64
+	for _, c := range clients {
+		down0, up0, resp0 = down0+c.bytesDown.Load(), up0+c.bytesUp.Load(), resp0+c.responses.Load()
+	}
+	phase := time.Now()
+	affectedTotal := 0
+	for k := 1; k <= opts.Changes; k++ {
+		if k > opts.MinChanges && opts.Budget > 0 && time.Since(phase) > opts.Budget {
+			break
+		}
+		i := world.Change(k)
+		if err := world.digest(h, want, i); err != nil {
+			return res, err
+		}
+		ch := &change{seq: k, name: ResourceName(i), digest: want.assignments[i], done: make(chan struct{})}
+		ch.remaining.Store(int64(subscribers[i]))
+		affectedTotal += subscribers[i]
+		current.Store(ch)
+		start := time.Now()
+		if err := p.command("change %d", k); err != nil {
+			return res, err
+		}
+		ok, err := p.expect("ok", opts.ChangeTimeout)
+		if err != nil {
+			return res, fmt.Errorf("change %d: %w", k, err)
+		}
+		if len(ok) == 2 {
+			ns, _ := strconv.ParseInt(ok[1], 10, 64)
+			res.Apply = append(res.Apply, time.Duration(ns))
+		}
+		if subscribers[i] == 0 {
+			close(ch.done)
+			ch.end.Store(time.Now().UnixNano())
+		}
+		t := time.NewTimer(opts.ChangeTimeout)
+		select {
+		case <-ch.done:
+			res.Latencies = append(res.Latencies, time.Unix(0, ch.end.Load()).Sub(start))
+		case <-t.C:
+			res.Timeouts++
+			res.Latencies = append(res.Latencies, opts.ChangeTimeout)
+		case <-ctx.Done():
+			t.Stop()
+			return res, ctx.Err()
+		}
+		t.Stop()
+		res.Changes++
+	}
+	time.Sleep(opts.Settle)
+	cpu1, err := processCPU(p.cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	var down1, up1, resp1 int64
+	for _, c := range clients {
+		down1, up1, resp1 = down1+c.bytesDown.Load(), up1+c.bytesUp.Load(), resp1+c.responses.Load()
+	}
+	k := float64(res.Changes)
+	res.CPUPerChange = time.Duration(float64(cpu1-cpu0) / k)
+	res.BytesDownPerChange = float64(down1-down0) / k
+	res.BytesUpPerChange = float64(up1-up0) / k
+	if affectedTotal > 0 {
+		res.PushesPerAffected = float64(resp1-resp0) / float64(affectedTotal)
+	}
+	for _, c := range clients {
+		res.FinalMismatches += c.mismatches(want)
+	}
+	for _, c := range clients {
+		select {
+		case <-c.done:
+			return res, fmt.Errorf("client %d ended during the run: %w", c.id, c.err)
+		default:
+		}
+	}
+	return res, nil
+}
+
+// processCPU returns the user + system CPU time of a process from
+// /proc/PID/stat, in clock ticks of USER_HZ = 100 (the value on every Linux
+// architecture Go supports), so its resolution is 10 ms: read it over many
+// changes, not one.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("server CPU: %w", err)
+	}
+	// The command name (field 2) may contain spaces; fields after it are fixed.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("server CPU: short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("server CPU: %w", err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}

@@ -1,0 +1,135 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// peerEnv makes the test binary act as a peer process (see TestMain), so
+// the smoke test runs the real driver against real child processes.
+const peerEnv = "SWITCHBOARD_LOAD_TEST_PEER=1"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("SWITCHBOARD_LOAD_TEST_PEER") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := ServePeer(ctx, os.Args[1:], os.Stdin, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func smokeOptions(t *testing.T, perClient int) (Options, *bytes.Buffer) {
+	t.Helper()
+	var stderr bytes.Buffer
+	return Options{
+		Clients: 3, Services: 5, Endpoints: 4, PerClient: perClient, Changes: 6,
+		Kinds:       Kinds,
+		PeerCommand: []string{os.Args[0]},
+		PeerEnv:     []string{peerEnv},
+		PeerStderr:  &stderr,
+		// Generous: the race detector and a busy machine slow everything.
+		SyncTimeout: time.Minute, ChangeTimeout: 30 * time.Second,
+	}, &stderr
+}
+
+// TestLoadSmoke runs the whole harness at a tiny size against every peer
+// and checks behaviour, not timings: every change reached every affected
+// client, every client ended with exactly the server's world, and the
+// report lines have the grep-able form.
+func TestLoadSmoke(t *testing.T) {
+	for _, perClient := range []int{0, 2} {
+		t.Run(fmt.Sprintf("per-client=%d", perClient), func(t *testing.T) {
+			opts, stderr := smokeOptions(t, perClient)
+			results, err := Run(t.Context(), opts)
+			if err != nil {
+				t.Fatalf("Run: %v\npeer stderr:\n%s", err, stderr)
+			}
+			if len(results) != len(Kinds) {
+				t.Fatalf("got %d results, want %d", len(results), len(Kinds))
+			}
+			for _, r := range results {
+				if r.Changes != opts.Changes || r.Timeouts != 0 || r.FinalMismatches != 0 {
+					t.Errorf("%s: %d changes, %d timed out, %d resources differ from the world at the end; want %d, 0, 0",
+						r.Kind, r.Changes, r.Timeouts, r.FinalMismatches, opts.Changes)
+				}
+				if r.PushesPerAffected <= 0 || r.BytesDownPerChange <= 0 || r.BytesUpPerChange <= 0 {
+					t.Errorf("%s: pushes %v, bytes down %v, up %v per change; want them counted", r.Kind, r.PushesPerAffected, r.BytesDownPerChange, r.BytesUpPerChange)
+				}
+			}
+			lines := Lines(results)
+			t.Log("\n" + strings.Join(lines, "\n"))
+			// 3 metrics × 3 peers.
+			if len(lines) != 9 {
+				t.Fatalf("got %d report lines, want 9:\n%s", len(lines), strings.Join(lines, "\n"))
+			}
+			form := regexp.MustCompile(`^(convergence p99|cpu per change|bytes per change) N=3 R=5( each=2)?: switchboard [0-9.]+ (ms|B|KB|MB), ` +
+				`((go-control-plane-(linear|snapshot)) [0-9.]+ (ms|B|KB|MB), ratio ([0-9.]+|inf)|floor [0-9.]+ (ms|B|KB|MB), over-floor ([0-9.]+|inf))$`)
+			for _, l := range lines {
+				if !form.MatchString(l) {
+					t.Errorf("report line not in the grep-able form: %q", l)
+				}
+			}
+			md := Markdown(results, "test", "test")
+			svg := ChartSVG(results, opts.Services)
+			if !strings.Contains(md, "| switchboard |") || !strings.HasPrefix(svg, "<svg") {
+				t.Errorf("report or chart is missing its content")
+			}
+		})
+	}
+}
+
+func TestClusterName(t *testing.T) {
+	w := NewWorld(2, 3)
+	res, err := w.Translate(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := marshalDeterministic(res.Assignments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := clusterName(b)
+	if err != nil || got != ResourceName(1) {
+		t.Fatalf("clusterName = %q, %v; want %q", got, err, ResourceName(1))
+	}
+}
+
+// TestChangeIsNewContent checks that every change gives the changed
+// Service content it never had, so a convergence cannot be confused with an
+// older version.
+func TestChangeIsNewContent(t *testing.T) {
+	w := NewWorld(3, 4)
+	h := newHasher()
+	seen := map[uint64]bool{}
+	e, err := w.expected(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.assignments {
+		seen[d] = true
+	}
+	for k := 1; k <= 50; k++ {
+		i := w.Change(k)
+		if err := w.digest(h, e, i); err != nil {
+			t.Fatal(err)
+		}
+		if seen[e.assignments[i]] {
+			t.Fatalf("change %d gave Service %d content it had before", k, i)
+		}
+		seen[e.assignments[i]] = true
+	}
+}

@@ -1,0 +1,227 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// Kind names a server under test.
+type Kind string
+
+// The servers the harness knows.
+const (
+	// KindSwitchboard is xds.Cache + xds.Server.
+	KindSwitchboard Kind = "switchboard"
+	// KindLinear is go-control-plane v0.14's sotw server on one LinearCache
+	// per type joined by a MuxCache.
+	KindLinear Kind = "go-control-plane-linear"
+	// KindSnapshot is go-control-plane v0.14's sotw server on a
+	// SnapshotCache in non-ADS mode with one snapshot shared by every node.
+	KindSnapshot Kind = "go-control-plane-snapshot"
+	// KindFloor fans one pre-marshalled assignment out per change and keeps
+	// no per-client protocol state: the least work a server can do.
+	KindFloor Kind = "floor"
+)
+
+// Kinds lists every Kind in report order.
+var Kinds = []Kind{KindSwitchboard, KindLinear, KindSnapshot, KindFloor}
+
+// ParseKind returns the Kind named s.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	// Short forms for the command line.
+	switch s {
+	case "gcp-linear", "linear":
+		return KindLinear, nil
+	case "gcp-snapshot", "snapshot":
+		return KindSnapshot, nil
+	}
+	return "", fmt.Errorf("unknown server kind %q (want switchboard, gcp-linear, gcp-snapshot or floor)", s)
+}
+
+// peerServer is one server under test, seen from the peer process.
+type peerServer interface {
+	// register adds the ADS service to gs.
+	register(gs *grpc.Server)
+	// apply stores the resources of the Services in svcs (keyed
+	// "namespace/name"); full is true for the first, complete world.
+	apply(ctx context.Context, full bool, svcs map[string]*translator.Resources) error
+}
+
+func newPeerServer(ctx context.Context, kind Kind, log *slog.Logger) (peerServer, error) {
+	switch kind {
+	case KindSwitchboard:
+		return newSwitchboardPeer(log), nil
+	case KindLinear:
+		return newLinearPeer(ctx, log), nil
+	case KindSnapshot:
+		return newSnapshotPeer(ctx, log), nil
+	case KindFloor:
+		return newFloorPeer(), nil
+	}
+	return nil, fmt.Errorf("unknown server kind %q", kind)
+}
+
+// peerArgs are the flags of a peer process; the driver writes them
+// (startPeer) and ServePeer reads them, so they are one contract.
+func peerArgs(kind Kind, services, endpoints int) []string {
+	return []string{
+		"--kind", string(kind),
+		"--services", strconv.Itoa(services),
+		"--endpoints", strconv.Itoa(endpoints),
+	}
+}
+
+// ServePeer runs one server under test until stdin closes, ctx ends or it
+// reads "quit". args are the flags that the driver passes (--kind,
+// --services, --endpoints, --listen). It builds the World, translates it,
+// stores it in the server, listens for ADS on loopback and speaks a line
+// protocol:
+//
+//	stdout: "listening ADDR HEAP_EMPTY HEAP_WORLD" once the world is served
+//	stdin "change K"  → stdout "ok K NANOS" (NANOS: translate + store time)
+//	stdin "heap"      → stdout "heap BYTES" (live heap after two GCs)
+//	stdin "quit"      → exit
+//
+// A command that fails is answered "error MESSAGE" and ends the peer. Logs go
+// to log.
+func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("serve-peer", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	kindName := fs.String("kind", string(KindSwitchboard), "server under test")
+	services := fs.Int("services", 100, "Services in the world")
+	endpoints := fs.Int("endpoints", 100, "endpoints per Service")
+	listen := fs.String("listen", "127.0.0.1:0", "ADS address")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("serve-peer: %w", err)
+	}
+	kind, err := ParseKind(*kindName)
+	if err != nil {
+		return fmt.Errorf("serve-peer: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	heapEmpty := liveHeap()
+	srv, err := newPeerServer(ctx, kind, log)
+	if err != nil {
+		return err
+	}
+	world := NewWorld(*services, *endpoints)
+	all, err := world.TranslateAll()
+	if err != nil {
+		return err
+	}
+	if err := srv.apply(ctx, true, all); err != nil {
+		return fmt.Errorf("serve-peer: store the world: %w", err)
+	}
+	clear(all) // the server keeps what it needs; the heap figure must not count the rest
+	heapWorld := liveHeap()
+
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("serve-peer: %w", err)
+	}
+	gs := grpc.NewServer()
+	srv.register(gs)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	defer gs.Stop()
+
+	out := bufio.NewWriter(stdout)
+	reply := func(format string, a ...any) error {
+		fmt.Fprintf(out, format+"\n", a...)
+		return out.Flush()
+	}
+	if err := reply("listening %s %d %d", lis.Addr(), heapEmpty, heapWorld); err != nil {
+		return fmt.Errorf("serve-peer: %w", err)
+	}
+
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-serveErr:
+			return fmt.Errorf("serve-peer: grpc: %w", err)
+		case line, ok = <-lines:
+		}
+		if !ok {
+			return nil
+		}
+		cmd, arg, _ := strings.Cut(line, " ")
+		switch cmd {
+		case "quit":
+			return nil
+		case "heap":
+			err = reply("heap %d", liveHeap())
+		case "change":
+			err = applyChange(ctx, srv, world, arg, reply)
+		default:
+			err = fmt.Errorf("unknown command %q", line)
+		}
+		if err != nil {
+			_ = reply("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
+			return fmt.Errorf("serve-peer: %w", err)
+		}
+	}
+}
+
+func applyChange(ctx context.Context, srv peerServer, world *World, arg string, reply func(string, ...any) error) error {
+	k, err := strconv.Atoi(arg)
+	if err != nil || k < 1 {
+		return fmt.Errorf("bad change number %q", arg)
+	}
+	start := time.Now()
+	i := world.Change(k)
+	res, err := world.Translate(i)
+	if err != nil {
+		return err
+	}
+	if err := srv.apply(ctx, false, map[string]*translator.Resources{ServiceKey(i).String(): res}); err != nil {
+		return fmt.Errorf("change %d: %w", k, err)
+	}
+	return reply("ok %d %d", k, time.Since(start).Nanoseconds())
+}
+
+// liveHeap is the heap in use after garbage collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+var errPeerExited = errors.New("peer process exited")

@@ -1,0 +1,215 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
+)
+
+// switchboardPeer is the server under test: Switchboard's own cache and
+// ADS server, fed exactly as the Syncer feeds them.
+type switchboardPeer struct {
+	cache *xds.Cache
+	srv   *xds.Server
+}
+
+func newSwitchboardPeer(log *slog.Logger) *switchboardPeer {
+	c := xds.NewCache()
+	return &switchboardPeer{cache: c, srv: xds.NewServer(c, xds.ServerOptions{Logger: log})}
+}
+
+func (p *switchboardPeer) register(gs *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
+}
+
+func (p *switchboardPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
+	_, err := p.cache.Apply(xds.Update{Full: full, Services: svcs})
+	return err
+}
+
+// gcpTypes are the types that the go-control-plane peers serve, in the
+// order of translator.Resources.
+var gcpTypes = [...]string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType}
+
+// byType splits translated resources by type URL and name.
+func byType(svcs map[string]*translator.Resources) map[string]map[string]types.Resource {
+	out := make(map[string]map[string]types.Resource, len(gcpTypes))
+	for _, t := range gcpTypes {
+		out[t] = map[string]types.Resource{}
+	}
+	for _, r := range svcs {
+		for _, m := range r.Listeners {
+			out[resourcev3.ListenerType][m.GetName()] = m
+		}
+		for _, m := range r.Routes {
+			out[resourcev3.RouteType][m.GetName()] = m
+		}
+		for _, m := range r.Clusters {
+			out[resourcev3.ClusterType][m.GetName()] = m
+		}
+		for _, m := range r.Assignments {
+			out[resourcev3.EndpointType][m.GetClusterName()] = m
+		}
+	}
+	return out
+}
+
+// changedOnly drops from next what equals current: an integrator of
+// go-control-plane updates only the resources whose content changed (an
+// update of an equal resource still notifies every watcher of it).
+// Removal of names is not needed by the harness (no Service is deleted).
+func changedOnly(current, next map[string]types.Resource) map[string]types.Resource {
+	out := map[string]types.Resource{}
+	for name, m := range next {
+		if cur, ok := current[name]; ok && proto.Equal(cur, m) {
+			continue
+		}
+		out[name] = m
+	}
+	return out
+}
+
+// linearPeer is go-control-plane's LinearCache, one per type, joined by a
+// MuxCache: the setup its documentation suggests for large, per-resource
+// updates (Contour serves EDS this way).
+type linearPeer struct {
+	caches  map[string]*cachev3.LinearCache
+	current map[string]map[string]types.Resource
+	srv     serverv3.Server
+}
+
+func newLinearPeer(ctx context.Context, log *slog.Logger) *linearPeer {
+	p := &linearPeer{caches: map[string]*cachev3.LinearCache{}, current: map[string]map[string]types.Resource{}}
+	mux := &cachev3.MuxCache{
+		Classify:      func(r *cachev3.Request) string { return r.GetTypeUrl() },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return r.GetTypeUrl() },
+		Caches:        map[string]cachev3.Cache{},
+	}
+	for _, t := range gcpTypes {
+		c := cachev3.NewLinearCache(t, cachev3.WithLogger(gcpLogger{log}))
+		p.caches[t] = c
+		p.current[t] = map[string]types.Resource{}
+		mux.Caches[t] = c
+	}
+	p.srv = serverv3.NewServer(ctx, mux, nil)
+	return p
+}
+
+func (p *linearPeer) register(gs *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
+}
+
+func (p *linearPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
+	for t, next := range byType(svcs) {
+		if full {
+			p.caches[t].SetResources(next)
+			p.current[t] = next
+			continue
+		}
+		upd := changedOnly(p.current[t], next)
+		if len(upd) == 0 {
+			continue
+		}
+		if err := p.caches[t].UpdateResources(upd, nil); err != nil {
+			return fmt.Errorf("linear cache %s: %w", t, err)
+		}
+		maps.Copy(p.current[t], upd)
+	}
+	return nil
+}
+
+// snapshotPeer is go-control-plane's SnapshotCache with one snapshot that
+// every client shares (a NodeHash that maps every node to one key), the
+// cheapest way to use it for identical clients.
+//
+// It runs in non-ADS mode: in ADS mode the SnapshotCache answers a SotW
+// request only when it names every resource of the type in the snapshot,
+// which a gRPC client subscribing to some Services never does. Each type has
+// its own version, bumped only when a resource of that type changes, so an
+// endpoint change sends EDS only — but every subscribed assignment of every
+// client, as SotW responses from a SnapshotCache always do.
+type snapshotPeer struct {
+	cache    cachev3.SnapshotCache
+	current  map[string]map[string]types.Resource
+	versions map[string]int
+	srv      serverv3.Server
+}
+
+// oneNode hashes every node to the same snapshot.
+type oneNode struct{}
+
+func (oneNode) ID(*corev3.Node) string { return "load" }
+
+func newSnapshotPeer(ctx context.Context, log *slog.Logger) *snapshotPeer {
+	c := cachev3.NewSnapshotCache(false, oneNode{}, gcpLogger{log})
+	p := &snapshotPeer{cache: c, current: map[string]map[string]types.Resource{}, versions: map[string]int{}}
+	for _, t := range gcpTypes {
+		p.current[t] = map[string]types.Resource{}
+	}
+	p.srv = serverv3.NewServer(ctx, c, nil)
+	return p
+}
+
+func (p *snapshotPeer) register(gs *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
+}
+
+func (p *snapshotPeer) apply(ctx context.Context, full bool, svcs map[string]*translator.Resources) error {
+	changed := false
+	for t, next := range byType(svcs) {
+		upd := next
+		if !full {
+			upd = changedOnly(p.current[t], next)
+		}
+		if len(upd) == 0 {
+			continue
+		}
+		maps.Copy(p.current[t], upd)
+		p.versions[t]++
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	snap := &cachev3.Snapshot{}
+	for _, t := range gcpTypes {
+		items := slices.Collect(maps.Values(p.current[t]))
+		snap.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(strconv.Itoa(p.versions[t]), items)
+	}
+	if err := p.cache.SetSnapshot(ctx, "load", snap); err != nil {
+		return fmt.Errorf("set snapshot: %w", err)
+	}
+	return nil
+}
+
+// gcpLogger adapts slog to go-control-plane's logger; its Info lines (one
+// per watch, in the LinearCache) are debug detail here. Messages are
+// formatted only when their level is enabled, so a quiet logger costs the
+// peer no CPU.
+type gcpLogger struct{ log *slog.Logger }
+
+func (l gcpLogger) logf(level slog.Level, format string, args []any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l gcpLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args) }
+func (l gcpLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args) }
+func (l gcpLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args) }
+func (l gcpLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args) }
