@@ -16,7 +16,7 @@ GOLANGCI := $(CACHE)/lint-$(GOLANGCI_VERSION)/golangci-lint
 # (CI runs as root) and the tools from `make tools`.
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build tools clients test test-unit test-integration golden-check bench bench-smoke lint fmt demo clean
+.PHONY: help build tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
@@ -24,7 +24,8 @@ help:
 	@echo "make build       build bin/switchboard"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min)"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
-	@echo "make bench       Go benchmarks (translator)"
+	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/"
+	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/switchboard ./cmd/switchboard
@@ -52,8 +53,29 @@ golden-check:
 	@git diff --exit-code -- translator/testdata || { echo "golden files are stale: run 'go test ./translator -run Golden -update' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- translator/testdata)" || { git status --porcelain -- translator/testdata; echo "golden files not committed"; exit 1; }
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/
+# Load comparison (cmd/switchboard-load): Switchboard, go-control-plane's
+# LinearCache and SnapshotCache, and a fan-out floor on the same world; the
+# report (text, Markdown, SVG) goes to $(BENCH_OUT)/. The SnapshotCache sends
+# every subscribed assignment to every client per change (N x R), so it runs
+# at N=100 only and every server gets at most LOAD_BUDGET of changes.
+BENCH_OUT ?= bench-out
+LOAD_BUDGET ?= 60s
+LOAD := $(BENCH_OUT)/switchboard-load
+
+$(LOAD): FORCE
+	@mkdir -p $(BENCH_OUT)
+	$(GO) build -o $(LOAD) ./cmd/switchboard-load
+
+bench: $(LOAD)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
+	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
+		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
+
+bench-quick: $(LOAD)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
+	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 20s --out $(BENCH_OUT)
+
+FORCE:
 
 # Runs every benchmark once at its smallest size so that none can rot.
 bench-smoke:
