@@ -120,12 +120,14 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The World is the harness's input model, not server state: the heap
+	// figures start after it is built.
+	world := NewWorld(*services, *endpoints)
 	heapEmpty := liveHeap()
 	srv, err := newPeerServer(ctx, kind, log)
 	if err != nil {
 		return err
 	}
-	world := NewWorld(*services, *endpoints)
 	all, err := world.TranslateAll()
 	if err != nil {
 		return err
