@@ -390,3 +390,30 @@ func apiListenerWithoutFilters(lis *listenerv3.Listener) *listenerv3.Listener {
 	}
 	return &listenerv3.Listener{Name: lis.GetName(), ApiListener: &listenerv3.ApiListener{ApiListener: a}}
 }
+
+// FuzzService feeds arbitrary names, ports and addresses through Service:
+// it must never panic, and whatever it returns must pass ValidateAll and
+// the gRPC client rules. The seeds run in every `go test`; run
+// `go test ./translator -fuzz FuzzService` to search further.
+func FuzzService(f *testing.F) {
+	f.Add("svc", "ns", "grpc", int32(80), "10.0.0.1", "fd00::1", int32(8080), "z", true, false)
+	f.Add("a", "b", "", int32(0), "not-an-ip", "", int32(0), "", false, true)
+	f.Add("x", "y", "p", int32(65535), "::ffff:10.0.0.1", "10.0.0.1", int32(65535), "unknown", true, true)
+	f.Fuzz(func(t *testing.T, name, ns, portName string, port int32, addr1, addr2 string, epPort int32, zone string, ready, terminating bool) {
+		addrs := []string{addr1}
+		if addr2 != "" {
+			addrs = append(addrs, addr2)
+		}
+		svc := &watcher.Service{
+			Key:        watcher.ServiceKey{Namespace: ns, Name: name},
+			SliceCount: 1,
+			Ports: []watcher.Port{{Name: portName, Port: port, Endpoints: []watcher.Endpoint{
+				{Addresses: addrs, Port: epPort, Ready: ready, Serving: true, Terminating: terminating, Zone: zone},
+				{Addresses: []string{addr2, addr1}, Port: epPort, Ready: !ready, Serving: true, Terminating: true, Zone: zone + "x"},
+			}}},
+		}
+		res, _ := Service(Options{}, svc)
+		validateAll(t, res)
+		checkGRPCRules(t, res)
+	})
+}
