@@ -25,6 +25,8 @@ mkdir -p "${bin}"
 # rename; the second waits for the first and then finds the binaries present.
 exec 9>"${dest}/.install.lock"
 flock 9
+# An interrupted build leaves no temporary binary behind.
+trap 'rm -f "${bin}"/.*.tmp.$$' EXIT
 
 # The tool modules must resolve from their own go.mod/go.sum only.
 export GOWORK=off
@@ -38,13 +40,12 @@ has_version() {
 
 # build NAME MODULE_DIR PACKAGE LDFLAGS: go build PACKAGE inside MODULE_DIR
 # into a temporary file next to the target, then rename it into place so an
-# interrupted build never leaves a half-written binary behind.
+# interrupted build never leaves a half-written binary where the tests look.
 build() {
 	local name="$1" moddir="$2" pkg="$3" ldflags="$4"
 	local tmp="${bin}/.${name}.tmp.$$"
 	local start=${SECONDS}
 	(cd "${moddir}" && go build -trimpath -ldflags "${ldflags}" -o "${tmp}" "${pkg}") || {
-		rm -f "${tmp}"
 		echo "install.sh: building ${name} failed" >&2
 		return 1
 	}
