@@ -147,6 +147,9 @@ func validateAll(t testing.TB, res Resources) {
 	for _, a := range res.Assignments {
 		check(a)
 	}
+	for _, za := range res.ZoneAssignments {
+		check(za.Assignment)
+	}
 }
 
 // goldenFile is the layout of testdata/out/*.yaml.
@@ -168,6 +171,8 @@ type goldenService struct {
 	Routes      []any             `json:"routes,omitempty"`
 	Clusters    []any             `json:"clusters,omitempty"`
 	Assignments []any             `json:"assignments,omitempty"`
+	// ZoneAssignments maps zone to that zone's assignments.
+	ZoneAssignments map[string][]any `json:"zoneAssignments,omitempty"`
 }
 
 // renderGolden turns a translation into deterministic YAML: protojson for
@@ -198,6 +203,12 @@ func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]Resources, diags []
 		}
 		for _, m := range res.Assignments {
 			gs.Assignments = append(gs.Assignments, protoValue(t, m))
+		}
+		for _, za := range res.ZoneAssignments {
+			if gs.ZoneAssignments == nil {
+				gs.ZoneAssignments = map[string][]any{}
+			}
+			gs.ZoneAssignments[za.Zone] = append(gs.ZoneAssignments[za.Zone], protoValue(t, za.Assignment))
 		}
 		f.Services = append(f.Services, gs)
 	}

@@ -70,6 +70,12 @@ func grpcRuleErrors(res Resources) []error {
 		add("assignment", cla.GetClusterName(), grpcEDS(cla))
 		clas[cla.GetClusterName()] = true
 	}
+	for _, za := range res.ZoneAssignments {
+		add("zone "+za.Zone+" assignment", za.Assignment.GetClusterName(), grpcEDS(za.Assignment))
+		if !clas[za.Assignment.GetClusterName()] {
+			errs = append(errs, fmt.Errorf("zone %s assignment %q has no plain assignment", za.Zone, za.Assignment.GetClusterName()))
+		}
+	}
 	// A client dials a name and subscribes to the Listener of that name; the
 	// resolver then picks the virtual host matching the same name
 	// (xdsdepmgr: FindBestMatchingVirtualHost(dataplaneAuthority, ...)).

@@ -30,8 +30,10 @@ const (
 // Service, headless or not, that has at least one EndpointSlice
 // (SliceCount > 0) it returns a Listener, RouteConfiguration, Cluster and
 // ClusterLoadAssignment that all carry the port's CanonicalName, and the
-// port's aliases in Resources.Aliases (see portAliases). Headless Services are
-// served the same way: the assignment lists the pod IPs in both cases.
+// port's aliases in Resources.Aliases (see portAliases); the route's virtual
+// host also matches the short names "S:P" and "S" (see shortNames), which are
+// not aliases. Headless Services are served the same way: the assignment
+// lists the pod IPs in both cases.
 //
 // It returns no resources:
 //   - for a Service with SliceCount == 0, so that its names do not exist for
@@ -128,6 +130,10 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 
 	domain := opts.domain()
 	ports, diags := servedPorts(svc, diag)
+	threshold, bad := failoverThreshold(svc)
+	if bad != "" {
+		diags = append(diags, diag("", "%s", bad))
+	}
 	if len(ports) == 0 {
 		return Resources{}, diags
 	}
@@ -157,8 +163,9 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		}
 		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
 		diags = append(diags, d...)
+		res.ZoneAssignments = append(res.ZoneAssignments, zoneAssignments(topologyPreference(svc, p.Endpoints), p.Endpoints, cla, threshold)...)
 		res.Listeners = append(res.Listeners, lis)
-		res.Routes = append(res.Routes, routeConfiguration(canonical, aliases))
+		res.Routes = append(res.Routes, routeConfiguration(canonical, aliases, shortNames(key, p.Port, len(ports) == 1)))
 		res.Clusters = append(res.Clusters, edsCluster(canonical))
 		res.Assignments = append(res.Assignments, cla)
 	}
@@ -168,6 +175,9 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	slices.SortFunc(res.Clusters, byName[*clusterv3.Cluster])
 	slices.SortFunc(res.Assignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
 		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+	})
+	slices.SortFunc(res.ZoneAssignments, func(a, b ZoneAssignment) int {
+		return cmp.Or(cmp.Compare(a.Assignment.GetClusterName(), b.Assignment.GetClusterName()), cmp.Compare(a.Zone, b.Zone))
 	})
 	if len(res.Aliases) == 0 {
 		res.Aliases = nil

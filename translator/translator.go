@@ -28,6 +28,11 @@ type Resources struct {
 	Routes      []*routev3.RouteConfiguration
 	Clusters    []*clusterv3.Cluster
 	Assignments []*endpointv3.ClusterLoadAssignment
+	// ZoneAssignments are per-zone variants of Assignments for ports whose
+	// traffic prefers close endpoints, sorted by cluster name, then zone. A
+	// client whose node locality names one of these zones gets the variant;
+	// every other client gets the plain assignment.
+	ZoneAssignments []ZoneAssignment
 	// Aliases maps every other name a client may dial for one of this
 	// Service's ports (for example "S.N:P", "S.N.svc:P", and "S.N" when the
 	// Service has one port) to the canonical listener name. Alias listeners
