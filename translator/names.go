@@ -65,6 +65,22 @@ func portAliases(domain string, key watcher.ServiceKey, port int32, single bool)
 	return out
 }
 
+// shortNames returns the names a client in the Service's own namespace may
+// dial for one port, like a DNS search path: "S:P" and, when the port is the
+// Service's only translated port, "S". The server resolves such an LDS name
+// in the client's namespace (node metadata NAMESPACE) and answers with a
+// Listener of that name routing to the canonical route; gRPC then matches
+// the dialled authority against the virtual host's domains, so these names
+// must be domains of the route. They are not aliases: without a namespace
+// they name no Service, so they never appear in Resources.Aliases.
+func shortNames(key watcher.ServiceKey, port int32, single bool) []string {
+	sp := key.Name + ":" + strconv.Itoa(int(port))
+	if !single {
+		return []string{sp}
+	}
+	return []string{key.Name, sp}
+}
+
 // validKey reports whether the key can be part of a name on the wire. The
 // rules are the ones the API server applies to Services, so names built
 // from a valid key are ASCII, contain no dots inside S or N, and never

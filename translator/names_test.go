@@ -1,0 +1,54 @@
+package translator
+
+import (
+	"testing"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// TestShortNamesMatchVirtualHost checks that a client in the Service's
+// namespace dialling "S:P" (or "S" for a single-port Service) is matched by
+// the canonical route's virtual host the way grpc-go matches it, and that
+// the short names stay out of Resources.Aliases (which must be
+// namespace-qualified).
+func TestShortNamesMatchVirtualHost(t *testing.T) {
+	key := watcher.ServiceKey{Namespace: "n", Name: "s"}
+	for _, tc := range []struct {
+		name    string
+		ports   []watcher.Port
+		match   map[string]string // dialled short name -> canonical route
+		noMatch []string
+	}{
+		{"single", []watcher.Port{{Name: "a", Port: 80}},
+			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s": "s.n.svc.cluster.local:80"},
+			[]string{"s:81", "t:80"}},
+		{"multi", []watcher.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}},
+			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s:81": "s.n.svc.cluster.local:81"},
+			[]string{"s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, diags := Service(Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
+			if len(diags) != 0 {
+				t.Fatalf("diagnostics: %v", diags)
+			}
+			for short, canonical := range tc.match {
+				if _, ok := res.Aliases[short]; ok {
+					t.Errorf("short name %q is in Aliases", short)
+				}
+				for _, rc := range res.Routes {
+					vh := findBestMatchingVirtualHost(short, rc.GetVirtualHosts())
+					if (vh != nil) != (rc.GetName() == canonical) {
+						t.Errorf("route %q: %q matched %v, want a match only on %q", rc.GetName(), short, vh != nil, canonical)
+					}
+				}
+			}
+			for _, name := range tc.noMatch {
+				for _, rc := range res.Routes {
+					if vh := findBestMatchingVirtualHost(name, rc.GetVirtualHosts()); vh != nil {
+						t.Errorf("route %q matches %q", rc.GetName(), name)
+					}
+				}
+			}
+		})
+	}
+}
