@@ -46,6 +46,11 @@ type Cache struct {
 	// asks for cost a map entry and nothing else.
 	aliases        map[string]string
 	aliasListeners map[string]map[string]*Resource
+	// zonal holds, by assignment name and then zone, the variants that
+	// clients in that zone get instead of the plain assignment. Clients of
+	// one zone share one marshalled variant: the cost is per zone, not per
+	// client.
+	zonal map[string]map[string]*Resource
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -56,6 +61,7 @@ type Cache struct {
 type group struct {
 	names   [numTypes][]string
 	aliases map[string]string
+	zonal   map[string]map[string]*Resource
 }
 
 // NewCache returns an empty Cache that is not ready until the first full
@@ -66,6 +72,7 @@ func NewCache() *Cache {
 		groups:         map[string]*group{},
 		aliases:        map[string]string{},
 		aliasListeners: map[string]map[string]*Resource{},
+		zonal:          map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
 	}
 	for t := range numTypes {
@@ -91,6 +98,7 @@ func (c *Cache) ReadyC() <-chan struct{} { return c.readyC }
 type built struct {
 	res     [numTypes][]*Resource
 	aliases map[string]string
+	zonal   map[string]map[string]*Resource
 }
 
 func build(r *translator.Resources) (*built, error) {
@@ -115,6 +123,21 @@ func build(r *translator.Resources) (*built, error) {
 	}
 	for _, m := range r.Assignments {
 		add(endpointType, m.GetClusterName(), m)
+	}
+	for _, za := range r.ZoneAssignments {
+		name := za.Assignment.GetClusterName()
+		res, err := newResource(name, za.Assignment)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b.zonal == nil {
+			b.zonal = map[string]map[string]*Resource{}
+		}
+		if b.zonal[name] == nil {
+			b.zonal[name] = map[string]*Resource{}
+		}
+		b.zonal[name][za.Zone] = res
 	}
 	return b, errors.Join(errs...)
 }
@@ -181,7 +204,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	var g *group
 	if b != nil {
-		g = &group{aliases: b.aliases}
+		g = &group{aliases: b.aliases, zonal: b.zonal}
 		for t := range numTypes {
 			for _, r := range b.res[t] {
 				g.names[t] = append(g.names[t], r.Name)
@@ -214,6 +237,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 			mark(listenerType, alias)
 		}
 	}
+	c.replaceZonal(old, g, mark)
 	if g == nil {
 		delete(c.groups, key)
 		return
@@ -259,4 +283,41 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 			}
 		}
 	}
+}
+
+// replaceZonal swaps the zone variants of one Service's assignments and
+// marks an assignment changed when any of its variants changed, appeared or
+// went. Must be called with c.mu held.
+func (c *Cache) replaceZonal(old, g *group, mark func(typeIndex, string)) {
+	var before, after map[string]map[string]*Resource
+	if old != nil {
+		before = old.zonal
+	}
+	if g != nil {
+		after = g.zonal
+	}
+	for name, zones := range after {
+		if !sameVersions(before[name], zones) {
+			c.zonal[name] = zones
+			mark(endpointType, name)
+		}
+	}
+	for name := range before {
+		if _, ok := after[name]; !ok {
+			delete(c.zonal, name)
+			mark(endpointType, name)
+		}
+	}
+}
+
+func sameVersions(a, b map[string]*Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for zone, r := range a {
+		if o, ok := b[zone]; !ok || o.Version != r.Version {
+			return false
+		}
+	}
+	return true
 }

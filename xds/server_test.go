@@ -393,3 +393,40 @@ func TestShortNamesResolveInClientNamespace(t *testing.T) {
 		t.Fatalf("after delete, LDS = %v", names(t, r))
 	}
 }
+
+func TestZoneVariantsPerClientZone(t *testing.T) {
+	h := newHarness(t)
+	res := svc("a", 1)
+	res.ZoneAssignments = []translator.ZoneAssignment{{
+		Zone: "z1",
+		Assignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: "a",
+			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(9)}},
+		},
+	}}
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
+
+	inZone := h.client(t)
+	inZone.node = &corev3.Node{Id: "z1-client", Locality: &corev3.Locality{Zone: "z1"}}
+	inZone.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+	if got := weight(t, inZone.next(), 0); got != 9 {
+		t.Fatalf("client in z1 got weight %d, want the z1 variant (9)", got)
+	}
+	elsewhere := h.client(t)
+	elsewhere.node = &corev3.Node{Id: "z2-client", Locality: &corev3.Locality{Zone: "z2"}}
+	elsewhere.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+	if got := weight(t, elsewhere.next(), 0); got != 1 {
+		t.Fatalf("client in z2 got weight %d, want the plain assignment (1)", got)
+	}
+	// Clients of one zone share one marshalled variant.
+	if h.cache.getIn(endpointType, "a", "z1") != h.cache.getIn(endpointType, "a", "z1") {
+		t.Fatal("two reads of the z1 variant gave two resources")
+	}
+
+	// When the variant goes (the zone failed over), the z1 client gets the
+	// plain assignment.
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	if got := weight(t, inZone.next(), 0); got != 1 {
+		t.Fatalf("after the variant went, z1 client got weight %d, want 1", got)
+	}
+}

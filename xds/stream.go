@@ -43,7 +43,10 @@ type stream struct {
 	srv *Server
 	// ns is the client's namespace (node metadata NAMESPACE), for short
 	// names; "" when the client did not say.
-	ns      string
+	ns string
+	// zone is the client's zone (node locality), for zone variants of
+	// assignments.
+	zone    string
 	w       *subscriber
 	send    func(*discoveryv3.DiscoveryResponse) error
 	node    *corev3.Node
@@ -102,6 +105,7 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 	if req.GetNode() != nil && st.node == nil {
 		st.node = req.GetNode()
 		st.ns = st.node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
+		st.zone = st.node.GetLocality().GetZone()
 		st.updateStatus(func(s *ClientStatus) {
 			s.NodeID = st.node.GetId()
 			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
@@ -357,7 +361,7 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	if rn, ok := ts.resolved[name]; ok {
 		return st.srv.cache.getAlias(name, rn)
 	}
-	return st.srv.cache.get(t, name)
+	return st.srv.cache.getIn(t, name, st.zone)
 }
 
 // remember records that name is served as rn and returns the name to add

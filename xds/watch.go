@@ -120,9 +120,18 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 
 // get returns the current resource of type t named name, or nil. A
 // listener name that is an alias gets its alias listener.
-func (c *Cache) get(t typeIndex, name string) *Resource {
+func (c *Cache) get(t typeIndex, name string) *Resource { return c.getIn(t, name, "") }
+
+// getIn is get for a client in zone: an assignment with a variant for that
+// zone is served as the variant.
+func (c *Cache) getIn(t typeIndex, name, zone string) *Resource {
 	c.mu.RLock()
 	r := c.resources[t][name]
+	if t == endpointType && zone != "" {
+		if v := c.zonal[name][zone]; v != nil {
+			r = v
+		}
+	}
 	c.mu.RUnlock()
 	if r != nil || t != listenerType {
 		return r
