@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +29,9 @@ const (
 	// after the inner one exits, however it exits; Start makes its
 	// temporary folder inside it.
 	tmpDirEnv = "SWITCHBOARD_HARNESS_TMPDIR"
+	// tmpDirPrefix starts the name of that folder, followed by the outer
+	// process's id and "-".
+	tmpDirPrefix = "switchboard-netns-"
 )
 
 // RunInNetns runs the test binary's tests inside a network namespace of their
@@ -66,7 +72,8 @@ func reexecInNetns() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("re-execute the test binary in a network namespace: %w", err)
 	}
-	tmp, err := os.MkdirTemp("", "switchboard-netns-")
+	removeStaleTempDirs()
+	tmp, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tmpDirPrefix, os.Getpid()))
 	if err != nil {
 		return 0, fmt.Errorf("re-execute the test binary in a network namespace: %w", err)
 	}
@@ -107,6 +114,24 @@ func reexecInNetns() (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
+}
+
+// removeStaleTempDirs removes the temporary folders of earlier runs whose
+// outer process is gone: one killed with SIGKILL (go test's last resort on a
+// timeout) cannot remove its own. A folder whose process id was reused since
+// stays until that process ends.
+func removeStaleTempDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tmpDirPrefix+"*-*"))
+	for _, dir := range dirs {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), tmpDirPrefix), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // removeAll removes dir. Children killed by Pdeathsig may still be writing
