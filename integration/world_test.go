@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,16 +115,15 @@ func (w apiWorld) DeleteSlice(t *testing.T, namespace, name string) {
 // into place.
 type folderWorld struct {
 	dir string
-	n   *int
+	n   *atomic.Int32
 }
 
 func newFolderWorld(t *testing.T) folderWorld {
-	return folderWorld{dir: t.TempDir(), n: new(int)}
+	return folderWorld{dir: t.TempDir(), n: new(atomic.Int32)}
 }
 
 func (w folderWorld) Namespace(*testing.T) string {
-	*w.n++
-	return fmt.Sprintf("ns%d", *w.n)
+	return fmt.Sprintf("ns%d", w.n.Add(1))
 }
 
 func (w folderWorld) path(kind, namespace, name string) string {
