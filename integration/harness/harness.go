@@ -115,7 +115,9 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	cp := &ControlPlane{dir: dir}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, cp.Stop())
+			// A process that failed has its log quoted in err already.
+			_ = cp.kill()
+			err = errors.Join(err, cp.removeDir())
 		}
 	}()
 
@@ -210,9 +212,16 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 }
 
 // Stop kills etcd and the API server with their process groups and removes
-// the temporary folder. Errors are joined; the control plane is gone either
-// way. Stop is for the one owner of the control plane, called once.
+// the temporary folder. It reports a process that had exited on its own
+// before Stop (with its log), and a folder it could not remove; the control
+// plane is gone either way. Stop is for the one owner of the control plane,
+// called once.
 func (cp *ControlPlane) Stop() error {
+	return errors.Join(cp.kill(), cp.removeDir())
+}
+
+// kill stops the processes that were started.
+func (cp *ControlPlane) kill() error {
 	var errs []error
 	// The API server first, so it does not log etcd connection errors. It
 	// gets SIGKILL at once: its graceful termination takes over a second and
@@ -224,10 +233,15 @@ func (cp *ControlPlane) Stop() error {
 	if cp.etcd != nil {
 		errs = append(errs, cp.etcd.stop(time.Second))
 	}
-	if err := os.RemoveAll(cp.dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s: %w", cp.dir, err))
-	}
 	return errors.Join(errs...)
+}
+
+// removeDir removes the temporary folder.
+func (cp *ControlPlane) removeDir() error {
+	if err := os.RemoveAll(cp.dir); err != nil {
+		return fmt.Errorf("remove %s: %w", cp.dir, err)
+	}
+	return nil
 }
 
 // Dir returns the control plane's temporary folder, which holds etcd.log and

@@ -98,3 +98,33 @@ func processesMentioning(t *testing.T, s string) []string {
 	}
 	return found
 }
+
+// TestStartFailsCleanly gives Start an RBAC manifest with a misspelt field,
+// which it finds only once both processes run: Start must say what is wrong
+// and leave no process or folder behind.
+func TestStartFailsCleanly(t *testing.T) {
+	manifest := filepath.Join(t.TempDir(), "rbac.yaml")
+	err := os.WriteFile(manifest, []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: typo
+rulez: []
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := os.Getenv("SWITCHBOARD_HARNESS_TMPDIR")
+	before, _ := filepath.Glob(filepath.Join(parent, "switchboard-harness-*"))
+	_, err = harness.Start(t.Context(), harness.Options{RBACFile: manifest})
+	if err == nil || !strings.Contains(err.Error(), "rulez") {
+		t.Fatalf("Start with a misspelt manifest: %v, want an error naming the field", err)
+	}
+	t.Logf("Start: %v", err)
+	after, _ := filepath.Glob(filepath.Join(parent, "switchboard-harness-*"))
+	if len(after) != len(before) {
+		t.Errorf("temporary folders before Start %v, after its failure %v", before, after)
+	}
+	if left := processesMentioning(t, filepath.Join(parent, "switchboard-harness-")); len(left) != 0 {
+		t.Errorf("still running after Start failed: %v", left)
+	}
+}
