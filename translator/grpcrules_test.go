@@ -279,8 +279,8 @@ func grpcRouteEntry(r *routev3.Route) error {
 		return fmt.Errorf("route action %T is not a route", r.GetAction())
 	}
 	a := r.GetRoute()
-	if len(a.GetHashPolicy()) != 0 || a.GetMaxStreamDuration() != nil {
-		return errors.New("unchecked: hash_policy or max_stream_duration")
+	if err := grpcRoutePolicy(a); err != nil {
+		return err
 	}
 	switch cs := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
@@ -342,13 +342,17 @@ func grpcCluster(c *clusterv3.Cluster) error {
 	default:
 		return fmt.Errorf("unexpected lbPolicy %v", c.GetLbPolicy())
 	}
-	// securityConfigFromCluster, outlierConfigFromCluster,
-	// xdslbregistry.ConvertToServiceConfig: not sent yet.
+	// securityConfigFromCluster: not sent yet.
 	if len(c.GetTransportSocketMatches()) != 0 {
 		return errors.New("unsupported transport_socket_matches field is non-empty")
 	}
-	if c.GetTransportSocket() != nil || c.GetOutlierDetection() != nil || c.GetLoadBalancingPolicy() != nil {
-		return errors.New("unchecked: transport_socket, outlier_detection or load_balancing_policy")
+	if c.GetTransportSocket() != nil {
+		return errors.New("unchecked: transport_socket")
+	}
+	// outlierConfigFromCluster, xdslbregistry.ConvertToServiceConfig,
+	// circuit breakers, metadata, and no field this file does not check.
+	if err := grpcClusterPolicy(c); err != nil {
+		return err
 	}
 	// lrs_server must be self.
 	if lrs := c.GetLrsServer(); lrs != nil && lrs.GetSelf() == nil {

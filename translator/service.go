@@ -137,6 +137,10 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	if len(ports) == 0 {
 		return Resources{}, diags
 	}
+	pol, problems := parsePolicy(svc.Annotations)
+	for _, pr := range problems {
+		diags = append(diags, diag("", "%s", pr))
+	}
 	n := len(ports)
 	res := Resources{
 		Listeners:   make([]*listenerv3.Listener, 0, n),
@@ -165,8 +169,14 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		diags = append(diags, d...)
 		res.ZoneAssignments = append(res.ZoneAssignments, zoneAssignments(topologyPreference(svc, p.Endpoints), p.Endpoints, cla, threshold)...)
 		res.Listeners = append(res.Listeners, lis)
-		res.Routes = append(res.Routes, routeConfiguration(canonical, aliases, shortNames(key, p.Port, len(ports) == 1)))
-		res.Clusters = append(res.Clusters, edsCluster(canonical))
+		rc := routeConfiguration(canonical, aliases, shortNames(key, p.Port, len(ports) == 1))
+		pol.applyRoute(rc)
+		c, err := policyCluster(pol, canonical, p.AppProtocol)
+		if err != nil {
+			diags = append(diags, diag(label, "%v", err))
+		}
+		res.Routes = append(res.Routes, rc)
+		res.Clusters = append(res.Clusters, c)
 		res.Assignments = append(res.Assignments, cla)
 	}
 	// Ports are in number order, names compare as strings (":443" < ":80").
