@@ -206,10 +206,22 @@ func TestUnknownNameAnsweredAtOnce(t *testing.T) {
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
 	c := h.client(t)
 	c.request(resourcev3.ListenerType, []string{"typo"}, nil, "")
-	if r := c.next(); len(r.GetResources()) != 0 {
-		t.Fatalf("LDS for an unknown name carried %v", names(t, r))
+	r := c.next()
+	if got := names(t, r); !equal(got, []string{"typo"}) {
+		t.Fatalf("LDS for an unknown name = %v, want the unknown listener named typo", got)
 	}
-	c.request(resourcev3.ClusterType, []string{"typo"}, nil, "")
+	if domain := inlineDomain(t, r); domain != translator.UnknownDomain {
+		t.Fatalf("unknown listener routes to domain %q, want %q", domain, translator.UnknownDomain)
+	}
+	// When the name comes to exist, the real listener replaces it.
+	c.request(resourcev3.ListenerType, []string{"typo"}, r, "")
+	apply(t, h.cache, false, map[string]*translator.Resources{"ns/typo": svc("typo", 1)})
+	r = c.next()
+	m, _ := r.GetResources()[0].UnmarshalNew()
+	if m.(*listenerv3.Listener).GetApiListener() != nil {
+		t.Fatalf("after the Service appeared, LDS still carries the unknown listener")
+	}
+	c.request(resourcev3.ClusterType, []string{"nope"}, nil, "")
 	if r := c.next(); r.GetTypeUrl() != resourcev3.ClusterType || len(r.GetResources()) != 0 {
 		t.Fatalf("CDS for an unknown name: %v %v", r.GetTypeUrl(), names(t, r))
 	}
@@ -377,8 +389,8 @@ func TestShortNamesResolveInClientNamespace(t *testing.T) {
 	// A client that did not say its namespace has no short names.
 	other := h.client(t)
 	other.request(resourcev3.ListenerType, []string{"s:80"}, nil, "")
-	if r := other.next(); len(r.GetResources()) != 0 {
-		t.Fatalf("short name without a namespace resolved to %v", names(t, r))
+	if d := inlineDomain(t, other.next()); d != translator.UnknownDomain {
+		t.Fatalf("short name without a namespace got a listener for domain %q, want the unknown listener", d)
 	}
 
 	// Unsubscribing the full form keeps the short one watched: deleting
@@ -429,4 +441,19 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 	if got := weight(t, inZone.next(), 0); got != 1 {
 		t.Fatalf("after the variant went, z1 client got weight %d, want 1", got)
 	}
+}
+
+// inlineDomain returns the first domain of the inline route of the first
+// listener in r, or "" when it routes by RDS.
+func inlineDomain(t *testing.T, r *discoveryv3.DiscoveryResponse) string {
+	t.Helper()
+	m, err := r.GetResources()[0].UnmarshalNew()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := m.(*listenerv3.Listener).GetApiListener().GetApiListener().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	return hcm.GetRouteConfig().GetVirtualHosts()[0].GetDomains()[0]
 }

@@ -13,6 +13,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // typeState is one stream's SotW protocol state for one resource type.
@@ -31,6 +33,13 @@ type typeState struct {
 	resolved   map[string]string
 	requesters map[string][]string
 	watchRefs  map[string]int
+	// unknown holds the UnknownListener built for each subscribed
+	// listener name that names no Service (built per stream: typos are
+	// rare and should not grow a shared map).
+	unknown map[string]*Resource
+	// known holds the listener names this client was given a real
+	// listener for.
+	known map[string]struct{}
 	// status is what /debug/clients shows.
 	status TypeStatus
 }
@@ -64,6 +73,7 @@ func newStream(id int64, srv *Server, send func(*discoveryv3.DiscoveryResponse) 
 		st.types[t] = &typeState{
 			subscribed: map[string]struct{}{}, sent: map[string]string{},
 			resolved: map[string]string{}, requesters: map[string][]string{}, watchRefs: map[string]int{},
+			unknown: map[string]*Resource{}, known: map[string]struct{}{},
 		}
 	}
 	st.status = ClientStatus{Stream: id, ConnectedAt: st.started}
@@ -145,6 +155,8 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 		for _, n := range removed {
 			delete(ts.subscribed, n)
 			delete(ts.sent, n)
+			delete(ts.unknown, n)
+			delete(ts.known, n)
 			if rn := ts.forget(n); rn != "" {
 				watchRemove = append(watchRemove, rn)
 			}
@@ -356,12 +368,35 @@ func (st *stream) resolve(t typeIndex, name string) string {
 	return host + "." + st.ns
 }
 
-// get returns the resource a subscribed name gets, named as subscribed.
+// get returns the resource a subscribed name gets, named as subscribed. A
+// listener name that names no Service gets translator.UnknownListener, so
+// that the client fails fast with an error naming it.
 func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
+	var r *Resource
 	if rn, ok := ts.resolved[name]; ok {
-		return st.srv.cache.getAlias(name, rn)
+		r = st.srv.cache.getAlias(name, rn)
+	} else {
+		r = st.srv.cache.getIn(t, name, st.zone)
 	}
-	return st.srv.cache.getIn(t, name, st.zone)
+	if r != nil {
+		if t == listenerType {
+			ts.known[name] = struct{}{}
+		}
+		return r
+	}
+	// A name the client had a real listener for was deleted: leave it
+	// out, so the client reports the removal. A name that never existed
+	// for this client gets the unknown listener.
+	if _, had := ts.known[name]; t == listenerType && !ts.wildcard && !had {
+		r = ts.unknown[name]
+		if r == nil {
+			r, _ = newResource(name, translator.UnknownListener(name))
+			if r != nil {
+				ts.unknown[name] = r
+			}
+		}
+	}
+	return r
 }
 
 // remember records that name is served as rn and returns the name to add
