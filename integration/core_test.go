@@ -195,6 +195,22 @@ func runCore(t *testing.T, w world, sb *switchboard, runner *clients.Runner, kin
 	rs, err = p.WaitSpread(ctx, 40, ids(b...)...)
 	s.check("first namespace unaffected by the second", rs, err)
 
+	// Deleted EndpointSlices: their endpoints leave; with none left the
+	// Service keeps its cluster with an empty assignment, so calls fail
+	// fast with UNAVAILABLE, and recover when a slice comes back.
+	t0 = time.Now()
+	w.DeleteSlice(t, ns, "greeter-2")
+	rs, err = p.WaitOnlyFrom(ctx, 40, ids(b[0], b[1], b[2])...)
+	s.check("deleted slice's endpoints leave", rs, err)
+	s.reportGone("slice-deleted", t0, rs, b[3].ID())
+	w.DeleteSlice(t, ns, "greeter-1")
+	rs, err = p.WaitFailing(ctx, 5, codes.Unavailable, "")
+	s.check("no slices left: calls fail with UNAVAILABLE", rs, err)
+	t.Logf("no endpoints %s: %q", kind, rs[len(rs)-1].Err)
+	w.ApplySlice(t, newSlice(ns, "greeter", "greeter-1", port, ep(b[0], harness.Ready, "z1")))
+	rs, err = p.WaitOnlyFrom(ctx, 20, b[0].ID())
+	s.check("a slice came back", rs, err)
+
 	// A deleted Service fails its calls with UNAVAILABLE.
 	t0 = time.Now()
 	w.DeleteService(t, ns, "greeter")

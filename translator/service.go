@@ -27,20 +27,19 @@ const (
 // left out and reported, and the rest is translated.
 //
 // For every TCP port ("" means TCP) of a ClusterIP, NodePort or LoadBalancer
-// Service, headless or not, that has at least one EndpointSlice
-// (SliceCount > 0) it returns a Listener, RouteConfiguration, Cluster and
+// Service, headless or not, it returns a Listener, RouteConfiguration, Cluster and
 // ClusterLoadAssignment that all carry the port's CanonicalName, and the
 // port's aliases in Resources.Aliases (see portAliases); the route's virtual
 // host also matches the short names "S:P" and "S" (see shortNames), which are
 // not aliases. Headless Services are served the same way: the assignment
 // lists the pod IPs in both cases.
 //
+// A Service without endpoints (no EndpointSlice yet, or none with a usable
+// endpoint) keeps its Cluster and gets an empty assignment, so clients fail
+// fast with UNAVAILABLE rather than see the Service vanish (the world is
+// only served once every source has synced, so "no slice" is real).
+//
 // It returns no resources:
-//   - for a Service with SliceCount == 0, so that its names do not exist for
-//     clients yet (an unknown name, not an empty one) until the endpoint
-//     slice controller, or whoever manages the slices, has written one. Once
-//     a slice exists, a port with no usable endpoint gets an empty assignment
-//     and clients fail fast with UNAVAILABLE;
 //   - for an ExternalName Service (a diagnostic: not served yet);
 //   - for a Service whose name or namespace could not be a Kubernetes name,
 //     or when opts is invalid (a diagnostic).
@@ -123,11 +122,6 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	if len(svc.Ports) == 0 {
 		return Resources{}, []Diagnostic{diag("", "Service has no ports; nothing to serve")}
 	}
-	if svc.SliceCount == 0 {
-		// No resources at all (see Service): the names must not exist yet.
-		return Resources{}, []Diagnostic{diag("", "no EndpointSlice names this Service yet; not served")}
-	}
-
 	domain := opts.domain()
 	ports, diags := servedPorts(svc, diag)
 	threshold, bad := failoverThreshold(svc)
