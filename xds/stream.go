@@ -186,6 +186,24 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 // diffSubscription compares the names in a request with the subscription.
 func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (added, removed []string, wildcard bool) {
 	wildcard = t.fullState() && ((!ts.started && len(names) == 0) || (ts.wildcard && len(names) == 0) || slices.Contains(names, "*"))
+	// Fast path for the common case, an ACK that repeats the subscription:
+	// every name known and as many names as subscribed means no change (a
+	// SotW ACK carries every subscribed name, so this runs per ACK; it
+	// allocates nothing). A request that repeated one name and dropped
+	// another would pass for unchanged until the next request; no xDS
+	// client repeats a name.
+	if len(names) == len(ts.subscribed) {
+		same := true
+		for _, n := range names {
+			if _, ok := ts.subscribed[n]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, nil, wildcard
+		}
+	}
 	want := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		if n == "*" {
