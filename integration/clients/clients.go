@@ -4,7 +4,8 @@
 // the same way and assert the same outcomes.
 //
 // All three programs share one contract: flags --target, --count,
-// --interval-ms and --timeout-ms; the bootstrap file named by
+// --interval-ms, --timeout-ms and the repeatable --header k=v (request
+// metadata on every call); the bootstrap file named by
 // GRPC_XDS_BOOTSTRAP; one JSON line per call on stdout
 // ({"t":<unix ms>,"backend":"<id>","code":<grpc code>,"error":"<msg>"}); logs on
 // stderr; with --count 0 they run until SIGTERM, or until stdin closes if

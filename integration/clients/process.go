@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,10 @@ type Options struct {
 	IntervalMS int
 	// TimeoutMS is each call's deadline; 0 means 1000.
 	TimeoutMS int
+	// Header is request metadata sent with every call (--header k=v in all
+	// three programs), for example the key a ring_hash route hashes on.
+	// Keys are sent in sorted order.
+	Header map[string]string
 	// Env holds extra KEY=VALUE variables, e.g. GRPC_TRACE. They override
 	// the inherited environment.
 	Env []string
@@ -115,6 +121,9 @@ func (r *Runner) Start(ctx context.Context, kind Kind, opts Options) (*Process, 
 	args = append(args, "--target", opts.Target, "--count", strconv.Itoa(opts.Count))
 	if opts.IntervalMS > 0 {
 		args = append(args, "--interval-ms", strconv.Itoa(opts.IntervalMS))
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Header)) {
+		args = append(args, "--header", k+"="+opts.Header[k])
 	}
 	if opts.TimeoutMS > 0 {
 		args = append(args, "--timeout-ms", strconv.Itoa(opts.TimeoutMS))

@@ -11,6 +11,7 @@
 //	                       closed (default 0)
 //	--interval-ms M        pause between calls (default 10)
 //	--timeout-ms T         deadline of each call (default 1000)
+//	--header k=v           request metadata sent with every call; repeatable
 //
 // Each call prints one JSON line on stdout, written when the call ends:
 //
@@ -32,6 +33,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,6 +55,21 @@ type options struct {
 	interval    time.Duration
 	timeout     time.Duration
 	reportEvery time.Duration
+	header      metadata.MD // sent with every call
+}
+
+// headerFlag collects repeated --header k=v flags.
+type headerFlag struct{ md metadata.MD }
+
+func (h *headerFlag) String() string { return fmt.Sprint(h.md) }
+
+func (h *headerFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not k=v", v)
+	}
+	h.md.Append(k, val)
+	return nil
 }
 
 // result is one call, as printed.
@@ -106,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	intervalMS := fs.Int("interval-ms", 10, "pause between calls in milliseconds")
 	timeoutMS := fs.Int("timeout-ms", 1000, "per-call deadline in milliseconds")
 	reportEvery := fs.Duration("report-every", 0, "print a per-backend calls/s summary at this interval instead of one JSON line per call")
+	header := &headerFlag{md: metadata.MD{}}
+	fs.Var(header, "header", "request metadata k=v sent with every call; repeatable")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -123,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		interval:    time.Duration(*intervalMS) * time.Millisecond,
 		timeout:     time.Duration(*timeoutMS) * time.Millisecond,
 		reportEvery: *reportEvery,
+		header:      header.md,
 	}, nil
 }
 
@@ -157,7 +177,7 @@ func run(ctx context.Context, opts options, stdout io.Writer) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		r := call(ctx, health, opts.timeout)
+		r := call(metadata.NewOutgoingContext(ctx, opts.header), health, opts.timeout)
 		if ctx.Err() != nil && opts.count == 0 {
 			// A call cut short by our own shutdown is not a result.
 			return nil

@@ -5,6 +5,7 @@
 // ../goclient (see its package comment):
 //
 //   node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T]
+//                  [--header k=v]...   (request metadata sent with every call)
 //
 // One JSON line per call on stdout, written when the call ends:
 //   {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
@@ -29,13 +30,13 @@ const BACKEND_HEADER = 'x-backend';
 
 function usage(msg) {
   process.stderr.write(`node client: ${msg}\n` +
-    'usage: node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T]\n');
+    'usage: node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T] [--header k=v]...\n');
   process.exit(2);
 }
 
 // parseArgs accepts "--flag value" and "--flag=value", like Go's flag package.
 function parseArgs(argv) {
-  const opts = { target: '', count: 0, intervalMs: 10, timeoutMs: 1000 };
+  const opts = { target: '', count: 0, intervalMs: 10, timeoutMs: 1000, headers: [] };
   const ints = { '--count': 'count', '--interval-ms': 'intervalMs', '--timeout-ms': 'timeoutMs' };
   for (let i = 0; i < argv.length; i++) {
     let [name, value] = argv[i].split(/=(.*)/s, 2);
@@ -46,6 +47,10 @@ function parseArgs(argv) {
     }
     if (name === '--target') {
       opts.target = value;
+    } else if (name === '--header') {
+      const eq = value.indexOf('=');
+      if (eq <= 0) usage(`--header: ${JSON.stringify(value)} is not k=v`);
+      opts.headers.push([value.slice(0, eq), value.slice(eq + 1)]);
     } else if (name in ints) {
       if (!/^\d+$/.test(value)) usage(`${name}: ${JSON.stringify(value)} is not a non-negative integer`);
       opts[ints[name]] = Number(value);
@@ -59,12 +64,14 @@ function parseArgs(argv) {
 }
 
 // call makes one health check and resolves with its printed result.
-function call(client, timeoutMs) {
+function call(client, timeoutMs, headers) {
   return new Promise((resolve) => {
     let backend = '';
     const deadline = new Date(Date.now() + timeoutMs);
+    const md = new grpc.Metadata();
+    for (const [k, v] of headers) md.add(k, v);
     const c = client.makeUnaryRequest(CHECK_METHOD, (x) => x, (x) => x, Buffer.alloc(0),
-      new grpc.Metadata(), { deadline }, (err) => {
+      md, { deadline }, (err) => {
         const r = { t: Date.now(), backend, code: 0, error: '' };
         if (err) {
           r.code = typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN;
@@ -98,7 +105,7 @@ async function main() {
   for (let i = 0; opts.count === 0 || i < opts.count; i++) {
     if (i > 0 && opts.intervalMs > 0) await sleep(opts.intervalMs);
     if (stopping) break;
-    const r = await call(client, opts.timeoutMs);
+    const r = await call(client, opts.timeoutMs, opts.headers);
     // Writes to pipes and files are synchronous on Linux, so each line is
     // out before the next call starts.
     process.stdout.write(JSON.stringify(r) + '\n');

@@ -6,7 +6,9 @@ python3-grpcio (C-core 1.51). Run it with /usr/bin/python3. Same command
 line and output as ../goclient (see its package comment):
 
     /usr/bin/python3 client.py --target xds:///NAME [--count N]
-        [--interval-ms M] [--timeout-ms T]
+        [--interval-ms M] [--timeout-ms T] [--header k=v]...
+
+--header adds request metadata to every call (repeatable).
 
 One JSON line per call on stdout, written when the call ends:
     {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
@@ -49,6 +51,13 @@ def positive(value):
     return n
 
 
+def header(value):
+    k, sep, v = value.partition("=")
+    if not sep or not k:
+        raise argparse.ArgumentTypeError(f"{value!r} is not k=v")
+    return (k, v)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", required=True, help="dial target, e.g. xds:///echo")
@@ -58,6 +67,8 @@ def parse_args(argv):
                    help="pause between calls in milliseconds")
     p.add_argument("--timeout-ms", type=positive, default=1000,
                    help="per-call deadline in milliseconds")
+    p.add_argument("--header", type=header, action="append", default=[],
+                   help="request metadata k=v sent with every call; repeatable")
     return p.parse_args(argv)
 
 
@@ -68,10 +79,10 @@ def backend_of(metadata):
     return ""
 
 
-def call(check, timeout_s):
+def call(check, timeout_s, headers):
     """Makes one health check and returns its printed result."""
     try:
-        _, c = check.with_call(b"", timeout=timeout_s)
+        _, c = check.with_call(b"", timeout=timeout_s, metadata=headers or None)
         return {"t": int(time.time() * 1000), "backend": backend_of(c.initial_metadata()),
                 "code": 0, "error": ""}
     except grpc.RpcError as err:
@@ -106,7 +117,7 @@ def main(argv):
             break
         if stop.is_set():
             break
-        r = call(check, opts.timeout_ms / 1000)
+        r = call(check, opts.timeout_ms / 1000, opts.header)
         sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
         sys.stdout.flush()
         i += 1
