@@ -35,9 +35,11 @@ const lbTypeURLPrefix = "type.googleapis.com/envoy.extensions.load_balancing_pol
 // knownClusterFields are the Cluster fields the translator may set and this
 // file (or grpcCluster) checks; any other set field is "unchecked".
 func knownClusterFields() []protoreflect.Name {
-	return []protoreflect.Name{"name", "type", "eds_cluster_config", "connect_timeout", "lb_policy",
+	return []protoreflect.Name{
+		"name", "type", "eds_cluster_config", "connect_timeout", "lb_policy",
 		"ring_hash_lb_config", "least_request_lb_config", "load_balancing_policy", "outlier_detection",
-		"circuit_breakers", "metadata", "typed_extension_protocol_options", "lrs_server"}
+		"circuit_breakers", "metadata", "typed_extension_protocol_options", "lrs_server",
+	}
 }
 
 // grpcClusterPolicy checks the policy fields of c.

@@ -65,14 +65,14 @@ func grpcRuleErrors(res Resources) []error {
 		add("cluster", c.GetName(), grpcCluster(c))
 		clusters[c.GetName()] = c
 	}
-	clas := map[string]bool{}
+	haveCLA := map[string]bool{}
 	for _, cla := range res.Assignments {
 		add("assignment", cla.GetClusterName(), grpcEDS(cla))
-		clas[cla.GetClusterName()] = true
+		haveCLA[cla.GetClusterName()] = true
 	}
 	for _, za := range res.ZoneAssignments {
 		add("zone "+za.Zone+" assignment", za.Assignment.GetClusterName(), grpcEDS(za.Assignment))
-		if !clas[za.Assignment.GetClusterName()] {
+		if !haveCLA[za.Assignment.GetClusterName()] {
 			errs = append(errs, fmt.Errorf("zone %s assignment %q has no plain assignment", za.Zone, za.Assignment.GetClusterName()))
 		}
 	}
@@ -113,7 +113,7 @@ func grpcRuleErrors(res Resources) []error {
 	}
 	// cdsbalancer: the EDS resource a cluster watches is its service_name.
 	for _, c := range res.Clusters {
-		if sn := c.GetEdsClusterConfig().GetServiceName(); !clas[sn] {
+		if sn := c.GetEdsClusterConfig().GetServiceName(); !haveCLA[sn] {
 			add("cluster", c.GetName(), fmt.Errorf("assignment %q not in resources", sn))
 		}
 	}

@@ -19,12 +19,18 @@ func TestShortNamesMatchVirtualHost(t *testing.T) {
 		match   map[string]string // dialled short name -> canonical route
 		noMatch []string
 	}{
-		{"single", []watcher.Port{{Name: "a", Port: 80}},
+		{
+			"single",
+			[]watcher.Port{{Name: "a", Port: 80}},
 			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s": "s.n.svc.cluster.local:80"},
-			[]string{"s:81", "t:80"}},
-		{"multi", []watcher.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}},
+			[]string{"s:81", "t:80"},
+		},
+		{
+			"multi",
+			[]watcher.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}},
 			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s:81": "s.n.svc.cluster.local:81"},
-			[]string{"s"}},
+			[]string{"s"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, diags := Service(Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})

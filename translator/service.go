@@ -82,8 +82,10 @@ func All(opts Options, svcs []*watcher.Service) (map[watcher.ServiceKey]Resource
 		case n > 1:
 			if _, done := out[svc.Key]; !done {
 				out[svc.Key] = Resources{}
-				diags = append(diags, Diagnostic{Service: svc.Key,
-					Reason: fmt.Sprintf("Service listed %d times in input; not translated", n)})
+				diags = append(diags, Diagnostic{
+					Service: svc.Key,
+					Reason:  fmt.Sprintf("Service listed %d times in input; not translated", n),
+				})
 			}
 		default:
 			res, d := service(opts, svc)

@@ -171,7 +171,9 @@ func TestInvalidInputIsolated(t *testing.T) {
 		{Key: watcher.ServiceKey{Namespace: "ok", Name: "UPPER"}, SliceCount: 1, Ports: []watcher.Port{{Port: 80}}},
 		{Key: watcher.ServiceKey{Namespace: "ok", Name: "weird"}, Type: "Magic", SliceCount: 1, Ports: []watcher.Port{{Port: 80}}},
 		{Key: watcher.ServiceKey{Namespace: "ok", Name: "ports"}, SliceCount: 3, Ports: []watcher.Port{
-			{Port: -1}, {Port: 70000}, {Name: "x", Port: 1, Protocol: "QUIC"},
+			{Port: -1},
+			{Port: 70000},
+			{Name: "x", Port: 1, Protocol: "QUIC"},
 			{Name: "e", Port: 2, Endpoints: []watcher.Endpoint{
 				{Ready: true, Port: 1},
 				{Addresses: []string{"10.0.0.2"}, Port: 0, Ready: true},
@@ -291,7 +293,7 @@ func TestGRPCRulesCatch(t *testing.T) {
 		{"no router", func(r *Resources) { r.Listeners[0] = apiListenerWithoutFilters(r.Listeners[0]) }},
 		{"eds not ads", func(r *Resources) {
 			r.Clusters[0].EdsClusterConfig.EdsConfig = &corev3.ConfigSource{
-				ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"},
+				ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}, //nolint:staticcheck // the deprecated path source is what gRPC rejects here
 			}
 		}},
 		{"no matching virtual host", func(r *Resources) { r.Routes[0].VirtualHosts[0].Domains = []string{"other"} }},

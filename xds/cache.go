@@ -210,7 +210,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 				g.names[t] = append(g.names[t], r.Name)
 				if cur, ok := c.resources[t][r.Name]; !ok || cur.Version != r.Version {
 					c.resources[t][r.Name] = r
-					mark(typeIndex(t), r.Name)
+					mark(t, r.Name)
 				}
 			}
 		}
@@ -226,7 +226,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 					// No alias routes to a listener that is gone.
 					delete(c.aliasListeners, name)
 				}
-				mark(typeIndex(t), name)
+				mark(t, name)
 			}
 		}
 		for alias := range old.aliases {
@@ -275,11 +275,11 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 			continue
 		}
 		for w := range c.wildcard[t] {
-			w.mark(typeIndex(t), changed[t])
+			w.mark(t, changed[t])
 		}
 		for name := range changed[t] {
 			for w := range c.byName[t][name] {
-				w.markOne(typeIndex(t), name)
+				w.markOne(t, name)
 			}
 		}
 	}

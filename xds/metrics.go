@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	for t := range numTypes {
-		l := typeIndex(t).String()
+		l := t.String()
 		m.byType[t].responses = m.responses.WithLabelValues(l)
 		m.byType[t].nacks = m.nacks.WithLabelValues(l)
 		m.byType[t].resources = m.resources.WithLabelValues(l)

@@ -335,7 +335,7 @@ func TestVersionsDeriveFromContent(t *testing.T) {
 	for ty := range numTypes {
 		for name, r := range a.resources[ty] {
 			if got := b.resources[ty][name].Version; got != r.Version {
-				t.Fatalf("%v %s: versions %s and %s for the same content", typeIndex(ty), name, r.Version, got)
+				t.Fatalf("%v %s: versions %s and %s for the same content", ty, name, r.Version, got)
 			}
 		}
 	}
@@ -431,7 +431,8 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 		t.Fatalf("client in z2 got weight %d, want the plain assignment (1)", got)
 	}
 	// Clients of one zone share one marshalled variant.
-	if h.cache.getIn(endpointType, "a", "z1") != h.cache.getIn(endpointType, "a", "z1") {
+	first, second := h.cache.getIn(endpointType, "a", "z1"), h.cache.getIn(endpointType, "a", "z1")
+	if first != second {
 		t.Fatal("two reads of the z1 variant gave two resources")
 	}
 

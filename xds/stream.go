@@ -236,13 +236,13 @@ func (st *stream) handleChanges() error {
 		}
 		var err error
 		if ready {
-			err = st.respond(typeIndex(t), typeIndex(t).fullState(), keys(ts.subscribed))
+			err = st.respond(t, t.fullState(), keys(ts.subscribed))
 		} else if len(pending[t]) > 0 {
 			names := keys(pending[t])
 			for n := range pending[t] {
 				names = append(names, ts.requesters[n]...)
 			}
-			err = st.respond(typeIndex(t), false, names)
+			err = st.respond(t, false, names)
 		}
 		if err != nil {
 			return err

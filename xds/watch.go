@@ -80,7 +80,7 @@ func (c *Cache) unregister(w *subscriber) {
 		delete(c.wildcard[t], w)
 		for name, ws := range c.byName[t] {
 			if _, ok := ws[w]; ok {
-				c.unwatchLocked(typeIndex(t), name, w)
+				c.unwatchLocked(t, name, w)
 			}
 		}
 	}
@@ -118,12 +118,9 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	}
 }
 
-// get returns the current resource of type t named name, or nil. A
-// listener name that is an alias gets its alias listener.
-func (c *Cache) get(t typeIndex, name string) *Resource { return c.getIn(t, name, "") }
-
-// getIn is get for a client in zone: an assignment with a variant for that
-// zone is served as the variant.
+// getIn returns the current resource of type t named name for a client in
+// zone, or nil: an assignment with a variant for that zone is served as the
+// variant, and a listener name that is an alias gets its alias listener.
 func (c *Cache) getIn(t typeIndex, name, zone string) *Resource {
 	c.mu.RLock()
 	r := c.resources[t][name]
