@@ -150,6 +150,9 @@ func validateAll(t testing.TB, res Resources) {
 	for _, za := range res.ZoneAssignments {
 		check(za.Assignment)
 	}
+	for _, cv := range res.ClusterVariants {
+		check(cv.Cluster)
+	}
 }
 
 // goldenFile is the layout of testdata/out/*.yaml.
@@ -173,6 +176,8 @@ type goldenService struct {
 	Assignments []any             `json:"assignments,omitempty"`
 	// ZoneAssignments maps zone to that zone's assignments.
 	ZoneAssignments map[string][]any `json:"zoneAssignments,omitempty"`
+	// ClusterVariants maps client class to that class's clusters.
+	ClusterVariants map[string][]any `json:"clusterVariants,omitempty"`
 }
 
 // renderGolden turns a translation into deterministic YAML: protojson for
@@ -203,6 +208,12 @@ func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]Resources, diags []
 		}
 		for _, m := range res.Assignments {
 			gs.Assignments = append(gs.Assignments, protoValue(t, m))
+		}
+		for _, cv := range res.ClusterVariants {
+			if gs.ClusterVariants == nil {
+				gs.ClusterVariants = map[string][]any{}
+			}
+			gs.ClusterVariants[cv.Class] = append(gs.ClusterVariants[cv.Class], protoValue(t, cv.Cluster))
 		}
 		for _, za := range res.ZoneAssignments {
 			if gs.ZoneAssignments == nil {

@@ -70,6 +70,12 @@ func grpcRuleErrors(res Resources) []error {
 		add("assignment", cla.GetClusterName(), grpcEDS(cla))
 		haveCLA[cla.GetClusterName()] = true
 	}
+	for _, cv := range res.ClusterVariants {
+		add("cluster variant "+cv.Class, cv.Cluster.GetName(), grpcCluster(cv.Cluster))
+		if clusters[cv.Cluster.GetName()] == nil {
+			errs = append(errs, fmt.Errorf("cluster variant %q has no plain cluster", cv.Cluster.GetName()))
+		}
+	}
 	for _, za := range res.ZoneAssignments {
 		add("zone "+za.Zone+" assignment", za.Assignment.GetClusterName(), grpcEDS(za.Assignment))
 		if !haveCLA[za.Assignment.GetClusterName()] {

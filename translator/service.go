@@ -171,6 +171,14 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		if err != nil {
 			diags = append(diags, diag(label, "%v", err))
 		}
+		if pol.lb == lbRingHash {
+			// C-core 1.51 crashes on ring hash: it gets round robin.
+			compat := pol
+			compat.lb, compat.hashHeader = lbRoundRobin, ""
+			if cc, err := policyCluster(compat, canonical, p.AppProtocol); err == nil {
+				res.ClusterVariants = append(res.ClusterVariants, ClusterVariant{Class: ClassCCore, Cluster: cc})
+			}
+		}
 		res.Routes = append(res.Routes, rc)
 		res.Clusters = append(res.Clusters, c)
 		res.Assignments = append(res.Assignments, cla)
@@ -181,6 +189,9 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	slices.SortFunc(res.Clusters, byName[*clusterv3.Cluster])
 	slices.SortFunc(res.Assignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
 		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+	})
+	slices.SortFunc(res.ClusterVariants, func(a, b ClusterVariant) int {
+		return cmp.Or(cmp.Compare(a.Cluster.GetName(), b.Cluster.GetName()), cmp.Compare(a.Class, b.Class))
 	})
 	slices.SortFunc(res.ZoneAssignments, func(a, b ZoneAssignment) int {
 		return cmp.Or(cmp.Compare(a.Assignment.GetClusterName(), b.Assignment.GetClusterName()), cmp.Compare(a.Zone, b.Zone))

@@ -33,6 +33,9 @@ type Resources struct {
 	// client whose node locality names one of these zones gets the variant;
 	// every other client gets the plain assignment.
 	ZoneAssignments []ZoneAssignment
+	// ClusterVariants are clusters shaped for one class of client (see
+	// ClientClass), sorted by name, then class.
+	ClusterVariants []ClusterVariant
 	// Aliases maps every other name a client may dial for one of this
 	// Service's ports (for example "S.N:P", "S.N.svc:P", and "S.N" when the
 	// Service has one port) to the canonical listener name. Alias listeners

@@ -46,11 +46,12 @@ type Cache struct {
 	// asks for cost a map entry and nothing else.
 	aliases        map[string]string
 	aliasListeners map[string]map[string]*Resource
-	// zonal holds, by assignment name and then zone, the variants that
-	// clients in that zone get instead of the plain assignment. Clients of
-	// one zone share one marshalled variant: the cost is per zone, not per
+	// variants holds, per type, by name and then view key (see
+	// clientView), the resources that some clients get instead of the plain
+	// one: assignments per zone, clusters per client class. Clients with
+	// one view share one marshalled variant: the cost is per view, not per
 	// client.
-	zonal map[string]map[string]*Resource
+	variants [numTypes]map[string]map[string]*Resource
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -59,9 +60,9 @@ type Cache struct {
 
 // group is what one Service owns in the cache.
 type group struct {
-	names   [numTypes][]string
-	aliases map[string]string
-	zonal   map[string]map[string]*Resource
+	names    [numTypes][]string
+	aliases  map[string]string
+	variants [numTypes]map[string]map[string]*Resource
 }
 
 // NewCache returns an empty Cache that is not ready until the first full
@@ -72,12 +73,12 @@ func NewCache() *Cache {
 		groups:         map[string]*group{},
 		aliases:        map[string]string{},
 		aliasListeners: map[string]map[string]*Resource{},
-		zonal:          map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
 	}
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}
 		c.byName[t] = map[string]map[*subscriber]struct{}{}
+		c.variants[t] = map[string]map[string]*Resource{}
 		c.wildcard[t] = map[*subscriber]struct{}{}
 	}
 	return c
@@ -96,9 +97,9 @@ func (c *Cache) ReadyC() <-chan struct{} { return c.readyC }
 
 // built is a group marshalled outside the lock.
 type built struct {
-	res     [numTypes][]*Resource
-	aliases map[string]string
-	zonal   map[string]map[string]*Resource
+	res      [numTypes][]*Resource
+	aliases  map[string]string
+	variants [numTypes]map[string]map[string]*Resource
 }
 
 func build(r *translator.Resources) (*built, error) {
@@ -124,20 +125,25 @@ func build(r *translator.Resources) (*built, error) {
 	for _, m := range r.Assignments {
 		add(endpointType, m.GetClusterName(), m)
 	}
-	for _, za := range r.ZoneAssignments {
-		name := za.Assignment.GetClusterName()
-		res, err := newResource(name, za.Assignment)
+	variant := func(t typeIndex, key, name string, m proto.Message) {
+		res, err := newResource(name, m)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			return
 		}
-		if b.zonal == nil {
-			b.zonal = map[string]map[string]*Resource{}
+		if b.variants[t] == nil {
+			b.variants[t] = map[string]map[string]*Resource{}
 		}
-		if b.zonal[name] == nil {
-			b.zonal[name] = map[string]*Resource{}
+		if b.variants[t][name] == nil {
+			b.variants[t][name] = map[string]*Resource{}
 		}
-		b.zonal[name][za.Zone] = res
+		b.variants[t][name][key] = res
+	}
+	for _, za := range r.ZoneAssignments {
+		variant(endpointType, zoneKey(za.Zone), za.Assignment.GetClusterName(), za.Assignment)
+	}
+	for _, cv := range r.ClusterVariants {
+		variant(clusterType, classKey(cv.Class), cv.Cluster.GetName(), cv.Cluster)
 	}
 	return b, errors.Join(errs...)
 }
@@ -204,7 +210,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	var g *group
 	if b != nil {
-		g = &group{aliases: b.aliases, zonal: b.zonal}
+		g = &group{aliases: b.aliases, variants: b.variants}
 		for t := range numTypes {
 			for _, r := range b.res[t] {
 				g.names[t] = append(g.names[t], r.Name)
@@ -237,7 +243,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 			mark(listenerType, alias)
 		}
 	}
-	c.replaceZonal(old, g, mark)
+	c.replaceVariants(old, g, mark)
 	if g == nil {
 		delete(c.groups, key)
 		return
@@ -285,27 +291,29 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 	}
 }
 
-// replaceZonal swaps the zone variants of one Service's assignments and
-// marks an assignment changed when any of its variants changed, appeared or
-// went. Must be called with c.mu held.
-func (c *Cache) replaceZonal(old, g *group, mark func(typeIndex, string)) {
-	var before, after map[string]map[string]*Resource
-	if old != nil {
-		before = old.zonal
-	}
-	if g != nil {
-		after = g.zonal
-	}
-	for name, zones := range after {
-		if !sameVersions(before[name], zones) {
-			c.zonal[name] = zones
-			mark(endpointType, name)
+// replaceVariants swaps the variants of one Service's resources and marks
+// a resource changed when any of its variants changed, appeared or went.
+// Must be called with c.mu held.
+func (c *Cache) replaceVariants(old, g *group, mark func(typeIndex, string)) {
+	for t := range numTypes {
+		var before, after map[string]map[string]*Resource
+		if old != nil {
+			before = old.variants[t]
 		}
-	}
-	for name := range before {
-		if _, ok := after[name]; !ok {
-			delete(c.zonal, name)
-			mark(endpointType, name)
+		if g != nil {
+			after = g.variants[t]
+		}
+		for name, vs := range after {
+			if !sameVersions(before[name], vs) {
+				c.variants[t][name] = vs
+				mark(t, name)
+			}
+		}
+		for name := range before {
+			if _, ok := after[name]; !ok {
+				delete(c.variants[t], name)
+				mark(t, name)
+			}
 		}
 	}
 }
@@ -321,3 +329,9 @@ func sameVersions(a, b map[string]*Resource) bool {
 	}
 	return true
 }
+
+// zoneKey and classKey are the view keys of variants: a client in zone Z
+// sees assignment variants under zoneKey(Z), a client of class C cluster
+// variants under classKey(C).
+func zoneKey(zone string) string   { return "zone/" + zone }
+func classKey(class string) string { return "class/" + class }

@@ -431,7 +431,7 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 		t.Fatalf("client in z2 got weight %d, want the plain assignment (1)", got)
 	}
 	// Clients of one zone share one marshalled variant.
-	first, second := h.cache.getIn(endpointType, "a", "z1"), h.cache.getIn(endpointType, "a", "z1")
+	first, second := h.cache.getIn(endpointType, "a", zoneKey("z1")), h.cache.getIn(endpointType, "a", zoneKey("z1"))
 	if first != second {
 		t.Fatal("two reads of the z1 variant gave two resources")
 	}
@@ -457,4 +457,28 @@ func inlineDomain(t *testing.T, r *discoveryv3.DiscoveryResponse) string {
 		t.Fatal(err)
 	}
 	return hcm.GetRouteConfig().GetVirtualHosts()[0].GetDomains()[0]
+}
+
+func TestClusterVariantPerClientClass(t *testing.T) {
+	h := newHarness(t)
+	res := svc("a", 1)
+	res.Clusters[0].LbPolicy = clusterv3.Cluster_RING_HASH
+	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: &clusterv3.Cluster{Name: "a"}}}
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
+	policy := func(ua string) clusterv3.Cluster_LbPolicy {
+		c := h.client(t)
+		c.node = &corev3.Node{Id: ua, UserAgentName: ua}
+		c.request(resourcev3.ClusterType, []string{"a"}, nil, "")
+		m, err := c.next().GetResources()[0].UnmarshalNew()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*clusterv3.Cluster).GetLbPolicy()
+	}
+	if got := policy("gRPC C-core"); got != clusterv3.Cluster_ROUND_ROBIN {
+		t.Fatalf("C-core client got %v, want its round-robin variant", got)
+	}
+	if got := policy("gRPC Go"); got != clusterv3.Cluster_RING_HASH {
+		t.Fatalf("grpc-go client got %v, want the plain ring-hash cluster", got)
+	}
 }

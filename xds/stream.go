@@ -53,9 +53,10 @@ type stream struct {
 	// ns is the client's namespace (node metadata NAMESPACE), for short
 	// names; "" when the client did not say.
 	ns string
-	// zone is the client's zone (node locality), for zone variants of
-	// assignments.
-	zone    string
+	// view holds, per type, the key of the variants this client gets:
+	// assignments by its zone (node locality), clusters by its class
+	// (translator.ClientClass of its user agent); "" for none.
+	view    [numTypes]string
 	w       *subscriber
 	send    func(*discoveryv3.DiscoveryResponse) error
 	node    *corev3.Node
@@ -115,7 +116,12 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 	if req.GetNode() != nil && st.node == nil {
 		st.node = req.GetNode()
 		st.ns = st.node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
-		st.zone = st.node.GetLocality().GetZone()
+		if zone := st.node.GetLocality().GetZone(); zone != "" {
+			st.view[endpointType] = zoneKey(zone)
+		}
+		if class := translator.ClientClass(st.node.GetUserAgentName()); class != "" {
+			st.view[clusterType] = classKey(class)
+		}
 		st.updateStatus(func(s *ClientStatus) {
 			s.NodeID = st.node.GetId()
 			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
@@ -394,7 +400,7 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	if rn, ok := ts.resolved[name]; ok {
 		r = st.srv.cache.getAlias(name, rn)
 	} else {
-		r = st.srv.cache.getIn(t, name, st.zone)
+		r = st.srv.cache.getIn(t, name, st.view[t])
 	}
 	if r != nil {
 		if t == listenerType {

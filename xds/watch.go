@@ -118,14 +118,15 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	}
 }
 
-// getIn returns the current resource of type t named name for a client in
-// zone, or nil: an assignment with a variant for that zone is served as the
-// variant, and a listener name that is an alias gets its alias listener.
-func (c *Cache) getIn(t typeIndex, name, zone string) *Resource {
+// getIn returns the current resource of type t named name for a client
+// whose view key for t is key ("" for none), or nil: a resource with a
+// variant for that key is served as the variant, and a listener name that
+// is an alias gets its alias listener.
+func (c *Cache) getIn(t typeIndex, name, key string) *Resource {
 	c.mu.RLock()
 	r := c.resources[t][name]
-	if t == endpointType && zone != "" {
-		if v := c.zonal[name][zone]; v != nil {
+	if key != "" {
+		if v := c.variants[t][name][key]; v != nil {
 			r = v
 		}
 	}
