@@ -9,7 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +119,19 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	kind, err := ParseKind(*kindName)
 	if err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
+	}
+	// SWITCHBOARD_LOAD_CPUPROFILE=DIR writes DIR/<kind>.cpu.pprof, for
+	// finding where a peer's CPU per change goes.
+	if dir := os.Getenv("SWITCHBOARD_LOAD_CPUPROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, string(kind)+".cpu.pprof"))
+		if err != nil {
+			return fmt.Errorf("serve-peer: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("serve-peer: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
