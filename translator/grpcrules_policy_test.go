@@ -39,6 +39,7 @@ func knownClusterFields() []protoreflect.Name {
 		"name", "type", "eds_cluster_config", "connect_timeout", "lb_policy",
 		"ring_hash_lb_config", "least_request_lb_config", "load_balancing_policy", "outlier_detection",
 		"circuit_breakers", "metadata", "typed_extension_protocol_options", "lrs_server",
+		"load_assignment", // LOGICAL_DNS only; see grpcCluster
 	}
 }
 

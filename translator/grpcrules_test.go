@@ -119,6 +119,9 @@ func grpcRuleErrors(res Resources) []error {
 	}
 	// cdsbalancer: the EDS resource a cluster watches is its service_name.
 	for _, c := range res.Clusters {
+		if c.GetType() != clusterv3.Cluster_EDS {
+			continue
+		}
 		if sn := c.GetEdsClusterConfig().GetServiceName(); !haveCLA[sn] {
 			add("cluster", c.GetName(), fmt.Errorf("assignment %q not in resources", sn))
 		}
@@ -378,8 +381,20 @@ func grpcCluster(c *clusterv3.Cluster) error {
 			return errors.New("empty eds service_name")
 		}
 		return nil
+	case c.GetType() == clusterv3.Cluster_LOGICAL_DNS:
+		// dnsHostNameFromCluster: exactly one locality with one endpoint,
+		// a socket address with no custom resolver, a host and a port.
+		eps := c.GetLoadAssignment().GetEndpoints()
+		if len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 {
+			return errors.New("LOGICAL_DNS load_assignment must have exactly one locality with one endpoint")
+		}
+		sa := eps[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+		if sa == nil || sa.GetResolverName() != "" || sa.GetAddress() == "" || sa.GetPortValue() == 0 {
+			return errors.New("LOGICAL_DNS endpoint needs a socket address with a host and a port, no resolver name")
+		}
+		return nil
 	default:
-		// LOGICAL_DNS and aggregate clusters come with issue 5.
+		// Aggregate clusters are not sent.
 		return fmt.Errorf("unchecked cluster type %v", c.GetType())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -40,7 +41,10 @@ const (
 // only served once every source has synced, so "no slice" is real).
 //
 // It returns no resources:
-//   - for an ExternalName Service (a diagnostic: not served yet);
+//   - for an ExternalName Service whose externalName is not a DNS name (a
+//     diagnostic). A valid one gets, per TCP port, the listener and route
+//     and a LOGICAL_DNS cluster to externalName:port (see dnsCluster), no
+//     assignment;
 //   - for a Service whose name or namespace could not be a Kubernetes name,
 //     or when opts is invalid (a diagnostic).
 //
@@ -115,9 +119,9 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	switch svc.Type {
 	case "", watcher.TypeClusterIP, watcher.TypeNodePort, watcher.TypeLoadBalancer:
 	case watcher.TypeExternalName:
-		// Issue 5: a LOGICAL_DNS cluster (through an aggregate cluster for
-		// gRPC, gRFC A37) to svc.ExternalName.
-		return Resources{}, []Diagnostic{diag("", "ExternalName not served yet")}
+		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
+			return Resources{}, []Diagnostic{diag("", "externalName %q is not a DNS name; not served", svc.ExternalName)}
+		}
 	default:
 		return Resources{}, []Diagnostic{diag("", "unknown Service type %q; not served", svc.Type)}
 	}
@@ -161,12 +165,18 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		for _, a := range aliases {
 			res.Aliases[a] = canonical
 		}
-		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
-		diags = append(diags, d...)
-		res.ZoneAssignments = append(res.ZoneAssignments, zoneAssignments(topologyPreference(svc, p.Endpoints), p.Endpoints, cla, threshold)...)
 		res.Listeners = append(res.Listeners, lis)
 		rc := routeConfiguration(canonical, aliases, shortNames(key, p.Port, len(ports) == 1))
 		pol.applyRoute(rc)
+		res.Routes = append(res.Routes, rc)
+		if svc.Type == watcher.TypeExternalName {
+			// No endpoints: the client resolves the name itself.
+			res.Clusters = append(res.Clusters, dnsCluster(canonical, svc.ExternalName, p.Port))
+			continue
+		}
+		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
+		diags = append(diags, d...)
+		res.ZoneAssignments = append(res.ZoneAssignments, zoneAssignments(topologyPreference(svc, p.Endpoints), p.Endpoints, cla, threshold)...)
 		c, err := policyCluster(pol, canonical, p.AppProtocol)
 		if err != nil {
 			diags = append(diags, diag(label, "%v", err))
@@ -179,7 +189,6 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 				res.ClusterVariants = append(res.ClusterVariants, ClusterVariant{Class: ClassCCore, Cluster: cc})
 			}
 		}
-		res.Routes = append(res.Routes, rc)
 		res.Clusters = append(res.Clusters, c)
 		res.Assignments = append(res.Assignments, cla)
 	}

@@ -1,0 +1,48 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/switchboard-xds/switchboard/integration/clients"
+	"github.com/switchboard-xds/switchboard/integration/testbackend"
+)
+
+// TestExternalName: an ExternalName Service is served as a LOGICAL_DNS
+// cluster; the client resolves the name itself. "localhost" resolves inside
+// the test's network namespace to its own loopback, where the backend is.
+func TestExternalName(t *testing.T) {
+	bin, runner := binaries(t)
+	w := newFolderWorld(t)
+	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	b, err := testbackend.Start("127.0.0.1:0", "external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop() })
+	ns := w.Namespace(t)
+	svc := newService(ns, "outside")
+	svc.Spec.Type = corev1.ServiceTypeExternalName
+	svc.Spec.ExternalName = "localhost"
+	svc.Spec.Selector = nil
+	svc.Spec.Ports = []corev1.ServicePort{{Name: "grpc", Port: listenPort(b), Protocol: corev1.ProtocolTCP}}
+	w.ApplyService(t, svc)
+	for _, kind := range clients.AllKinds() {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///outside." + ns, Bootstrap: sb.bootstrap(t.Name())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Stop() })
+			if _, err := p.WaitOnlyFrom(ctx, 10, b.ID()); err != nil {
+				t.Fatalf("%s through an ExternalName Service: %v\n%s", kind, err, p.Stderr())
+			}
+		})
+	}
+}
