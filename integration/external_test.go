@@ -30,19 +30,16 @@ func TestExternalName(t *testing.T) {
 	svc.Spec.Selector = nil
 	svc.Spec.Ports = []corev1.ServicePort{{Name: "grpc", Port: listenPort(b), Protocol: corev1.ProtocolTCP}}
 	w.ApplyService(t, svc)
-	for _, kind := range clients.AllKinds() {
-		t.Run(string(kind), func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///outside." + ns, Bootstrap: sb.bootstrap(t.Name())})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
-			if _, err := p.WaitOnlyFrom(ctx, 10, b.ID()); err != nil {
-				t.Fatalf("%s through an ExternalName Service: %v\n%s", kind, err, p.Stderr())
-			}
-		})
-	}
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///outside." + ns, Bootstrap: sb.bootstrap(t.Name())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Stop() })
+		if _, err := p.WaitOnlyFrom(ctx, 10, b.ID()); err != nil {
+			t.Fatalf("%s through an ExternalName Service: %v\n%s", kind, err, p.Stderr())
+		}
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
 )
@@ -27,33 +29,43 @@ func TestStandalone(t *testing.T) {
 // for each of the three client implementations.
 func TestAPIServer(t *testing.T) {
 	bin, runner := binaries(t)
-	cp, admin := controlPlane(t)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := cp.WriteKubeconfig(kubeconfig, harness.SwitchboardUser); err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range clients.AllKinds() {
-		t.Run(string(kind), func(t *testing.T) {
-			t.Parallel()
-			sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
-			runCore(t, apiWorld{admin}, sb, runner, kind)
-		})
-	}
+	kubeconfig, admin := switchboardKubeconfig(t)
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
+		runCore(t, apiWorld{admin}, sb, runner, kind)
+	})
 }
 
 // TestAPIServerRestart restarts Switchboard under running clients.
 func TestAPIServerRestart(t *testing.T) {
 	bin, runner := binaries(t)
+	kubeconfig, admin := switchboardKubeconfig(t)
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
+		restartStory(t, apiWorld{admin}, sb, runner, kind)
+	})
+}
+
+// switchboardKubeconfig starts (once) the package's control plane and
+// returns a kubeconfig for Switchboard's own least-privilege identity, and
+// an admin client for writing the world.
+func switchboardKubeconfig(t *testing.T) (string, kubernetes.Interface) {
+	t.Helper()
 	cp, admin := controlPlane(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := cp.WriteKubeconfig(kubeconfig, harness.SwitchboardUser); err != nil {
 		t.Fatal(err)
 	}
+	return kubeconfig, admin
+}
+
+// eachClient runs f as a parallel subtest for each client implementation.
+func eachClient(t *testing.T, f func(t *testing.T, kind clients.Kind)) {
+	t.Helper()
 	for _, kind := range clients.AllKinds() {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
-			sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
-			restartStory(t, apiWorld{admin}, sb, runner, kind)
+			f(t, kind)
 		})
 	}
 }

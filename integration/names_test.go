@@ -20,46 +20,43 @@ func TestNames(t *testing.T) {
 	bin, runner := binaries(t)
 	w := newFolderWorld(t)
 	sb := startSwitchboard(t, bin, "--manifests", w.dir)
-	for _, kind := range clients.AllKinds() {
-		t.Run(string(kind), func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
-			ns := w.Namespace(t)
-			b := backends(t, "n", 1)
-			w.ApplyService(t, newService(ns, "greeter", port...))
-			w.ApplySlice(t, newSlice(ns, "greeter", "greeter-1", port, ep(b[0], harness.Ready, "z1")))
-			start := func(target string, extra ...string) *clients.Process {
-				p, err := runner.Start(ctx, kind, clients.Options{Target: target, Bootstrap: sb.bootstrap(t.Name(), extra...)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = p.Stop() })
-				return p
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+		ns := w.Namespace(t)
+		b := backends(t, "n", 1)
+		w.ApplyService(t, newService(ns, "greeter", port...))
+		w.ApplySlice(t, newSlice(ns, "greeter", "greeter-1", port, ep(b[0], harness.Ready, "z1")))
+		start := func(target string, extra ...string) *clients.Process {
+			p, err := runner.Start(ctx, kind, clients.Options{Target: target, Bootstrap: sb.bootstrap(t.Name(), extra...)})
+			if err != nil {
+				t.Fatal(err)
 			}
-			short := start("xds:///greeter:50051", "--namespace", ns)
-			shortest := start("xds:///greeter", "--namespace", ns)
-			typo := start("xds:///greeeter." + ns + ":50051")
-			for _, p := range []*clients.Process{short, shortest} {
-				rs, err := p.WaitSpread(ctx, 10, b[0].ID())
-				s.check("short name in the client's namespace", rs, err)
-			}
-			if kind == clients.NodeGRPCJS {
-				// grpc-js-xds waits on a route that matches nothing, as it
-				// waits on a missing listener: its calls time out.
-				rs, err := typo.WaitFailing(ctx, 3, codes.DeadlineExceeded, "")
-				s.check("grpc-js-xds typo times out", rs, err)
-				t.Logf("typo %s: calls time out: %q", kind, rs[len(rs)-1].Err)
-				return
-			}
-			rs, err := typo.WaitFor(ctx, 0, func(rs []clients.Result) bool { return len(rs) > 0 })
-			s.check("typo answered", rs, err)
-			first := rs[0]
-			t.Logf("typo %s: first call failed %v after the client started: %v %q", kind, first.T.Sub(typo.Started()).Round(time.Millisecond), first.Code, first.Err)
-			if first.Code != codes.Unavailable || !strings.Contains(first.Err, "greeeter") {
-				t.Fatalf("first call to a typo: %v %q, want UNAVAILABLE naming the target", first.Code, first.Err)
-			}
-		})
-	}
+			t.Cleanup(func() { _ = p.Stop() })
+			return p
+		}
+		short := start("xds:///greeter:50051", "--namespace", ns)
+		shortest := start("xds:///greeter", "--namespace", ns)
+		typo := start("xds:///greeeter." + ns + ":50051")
+		for _, p := range []*clients.Process{short, shortest} {
+			rs, err := p.WaitSpread(ctx, 10, b[0].ID())
+			s.check("short name in the client's namespace", rs, err)
+		}
+		if kind == clients.NodeGRPCJS {
+			// grpc-js-xds waits on a route that matches nothing, as it
+			// waits on a missing listener: its calls time out.
+			rs, err := typo.WaitFailing(ctx, 3, codes.DeadlineExceeded, "")
+			s.check("grpc-js-xds typo times out", rs, err)
+			t.Logf("typo %s: calls time out: %q", kind, rs[len(rs)-1].Err)
+			return
+		}
+		rs, err := typo.WaitFor(ctx, 0, func(rs []clients.Result) bool { return len(rs) > 0 })
+		s.check("typo answered", rs, err)
+		first := rs[0]
+		t.Logf("typo %s: first call failed %v after the client started: %v %q", kind, first.T.Sub(typo.Started()).Round(time.Millisecond), first.Code, first.Err)
+		if first.Code != codes.Unavailable || !strings.Contains(first.Err, "greeeter") {
+			t.Fatalf("first call to a typo: %v %q, want UNAVAILABLE naming the target", first.Code, first.Err)
+		}
+	})
 }

@@ -43,76 +43,73 @@ func TestPolicyRingHash(t *testing.T) {
 	bin, runner := binaries(t)
 	w := newFolderWorld(t)
 	sb := startSwitchboard(t, bin, "--manifests", w.dir)
-	for _, kind := range clients.AllKinds() {
-		t.Run(string(kind), func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			ns := w.Namespace(t)
-			all := serveThree(t, w, ns, "sticky", "", map[string]string{
-				"switchboard.io/lb-policy":   "ring_hash",
-				"switchboard.io/hash-header": "x-user",
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		ns := w.Namespace(t)
+		all := serveThree(t, w, ns, "sticky", "", map[string]string{
+			"switchboard.io/lb-policy":   "ring_hash",
+			"switchboard.io/hash-header": "x-user",
+		})
+		if kind == clients.PythonCCore {
+			// C-core gets the round-robin variant of the cluster
+			// (translator.ClassCCore): it must not crash, and it
+			// spreads its calls.
+			p, err := runner.Start(ctx, kind, clients.Options{
+				Target:    "xds:///sticky." + ns + ":50051",
+				Bootstrap: sb.bootstrap(t.Name()),
+				Header:    map[string]string{"x-user": "alice"},
 			})
-			if kind == clients.PythonCCore {
-				// C-core gets the round-robin variant of the cluster
-				// (translator.ClassCCore): it must not crash, and it
-				// spreads its calls.
-				p, err := runner.Start(ctx, kind, clients.Options{
-					Target:    "xds:///sticky." + ns + ":50051",
-					Bootstrap: sb.bootstrap(t.Name()),
-					Header:    map[string]string{"x-user": "alice"},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = p.Stop() })
-				if _, err := p.WaitSpread(ctx, 60, all...); err != nil {
-					t.Fatalf("C-core on a ring_hash Service: %v\n%s", err, p.Stderr())
-				}
-				return
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, user := range []string{"alice", "bob"} {
-				p, err := runner.Start(ctx, kind, clients.Options{
-					Target:     "xds:///sticky." + ns + ":50051",
-					Bootstrap:  sb.bootstrap(t.Name() + "-" + user),
-					IntervalMS: 10,
-					Header:     map[string]string{"x-user": user},
-				})
-				if err != nil {
-					t.Fatal(err)
+			t.Cleanup(func() { _ = p.Stop() })
+			if _, err := p.WaitSpread(ctx, 60, all...); err != nil {
+				t.Fatalf("C-core on a ring_hash Service: %v\n%s", err, p.Stderr())
+			}
+			return
+		}
+		for _, user := range []string{"alice", "bob"} {
+			p, err := runner.Start(ctx, kind, clients.Options{
+				Target:     "xds:///sticky." + ns + ":50051",
+				Bootstrap:  sb.bootstrap(t.Name() + "-" + user),
+				IntervalMS: 10,
+				Header:     map[string]string{"x-user": user},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Stop() })
+			// 40 calls in a row from one backend; round robin would
+			// have used all three by then.
+			rs, err := p.WaitFor(ctx, 0, func(w []clients.Result) bool {
+				if len(w) < 40 {
+					return false
 				}
-				t.Cleanup(func() { _ = p.Stop() })
-				// 40 calls in a row from one backend; round robin would
-				// have used all three by then.
-				rs, err := p.WaitFor(ctx, 0, func(w []clients.Result) bool {
-					if len(w) < 40 {
+				last := w[len(w)-40:]
+				for _, r := range last {
+					if !r.OK() || r.Backend != last[0].Backend {
 						return false
 					}
-					last := w[len(w)-40:]
-					for _, r := range last {
-						if !r.OK() || r.Backend != last[0].Backend {
-							return false
-						}
-					}
-					return true
-				})
-				if err != nil {
-					t.Fatalf("%s x-user=%s: waiting for 40 calls in a row to one backend: %v (exit: %v)\n%s", kind, user, err, p.Stop(), p.Stderr())
 				}
-				got := rs[len(rs)-1].Backend
-				for _, r := range rs {
-					if r.OK() && r.Backend != got {
-						t.Errorf("%s x-user=%s: a call reached %s, later ones %s", kind, user, r.Backend, got)
-						break
-					}
+				return true
+			})
+			if err != nil {
+				t.Fatalf("%s x-user=%s: waiting for 40 calls in a row to one backend: %v (exit: %v)\n%s", kind, user, err, p.Stop(), p.Stderr())
+			}
+			got := rs[len(rs)-1].Backend
+			for _, r := range rs {
+				if r.OK() && r.Backend != got {
+					t.Errorf("%s x-user=%s: a call reached %s, later ones %s", kind, user, r.Backend, got)
+					break
 				}
-				t.Logf("%s x-user=%s: every call to %s (of %v)", kind, user, got, all)
 			}
-			if n := nacks(t, sb, t.Name()); n != 0 {
-				t.Errorf("%s NACKed %d responses", kind, n)
-			}
-		})
-	}
+			t.Logf("%s x-user=%s: every call to %s (of %v)", kind, user, got, all)
+		}
+		if n := nacks(t, sb, t.Name()); n != 0 {
+			t.Errorf("%s NACKed %d responses", kind, n)
+		}
+	})
 }
 
 // TestPolicyAccepted: Services with least_request, wrr, and a cluster and
@@ -138,31 +135,28 @@ func TestPolicyAccepted(t *testing.T) {
 			"switchboard.io/retry-on":          "unavailable,cancelled",
 		}},
 	}
-	for _, kind := range clients.AllKinds() {
-		t.Run(string(kind), func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			ns := w.Namespace(t)
-			for _, c := range cases {
-				all := serveThree(t, w, ns, c.name, c.appProtocol, c.ann)
-				node := t.Name() + "-" + c.name
-				p, err := runner.Start(ctx, kind, clients.Options{
-					Target: "xds:///" + c.name + "." + ns + ":50051", Bootstrap: sb.bootstrap(node), IntervalMS: 10,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = p.Stop() })
-				if _, err := p.WaitSpread(ctx, 30, all...); err != nil {
-					t.Fatalf("%s %s: %v\n%s", kind, c.name, err, p.Stderr())
-				}
-				if n := nacks(t, sb, node); n != 0 {
-					t.Errorf("%s %s: %d NACKs", kind, c.name, n)
-				}
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		ns := w.Namespace(t)
+		for _, c := range cases {
+			all := serveThree(t, w, ns, c.name, c.appProtocol, c.ann)
+			node := t.Name() + "-" + c.name
+			p, err := runner.Start(ctx, kind, clients.Options{
+				Target: "xds:///" + c.name + "." + ns + ":50051", Bootstrap: sb.bootstrap(node), IntervalMS: 10,
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
+			t.Cleanup(func() { _ = p.Stop() })
+			if _, err := p.WaitSpread(ctx, 30, all...); err != nil {
+				t.Fatalf("%s %s: %v\n%s", kind, c.name, err, p.Stderr())
+			}
+			if n := nacks(t, sb, node); n != 0 {
+				t.Errorf("%s %s: %d NACKs", kind, c.name, n)
+			}
+		}
+	})
 }
 
 // TestPolicyInvalidAnnotation: an invalid lb-policy leaves the Service

@@ -48,6 +48,13 @@ func apiListener(name, routeName string) *listenerv3.Listener {
 		},
 		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
 	}
+	return listenerOf(name, hcm)
+}
+
+// listenerOf returns the listener named name whose api_listener holds hcm,
+// or nil when hcm cannot be marshalled (only for strings that are not
+// valid UTF-8).
+func listenerOf(name string, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
 	a, err := deterministicAny(hcm)
 	if err != nil {
 		return nil

@@ -41,12 +41,5 @@ func UnknownListener(name string) *listenerv3.Listener {
 		},
 		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
 	}
-	a, err := deterministicAny(hcm)
-	if err != nil {
-		return nil
-	}
-	return &listenerv3.Listener{
-		Name:        name,
-		ApiListener: &listenerv3.ApiListener{ApiListener: a},
-	}
+	return listenerOf(name, hcm)
 }
