@@ -31,7 +31,7 @@ const ZonelessSubZone = "unknown"
 type candidate struct {
 	addrs []ipAddr
 	port  uint32
-	zone  string
+	at    place
 }
 
 // ipAddr is a parsed address with the string that is sent for it.
@@ -109,7 +109,7 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 	// Drop duplicate (address, port) pairs, in place (chosen is ours), and
 	// count what is left per zone.
 	seen := make(map[netip.AddrPort]struct{}, len(chosen))
-	perZone := make(map[string]int, 4)
+	perZone := make(map[place]int, 4)
 	kept, extra := chosen[:0], 0
 	for _, c := range chosen {
 		addrs := c.addrs[:0]
@@ -127,28 +127,28 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		c.addrs = addrs
 		kept = append(kept, c)
 		extra += len(addrs) - 1
-		perZone[c.zone]++
+		perZone[c.at]++
 	}
 
 	// One locality per zone, sorted by zone; each zone's endpoints take a
 	// contiguous window of one pointer slice, in address order.
-	zones := make([]string, 0, len(perZone))
+	zones := make([]place, 0, len(perZone))
 	for z := range perZone {
 		zones = append(zones, z)
 	}
-	slices.Sort(zones)
-	offset := make(map[string]int, len(zones))
+	slices.SortFunc(zones, comparePlaces)
+	offset := make(map[place]int, len(zones))
 	next := 0
 	for _, z := range zones {
 		offset[z] = next
 		next += perZone[z]
 	}
 	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
-	fill := make(map[string]int, len(zones))
+	fill := make(map[place]int, len(zones))
 	alloc := newEndpointAlloc(len(kept), extra)
 	for _, c := range kept {
-		i := offset[c.zone] + fill[c.zone]
-		fill[c.zone]++
+		i := offset[c.at] + fill[c.at]
+		fill[c.at]++
 		ptrs[i] = alloc.lbEndpoint(c.addrs, c.port)
 	}
 	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, 0, len(zones))
@@ -172,17 +172,25 @@ func compareCandidates(a, b candidate) int {
 	return cmp.Or(
 		cmp.Compare(a.addrs[0].s, b.addrs[0].s),
 		cmp.Compare(a.port, b.port),
-		cmp.Compare(a.zone, b.zone),
+		comparePlaces(a.at, b.at),
 		slices.CompareFunc(a.addrs, b.addrs, func(x, y ipAddr) int { return x.ip.Compare(y.ip) }),
 	)
 }
 
-// locality returns the Locality of endpoints in zone; see ZonelessSubZone.
-func locality(zone string) *corev3.Locality {
-	if zone == "" {
-		return &corev3.Locality{SubZone: ZonelessSubZone}
+// place is where an endpoint runs: its Node's region (when Nodes are
+// watched) and its zone. Endpoints are grouped into localities by place.
+type place struct{ region, zone string }
+
+func comparePlaces(a, b place) int {
+	return cmp.Or(cmp.Compare(a.region, b.region), cmp.Compare(a.zone, b.zone))
+}
+
+// locality returns the Locality of endpoints at p; see ZonelessSubZone.
+func locality(p place) *corev3.Locality {
+	if p.zone == "" {
+		return &corev3.Locality{Region: p.region, SubZone: ZonelessSubZone}
 	}
-	return &corev3.Locality{Zone: zone}
+	return &corev3.Locality{Region: p.region, Zone: p.zone}
 }
 
 // endpointAlloc hands out the messages of an assignment's endpoints from a
@@ -268,7 +276,7 @@ func validEndpoint(e *watcher.Endpoint) (candidate, error) {
 	if e.Port < 1 || e.Port > 65535 {
 		return candidate{}, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
 	}
-	c := candidate{addrs: make([]ipAddr, 0, len(e.Addresses)), port: uint32(e.Port), zone: e.Zone}
+	c := candidate{addrs: make([]ipAddr, 0, len(e.Addresses)), port: uint32(e.Port), at: place{region: e.Region, zone: e.Zone}}
 	for _, s := range e.Addresses {
 		ip, err := netip.ParseAddr(s)
 		if err != nil || ip.Zone() != "" {

@@ -22,7 +22,7 @@ func dnsCluster(canonical, externalName string, port int32) *clusterv3.Cluster {
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: canonical,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{
-				Locality: locality(""),
+				Locality: locality(place{}),
 				LbEndpoints: []*endpointv3.LbEndpoint{{
 					HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 						Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{

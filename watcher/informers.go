@@ -99,6 +99,16 @@ func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
 		}
 		synced = append(synced, regs...)
 	}
+	if s.cfg.nodeRegions {
+		nodeFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0)
+		factories = append(factories, nodeFactory)
+		synced1, err := s.watch(nodeFactory.Core().V1().Nodes().Informer(), kindNode, "", handler(ctx, c, s.cfg.metrics, kindNode,
+			(*Store).UpsertNode, func(st *Store, _, name string) bool { return st.DeleteNode(name) }))
+		if err != nil {
+			return err
+		}
+		synced = append(synced, synced1)
+	}
 	for _, f := range factories {
 		f.Start(ctx.Done())
 	}
@@ -154,25 +164,35 @@ func (s *InformerSource) register(ctx context.Context, c *coalescer, ns string,
 		{kindEndpointSlice, sliceInformer, handler(ctx, c, s.cfg.metrics, kindEndpointSlice,
 			(*Store).UpsertSlice, (*Store).DeleteSlice)},
 	} {
-		log := s.cfg.log.With("kind", in.kind, "namespace", ns)
-		err := errors.Join(
-			in.informer.SetTransform(stripObject),
-			in.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-				// client-go retries with backoff; say why we are not current.
-				log.Warn("watch failed; retrying, last state kept", "error", err)
-				s.lastWatchErr.Store(&err)
-			}),
-		)
+		synced, err := s.watch(in.informer, in.kind, ns, in.handler)
 		if err != nil {
-			return nil, fmt.Errorf("set up %s informer in namespace %q: %w", in.kind, ns, err)
+			return nil, err
 		}
-		reg, err := in.informer.AddEventHandler(in.handler)
-		if err != nil {
-			return nil, fmt.Errorf("add %s event handler in namespace %q: %w", in.kind, ns, err)
-		}
-		out = append(out, reg.HasSynced)
+		out = append(out, synced)
 	}
 	return out, nil
+}
+
+// watch sets the transform, the watch error handler and handler on one
+// informer and returns the handler registration's sync function.
+func (s *InformerSource) watch(informer cache.SharedIndexInformer, kind, ns string, h cache.ResourceEventHandler) (cache.InformerSynced, error) {
+	log := s.cfg.log.With("kind", kind, "namespace", ns)
+	err := errors.Join(
+		informer.SetTransform(stripObject),
+		informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			// client-go retries with backoff; say why we are not current.
+			log.Warn("watch failed; retrying, last state kept", "error", err)
+			s.lastWatchErr.Store(&err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("set up %s informer in namespace %q: %w", kind, ns, err)
+	}
+	reg, err := informer.AddEventHandler(h)
+	if err != nil {
+		return nil, fmt.Errorf("add %s event handler in namespace %q: %w", kind, ns, err)
+	}
+	return reg.HasSynced, nil
 }
 
 // handler turns informer notifications for one kind into updates. It runs
@@ -231,6 +251,18 @@ func stripObject(obj any) (any, error) {
 		for i := range o.Endpoints {
 			o.Endpoints[i].DeprecatedTopology = nil
 		}
+	case *corev1.Node:
+		// Only the region label is read; a Node's status (images,
+		// conditions, addresses) is most of its size.
+		stripMeta(&o.ObjectMeta)
+		o.Annotations = nil
+		if region, ok := o.Labels[RegionLabel]; ok {
+			o.Labels = map[string]string{RegionLabel: region}
+		} else {
+			o.Labels = nil
+		}
+		o.Spec = corev1.NodeSpec{}
+		o.Status = corev1.NodeStatus{}
 	}
 	return obj, nil
 }

@@ -46,7 +46,7 @@ func newManifestDecoder(log *slog.Logger) (*manifestDecoder, error) {
 	return &manifestDecoder{decoder: codecs.UniversalDeserializer(), log: log}, nil
 }
 
-// decodeFile returns the Services and EndpointSlices in data: YAML documents
+// decodeFile returns the Services, EndpointSlices and Nodes in data: YAML documents
 // separated by "---", a stream of JSON objects, or either holding a v1 List.
 // Other kinds are skipped with a debug log. Any bad document makes the whole
 // file an error (the caller keeps the file's last good content), and the
@@ -113,6 +113,11 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 				"file", file, "namespace", o.Namespace, "name", o.Name)
 		}
 		return []object{{objKey{kindEndpointSlice, o.Namespace, o.Name}, o}}, nil
+	case *corev1.Node:
+		if o.Name == "" {
+			return nil, errors.New("a Node needs metadata.name")
+		}
+		return []object{{objKey{kindNode, "", o.Name}, o}}, nil
 	case *corev1.List:
 		if depth >= maxListDepth {
 			return nil, fmt.Errorf("more than %d nested Lists", maxListDepth)

@@ -282,6 +282,10 @@ func (f *folder) diff() update {
 			ops = append(ops, func(s *Store) bool { return s.UpsertService(obj) })
 		case *discoveryv1.EndpointSlice:
 			ops = append(ops, func(s *Store) bool { return s.UpsertSlice(obj) })
+		case *corev1.Node:
+			if f.cfg.nodeRegions {
+				ops = append(ops, func(s *Store) bool { return s.UpsertNode(obj) })
+			}
 		}
 	}
 	for k := range f.applied {
@@ -294,6 +298,8 @@ func (f *folder) diff() update {
 			ops = append(ops, func(s *Store) bool { return s.DeleteService(k.namespace, k.name) })
 		case kindEndpointSlice:
 			ops = append(ops, func(s *Store) bool { return s.DeleteSlice(k.namespace, k.name) })
+		case kindNode:
+			ops = append(ops, func(s *Store) bool { return s.DeleteNode(k.name) })
 		}
 	}
 	f.applied = want

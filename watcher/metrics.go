@@ -19,6 +19,7 @@ type Metrics struct {
 const (
 	kindService       = "service"
 	kindEndpointSlice = "endpointslice"
+	kindNode          = "node"
 
 	eventAdd    = "add"
 	eventUpdate = "update"

@@ -80,6 +80,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records the watcher's metrics; nil records nothing.
 	Metrics *Metrics
+	// NodeRegions also watches Nodes (the informer source) or reads Node
+	// objects (the manifest source) and gives each endpoint the
+	// topology.kubernetes.io/region label of its Node. It needs list and
+	// watch on nodes (deploy/rbac-node-regions.yaml).
+	NodeRegions bool
 }
 
 // config is Options with defaults applied and the selector parsed.
@@ -89,6 +94,7 @@ type config struct {
 	maxDelay     time.Duration
 	pollInterval time.Duration
 	syncTimeout  time.Duration
+	nodeRegions  bool
 	clock        clock.WithTicker
 	log          *slog.Logger
 	metrics      *Metrics
@@ -105,6 +111,7 @@ func (o Options) config() (config, error) {
 		maxDelay:     o.MaxDelay,
 		pollInterval: o.PollInterval,
 		syncTimeout:  o.SyncTimeout,
+		nodeRegions:  o.NodeRegions,
 		clock:        o.Clock,
 		log:          o.Logger,
 		metrics:      o.Metrics,

@@ -41,6 +41,9 @@ type Store struct {
 	// Service that changes and changes back within one batch is left out.
 	published map[ServiceKey]*Service
 	dirty     map[ServiceKey]struct{}
+	// regions maps a Node name to its region label, for Nodes that have one
+	// (only when Nodes are watched).
+	regions map[string]string
 }
 
 type sliceKey struct{ namespace, name string }
@@ -65,6 +68,7 @@ func newStore(f filter) *Store {
 		views:     map[ServiceKey]*Service{},
 		published: map[ServiceKey]*Service{},
 		dirty:     map[ServiceKey]struct{}{},
+		regions:   map[string]string{},
 	}
 }
 
@@ -251,6 +255,11 @@ func (s *Store) build(key ServiceKey) *Service {
 		}
 		p.Unresolved = len(byName) > 0 && !resolved
 		p.Endpoints = endpoints(cands)
+		if len(s.regions) > 0 {
+			for i := range p.Endpoints {
+				p.Endpoints[i].Region = s.regions[p.Endpoints[i].NodeName]
+			}
+		}
 		v.Ports = append(v.Ports, p)
 	}
 	return v
@@ -413,5 +422,51 @@ func portEqual(a, b Port) bool {
 func endpointEqual(a, b Endpoint) bool {
 	return slices.Equal(a.Addresses, b.Addresses) && a.Port == b.Port && a.Ready == b.Ready &&
 		a.Serving == b.Serving && a.Terminating == b.Terminating && a.Zone == b.Zone &&
-		a.NodeName == b.NodeName && a.Hostname == b.Hostname && slices.Equal(a.ForZones, b.ForZones)
+		a.Region == b.Region && a.NodeName == b.NodeName && a.Hostname == b.Hostname && slices.Equal(a.ForZones, b.ForZones)
+}
+
+// RegionLabel is the Node label that gives an endpoint's region.
+const RegionLabel = "topology.kubernetes.io/region"
+
+// UpsertNode records the region of a Node and reports whether the view of
+// any Service changed (Services with endpoints on that Node).
+func (s *Store) UpsertNode(node *corev1.Node) bool {
+	return s.setRegion(node.Name, node.Labels[RegionLabel])
+}
+
+// DeleteNode forgets a Node's region and reports whether any view changed.
+func (s *Store) DeleteNode(name string) bool { return s.setRegion(name, "") }
+
+func (s *Store) setRegion(node, region string) bool {
+	if s.regions[node] == region {
+		return false
+	}
+	if region == "" {
+		delete(s.regions, node)
+	} else {
+		s.regions[node] = region
+	}
+	// Nodes change rarely: a scan of the slices finds the Services with
+	// endpoints on this one.
+	changed := false
+	for key, bySlice := range s.bySvc {
+		if !onNode(bySlice, node) {
+			continue
+		}
+		if s.refresh(key) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func onNode(bySlice map[sliceKey]*sliceInfo, node string) bool {
+	for _, si := range bySlice {
+		for i := range si.endpoints {
+			if si.endpoints[i].node == node {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -79,8 +79,11 @@ type Endpoint struct {
 	Serving     bool
 	Terminating bool
 	Zone        string
-	NodeName    string
-	Hostname    string
+	// Region is the topology.kubernetes.io/region label of the endpoint's
+	// Node, when Nodes are watched (Options.NodeRegions); "" otherwise.
+	Region   string
+	NodeName string
+	Hostname string
 	// ForZones holds the topology hints (hints.forZones[].name), sorted.
 	ForZones []string
 }

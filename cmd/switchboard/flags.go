@@ -30,6 +30,7 @@ type serveOptions struct {
 	MaxDelay      time.Duration
 	SyncTimeout   time.Duration
 	DrainTimeout  time.Duration
+	NodeRegions   bool
 }
 
 func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
@@ -49,6 +50,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.DurationVar(&o.MinDelay, "coalesce-min", watcher.DefaultMinDelay, "publish a burst of changes once no change came for this long")
 	fs.DurationVar(&o.MaxDelay, "coalesce-max", watcher.DefaultMaxDelay, "but never later than this after the first change of a burst")
 	fs.DurationVar(&o.SyncTimeout, "sync-timeout", 2*time.Minute, "give up (exit non-zero) if the sources have not synced within this time")
+	fs.BoolVar(&o.NodeRegions, "node-regions", false, "also watch Nodes and put each endpoint's region (label topology.kubernetes.io/region of its Node) in its locality; needs deploy/rbac-node-regions.yaml")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long to wait for streams and requests to end")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -36,7 +36,7 @@ func newSource(ctx context.Context, o serveOptions, wopts watcher.Options) (watc
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	if err := preflight(ctx, client, o.Namespaces, cfg.Host); err != nil {
+	if err := preflight(ctx, client, o.Namespaces, o.NodeRegions, cfg.Host); err != nil {
 		return nil, err
 	}
 	return watcher.NewInformerSource(client, wopts)
@@ -66,7 +66,7 @@ func restConfig(path string) (*rest.Config, error) {
 // preflight lists one Service and one EndpointSlice, so that an unreachable
 // API server or a missing permission is a clear error at start rather than
 // a replica that never becomes ready.
-func preflight(ctx context.Context, client kubernetes.Interface, namespaces []string, host string) error {
+func preflight(ctx context.Context, client kubernetes.Interface, namespaces []string, nodes bool, host string) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if len(namespaces) == 0 {
@@ -79,6 +79,11 @@ func preflight(ctx context.Context, client kubernetes.Interface, namespaces []st
 		}
 		if _, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, one); err != nil {
 			return fmt.Errorf("API server %s: list endpointslices: %w", host, err)
+		}
+	}
+	if nodes {
+		if _, err := client.CoreV1().Nodes().List(ctx, one); err != nil {
+			return fmt.Errorf("API server %s: list nodes (for --node-regions; see deploy/rbac-node-regions.yaml): %w", host, err)
 		}
 	}
 	return nil
