@@ -46,11 +46,20 @@ bin/switchboard serve --manifests "$work/manifests" --xds-address "$XDS" --admin
 pids+=($!)
 bin/switchboard bootstrap grpc --server "$XDS" --node-id demo-client --zone zone-a --namespace demo >"$work/bootstrap.json"
 
+# ready asks /readyz with bash alone (no curl on a bare machine).
+ready() {
+	local status
+	exec 3<>"/dev/tcp/${ADMIN%:*}/${ADMIN##*:}" 2>/dev/null || return 1
+	printf 'GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n' "$ADMIN" >&3
+	read -r _ status _ <&3 || true
+	exec 3<&-
+	[[ "$status" == 200 ]]
+}
 for _ in $(seq 100); do
-	curl -fsS "http://$ADMIN/readyz" >/dev/null 2>&1 && break
+	ready && break
 	sleep 0.1
 done
-curl -fsS "http://$ADMIN/readyz" >/dev/null || { echo "demo: switchboard did not become ready; see $work/switchboard.log"; cat "$work/switchboard.log"; exit 1; }
+ready || { echo "demo: switchboard did not become ready; see $work/switchboard.log"; cat "$work/switchboard.log"; exit 1; }
 echo "demo: switchboard ready (xDS $XDS, admin http://$ADMIN: /metrics /debug/clients)"
 echo "demo: client dialing xds:///greeter.demo:50051; one line per second"
 GRPC_XDS_BOOTSTRAP="$work/bootstrap.json" bin/goclient --target xds:///greeter.demo:50051 --interval-ms 10 --report-every 1s &
