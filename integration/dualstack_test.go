@@ -22,9 +22,7 @@ import (
 // use it; C-core 1.51 does not (it predates A61) and fails. The test
 // asserts what each client does today, so a change in a client shows.
 func TestDualStack(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

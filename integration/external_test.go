@@ -15,9 +15,7 @@ import (
 // cluster; the client resolves the name itself. "localhost" resolves inside
 // the test's network namespace to its own loopback, where the backend is.
 func TestExternalName(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	b, err := testbackend.Start("127.0.0.1:0", "external")
 	if err != nil {
 		t.Fatal(err)

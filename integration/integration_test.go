@@ -18,9 +18,7 @@ import (
 // TestStandalone runs the core story on `switchboard serve --manifests`
 // with a real grpc-go xDS client.
 func TestStandalone(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	runCore(t, w, sb, runner, clients.GoGRPC)
 }
 
@@ -44,6 +42,14 @@ func TestAPIServerRestart(t *testing.T) {
 		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
 		restartStory(t, apiWorld{admin}, sb, runner, kind)
 	})
+}
+
+// standalone runs Switchboard on a folder of manifests of the test's own.
+func standalone(t *testing.T) (folderWorld, *switchboard, *clients.Runner) {
+	t.Helper()
+	bin, runner := binaries(t)
+	w := newFolderWorld(t)
+	return w, startSwitchboard(t, bin, "--manifests", w.dir), runner
 }
 
 // switchboardKubeconfig starts (once) the package's control plane and

@@ -16,9 +16,7 @@ import (
 // its last good content kept; other Services keep serving and following
 // changes.
 func TestStandaloneBrokenManifest(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: clients.GoGRPC, ctx: ctx}

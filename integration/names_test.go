@@ -17,9 +17,7 @@ import (
 // answers the subscription without it) rather than after a client's 15 s
 // does-not-exist timer.
 func TestNames(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()

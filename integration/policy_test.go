@@ -40,9 +40,7 @@ func serveThree(t *testing.T, w world, ns, name, appProtocol string, ann map[str
 // GRPC_EXPERIMENTAL_XDS_CUSTOM_LB_CONFIG (measured), so Switchboard serves
 // C-core clients the round-robin variant: they spread, and live.
 func TestPolicyRingHash(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -119,9 +117,7 @@ func TestPolicyRingHash(t *testing.T) {
 // fall back to round robin through the load_balancing_policy list, so calls
 // spread over every backend in all of them.
 func TestPolicyAccepted(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	cases := []struct {
 		name, appProtocol string
 		ann               map[string]string
@@ -164,9 +160,7 @@ func TestPolicyAccepted(t *testing.T) {
 // /debug/diagnostics naming annotation and value, and does not touch a
 // neighbour whose annotations are valid.
 func TestPolicyInvalidAnnotation(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: clients.GoGRPC, ctx: ctx}

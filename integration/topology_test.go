@@ -14,9 +14,7 @@ import (
 // and all ready endpoints once it drops below; a client without a zone
 // always calls every ready endpoint. Each client kind gets the same story.
 func TestTopologyZones(t *testing.T) {
-	bin, runner := binaries(t)
-	w := newFolderWorld(t)
-	sb := startSwitchboard(t, bin, "--manifests", w.dir)
+	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
