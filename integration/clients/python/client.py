@@ -103,7 +103,10 @@ def main(argv):
     # Only a pipe: a background job in a script gets /dev/null on stdin.
     if opts.count == 0 and stat.S_ISFIFO(os.fstat(0).st_mode):
         def watch_stdin():
-            while sys.stdin.buffer.read(4096):
+            # os.read, not sys.stdin: a daemon thread blocked in the buffered
+            # reader holds its lock, and interpreter shutdown then aborts
+            # ("could not acquire lock for <stdin>"), seen in CI.
+            while os.read(0, 4096):
                 pass
             stop.set()
         threading.Thread(target=watch_stdin, daemon=True).start()
@@ -126,4 +129,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    # Skip interpreter finalization: the stdin thread and gRPC's threads
+    # may still be running, and nothing is left to clean up.
+    os._exit(code)
