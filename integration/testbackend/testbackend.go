@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // HeaderName is the response header that carries the backend's id on every
@@ -34,6 +37,8 @@ type Backend struct {
 	done   chan struct{}
 	serr   error
 	closed sync.Once
+	// failing makes every unary call fail with UNAVAILABLE.
+	failing atomic.Bool
 }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves the health service,
@@ -85,8 +90,16 @@ func (b *Backend) unaryHeader(ctx context.Context, req any, _ *grpc.UnaryServerI
 	// The header must be set before the handler writes its response; an
 	// error from SetHeader only means the stream is already gone.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(HeaderName, b.id))
+	if b.failing.Load() {
+		return nil, status.Errorf(codes.Unavailable, "testbackend %s is failing", b.id)
+	}
 	return handler(ctx, req)
 }
+
+// SetFailing makes every unary call fail with UNAVAILABLE (true), as a
+// broken pod that still passes its readiness probe would, or succeed again
+// (false). Outlier detection tests use it.
+func (b *Backend) SetFailing(v bool) { b.failing.Store(v) }
 
 func (b *Backend) streamHeader(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	_ = ss.SetHeader(metadata.Pairs(HeaderName, b.id))
