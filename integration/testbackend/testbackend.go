@@ -12,6 +12,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,8 @@ type Backend struct {
 	closed sync.Once
 	// failing makes every unary call fail with UNAVAILABLE.
 	failing atomic.Bool
+	// delay holds every unary call this long (nanoseconds) before it answers.
+	delay atomic.Int64
 }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves the health service,
@@ -89,12 +92,28 @@ func (b *Backend) Stop() error {
 func (b *Backend) unaryHeader(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	// The header must be set before the handler writes its response; an
 	// error from SetHeader only means the stream is already gone.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(HeaderName, b.id))
 	if b.failing.Load() {
+		// No header first: a call that received response headers is
+		// committed and gRPC will not retry it (gRFC A6), and a broken
+		// backend answers with a status alone.
 		return nil, status.Errorf(codes.Unavailable, "testbackend %s is failing", b.id)
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(HeaderName, b.id))
+	if d := time.Duration(b.delay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
 	}
 	return handler(ctx, req)
 }
+
+// SetDelay holds every unary call d before it answers (0: none), as an
+// overloaded backend would. Deadline tests use it.
+func (b *Backend) SetDelay(d time.Duration) { b.delay.Store(int64(d)) }
 
 // SetFailing makes every unary call fail with UNAVAILABLE (true), as a
 // broken pod that still passes its readiness probe would, or succeed again
