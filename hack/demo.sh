@@ -29,14 +29,18 @@ go build -o bin/goclient ./integration/clients/goclient
 
 pids=()
 cleanup() {
-	trap - EXIT INT TERM
-	echo
-	echo "demo: stopping"
+	trap - EXIT INT TERM HUP
+	# Stop the children first, and let a write to a closed pipe fail
+	# rather than kill this shell before they are stopped.
+	trap '' PIPE
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	{ echo; echo "demo: stopped"; } 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
+# A closed terminal or pipe (make demo | head) must stop the children too.
+trap 'exit 1' HUP PIPE
 
 bin/testbackend --listen 127.0.0.11:50051=greeter-a,127.0.0.12:50051=greeter-b,127.0.0.13:50051=greeter-c \
 	>"$work/backends.log" 2>&1 &
