@@ -64,13 +64,29 @@ type scenario struct {
 	ctx    context.Context
 }
 
+// newScenario is a scenario whose context ends after timeout or with the
+// test.
+func newScenario(t *testing.T, w world, sb *switchboard, runner *clients.Runner, kind clients.Kind, timeout time.Duration) *scenario {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+}
+
+// client starts a client of the scenario's kind dialing target.
 func (s *scenario) client(target string) *clients.Process {
 	s.t.Helper()
-	p, err := s.runner.Start(s.ctx, s.kind, clients.Options{
-		Target:     target,
-		Bootstrap:  s.sb.bootstrap(s.t.Name()),
-		IntervalMS: 10,
-	})
+	return s.start(clients.Options{Target: target})
+}
+
+// start starts a client of the scenario's kind with o, stopped when the
+// test ends. When o.Bootstrap is nil it is made by `switchboard bootstrap
+// grpc` for node id t.Name() with bootstrapArgs (e.g. "--zone", "z").
+func (s *scenario) start(o clients.Options, bootstrapArgs ...string) *clients.Process {
+	s.t.Helper()
+	if o.Bootstrap == nil {
+		o.Bootstrap = s.sb.bootstrap(s.t.Name(), bootstrapArgs...)
+	}
+	p, err := s.runner.Start(s.ctx, s.kind, o)
 	if err != nil {
 		s.t.Fatalf("%s client: %v", s.kind, err)
 	}
@@ -104,9 +120,8 @@ func (s *scenario) reportNew(what string, t0 time.Time, r clients.Result) {
 // added, second slice, every name form, a second namespace with the same
 // Service name, and a deleted Service.
 func runCore(t *testing.T, w world, sb *switchboard, runner *clients.Runner, kind clients.Kind) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+	s := newScenario(t, w, sb, runner, kind, 4*time.Minute)
+	ctx := s.ctx
 	ns := w.Namespace(t)
 	b := backends(t, "b", 4)
 	w.ApplyService(t, newService(ns, "greeter", port...))
@@ -222,9 +237,8 @@ func runCore(t *testing.T, w world, sb *switchboard, runner *clients.Runner, kin
 // restartStory stops Switchboard while a client runs; the client keeps
 // calling with what it has, and after the restart it follows new changes.
 func restartStory(t *testing.T, w world, sb *switchboard, runner *clients.Runner, kind clients.Kind) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+	s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+	ctx := s.ctx
 	ns := w.Namespace(t)
 	b := backends(t, "r", 3)
 	w.ApplyService(t, newService(ns, "greeter", port...))

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -24,8 +23,8 @@ import (
 func TestDualStack(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 2*time.Minute)
+		ctx := s.ctx
 		b, err := testbackend.Start("[::1]:0", "v6-only")
 		if err != nil {
 			t.Fatal(err)
@@ -44,11 +43,7 @@ func TestDualStack(t *testing.T) {
 		v6.AddressType = discoveryv1.AddressTypeIPv6
 		w.ApplySlice(t, v4)
 		w.ApplySlice(t, v6)
-		c, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///dual." + ns, Bootstrap: sb.bootstrap(t.Name())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Stop() })
+		c := s.client("xds:///dual." + ns)
 		switch kind {
 		case clients.GoGRPC, clients.NodeGRPCJS:
 			rs, err := c.WaitOnlyFrom(ctx, 10, b.ID())

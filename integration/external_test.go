@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -29,13 +28,9 @@ func TestExternalName(t *testing.T) {
 	svc.Spec.Ports = []corev1.ServicePort{{Name: "grpc", Port: listenPort(b), Protocol: corev1.ProtocolTCP}}
 	w.ApplyService(t, svc)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///outside." + ns, Bootstrap: sb.bootstrap(t.Name())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Stop() })
+		s := newScenario(t, w, sb, runner, kind, 2*time.Minute)
+		ctx := s.ctx
+		p := s.client("xds:///outside." + ns)
 		if _, err := p.WaitOnlyFrom(ctx, 10, b.ID()); err != nil {
 			t.Fatalf("%s through an ExternalName Service: %v\n%s", kind, err, p.Stderr())
 		}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -27,9 +26,8 @@ func TestServiceKinds(t *testing.T) {
 	sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
 	w := apiWorld{admin}
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		subnet := subnets.Add(1)
 		start := func(i int, port int, id string) *testbackend.Backend {
@@ -60,16 +58,8 @@ func TestServiceKinds(t *testing.T) {
 		layout(1, harness.Ready, grpc1, admin1)
 		layout(2, harness.Ready, grpc2, admin2)
 
-		client := func(target string) *clients.Process {
-			p, err := runner.Start(ctx, kind, clients.Options{Target: target, Bootstrap: sb.bootstrap(t.Name())})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
-			return p
-		}
-		pg := client("xds:///multi." + ns + ":80")
-		pa := client("xds:///multi." + ns + ":81")
+		pg := s.client("xds:///multi." + ns + ":80")
+		pa := s.client("xds:///multi." + ns + ":81")
 		rs, err := pg.WaitSpread(ctx, 40, grpc1.ID(), grpc2.ID())
 		s.check("port 80 reaches each pod on its own grpc port", rs, err)
 		rs, err = pa.WaitSpread(ctx, 40, admin1.ID(), admin2.ID())

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,9 +16,8 @@ import (
 // changes.
 func TestStandaloneBrokenManifest(t *testing.T) {
 	w, sb, runner := standalone(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: clients.GoGRPC, ctx: ctx}
+	s := newScenario(t, w, sb, runner, clients.GoGRPC, 3*time.Minute)
+	ctx := s.ctx
 	ns := w.Namespace(t)
 	b := backends(t, "m", 3)
 	for _, name := range []string{"good", "victim"} {

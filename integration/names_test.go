@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -19,24 +18,15 @@ import (
 func TestNames(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		b := backends(t, "n", 1)
 		w.ApplyService(t, newService(ns, "greeter", port...))
 		w.ApplySlice(t, newSlice(ns, "greeter", "greeter-1", port, ep(b[0], harness.Ready, "z1")))
-		start := func(target string, extra ...string) *clients.Process {
-			p, err := runner.Start(ctx, kind, clients.Options{Target: target, Bootstrap: sb.bootstrap(t.Name(), extra...)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
-			return p
-		}
-		short := start("xds:///greeter:50051", "--namespace", ns)
-		shortest := start("xds:///greeter", "--namespace", ns)
-		typo := start("xds:///greeeter." + ns + ":50051")
+		short := s.start(clients.Options{Target: "xds:///greeter:50051"}, "--namespace", ns)
+		shortest := s.start(clients.Options{Target: "xds:///greeter"}, "--namespace", ns)
+		typo := s.client("xds:///greeeter." + ns + ":50051")
 		for _, p := range []*clients.Process{short, shortest} {
 			rs, err := p.WaitSpread(ctx, 10, b[0].ID())
 			s.check("short name in the client's namespace", rs, err)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -17,8 +16,8 @@ import (
 func TestOutlierDetection(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 2*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		b := backends(t, "o", 3)
 		b[2].SetFailing(true)
@@ -28,11 +27,7 @@ func TestOutlierDetection(t *testing.T) {
 				"failurePercentageMinimumHosts=3,failurePercentageRequestVolume=10",
 		}))
 		w.ApplySlice(t, newSlice(ns, "flaky", "flaky-1", port, ep(b[0], harness.Ready, "z1"), ep(b[1], harness.Ready, "z1"), ep(b[2], harness.Ready, "z1")))
-		p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///flaky." + ns + ":50051", Bootstrap: sb.bootstrap(t.Name())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Stop() })
+		p := s.client("xds:///flaky." + ns + ":50051")
 		start := time.Now()
 		rs, err := p.WaitSpread(ctx, 40, b[0].ID(), b[1].ID())
 		if err != nil {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -42,8 +41,8 @@ func serveThree(t *testing.T, w world, ns, name, appProtocol string, ann map[str
 func TestPolicyRingHash(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		all := serveThree(t, w, ns, "sticky", "", map[string]string{
 			"switchboard.io/lb-policy":   "ring_hash",
@@ -53,31 +52,18 @@ func TestPolicyRingHash(t *testing.T) {
 			// C-core gets the round-robin variant of the cluster
 			// (translator.ClassCCore): it must not crash, and it
 			// spreads its calls.
-			p, err := runner.Start(ctx, kind, clients.Options{
-				Target:    "xds:///sticky." + ns + ":50051",
-				Bootstrap: sb.bootstrap(t.Name()),
-				Header:    map[string]string{"x-user": "alice"},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
+			p := s.start(clients.Options{Target: "xds:///sticky." + ns + ":50051", Header: map[string]string{"x-user": "alice"}})
 			if _, err := p.WaitSpread(ctx, 60, all...); err != nil {
 				t.Fatalf("C-core on a ring_hash Service: %v\n%s", err, p.Stderr())
 			}
 			return
 		}
 		for _, user := range []string{"alice", "bob"} {
-			p, err := runner.Start(ctx, kind, clients.Options{
-				Target:     "xds:///sticky." + ns + ":50051",
-				Bootstrap:  sb.bootstrap(t.Name() + "-" + user),
-				IntervalMS: 10,
-				Header:     map[string]string{"x-user": user},
+			p := s.start(clients.Options{
+				Target:    "xds:///sticky." + ns + ":50051",
+				Bootstrap: sb.bootstrap(t.Name() + "-" + user),
+				Header:    map[string]string{"x-user": user},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
 			// 40 calls in a row from one backend; round robin would
 			// have used all three by then.
 			rs, err := p.WaitFor(ctx, 0, func(w []clients.Result) bool {
@@ -132,19 +118,13 @@ func TestPolicyAccepted(t *testing.T) {
 		}},
 	}
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		for _, c := range cases {
 			all := serveThree(t, w, ns, c.name, c.appProtocol, c.ann)
 			node := t.Name() + "-" + c.name
-			p, err := runner.Start(ctx, kind, clients.Options{
-				Target: "xds:///" + c.name + "." + ns + ":50051", Bootstrap: sb.bootstrap(node), IntervalMS: 10,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
+			p := s.start(clients.Options{Target: "xds:///" + c.name + "." + ns + ":50051", Bootstrap: sb.bootstrap(node)})
 			if _, err := p.WaitSpread(ctx, 30, all...); err != nil {
 				t.Fatalf("%s %s: %v\n%s", kind, c.name, err, p.Stderr())
 			}
@@ -161,9 +141,8 @@ func TestPolicyAccepted(t *testing.T) {
 // neighbour whose annotations are valid.
 func TestPolicyInvalidAnnotation(t *testing.T) {
 	w, sb, runner := standalone(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: clients.GoGRPC, ctx: ctx}
+	s := newScenario(t, w, sb, runner, clients.GoGRPC, 3*time.Minute)
+	ctx := s.ctx
 	ns := w.Namespace(t)
 	all := serveThree(t, w, ns, "broken", "", map[string]string{"switchboard.io/lb-policy": "maglev"})
 	neighbour := serveThree(t, w, ns, "fine", "", map[string]string{"switchboard.io/timeout": "2s"})

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -18,19 +17,15 @@ import (
 func TestTimeoutPolicy(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 2*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		b := backends(t, "s", 1)
 		b[0].SetDelay(500 * time.Millisecond)
 		slice := newSlice(ns, "slow", "slow-1", port, ep(b[0], harness.Ready, "z1"))
 		w.ApplyService(t, policyService(ns, "slow", "", nil))
 		w.ApplySlice(t, slice)
-		p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///slow." + ns + ":50051", Bootstrap: sb.bootstrap(t.Name()), TimeoutMS: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Stop() })
+		p := s.start(clients.Options{Target: "xds:///slow." + ns + ":50051", TimeoutMS: 1000})
 		if _, err := p.WaitOnlyFrom(ctx, 3, b[0].ID()); err != nil {
 			t.Fatalf("%s without a timeout annotation: %v", kind, err)
 		}
@@ -50,18 +45,14 @@ func TestTimeoutPolicy(t *testing.T) {
 func TestRetryPolicy(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		s := newScenario(t, w, sb, runner, kind, 2*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		b := backends(t, "r", 3)
 		b[2].SetFailing(true)
 		w.ApplyService(t, policyService(ns, "retried", "", map[string]string{"switchboard.io/retry-on": "unavailable"}))
 		w.ApplySlice(t, newSlice(ns, "retried", "retried-1", port, ep(b[0], harness.Ready, "z1"), ep(b[1], harness.Ready, "z1"), ep(b[2], harness.Ready, "z1")))
-		p, err := runner.Start(ctx, kind, clients.Options{Target: "xds:///retried." + ns + ":50051", Bootstrap: sb.bootstrap(t.Name())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Stop() })
+		p := s.client("xds:///retried." + ns + ":50051")
 		if _, err := p.WaitSpread(ctx, 40, b[0].ID(), b[1].ID()); err != nil {
 			t.Fatalf("%s did not retry UNAVAILABLE on another backend: %v", kind, err)
 		}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -16,9 +15,8 @@ import (
 func TestTopologyZones(t *testing.T) {
 	w, sb, runner := standalone(t)
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		s := &scenario{t: t, w: w, sb: sb, runner: runner, kind: kind, ctx: ctx}
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ctx := s.ctx
 		ns := w.Namespace(t)
 		b := backends(t, "z", 4)
 		svc := newService(ns, "near", port...)
@@ -32,19 +30,9 @@ func TestTopologyZones(t *testing.T) {
 		}
 		slice(harness.Ready, harness.Ready, harness.Ready)
 
-		start := func(extra ...string) *clients.Process {
-			p, err := runner.Start(ctx, kind, clients.Options{
-				Target:    "xds:///near." + ns + ":50051",
-				Bootstrap: sb.bootstrap(t.Name(), extra...),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
-			return p
-		}
-		inA := start("--zone", "zone-a")
-		anywhere := start()
+		target := clients.Options{Target: "xds:///near." + ns + ":50051"}
+		inA := s.start(target, "--zone", "zone-a")
+		anywhere := s.start(target)
 		rs, err := inA.WaitSpread(ctx, 60, ids(b[0], b[1], b[2])...)
 		s.check("zone-a client calls zone-a only", rs, err)
 		rs, err = anywhere.WaitSpread(ctx, 80, ids(b...)...)

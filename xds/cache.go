@@ -35,8 +35,9 @@ type Update struct {
 // Cache is safe for concurrent use. Its zero value is not usable; use
 // NewCache.
 type Cache struct {
-	mu        sync.RWMutex
-	ready     bool
+	mu sync.RWMutex
+	// readyC is closed by the first full Update; it is the one record of
+	// readiness, read without the lock on every request.
 	readyC    chan struct{}
 	resources [numTypes]map[string]*Resource
 	groups    map[string]*group
@@ -87,9 +88,12 @@ func NewCache() *Cache {
 // Ready reports whether the cache has received a full Update, that is,
 // whether it holds a complete world that may be served.
 func (c *Cache) Ready() bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.ready
+	select {
+	case <-c.readyC:
+		return true
+	default:
+		return false
+	}
 }
 
 // ReadyC returns a channel that is closed when the cache becomes ready.
@@ -192,9 +196,8 @@ func (c *Cache) Apply(u Update) (int, error) {
 	for t := range numTypes {
 		n += len(changed[t])
 	}
-	becameReady := u.Full && !c.ready
+	becameReady := u.Full && !c.Ready()
 	if becameReady {
-		c.ready = true
 		close(c.readyC)
 	}
 	c.notifyLocked(changed, becameReady)
