@@ -177,10 +177,11 @@ func BenchmarkHeapPerClient(b *testing.B) {
 			}
 			discard := func(*discoveryv3.DiscoveryResponse) error { return nil }
 			connect := func(id int64) *stream {
-				st := newStream(id, srv, discard)
+				st := newStream(id, srv)
+				st.send = discard
 				c.register(st.w)
 				for _, t := range []typeIndex{clusterType, endpointType} {
-					if err := st.handleRequest(&discoveryv3.DiscoveryRequest{TypeUrl: typeURLs[t], ResourceNames: names}); err != nil {
+					if err := st.handleSotW(&discoveryv3.DiscoveryRequest{TypeUrl: typeURLs[t], ResourceNames: names}); err != nil {
 						b.Fatal(err)
 					}
 				}

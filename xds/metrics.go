@@ -12,12 +12,13 @@ type Metrics struct {
 	responses  *prometheus.CounterVec
 	resources  *prometheus.CounterVec
 	nacks      *prometheus.CounterVec
+	removals   *prometheus.CounterVec
 	translate  prometheus.Histogram
 	applied    prometheus.Counter
 	diagnosed  prometheus.Gauge
 	cacheReady prometheus.Gauge
 	// byType holds the children of the per-type vectors, resolved once.
-	byType [numTypes]struct{ responses, resources, nacks prometheus.Counter }
+	byType [numTypes]struct{ responses, resources, nacks, removed prometheus.Counter }
 }
 
 // NewMetrics registers the xDS metrics on reg.
@@ -38,6 +39,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_xds_nacks_total",
 			Help: "Responses that a client rejected (NACK), by type.",
+		}, []string{"type"}),
+		removals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_xds_removed_resources_total",
+			Help: "Resource names sent as removed in delta responses, by type.",
 		}, []string{"type"}),
 		translate: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchboard_translate_duration_seconds",
@@ -62,8 +67,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.byType[t].responses = m.responses.WithLabelValues(l)
 		m.byType[t].nacks = m.nacks.WithLabelValues(l)
 		m.byType[t].resources = m.resources.WithLabelValues(l)
+		m.byType[t].removed = m.removals.WithLabelValues(l)
 	}
-	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.translate, m.applied, m.diagnosed, m.cacheReady)
+	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals, m.translate, m.applied, m.diagnosed, m.cacheReady)
 	return m
 }
 
@@ -83,5 +89,11 @@ func (m *Metrics) response(t typeIndex, n int) {
 func (m *Metrics) nack(t typeIndex) {
 	if m != nil {
 		m.byType[t].nacks.Inc()
+	}
+}
+
+func (m *Metrics) removed(t typeIndex, n int) {
+	if m != nil && n > 0 {
+		m.byType[t].removed.Add(float64(n))
 	}
 }

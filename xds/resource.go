@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -63,7 +65,11 @@ type Resource struct {
 	// has the same version on every replica and after every restart.
 	Version string
 	Any     *anypb.Any
+	// delta is the same resource as a delta response carries it.
+	delta *discoveryv3.Resource
 }
+
+func byName(a, b *Resource) int { return strings.Compare(a.Name, b.Name) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
@@ -73,11 +79,13 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
 	}
-	return &Resource{
+	r := &Resource{
 		Name:    name,
 		Version: contentVersion(b),
 		Any:     &anypb.Any{TypeUrl: resourcev3.APITypePrefix + string(m.ProtoReflect().Descriptor().FullName()), Value: b},
-	}, nil
+	}
+	r.delta = &discoveryv3.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
+	return r, nil
 }
 
 // contentVersion is a short, stable digest of b.

@@ -9,6 +9,7 @@
 package xds
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -31,7 +32,8 @@ type ServerOptions struct {
 	Metrics *Metrics
 }
 
-// Server implements the Aggregated Discovery Service (SotW) on a Cache.
+// Server implements the Aggregated Discovery Service, state of the world and
+// delta, on a Cache.
 // Register it on a grpc.Server with discoveryv3.RegisterAggregatedDiscoveryServiceServer.
 type Server struct {
 	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
@@ -62,14 +64,31 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 	}
 }
 
-// StreamAggregatedResources serves one SotW ADS stream.
+// StreamAggregatedResources serves one state-of-the-world ADS stream: what
+// gRPC clients speak.
 func (s *Server) StreamAggregatedResources(ss discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	st := newStream(s.nextID.Add(1), s)
+	st.send = ss.Send
+	return run(s, st, ss.Context(), ss.Recv, st.handleSotW)
+}
+
+// DeltaAggregatedResources serves one incremental (delta) ADS stream: what
+// Envoy speaks when configured for DELTA_GRPC.
+func (s *Server) DeltaAggregatedResources(ss discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	st := newStream(s.nextID.Add(1), s)
+	st.sendDelta = ss.Send
+	st.status.Protocol = "delta"
+	return run(s, st, ss.Context(), ss.Recv, st.handleDelta)
+}
+
+// run serves st until its client goes away: a goroutine receives requests
+// and hands them to the stream's goroutine, which also hears of changes.
+func run[R any](s *Server, st *stream, ctx context.Context, recv func() (R, error), handle func(R) error) error {
 	select {
 	case <-s.draining:
 		return errDraining
 	default:
 	}
-	st := newStream(s.nextID.Add(1), s, ss.Send)
 	s.mu.Lock()
 	s.streams[st.id] = st
 	s.mu.Unlock()
@@ -81,12 +100,12 @@ func (s *Server) StreamAggregatedResources(ss discoveryv3.AggregatedDiscoverySer
 		s.metrics.connected(-1)
 	}()
 
-	reqs := make(chan *discoveryv3.DiscoveryRequest)
+	reqs := make(chan R)
 	var recvErr error
 	go func() {
 		defer close(reqs)
 		for {
-			req, err := ss.Recv()
+			req, err := recv()
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
 					recvErr = err
@@ -95,24 +114,18 @@ func (s *Server) StreamAggregatedResources(ss discoveryv3.AggregatedDiscoverySer
 			}
 			select {
 			case reqs <- req:
-			case <-ss.Context().Done():
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
 	// recvErr is read only after reqs is closed, which happens after the
 	// write: the channel close orders them.
-	err := st.serve(ss.Context(), reqs, func() error { return recvErr })
+	err := serve(ctx, st, reqs, handle, func() error { return recvErr })
 	if err != nil && !errors.Is(err, errDraining) && status.Code(err) != codes.Canceled {
 		st.logger().Debug("stream ended", "error", err)
 	}
 	return err
-}
-
-// DeltaAggregatedResources is not served yet: every real gRPC client uses
-// SotW. Envoy falls back to SotW when configured for it.
-func (s *Server) DeltaAggregatedResources(discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return status.Error(codes.Unimplemented, "switchboard does not serve delta xDS yet; use ADS state-of-the-world (GRPC, not DELTA_GRPC)")
 }
 
 // Drain ends every stream with UNAVAILABLE, so that clients reconnect to

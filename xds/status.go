@@ -9,7 +9,9 @@ import (
 // and, per resource type, what it subscribed to, what it was sent, what it
 // accepted and what it rejected. It is a copy; changing it changes nothing.
 type ClientStatus struct {
-	Stream      int64
+	Stream int64
+	// Protocol is "sotw" (state of the world) or "delta".
+	Protocol    string
 	NodeID      string
 	UserAgent   string
 	Zone        string
@@ -40,10 +42,11 @@ func (c ClientStatus) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(struct {
 		Stream      int64                 `json:"stream"`
+		Protocol    string                `json:"protocol"`
 		NodeID      string                `json:"node_id"`
 		UserAgent   string                `json:"user_agent"`
 		Zone        string                `json:"zone,omitempty"`
 		ConnectedAt time.Time             `json:"connected_at"`
 		Types       map[string]TypeStatus `json:"types"`
-	}{c.Stream, c.NodeID, c.UserAgent, c.Zone, c.ConnectedAt, types})
+	}{c.Stream, c.Protocol, c.NodeID, c.UserAgent, c.Zone, c.ConnectedAt, types})
 }

@@ -2,17 +2,14 @@ package xds
 
 import (
 	"context"
-	"hash/fnv"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/switchboard-xds/switchboard/translator"
 )
@@ -44,9 +41,10 @@ type typeState struct {
 	status TypeStatus
 }
 
-// stream is one ADS stream (one client connection's SotW session). Its
-// protocol state is owned by the goroutine running serve; statusMu guards
-// only the copy that the debug endpoint reads.
+// stream is one ADS stream: one client connection's session, state of the
+// world (sotw.go) or incremental (delta.go). Its protocol state is owned by
+// the goroutine running serve; statusMu guards only the copy that the debug
+// endpoint reads.
 type stream struct {
 	id  int64
 	srv *Server
@@ -56,20 +54,22 @@ type stream struct {
 	// view holds, per type, the key of the variants this client gets:
 	// assignments by its zone (node locality), clusters by its class
 	// (translator.ClientClass of its user agent); "" for none.
-	view    [numTypes]string
-	w       *subscriber
-	send    func(*discoveryv3.DiscoveryResponse) error
-	node    *corev3.Node
-	types   [numTypes]*typeState
-	nonce   int64
-	started time.Time
+	view [numTypes]string
+	w    *subscriber
+	// Exactly one of send and sendDelta is set: the stream's protocol.
+	send      func(*discoveryv3.DiscoveryResponse) error
+	sendDelta func(*discoveryv3.DeltaDiscoveryResponse) error
+	node      *corev3.Node
+	types     [numTypes]*typeState
+	nonce     int64
+	started   time.Time
 
 	statusMu sync.Mutex
 	status   ClientStatus
 }
 
-func newStream(id int64, srv *Server, send func(*discoveryv3.DiscoveryResponse) error) *stream {
-	st := &stream{id: id, srv: srv, w: newSubscriber(), send: send, started: time.Now()}
+func newStream(id int64, srv *Server) *stream {
+	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now()}
 	for t := range numTypes {
 		st.types[t] = &typeState{
 			subscribed: map[string]struct{}{}, sent: map[string]string{},
@@ -77,13 +77,14 @@ func newStream(id int64, srv *Server, send func(*discoveryv3.DiscoveryResponse) 
 			unknown: map[string]*Resource{}, known: map[string]struct{}{},
 		}
 	}
-	st.status = ClientStatus{Stream: id, ConnectedAt: st.started}
+	st.status = ClientStatus{Stream: id, Protocol: "sotw", ConnectedAt: st.started}
 	return st
 }
 
-// serve runs the stream until the client goes away, ctx ends or the server
-// drains.
-func (st *stream) serve(ctx context.Context, reqs <-chan *discoveryv3.DiscoveryRequest, recvErr func() error) error {
+// serve runs st until the client goes away, ctx ends or the server drains:
+// handle takes each request, and changes in the cache reach the client
+// through handleChanges.
+func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R) error, recvErr func() error) error {
 	c := st.srv.cache
 	c.register(st.w)
 	defer c.unregister(st.w)
@@ -97,7 +98,7 @@ func (st *stream) serve(ctx context.Context, reqs <-chan *discoveryv3.DiscoveryR
 			if !ok {
 				return recvErr()
 			}
-			if err := st.handleRequest(req); err != nil {
+			if err := handle(req); err != nil {
 				return err
 			}
 		case <-st.w.signal:
@@ -112,122 +113,56 @@ func (st *stream) logger() *slog.Logger {
 	return st.srv.log.With("stream", st.id, "node", st.node.GetId())
 }
 
-func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
-	if req.GetNode() != nil && st.node == nil {
-		st.node = req.GetNode()
-		st.ns = st.node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
-		if zone := st.node.GetLocality().GetZone(); zone != "" {
-			st.view[endpointType] = zoneKey(zone)
-		}
-		if class := translator.ClientClass(st.node.GetUserAgentName()); class != "" {
-			st.view[clusterType] = classKey(class)
-		}
-		st.updateStatus(func(s *ClientStatus) {
-			s.NodeID = st.node.GetId()
-			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
-			s.Zone = st.node.GetLocality().GetZone()
-		})
+// setNode records who the client is, from the first request that names a
+// node: its namespace for short names, and the views it gets.
+func (st *stream) setNode(node *corev3.Node) {
+	if node == nil || st.node != nil {
+		return
 	}
-	t, ok := typeOf(req.GetTypeUrl())
-	if !ok {
-		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
-		return nil
+	st.node = node
+	st.ns = node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
+	if zone := node.GetLocality().GetZone(); zone != "" {
+		st.view[endpointType] = zoneKey(zone)
 	}
+	if class := translator.ClientClass(node.GetUserAgentName()); class != "" {
+		st.view[clusterType] = classKey(class)
+	}
+	st.updateStatus(func(s *ClientStatus) {
+		s.NodeID = node.GetId()
+		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()
+		s.Zone = node.GetLocality().GetZone()
+	})
+}
+
+// subscribe applies a change of subscription to type t: names added and
+// removed, and whether the client now watches every name of the type. The
+// cache's watch follows, before anything is read for the client.
+func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool) {
 	ts := st.types[t]
-	if ts.nonce != "" && req.GetResponseNonce() != ts.nonce {
-		// A request that answers an older response: the client will answer
-		// the newest one too (xDS protocol, "resource updates").
-		return nil
-	}
-	switch {
-	case req.GetErrorDetail() != nil:
-		st.srv.metrics.nack(t)
-		st.logger().Warn("client rejected xDS response",
-			"type", t.String(), "version", req.GetVersionInfo(), "nonce", req.GetResponseNonce(),
-			"error", req.GetErrorDetail().GetMessage())
-		ts.status.Nacks++
-		ts.status.LastNack = req.GetErrorDetail().GetMessage()
-		ts.status.LastNackAt = time.Now()
-	case req.GetResponseNonce() != "":
-		ts.status.AckedVersion = req.GetVersionInfo()
-	}
-
-	added, removed, wildcard := st.diffSubscription(t, ts, req.GetResourceNames())
-	first := !ts.started
-	ts.started = true
-	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
-		ts.wildcard = wildcard
-		var watchAdd, watchRemove []string
-		for _, n := range removed {
-			delete(ts.subscribed, n)
-			delete(ts.sent, n)
-			delete(ts.unknown, n)
-			delete(ts.known, n)
-			if rn := ts.forget(n); rn != "" {
-				watchRemove = append(watchRemove, rn)
-			}
+	ts.wildcard = wildcard
+	var watchAdd, watchRemove []string
+	for _, n := range removed {
+		delete(ts.subscribed, n)
+		delete(ts.sent, n)
+		delete(ts.unknown, n)
+		delete(ts.known, n)
+		if rn := ts.forget(n); rn != "" {
+			watchRemove = append(watchRemove, rn)
 		}
-		for _, n := range added {
-			ts.subscribed[n] = struct{}{}
-			if rn := ts.remember(n, st.resolve(t, n)); rn != "" {
-				watchAdd = append(watchAdd, rn)
-			}
+	}
+	for _, n := range added {
+		ts.subscribed[n] = struct{}{}
+		if rn := ts.remember(n, st.resolve(t, n)); rn != "" {
+			watchAdd = append(watchAdd, rn)
 		}
-		st.srv.cache.watch(st.w, t, wildcard, watchAdd, watchRemove)
-		ts.status.Subscribed = len(ts.subscribed)
-		ts.status.Wildcard = wildcard
 	}
-	st.publishType(t)
-	if !st.srv.cache.Ready() {
-		// Nothing is served before the first full translation; the ready
-		// notification brings us back here.
-		return nil
-	}
-	// A new subscription to LDS or CDS is answered at once, even when the
-	// name does not exist, so the client learns that without a timer.
-	force := t.fullState() && (first || len(added) > 0)
-	return st.respond(t, force, added)
+	st.srv.cache.watch(st.w, t, wildcard, watchAdd, watchRemove)
+	ts.status.Subscribed = len(ts.subscribed)
+	ts.status.Wildcard = wildcard
 }
 
-// diffSubscription compares the names in a request with the subscription.
-func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (added, removed []string, wildcard bool) {
-	wildcard = t.fullState() && ((!ts.started && len(names) == 0) || (ts.wildcard && len(names) == 0) || slices.Contains(names, "*"))
-	// Fast path for the common case, an ACK that repeats the subscription:
-	// every name known and as many names as subscribed means no change (a
-	// SotW ACK carries every subscribed name, so this runs per ACK; it
-	// allocates nothing). A request that repeated one name and dropped
-	// another would pass for unchanged until the next request; no xDS
-	// client repeats a name.
-	if len(names) == len(ts.subscribed) {
-		same := true
-		for _, n := range names {
-			if _, ok := ts.subscribed[n]; !ok {
-				same = false
-				break
-			}
-		}
-		if same {
-			return nil, nil, wildcard
-		}
-	}
-	want := make(map[string]struct{}, len(names))
-	for _, n := range names {
-		if n == "*" {
-			continue
-		}
-		want[n] = struct{}{}
-		if _, ok := ts.subscribed[n]; !ok {
-			added = append(added, n)
-		}
-	}
-	for n := range ts.subscribed {
-		if _, ok := want[n]; !ok {
-			removed = append(removed, n)
-		}
-	}
-	return added, removed, wildcard
-}
-
+// handleChanges brings the client up to date with what changed in the
+// cache since it last looked.
 func (st *stream) handleChanges() error {
 	pending, ready := st.w.take()
 	if !st.srv.cache.Ready() {
@@ -241,14 +176,21 @@ func (st *stream) handleChanges() error {
 			continue
 		}
 		var err error
-		if ready {
+		switch {
+		case ready && st.sendDelta != nil:
+			err = st.respondDelta(t, true, st.deltaEverything(t), nil)
+		case ready:
 			err = st.respond(t, t.fullState(), keys(ts.subscribed))
-		} else if len(pending[t]) > 0 {
+		case len(pending[t]) > 0:
 			names := keys(pending[t])
 			for n := range pending[t] {
 				names = append(names, ts.requesters[n]...)
 			}
-			err = st.respond(t, false, names)
+			if st.sendDelta != nil {
+				err = st.respondDelta(t, false, names, nil)
+			} else {
+				err = st.respond(t, false, names)
+			}
 		}
 		if err != nil {
 			return err
@@ -263,99 +205,6 @@ func keys(m map[string]struct{}) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// respond sends what the client of type t lacks. candidates are the names to
-// look at (changed or newly subscribed); force sends a full-state response
-// even when no version changed.
-func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
-	ts := st.types[t]
-	c := st.srv.cache
-	if !t.fullState() {
-		var out []*Resource
-		for _, n := range candidates {
-			if _, ok := ts.subscribed[n]; !ok {
-				continue
-			}
-			if r := st.get(ts, t, n); r != nil && ts.sent[n] != r.Version {
-				out = append(out, r)
-			}
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		for _, r := range out {
-			ts.sent[r.Name] = r.Version
-		}
-		return st.sendResources(t, out)
-	}
-
-	// LDS and CDS: any change among the candidates means a response that
-	// carries every subscribed resource that exists.
-	changed := force
-	for _, n := range candidates {
-		if changed {
-			break
-		}
-		if _, ok := ts.subscribed[n]; !ok && !ts.wildcard {
-			continue
-		}
-		r := st.get(ts, t, n)
-		v, had := ts.sent[n]
-		changed = (r == nil && had) || (r != nil && r.Version != v)
-	}
-	if !changed {
-		return nil
-	}
-	var out []*Resource
-	if ts.wildcard {
-		out = c.all(t)
-	}
-	for n := range ts.subscribed {
-		if r := st.get(ts, t, n); r != nil && !(ts.wildcard && c.has(t, n)) {
-			out = append(out, r)
-		}
-	}
-	clear(ts.sent)
-	for _, r := range out {
-		ts.sent[r.Name] = r.Version
-	}
-	return st.sendResources(t, out)
-}
-
-func (st *stream) sendResources(t typeIndex, out []*Resource) error {
-	slices.SortFunc(out, func(a, b *Resource) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	h := fnv.New64a()
-	anys := make([]*anypb.Any, len(out))
-	for i, r := range out {
-		anys[i] = r.Any
-		_, _ = h.Write([]byte(r.Name))
-		_, _ = h.Write([]byte{0})
-		_, _ = h.Write([]byte(r.Version))
-		_, _ = h.Write([]byte{0})
-	}
-	st.nonce++
-	ts := st.types[t]
-	ts.nonce = strconv.FormatInt(st.nonce, 10)
-	resp := &discoveryv3.DiscoveryResponse{
-		VersionInfo: strconv.FormatUint(h.Sum64(), 16),
-		Resources:   anys,
-		TypeUrl:     typeURLs[t],
-		Nonce:       ts.nonce,
-	}
-	ts.status.SentVersion = resp.VersionInfo
-	ts.status.Responses++
-	st.publishType(t)
-	st.srv.metrics.response(t, len(out))
-	return st.send(resp)
 }
 
 func (st *stream) publishType(t typeIndex) {
@@ -396,29 +245,37 @@ func (st *stream) resolve(t typeIndex, name string) string {
 // listener name that names no Service gets translator.UnknownListener, so
 // that the client fails fast with an error naming it.
 func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
+	if r := st.lookup(ts, t, name); r != nil {
+		return r
+	}
+	// A name the client had a real listener for was deleted: leave it
+	// out, so the client reports the removal. A name that never existed
+	// for this client gets the unknown listener.
+	if _, had := ts.known[name]; t != listenerType || ts.wildcard || had {
+		return nil
+	}
+	r := ts.unknown[name]
+	if r == nil {
+		r, _ = newResource(name, translator.UnknownListener(name))
+		if r != nil {
+			ts.unknown[name] = r
+		}
+	}
+	return r
+}
+
+// lookup returns the resource a subscribed name gets, named as subscribed,
+// or nil when there is none: the client's variant if it has one, the alias
+// listener for an alias or a short name.
+func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
 	var r *Resource
 	if rn, ok := ts.resolved[name]; ok {
 		r = st.srv.cache.getAlias(name, rn)
 	} else {
 		r = st.srv.cache.getIn(t, name, st.view[t])
 	}
-	if r != nil {
-		if t == listenerType {
-			ts.known[name] = struct{}{}
-		}
-		return r
-	}
-	// A name the client had a real listener for was deleted: leave it
-	// out, so the client reports the removal. A name that never existed
-	// for this client gets the unknown listener.
-	if _, had := ts.known[name]; t == listenerType && !ts.wildcard && !had {
-		r = ts.unknown[name]
-		if r == nil {
-			r, _ = newResource(name, translator.UnknownListener(name))
-			if r != nil {
-				ts.unknown[name] = r
-			}
-		}
+	if r != nil && t == listenerType {
+		ts.known[name] = struct{}{}
 	}
 	return r
 }

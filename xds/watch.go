@@ -185,11 +185,3 @@ func (c *Cache) all(t typeIndex) []*Resource {
 	}
 	return out
 }
-
-// has reports whether a resource (not an alias) of type t is named name.
-func (c *Cache) has(t typeIndex, name string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	_, ok := c.resources[t][name]
-	return ok
-}

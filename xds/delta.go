@@ -1,0 +1,197 @@
+package xds
+
+import (
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+)
+
+// The incremental (delta) protocol: requests subscribe and unsubscribe
+// names, responses carry only resources that changed and the names of
+// resources that went away. ACKs are small, so a client with many
+// resources costs the server little per change.
+//
+// Choices where the protocol leaves room:
+//   - A subscription to a name that does not exist is answered at once
+//     with the name in removed_resources, the protocol's "does not exist"
+//     (the state-of-the-world stream serves an unknown listener instead,
+//     for gRPC's error message; no gRPC client speaks delta).
+//   - initial_resource_versions are trusted: versions are content hashes,
+//     equal on every replica, so a client that reconnects to another
+//     replica is sent only what differs from what it holds.
+//   - A NACKed version is not sent again to that client, as in SotW; the
+//     next version is.
+//   - Subscription changes are applied whatever nonce the request
+//     carries: unlike SotW, a delta request is not repeated, so none may be
+//     dropped.
+
+// handleDelta takes one request of a delta stream.
+func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
+	st.setNode(req.GetNode())
+	t, ok := typeOf(req.GetTypeUrl())
+	if !ok {
+		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
+		return nil
+	}
+	ts := st.types[t]
+	if n := req.GetResponseNonce(); n != "" && n == ts.nonce {
+		if req.GetErrorDetail() != nil {
+			st.nacked(t, req.GetErrorDetail().GetMessage(), ts.status.SentVersion, n)
+		} else {
+			ts.status.AckedVersion = ts.status.SentVersion
+		}
+	}
+
+	first := !ts.started
+	ts.started = true
+	wildcard := ts.wildcard || (first && t.fullState() && len(req.GetResourceNamesSubscribe()) == 0)
+	var added, removed []string
+	for _, n := range req.GetResourceNamesSubscribe() {
+		if n == "*" {
+			wildcard = true
+		} else if _, ok := ts.subscribed[n]; !ok && !slices.Contains(added, n) {
+			added = append(added, n)
+		}
+	}
+	for _, n := range req.GetResourceNamesUnsubscribe() {
+		if n == "*" {
+			wildcard = false
+		} else if _, ok := ts.subscribed[n]; ok && !slices.Contains(removed, n) {
+			removed = append(removed, n)
+		}
+	}
+	wildcardOn := wildcard && !ts.wildcard
+	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
+		st.subscribe(t, added, removed, wildcard)
+	}
+	if first {
+		for n, v := range req.GetInitialResourceVersions() {
+			if _, ok := ts.subscribed[n]; ok || wildcard {
+				ts.sent[n] = v
+			}
+		}
+	}
+	st.publishType(t)
+	if !st.srv.cache.Ready() {
+		return nil
+	}
+	var candidates []string
+	switch {
+	case first || wildcardOn:
+		candidates = st.deltaEverything(t)
+	default:
+		candidates = added
+		if wildcard {
+			// A name left while the wildcard still covers it: the client
+			// dropped it, so it is sent again.
+			candidates = append(candidates, removed...)
+		}
+	}
+	return st.respondDelta(t, first || len(added) > 0 || wildcardOn, candidates, added)
+}
+
+// deltaEverything lists every name that a delta client of type t may need
+// to hear about: its subscriptions, what it holds, and with a wildcard
+// every resource of the type.
+func (st *stream) deltaEverything(t typeIndex) []string {
+	ts := st.types[t]
+	names := keys(ts.subscribed)
+	for n := range ts.sent {
+		if _, ok := ts.subscribed[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	if ts.wildcard {
+		for _, r := range st.srv.cache.all(t) {
+			if _, ok := ts.subscribed[r.Name]; !ok {
+				if _, ok := ts.sent[r.Name]; !ok {
+					names = append(names, r.Name)
+				}
+			}
+		}
+	}
+	return names
+}
+
+// respondDelta sends, of the candidate names, the resources whose version
+// the client lacks and the names it holds that are gone. asked are names
+// just subscribed: one that does not exist is reported removed even though
+// the client never held it. force sends a response even when empty, so a
+// client waiting for its first answer gets one.
+func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []string) error {
+	ts := st.types[t]
+	var out []*Resource
+	var gone []string
+	for _, n := range candidates {
+		_, subscribed := ts.subscribed[n]
+		if !subscribed && !ts.wildcard {
+			continue
+		}
+		r := st.lookup(ts, t, n)
+		if r == nil {
+			_, had := ts.sent[n]
+			if had || (subscribed && slices.Contains(asked, n)) {
+				delete(ts.sent, n)
+				gone = append(gone, n)
+			}
+			continue
+		}
+		if v, had := ts.sent[n]; !had || v != r.Version {
+			ts.sent[n] = r.Version
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 && len(gone) == 0 && !force {
+		return nil
+	}
+	return st.sendDeltaResources(t, out, gone)
+}
+
+func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string) error {
+	slices.SortFunc(out, byName)
+	slices.Sort(gone)
+	h := fnv.New64a()
+	res := make([]*discoveryv3.Resource, len(out))
+	for i, r := range out {
+		res[i] = r.delta
+		_, _ = h.Write([]byte(r.Name))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(r.Version))
+		_, _ = h.Write([]byte{0})
+	}
+	for _, n := range gone {
+		_, _ = h.Write([]byte(n))
+		_, _ = h.Write([]byte{1})
+	}
+	st.nonce++
+	ts := st.types[t]
+	ts.nonce = strconv.FormatInt(st.nonce, 10)
+	resp := &discoveryv3.DeltaDiscoveryResponse{
+		SystemVersionInfo: strconv.FormatUint(h.Sum64(), 16),
+		Resources:         res,
+		RemovedResources:  gone,
+		TypeUrl:           typeURLs[t],
+		Nonce:             ts.nonce,
+	}
+	ts.status.SentVersion = resp.SystemVersionInfo
+	ts.status.Responses++
+	st.publishType(t)
+	st.srv.metrics.response(t, len(out))
+	st.srv.metrics.removed(t, len(gone))
+	return st.sendDelta(resp)
+}
+
+// nacked records that the client rejected the response of type t with the
+// given version and nonce.
+func (st *stream) nacked(t typeIndex, msg, version, nonce string) {
+	ts := st.types[t]
+	st.srv.metrics.nack(t)
+	st.logger().Warn("client rejected xDS response",
+		"type", t.String(), "version", version, "nonce", nonce, "error", msg)
+	ts.status.Nacks++
+	ts.status.LastNack = msg
+	ts.status.LastNackAt = time.Now()
+}

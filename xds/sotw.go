@@ -1,0 +1,186 @@
+package xds
+
+import (
+	"hash/fnv"
+	"slices"
+	"strconv"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// The state-of-the-world protocol: every request repeats the whole
+// subscription of its type, and LDS and CDS responses carry every
+// subscribed resource.
+
+// handleSotW takes one request of a state-of-the-world stream: an ACK, a
+// NACK or a new subscription.
+func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
+	st.setNode(req.GetNode())
+	t, ok := typeOf(req.GetTypeUrl())
+	if !ok {
+		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
+		return nil
+	}
+	ts := st.types[t]
+	if ts.nonce != "" && req.GetResponseNonce() != ts.nonce {
+		// A request that answers an older response: the client will answer
+		// the newest one too (xDS protocol, "resource updates").
+		return nil
+	}
+	switch {
+	case req.GetErrorDetail() != nil:
+		st.nacked(t, req.GetErrorDetail().GetMessage(), req.GetVersionInfo(), req.GetResponseNonce())
+	case req.GetResponseNonce() != "":
+		ts.status.AckedVersion = req.GetVersionInfo()
+	}
+
+	added, removed, wildcard := st.diffSubscription(t, ts, req.GetResourceNames())
+	first := !ts.started
+	ts.started = true
+	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
+		st.subscribe(t, added, removed, wildcard)
+	}
+	st.publishType(t)
+	if !st.srv.cache.Ready() {
+		// Nothing is served before the first full translation; the ready
+		// notification brings us back here.
+		return nil
+	}
+	// A new subscription to LDS or CDS is answered at once, even when the
+	// name does not exist, so the client learns that without a timer.
+	force := t.fullState() && (first || len(added) > 0)
+	return st.respond(t, force, added)
+}
+
+// diffSubscription compares the names in a request with the subscription.
+func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (added, removed []string, wildcard bool) {
+	wildcard = t.fullState() && ((!ts.started && len(names) == 0) || (ts.wildcard && len(names) == 0) || slices.Contains(names, "*"))
+	// Fast path for the common case, an ACK that repeats the subscription:
+	// every name known and as many names as subscribed means no change (a
+	// SotW ACK carries every subscribed name, so this runs per ACK; it
+	// allocates nothing). A request that repeated one name and dropped
+	// another would pass for unchanged until the next request; no xDS
+	// client repeats a name.
+	if len(names) == len(ts.subscribed) {
+		same := true
+		for _, n := range names {
+			if _, ok := ts.subscribed[n]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, nil, wildcard
+		}
+	}
+	want := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if n == "*" {
+			continue
+		}
+		want[n] = struct{}{}
+		if _, ok := ts.subscribed[n]; !ok {
+			added = append(added, n)
+		}
+	}
+	for n := range ts.subscribed {
+		if _, ok := want[n]; !ok {
+			removed = append(removed, n)
+		}
+	}
+	return added, removed, wildcard
+}
+
+// respond sends what the client of type t lacks. candidates are the names to
+// look at (changed or newly subscribed); force sends a full-state response
+// even when no version changed.
+func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
+	ts := st.types[t]
+	c := st.srv.cache
+	if !t.fullState() {
+		var out []*Resource
+		for _, n := range candidates {
+			if _, ok := ts.subscribed[n]; !ok {
+				continue
+			}
+			if r := st.get(ts, t, n); r != nil && ts.sent[n] != r.Version {
+				out = append(out, r)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		for _, r := range out {
+			ts.sent[r.Name] = r.Version
+		}
+		return st.sendResources(t, out)
+	}
+
+	// LDS and CDS: any change among the candidates means a response that
+	// carries every subscribed resource that exists.
+	changed := force
+	for _, n := range candidates {
+		if changed {
+			break
+		}
+		if _, ok := ts.subscribed[n]; !ok && !ts.wildcard {
+			continue
+		}
+		r := st.get(ts, t, n)
+		v, had := ts.sent[n]
+		changed = (r == nil && had) || (r != nil && r.Version != v)
+	}
+	if !changed {
+		return nil
+	}
+	var out []*Resource
+	if ts.wildcard {
+		// Every resource of the type, each in the client's view.
+		for _, r := range c.all(t) {
+			if _, ok := ts.subscribed[r.Name]; ok {
+				continue
+			}
+			if r := st.lookup(ts, t, r.Name); r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	for n := range ts.subscribed {
+		if r := st.get(ts, t, n); r != nil {
+			out = append(out, r)
+		}
+	}
+	clear(ts.sent)
+	for _, r := range out {
+		ts.sent[r.Name] = r.Version
+	}
+	return st.sendResources(t, out)
+}
+
+func (st *stream) sendResources(t typeIndex, out []*Resource) error {
+	slices.SortFunc(out, byName)
+	h := fnv.New64a()
+	anys := make([]*anypb.Any, len(out))
+	for i, r := range out {
+		anys[i] = r.Any
+		_, _ = h.Write([]byte(r.Name))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(r.Version))
+		_, _ = h.Write([]byte{0})
+	}
+	st.nonce++
+	ts := st.types[t]
+	ts.nonce = strconv.FormatInt(st.nonce, 10)
+	resp := &discoveryv3.DiscoveryResponse{
+		VersionInfo: strconv.FormatUint(h.Sum64(), 16),
+		Resources:   anys,
+		TypeUrl:     typeURLs[t],
+		Nonce:       ts.nonce,
+	}
+	ts.status.SentVersion = resp.VersionInfo
+	ts.status.Responses++
+	st.publishType(t)
+	st.srv.metrics.response(t, len(out))
+	return st.send(resp)
+}
