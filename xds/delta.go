@@ -52,14 +52,14 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 	for _, n := range req.GetResourceNamesSubscribe() {
 		if n == "*" {
 			wildcard = true
-		} else if _, ok := ts.subscribed[n]; !ok && !slices.Contains(added, n) {
+		} else if !ts.isSubscribed(n) && !slices.Contains(added, n) {
 			added = append(added, n)
 		}
 	}
 	for _, n := range req.GetResourceNamesUnsubscribe() {
 		if n == "*" {
 			wildcard = false
-		} else if _, ok := ts.subscribed[n]; ok && !slices.Contains(removed, n) {
+		} else if ts.isSubscribed(n) && !slices.Contains(removed, n) {
 			removed = append(removed, n)
 		}
 	}
@@ -69,8 +69,8 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 	}
 	if first {
 		for n, v := range req.GetInitialResourceVersions() {
-			if _, ok := ts.subscribed[n]; ok || wildcard {
-				ts.sent[n] = v
+			if wildcard || ts.isSubscribed(n) {
+				ts.setSent(st.srv.cache.intern(t, n), v)
 			}
 		}
 	}
@@ -98,18 +98,11 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 // every resource of the type.
 func (st *stream) deltaEverything(t typeIndex) []string {
 	ts := st.types[t]
-	names := keys(ts.subscribed)
-	for n := range ts.sent {
-		if _, ok := ts.subscribed[n]; !ok {
-			names = append(names, n)
-		}
-	}
+	names := append(ts.subscribedNames(), ts.sentNames()...)
 	if ts.wildcard {
 		for _, r := range st.srv.cache.all(t) {
-			if _, ok := ts.subscribed[r.Name]; !ok {
-				if _, ok := ts.sent[r.Name]; !ok {
-					names = append(names, r.Name)
-				}
+			if s := ts.names[r.Name]; !s.subscribed && !s.hasSent {
+				names = append(names, r.Name)
 			}
 		}
 	}
@@ -126,21 +119,21 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	var out []*Resource
 	var gone []string
 	for _, n := range candidates {
-		_, subscribed := ts.subscribed[n]
+		subscribed := ts.isSubscribed(n)
 		if !subscribed && !ts.wildcard {
 			continue
 		}
 		r := st.lookup(ts, t, n)
 		if r == nil {
-			_, had := ts.sent[n]
+			_, had := ts.sentVersion(n)
 			if had || (subscribed && slices.Contains(asked, n)) {
-				delete(ts.sent, n)
+				ts.clearSent(n)
 				gone = append(gone, n)
 			}
 			continue
 		}
-		if v, had := ts.sent[n]; !had || v != r.Version {
-			ts.sent[n] = r.Version
+		if v, had := ts.sentVersion(n); !had || v != r.Version {
+			ts.setSent(r.Name, r.Version)
 			out = append(out, r)
 		}
 	}

@@ -62,10 +62,10 @@ func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (
 	// allocates nothing). A request that repeated one name and dropped
 	// another would pass for unchanged until the next request; no xDS
 	// client repeats a name.
-	if len(names) == len(ts.subscribed) {
+	if len(names) == ts.nsub {
 		same := true
 		for _, n := range names {
-			if _, ok := ts.subscribed[n]; !ok {
+			if !ts.isSubscribed(n) {
 				same = false
 				break
 			}
@@ -80,12 +80,12 @@ func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (
 			continue
 		}
 		want[n] = struct{}{}
-		if _, ok := ts.subscribed[n]; !ok {
+		if !ts.isSubscribed(n) {
 			added = append(added, n)
 		}
 	}
-	for n := range ts.subscribed {
-		if _, ok := want[n]; !ok {
+	for n, s := range ts.names {
+		if _, ok := want[n]; s.subscribed && !ok {
 			removed = append(removed, n)
 		}
 	}
@@ -101,10 +101,10 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	if !t.fullState() {
 		var out []*Resource
 		for _, n := range candidates {
-			if _, ok := ts.subscribed[n]; !ok {
+			if !ts.isSubscribed(n) {
 				continue
 			}
-			if r := st.get(ts, t, n); r != nil && ts.sent[n] != r.Version {
+			if r := st.get(ts, t, n); r != nil && ts.names[n].sent != r.Version {
 				out = append(out, r)
 			}
 		}
@@ -112,7 +112,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			return nil
 		}
 		for _, r := range out {
-			ts.sent[r.Name] = r.Version
+			ts.setSent(r.Name, r.Version)
 		}
 		return st.sendResources(t, out)
 	}
@@ -124,11 +124,11 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		if changed {
 			break
 		}
-		if _, ok := ts.subscribed[n]; !ok && !ts.wildcard {
+		if !ts.wildcard && !ts.isSubscribed(n) {
 			continue
 		}
 		r := st.get(ts, t, n)
-		v, had := ts.sent[n]
+		v, had := ts.sentVersion(n)
 		changed = (r == nil && had) || (r != nil && r.Version != v)
 	}
 	if !changed {
@@ -138,7 +138,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	if ts.wildcard {
 		// Every resource of the type, each in the client's view.
 		for _, r := range c.all(t) {
-			if _, ok := ts.subscribed[r.Name]; ok {
+			if ts.isSubscribed(r.Name) {
 				continue
 			}
 			if r := st.lookup(ts, t, r.Name); r != nil {
@@ -146,14 +146,14 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			}
 		}
 	}
-	for n := range ts.subscribed {
+	for _, n := range ts.subscribedNames() {
 		if r := st.get(ts, t, n); r != nil {
 			out = append(out, r)
 		}
 	}
-	clear(ts.sent)
+	ts.clearAllSent()
 	for _, r := range out {
-		ts.sent[r.Name] = r.Version
+		ts.setSent(r.Name, r.Version)
 	}
 	return st.sendResources(t, out)
 }

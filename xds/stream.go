@@ -3,7 +3,6 @@ package xds
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,33 +12,6 @@ import (
 
 	"github.com/switchboard-xds/switchboard/translator"
 )
-
-// typeState is one stream's SotW protocol state for one resource type.
-type typeState struct {
-	started    bool
-	wildcard   bool
-	subscribed map[string]struct{}
-	// sent holds, per name, the version last sent: what the client has, or
-	// has rejected. A resource is sent again only when its version differs,
-	// so a rejected version is never sent twice to the same client.
-	sent  map[string]string
-	nonce string
-	// resolved maps a short name ("S:P", "S") to the name it stands for in
-	// the client's namespace ("S.NS:P", "S.NS"); requesters is the reverse,
-	// and watchRefs counts the subscribed names behind each watched name.
-	resolved   map[string]string
-	requesters map[string][]string
-	watchRefs  map[string]int
-	// unknown holds the UnknownListener built for each subscribed
-	// listener name that names no Service (built per stream: typos are
-	// rare and should not grow a shared map).
-	unknown map[string]*Resource
-	// known holds the listener names this client was given a real
-	// listener for.
-	known map[string]struct{}
-	// status is what /debug/clients shows.
-	status TypeStatus
-}
 
 // stream is one ADS stream: one client connection's session, state of the
 // world (sotw.go) or incremental (delta.go). Its protocol state is owned by
@@ -71,11 +43,7 @@ type stream struct {
 func newStream(id int64, srv *Server) *stream {
 	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now()}
 	for t := range numTypes {
-		st.types[t] = &typeState{
-			subscribed: map[string]struct{}{}, sent: map[string]string{},
-			resolved: map[string]string{}, requesters: map[string][]string{}, watchRefs: map[string]int{},
-			unknown: map[string]*Resource{}, known: map[string]struct{}{},
-		}
+		st.types[t] = newTypeState()
 	}
 	st.status = ClientStatus{Stream: id, Protocol: "sotw", ConnectedAt: st.started}
 	return st
@@ -142,22 +110,20 @@ func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool)
 	ts.wildcard = wildcard
 	var watchAdd, watchRemove []string
 	for _, n := range removed {
-		delete(ts.subscribed, n)
-		delete(ts.sent, n)
-		delete(ts.unknown, n)
-		delete(ts.known, n)
-		if rn := ts.forget(n); rn != "" {
+		if rn := ts.unsubscribeName(n); rn != "" {
 			watchRemove = append(watchRemove, rn)
 		}
 	}
 	for _, n := range added {
-		ts.subscribed[n] = struct{}{}
-		if rn := ts.remember(n, st.resolve(t, n)); rn != "" {
+		// The cache's copy of the name, so that a thousand clients of one
+		// name hold one string.
+		n = st.srv.cache.intern(t, n)
+		if rn := ts.subscribeName(n, st.resolve(t, n)); rn != "" {
 			watchAdd = append(watchAdd, rn)
 		}
 	}
 	st.srv.cache.watch(st.w, t, wildcard, watchAdd, watchRemove)
-	ts.status.Subscribed = len(ts.subscribed)
+	ts.status.Subscribed = ts.nsub
 	ts.status.Wildcard = wildcard
 }
 
@@ -180,7 +146,7 @@ func (st *stream) handleChanges() error {
 		case ready && st.sendDelta != nil:
 			err = st.respondDelta(t, true, st.deltaEverything(t), nil)
 		case ready:
-			err = st.respond(t, t.fullState(), keys(ts.subscribed))
+			err = st.respond(t, t.fullState(), ts.subscribedNames())
 		case len(pending[t]) > 0:
 			names := keys(pending[t])
 			for n := range pending[t] {
@@ -251,13 +217,16 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	// A name the client had a real listener for was deleted: leave it
 	// out, so the client reports the removal. A name that never existed
 	// for this client gets the unknown listener.
-	if _, had := ts.known[name]; t != listenerType || ts.wildcard || had {
+	if t != listenerType || ts.wildcard || ts.isKnown(name) {
 		return nil
 	}
 	r := ts.unknown[name]
 	if r == nil {
 		r, _ = newResource(name, translator.UnknownListener(name))
 		if r != nil {
+			if ts.unknown == nil {
+				ts.unknown = map[string]*Resource{}
+			}
 			ts.unknown[name] = r
 		}
 	}
@@ -275,41 +244,7 @@ func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
 		r = st.srv.cache.getIn(t, name, st.view[t])
 	}
 	if r != nil && t == listenerType {
-		ts.known[name] = struct{}{}
+		ts.setKnown(name)
 	}
 	return r
-}
-
-// remember records that name is served as rn and returns the name to add
-// to the cache's watch, or "" when it is watched already.
-func (ts *typeState) remember(name, rn string) string {
-	if rn != name {
-		ts.resolved[name] = rn
-		ts.requesters[rn] = append(ts.requesters[rn], name)
-	}
-	ts.watchRefs[rn]++
-	if ts.watchRefs[rn] == 1 {
-		return rn
-	}
-	return ""
-}
-
-// forget undoes remember and returns the name to drop from the watch, or
-// "" when another subscribed name still needs it.
-func (ts *typeState) forget(name string) string {
-	rn := name
-	if r, ok := ts.resolved[name]; ok {
-		rn = r
-		delete(ts.resolved, name)
-		ts.requesters[rn] = slices.DeleteFunc(ts.requesters[rn], func(s string) bool { return s == name })
-		if len(ts.requesters[rn]) == 0 {
-			delete(ts.requesters, rn)
-		}
-	}
-	ts.watchRefs[rn]--
-	if ts.watchRefs[rn] > 0 {
-		return ""
-	}
-	delete(ts.watchRefs, rn)
-	return rn
 }
