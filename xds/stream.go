@@ -53,10 +53,9 @@ type stream struct {
 	// ns is the client's namespace (node metadata NAMESPACE), for short
 	// names; "" when the client did not say.
 	ns string
-	// view holds, per type, the key of the variants this client gets:
-	// assignments by its zone (node locality), clusters by its class
-	// (translator.ClientClass of its user agent); "" for none.
-	view    [numTypes]string
+	// view holds, per type, the keys of the variants this client gets, in
+	// the order they are tried (see viewKeys); nil for none.
+	view    [numTypes][]string
 	w       *subscriber
 	send    func(*discoveryv3.DiscoveryResponse) error
 	node    *corev3.Node
@@ -116,12 +115,7 @@ func (st *stream) handleRequest(req *discoveryv3.DiscoveryRequest) error {
 	if req.GetNode() != nil && st.node == nil {
 		st.node = req.GetNode()
 		st.ns = st.node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
-		if zone := st.node.GetLocality().GetZone(); zone != "" {
-			st.view[endpointType] = zoneKey(zone)
-		}
-		if class := translator.ClientClass(st.node.GetUserAgentName()); class != "" {
-			st.view[clusterType] = classKey(class)
-		}
+		st.view = viewKeys(st.node)
 		st.updateStatus(func(s *ClientStatus) {
 			s.NodeID = st.node.GetId()
 			s.UserAgent = st.node.GetUserAgentName() + " " + st.node.GetUserAgentVersion()
@@ -400,7 +394,7 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	if rn, ok := ts.resolved[name]; ok {
 		r = st.srv.cache.getAlias(name, rn)
 	} else {
-		r = st.srv.cache.getIn(t, name, st.view[t])
+		r = st.srv.cache.getView(t, name, st.view[t])
 	}
 	if r != nil {
 		if t == listenerType {
