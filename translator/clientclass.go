@@ -13,11 +13,19 @@ import (
 // this class get ring_hash clusters as round robin (see ClusterVariant).
 const ClassCCore = "c-core"
 
+// ClassEnvoy is the client class of Envoy, whose node user_agent_name is
+// "envoy". Envoy reads an endpoint's health_status, so clients of this class
+// get serving, terminating endpoints as DRAINING (see ClassAssignment).
+const ClassEnvoy = "envoy"
+
 // ClientClass returns the class of a client from its node's
 // user_agent_name, or "" for a client that needs nothing special.
 func ClientClass(userAgentName string) string {
 	if userAgentName == "gRPC C-core" || strings.HasPrefix(userAgentName, "gRPC C-core ") {
 		return ClassCCore
+	}
+	if userAgentName == "envoy" {
+		return ClassEnvoy
 	}
 	return ""
 }

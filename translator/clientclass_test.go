@@ -9,6 +9,8 @@ func TestClientClass(t *testing.T) {
 		"gRPC Go":                  "",
 		"gRPC Node Pure JS":        "",
 		"gRPC C-corexyz":           "",
+		"envoy":                    ClassEnvoy, // what every Envoy build sends
+		"Envoy":                    "",
 		"":                         "",
 	} {
 		if got := ClientClass(ua); got != want {

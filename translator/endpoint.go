@@ -47,7 +47,8 @@ type ipAddr struct {
 // Which endpoints are served:
 //   - the ready ones (gRPC clients use HEALTHY and UNKNOWN endpoints only and
 //     drop the rest, so sending not-ready endpoints would only add weight to
-//     localities with nothing to pick);
+//     localities with nothing to pick; Envoy clients also get the serving,
+//     terminating ones, as DRAINING: see drainingAssignment);
 //   - when there is no usable ready endpoint at all but some are serving and
 //     terminating, those, marked HEALTHY: kube-proxy's fallback for
 //     terminating endpoints (KEP-1669), which keeps connections working

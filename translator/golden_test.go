@@ -52,6 +52,7 @@ func TestGolden(t *testing.T) {
 				t.Run(key.String(), func(t *testing.T) {
 					validateAll(t, res)
 					checkGRPCRules(t, res)
+					checkEnvoyRules(t, res)
 				})
 			}
 			got := renderGolden(t, byKey, diags)
@@ -153,6 +154,9 @@ func validateAll(t testing.TB, res Resources) {
 	for _, cv := range res.ClusterVariants {
 		check(cv.Cluster)
 	}
+	for _, ca := range res.ClassAssignments {
+		check(ca.Assignment)
+	}
 }
 
 // goldenFile is the layout of testdata/out/*.yaml.
@@ -178,6 +182,9 @@ type goldenService struct {
 	ZoneAssignments map[string][]any `json:"zoneAssignments,omitempty"`
 	// ClusterVariants maps client class to that class's clusters.
 	ClusterVariants map[string][]any `json:"clusterVariants,omitempty"`
+	// ClassAssignments maps client class ("envoy"), or class and zone
+	// ("envoy zone z1"), to that view's assignments.
+	ClassAssignments map[string][]any `json:"classAssignments,omitempty"`
 }
 
 // renderGolden turns a translation into deterministic YAML: protojson for
@@ -220,6 +227,16 @@ func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]Resources, diags []
 				gs.ZoneAssignments = map[string][]any{}
 			}
 			gs.ZoneAssignments[za.Zone] = append(gs.ZoneAssignments[za.Zone], protoValue(t, za.Assignment))
+		}
+		for _, ca := range res.ClassAssignments {
+			if gs.ClassAssignments == nil {
+				gs.ClassAssignments = map[string][]any{}
+			}
+			view := ca.Class
+			if ca.Zone != "" {
+				view += " zone " + ca.Zone
+			}
+			gs.ClassAssignments[view] = append(gs.ClassAssignments[view], protoValue(t, ca.Assignment))
 		}
 		f.Services = append(f.Services, gs)
 	}

@@ -176,7 +176,10 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		}
 		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
 		diags = append(diags, d...)
-		res.ZoneAssignments = append(res.ZoneAssignments, zoneAssignments(topologyPreference(svc, p.Endpoints), p.Endpoints, cla, threshold)...)
+		pref := topologyPreference(svc, p.Endpoints)
+		zas := zoneAssignments(pref, p.Endpoints, cla, threshold)
+		res.ZoneAssignments = append(res.ZoneAssignments, zas...)
+		res.ClassAssignments = append(res.ClassAssignments, envoyAssignments(pref, p.Endpoints, cla, zas, threshold)...)
 		c, err := policyCluster(pol, canonical, p.AppProtocol)
 		if err != nil {
 			diags = append(diags, diag(label, "%v", err))
@@ -205,6 +208,7 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	slices.SortFunc(res.ZoneAssignments, func(a, b ZoneAssignment) int {
 		return cmp.Or(cmp.Compare(a.Assignment.GetClusterName(), b.Assignment.GetClusterName()), cmp.Compare(a.Zone, b.Zone))
 	})
+	sortClassAssignments(res.ClassAssignments)
 	if len(res.Aliases) == 0 {
 		res.Aliases = nil
 	}

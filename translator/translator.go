@@ -36,6 +36,10 @@ type Resources struct {
 	// ClusterVariants are clusters shaped for one class of client (see
 	// ClientClass), sorted by name, then class.
 	ClusterVariants []ClusterVariant
+	// ClassAssignments are variants of Assignments and ZoneAssignments for
+	// one class of client (see ClassAssignment), sorted by cluster name,
+	// class, then zone ("" first).
+	ClassAssignments []ClassAssignment
 	// Aliases maps every other name a client may dial for one of this
 	// Service's ports (for example "S.N:P", "S.N.svc:P", and "S.N" when the
 	// Service has one port) to the canonical listener name. Alias listeners

@@ -349,6 +349,9 @@ func marshalAll(t testing.TB, res Resources) [][]byte {
 	for _, m := range res.Assignments {
 		msgs = append(msgs, m)
 	}
+	for _, ca := range res.ClassAssignments {
+		msgs = append(msgs, ca.Assignment)
+	}
 	out := make([][]byte, 0, len(msgs))
 	for _, m := range msgs {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
@@ -417,5 +420,6 @@ func FuzzService(f *testing.F) {
 		res, _ := Service(Options{}, svc)
 		validateAll(t, res)
 		checkGRPCRules(t, res)
+		checkEnvoyRules(t, res)
 	})
 }

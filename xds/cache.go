@@ -48,10 +48,10 @@ type Cache struct {
 	aliases        map[string]string
 	aliasListeners map[string]map[string]*Resource
 	// variants holds, per type, by name and then view key (see
-	// clientView), the resources that some clients get instead of the plain
-	// one: assignments per zone, clusters per client class. Clients with
-	// one view share one marshalled variant: the cost is per view, not per
-	// client.
+	// viewKeys), the resources that some clients get instead of the plain
+	// one: assignments per zone, per client class and per both, clusters
+	// per client class. Clients with one view share one marshalled
+	// variant: the cost is per view, not per client.
 	variants [numTypes]map[string]map[string]*Resource
 
 	watchers map[*subscriber]struct{}
@@ -145,6 +145,9 @@ func build(r *translator.Resources) (*built, error) {
 	}
 	for _, za := range r.ZoneAssignments {
 		variant(endpointType, zoneKey(za.Zone), za.Assignment.GetClusterName(), za.Assignment)
+	}
+	for _, ca := range r.ClassAssignments {
+		variant(endpointType, assignmentKey(ca.Class, ca.Zone), ca.Assignment.GetClusterName(), ca.Assignment)
 	}
 	for _, cv := range r.ClusterVariants {
 		variant(clusterType, classKey(cv.Class), cv.Cluster.GetName(), cv.Cluster)

@@ -23,10 +23,9 @@ type stream struct {
 	// ns is the client's namespace (node metadata NAMESPACE), for short
 	// names; "" when the client did not say.
 	ns string
-	// view holds, per type, the key of the variants this client gets:
-	// assignments by its zone (node locality), clusters by its class
-	// (translator.ClientClass of its user agent); "" for none.
-	view [numTypes]string
+	// view holds, per type, the keys of the variants this client gets, in
+	// the order they are tried (see viewKeys); nil for none.
+	view [numTypes][]string
 	w    *subscriber
 	// Exactly one of send and sendDelta is set: the stream's protocol.
 	send      func(*discoveryv3.DiscoveryResponse) error
@@ -89,12 +88,7 @@ func (st *stream) setNode(node *corev3.Node) {
 	}
 	st.node = node
 	st.ns = node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
-	if zone := node.GetLocality().GetZone(); zone != "" {
-		st.view[endpointType] = zoneKey(zone)
-	}
-	if class := translator.ClientClass(node.GetUserAgentName()); class != "" {
-		st.view[clusterType] = classKey(class)
-	}
+	st.view = viewKeys(node)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
 		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()
@@ -241,7 +235,7 @@ func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
 	if rn, ok := ts.resolved[name]; ok {
 		r = st.srv.cache.getAlias(name, rn)
 	} else {
-		r = st.srv.cache.getIn(t, name, st.view[t])
+		r = st.srv.cache.getView(t, name, st.view[t])
 	}
 	if r != nil && t == listenerType {
 		ts.setKnown(name)

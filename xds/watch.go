@@ -118,23 +118,12 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	}
 }
 
-// getIn returns the current resource of type t named name for a client
-// whose view key for t is key ("" for none), or nil: a resource with a
-// variant for that key is served as the variant, and a listener name that
-// is an alias gets its alias listener.
+// getIn is getView with a view of one key ("" for none).
 func (c *Cache) getIn(t typeIndex, name, key string) *Resource {
-	c.mu.RLock()
-	r := c.resources[t][name]
-	if key != "" {
-		if v := c.variants[t][name][key]; v != nil {
-			r = v
-		}
+	if key == "" {
+		return c.getView(t, name, nil)
 	}
-	c.mu.RUnlock()
-	if r != nil || t != listenerType {
-		return r
-	}
-	return c.getAlias(name, name)
+	return c.getView(t, name, []string{key})
 }
 
 // getAlias returns the listener named name that stands for alias (its own
