@@ -44,7 +44,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(GRPCServerOption())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)

@@ -35,7 +35,11 @@ func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
 		ts.status.AckedVersion = req.GetVersionInfo()
 	}
 
-	added, removed, wildcard := st.diffSubscription(t, ts, req.GetResourceNames())
+	rn, err := namesOf(req)
+	if err != nil {
+		return err
+	}
+	added, removed, wildcard := st.diffSubscription(t, ts, rn)
 	first := !ts.started
 	ts.started = true
 	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
@@ -54,33 +58,31 @@ func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
 }
 
 // diffSubscription compares the names in a request with the subscription.
-func (st *stream) diffSubscription(t typeIndex, ts *typeState, names []string) (added, removed []string, wildcard bool) {
-	wildcard = t.fullState() && ((!ts.started && len(names) == 0) || (ts.wildcard && len(names) == 0) || slices.Contains(names, "*"))
+func (st *stream) diffSubscription(t typeIndex, ts *typeState, req requestNames) (added, removed []string, wildcard bool) {
+	wildcard = t.fullState() && req.count == 0 && (!ts.started || ts.wildcard)
 	// Fast path for the common case, an ACK that repeats the subscription:
-	// every name known and as many names as subscribed means no change (a
-	// SotW ACK carries every subscribed name, so this runs per ACK; it
-	// allocates nothing). A request that repeated one name and dropped
-	// another would pass for unchanged until the next request; no xDS
-	// client repeats a name.
-	if len(names) == ts.nsub {
-		same := true
-		for _, n := range names {
-			if !ts.isSubscribed(n) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return nil, nil, wildcard
+	// as many names as subscribed, with the same digest (a sum of name
+	// hashes, so the order of names does not matter). A SotW ACK carries
+	// every subscribed name, so this runs per ACK; with the request codec
+	// it never turns the names into strings.
+	if !req.packed {
+		req.digest = 0
+		for _, n := range req.names {
+			req.digest += nameHash(n)
 		}
 	}
+	if req.count == ts.nsub && req.digest == ts.digest {
+		return nil, nil, wildcard
+	}
+	names := req.strings()
+	wildcard = wildcard || (t.fullState() && slices.Contains(names, "*"))
 	want := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		if n == "*" {
 			continue
 		}
 		want[n] = struct{}{}
-		if !ts.isSubscribed(n) {
+		if !ts.isSubscribed(n) && !slices.Contains(added, n) {
 			added = append(added, n)
 		}
 	}

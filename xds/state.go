@@ -13,9 +13,12 @@ type typeState struct {
 	started  bool
 	wildcard bool
 	names    map[string]nameState
-	// nsub counts the names with subscribed set.
-	nsub  int
-	nonce string
+	// nsub counts the names with subscribed set, and digest is the sum
+	// of their nameHash: a SotW request with the same count and digest
+	// repeats the subscription.
+	nsub   int
+	digest uint64
+	nonce  string
 	// resolved maps a short name ("S:P", "S") to the name it stands for in
 	// the client's namespace ("S.NS:P", "S.NS"); requesters is the reverse.
 	// Both are nil until the client uses a short name.
@@ -55,8 +58,10 @@ func (ts *typeState) update(name string, f func(*nameState)) {
 	switch {
 	case was && !s.subscribed:
 		ts.nsub--
+		ts.digest -= nameHash(name)
 	case !was && s.subscribed:
 		ts.nsub++
+		ts.digest += nameHash(name)
 	}
 	if s == (nameState{}) {
 		delete(ts.names, name)

@@ -62,6 +62,9 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		return fmt.Errorf("--admin-address: %w", err)
 	}
 	grpcServer := grpc.NewServer(
+		// SotW ACKs are checked against the subscription without turning
+		// every name into a string.
+		xds.GRPCServerOption(),
 		// Clients may ping idle streams; do not answer those pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
