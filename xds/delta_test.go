@@ -187,7 +187,7 @@ func TestDeltaWildcard(t *testing.T) {
 		t.Fatalf("after a left the world: resources %v, removed %v", deltaNames(r), r.GetRemovedResources())
 	}
 	cs := h.srv.Clients()
-	if len(cs) != 1 || cs[0].Protocol != "delta" || !cs[0].Types[clusterType].Wildcard {
+	if len(cs) != 1 || cs[0].Protocol != "delta" || cs[0].Class != translator.ClassEnvoy || !cs[0].Types[clusterType].Wildcard {
 		t.Fatalf("client status = %+v", cs)
 	}
 }

@@ -11,9 +11,11 @@ import (
 type ClientStatus struct {
 	Stream int64
 	// Protocol is "sotw" (state of the world) or "delta".
-	Protocol    string
-	NodeID      string
-	UserAgent   string
+	Protocol  string
+	NodeID    string
+	UserAgent string
+	// Class is the client class (translator.ClientClass), "" for none.
+	Class       string
 	Zone        string
 	ConnectedAt time.Time
 	Types       [numTypes]TypeStatus
@@ -45,8 +47,9 @@ func (c ClientStatus) MarshalJSON() ([]byte, error) {
 		Protocol    string                `json:"protocol"`
 		NodeID      string                `json:"node_id"`
 		UserAgent   string                `json:"user_agent"`
+		Class       string                `json:"class,omitempty"`
 		Zone        string                `json:"zone,omitempty"`
 		ConnectedAt time.Time             `json:"connected_at"`
 		Types       map[string]TypeStatus `json:"types"`
-	}{c.Stream, c.Protocol, c.NodeID, c.UserAgent, c.Zone, c.ConnectedAt, types})
+	}{c.Stream, c.Protocol, c.NodeID, c.UserAgent, c.Class, c.Zone, c.ConnectedAt, types})
 }

@@ -92,6 +92,7 @@ func (st *stream) setNode(node *corev3.Node) {
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
 		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()
+		s.Class = translator.ClientClass(node.GetUserAgentName())
 		s.Zone = node.GetLocality().GetZone()
 	})
 }
