@@ -48,10 +48,12 @@ func testFollowEDS(t *testing.T, r *clients.Runner, kind clients.Kind) {
 		}
 	})
 	// The counted run also exercises the rest of the contract: two rounds
-	// of two calls and a short one, each with its own cycled header.
+	// of two calls 5 ms apart and a short one, each call with its own
+	// cycled header.
 	counted := opts
 	counted.Count = 5
 	counted.Concurrency = 2
+	counted.StaggerMS = 5
 	counted.Cycle = clients.HeaderCycle{Key: "x-key", Values: []string{"k0", "k1", "k2"}}
 	pc, err := r.Start(ctx, kind, counted)
 	if err != nil {

@@ -55,6 +55,9 @@ type Options struct {
 	// every call of the last one ended and IntervalMS passed. 0 means 1.
 	// Count still counts calls. Group results with Rounds.
 	Concurrency int
+	// StaggerMS starts the calls of a round this far apart (--stagger-ms)
+	// instead of all at once; 0 means at once.
+	StaggerMS int
 	// Env holds extra KEY=VALUE variables, e.g. GRPC_TRACE. They override
 	// the inherited environment.
 	Env []string
@@ -121,8 +124,8 @@ func (r *Runner) Start(ctx context.Context, kind Kind, opts Options) (*Process, 
 	if opts.Target == "" {
 		return nil, errors.New("clients: Options.Target is required")
 	}
-	if opts.Count < 0 || opts.IntervalMS < 0 || opts.TimeoutMS < 0 || opts.Concurrency < 0 {
-		return nil, errors.New("clients: Options.Count, IntervalMS, TimeoutMS and Concurrency must be >= 0")
+	if opts.Count < 0 || opts.IntervalMS < 0 || opts.TimeoutMS < 0 || opts.Concurrency < 0 || opts.StaggerMS < 0 {
+		return nil, errors.New("clients: Options.Count, IntervalMS, TimeoutMS, Concurrency and StaggerMS must be >= 0")
 	}
 	if c := opts.Cycle; c.Key != "" || len(c.Values) > 0 {
 		if c.Key == "" || len(c.Values) == 0 || slices.ContainsFunc(c.Values, func(v string) bool { return strings.Contains(v, ",") }) {
@@ -156,6 +159,9 @@ func (r *Runner) Start(ctx context.Context, kind Kind, opts Options) (*Process, 
 	}
 	if opts.Concurrency > 0 {
 		args = append(args, "--concurrency", strconv.Itoa(opts.Concurrency))
+	}
+	if opts.StaggerMS > 0 {
+		args = append(args, "--stagger-ms", strconv.Itoa(opts.StaggerMS))
 	}
 	if opts.TimeoutMS > 0 {
 		args = append(args, "--timeout-ms", strconv.Itoa(opts.TimeoutMS))

@@ -19,6 +19,8 @@
 //	                       round ends when every call in it ended, and the
 //	                       interval separates rounds (default 1). --count
 //	                       counts calls; the last round may be smaller
+//	--stagger-ms S         within a round, start the calls S ms apart
+//	                       (default 0: all at once)
 //
 // Each call prints one JSON line on stdout, written when the call ends:
 //
@@ -68,8 +70,9 @@ type options struct {
 	reportEvery time.Duration
 	header      metadata.MD // sent with every call
 	concurrency int
-	cycleKey    string   // with cycleValues: metadata that changes per call
-	cycleValues []string // call n carries cycleKey: cycleValues[n%len]
+	stagger     time.Duration // between the starts of a round's calls
+	cycleKey    string        // with cycleValues: metadata that changes per call
+	cycleValues []string      // call n carries cycleKey: cycleValues[n%len]
 }
 
 // headerFlag collects repeated --header k=v flags.
@@ -142,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(header, "header", "request metadata k=v sent with every call; repeatable")
 	cycle := fs.String("cycle-header", "", "request metadata k=v1,v2,... : call n carries k: v[n mod len]")
 	concurrency := fs.Int("concurrency", 1, "calls started together in each round")
+	staggerMS := fs.Int("stagger-ms", 0, "pause between the starts of a round's calls in milliseconds")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -150,8 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case *target == "":
 		return options{}, errors.New("--target is required")
-	case *count < 0 || *intervalMS < 0 || *timeoutMS <= 0 || *reportEvery < 0 || *concurrency <= 0:
-		return options{}, errors.New("--count, --interval-ms and --report-every must be >= 0, --timeout-ms and --concurrency > 0")
+	case *count < 0 || *intervalMS < 0 || *timeoutMS <= 0 || *reportEvery < 0 || *concurrency <= 0 || *staggerMS < 0:
+		return options{}, errors.New("--count, --interval-ms, --stagger-ms and --report-every must be >= 0, --timeout-ms and --concurrency > 0")
 	}
 	var cycleKey string
 	var cycleValues []string
@@ -164,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	return options{
 		concurrency: *concurrency,
+		stagger:     time.Duration(*staggerMS) * time.Millisecond,
 		cycleKey:    cycleKey,
 		cycleValues: cycleValues,
 		target:      *target,
@@ -211,9 +216,16 @@ func run(ctx context.Context, opts options, stdout io.Writer) error {
 		if opts.count > 0 {
 			n = min(n, opts.count-seq)
 		}
-		// The round's calls start together and each is printed as it ends.
+		// The round's calls start together (or stagger apart) and each is
+		// printed as it ends.
 		errs := make(chan error, n)
 		for i := range n {
+			if i > 0 && opts.stagger > 0 {
+				select {
+				case <-ctx.Done(): // the rest of the round fails at once
+				case <-time.After(opts.stagger):
+				}
+			}
 			go func(seq int) {
 				r := call(metadata.NewOutgoingContext(ctx, opts.metadata(seq)), health, opts.timeout)
 				r.Seq = seq

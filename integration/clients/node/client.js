@@ -8,6 +8,7 @@
 //                  [--header k=v]...   (request metadata sent with every call)
 //                  [--cycle-header k=v1,v2,...]  (call n carries k: v[n mod len])
 //                  [--concurrency K]   (rounds of K calls started together)
+//                  [--stagger-ms S]    (within a round, calls start S ms apart)
 //
 // One JSON line per call on stdout, written when the call ends:
 //   {"seq":<n>,"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
@@ -34,14 +35,15 @@ const BACKEND_HEADER = 'x-backend';
 function usage(msg) {
   process.stderr.write(`node client: ${msg}\n` +
     'usage: node client.js --target xds:///NAME [--count N] [--interval-ms M] [--timeout-ms T] [--header k=v]...\n' +
-    '                      [--cycle-header k=v1,v2,...] [--concurrency K]\n');
+    '                      [--cycle-header k=v1,v2,...] [--concurrency K] [--stagger-ms S]\n');
   process.exit(2);
 }
 
 // parseArgs accepts "--flag value" and "--flag=value", like Go's flag package.
 function parseArgs(argv) {
-  const opts = { target: '', count: 0, intervalMs: 10, timeoutMs: 1000, headers: [], cycle: null, concurrency: 1 };
-  const ints = { '--count': 'count', '--interval-ms': 'intervalMs', '--timeout-ms': 'timeoutMs', '--concurrency': 'concurrency' };
+  const opts = { target: '', count: 0, intervalMs: 10, timeoutMs: 1000, headers: [], cycle: null, concurrency: 1, staggerMs: 0 };
+  const ints = { '--count': 'count', '--interval-ms': 'intervalMs', '--timeout-ms': 'timeoutMs', '--concurrency': 'concurrency',
+    '--stagger-ms': 'staggerMs' };
   for (let i = 0; i < argv.length; i++) {
     let [name, value] = argv[i].split(/=(.*)/s, 2);
     if (name.startsWith('-') && !name.startsWith('--')) name = '-' + name;
@@ -123,11 +125,13 @@ async function main() {
     if (seq > 0 && opts.intervalMs > 0) await sleep(opts.intervalMs);
     if (stopping) break;
     const n = opts.count === 0 ? opts.concurrency : Math.min(opts.concurrency, opts.count - seq);
-    // The round's calls start together and each is printed as it ends.
+    // The round's calls start together (or stagger apart) and each is
+    // printed as it ends.
     // Writes to pipes and files are synchronous on Linux, so every line is
     // out before the next round starts.
     const round = [];
     for (let i = 0; i < n; i++) {
+      if (i > 0 && opts.staggerMs > 0) await sleep(opts.staggerMs);
       round.push(call(client, seq + i, opts.timeoutMs, headersOf(opts, seq + i))
         .then((r) => { process.stdout.write(JSON.stringify(r) + '\n'); }));
     }

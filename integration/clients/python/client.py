@@ -7,12 +7,13 @@ line and output as ../goclient (see its package comment):
 
     /usr/bin/python3 client.py --target xds:///NAME [--count N]
         [--interval-ms M] [--timeout-ms T] [--header k=v]...
-        [--cycle-header k=v1,v2,...] [--concurrency K]
+        [--cycle-header k=v1,v2,...] [--concurrency K] [--stagger-ms S]
 
 --header adds request metadata to every call (repeatable); --cycle-header
 adds metadata that changes per call: call n carries k: v[n mod len(v)].
 --concurrency K makes the calls in rounds of K started together; a round
-ends when every call in it ended, and --interval-ms separates rounds.
+ends when every call in it ended, and --interval-ms separates rounds;
+--stagger-ms S starts a round's calls S ms apart (default 0: all at once).
 
 One JSON line per call on stdout, written when the call ends:
     {"seq":<n>,"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
@@ -85,6 +86,8 @@ def parse_args(argv):
                    help="request metadata k=v1,v2,...: call n carries k: v[n mod len]")
     p.add_argument("--concurrency", type=positive, default=1,
                    help="calls started together in each round")
+    p.add_argument("--stagger-ms", type=non_negative, default=0,
+                   help="pause between the starts of a round's calls in milliseconds")
     return p.parse_args(argv)
 
 
@@ -137,6 +140,8 @@ def round_of(check, opts, seq, n):
                 done.set()
 
     for i in range(n):
+        if i > 0 and opts.stagger_ms > 0:
+            time.sleep(opts.stagger_ms / 1000)
         fut = check.future(b"", timeout=opts.timeout_ms / 1000,
                            metadata=headers_of(opts, seq + i) or None)
         fut.add_done_callback(lambda f, s=seq + i: finish(s, f))
