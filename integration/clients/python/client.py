@@ -131,13 +131,16 @@ def round_of(check, opts, seq, n):
     done = threading.Event()
 
     def finish(seq, fut):
-        r = outcome(seq, fut)
         with lock:
-            sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-            left[0] -= 1
-            if left[0] == 0:
-                done.set()
+            try:
+                r = outcome(seq, fut)
+                sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
+                sys.stdout.flush()
+            finally:
+                # Even if printing failed (a closed stdout), the round ends.
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
 
     for i in range(n):
         if i > 0 and opts.stagger_ms > 0:
