@@ -162,7 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *cycle != "" {
 		k, vs, ok := strings.Cut(*cycle, "=")
 		if !ok || k == "" {
-			return options{}, fmt.Errorf("--cycle-header: %q is not k=v1,v2,...", *cycle)
+			return options{}, fmt.Errorf("--cycle-header: %q is not k=v1,v2 (values separated by commas)", *cycle)
 		}
 		cycleKey, cycleValues = k, strings.Split(vs, ",")
 	}

@@ -8,8 +8,11 @@ import (
 )
 
 func TestParseFlagsRoundsAndCycle(t *testing.T) {
-	opts, err := parseFlags([]string{"--target", "xds:///x", "--header", "a=1",
-		"--cycle-header", "x-user=u0,u1,u2", "--concurrency", "4", "--stagger-ms", "20"}, io.Discard)
+	args := []string{
+		"--target", "xds:///x", "--header", "a=1",
+		"--cycle-header", "x-user=u0,u1,u2", "--concurrency", "4", "--stagger-ms", "20",
+	}
+	opts, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
