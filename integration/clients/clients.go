@@ -4,10 +4,13 @@
 // the same way and assert the same outcomes.
 //
 // All three programs share one contract: flags --target, --count,
-// --interval-ms, --timeout-ms and the repeatable --header k=v (request
-// metadata on every call); the bootstrap file named by
-// GRPC_XDS_BOOTSTRAP; one JSON line per call on stdout
-// ({"t":<unix ms>,"backend":"<id>","code":<grpc code>,"error":"<msg>"}); logs on
+// --interval-ms, --timeout-ms, the repeatable --header k=v (request
+// metadata on every call), --cycle-header k=v1,v2,... (call n carries
+// k: v[n mod len]), --concurrency K (calls in rounds of K started
+// together) and --stagger-ms S (a round's calls S ms apart); the bootstrap file named by GRPC_XDS_BOOTSTRAP; one JSON line
+// per call on stdout, written when it ends
+// ({"seq":<n>,"t":<unix ms>,"backend":"<id>","code":<grpc code>,"error":"<msg>"},
+// seq numbering the calls from 0 in the order they started); logs on
 // stderr; with --count 0 they run until SIGTERM, or until stdin closes if
 // it is a pipe.
 //

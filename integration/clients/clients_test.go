@@ -13,7 +13,8 @@ import (
 // TestClientsFollowEDS proves each client program against a minimal
 // go-control-plane ADS server: calls spread over both backends of the
 // assignment, and stop reaching a backend removed from it. It also checks
-// the output contract's --count mode and that no client NACKed.
+// the output contract's --count mode (with --concurrency and
+// --cycle-header) and that no client NACKed.
 func TestClientsFollowEDS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -46,8 +47,14 @@ func testFollowEDS(t *testing.T, r *clients.Runner, kind clients.Kind) {
 			t.Errorf("stop: %v", err)
 		}
 	})
+	// The counted run also exercises the rest of the contract: two rounds
+	// of two calls 5 ms apart and a short one, each call with its own
+	// cycled header.
 	counted := opts
 	counted.Count = 5
+	counted.Concurrency = 2
+	counted.StaggerMS = 5
+	counted.Cycle = clients.HeaderCycle{Key: "x-key", Values: []string{"k0", "k1", "k2"}}
 	pc, err := r.Start(ctx, kind, counted)
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +94,16 @@ func testFollowEDS(t *testing.T, r *clients.Runner, kind clients.Kind) {
 	if err := pc.Wait(ctx); err != nil {
 		t.Errorf("--count 5 run: %v", err)
 	}
-	if n := len(pc.Results()); n != 5 {
-		t.Errorf("--count 5 run printed %d results, want 5", n)
+	counts := pc.Results()
+	if n := len(counts); n != 5 {
+		t.Errorf("--count 5 --concurrency 2 run printed %d results, want 5", n)
+	}
+	seqs := map[int]bool{}
+	for _, r := range counts {
+		seqs[r.Seq] = true
+	}
+	if len(seqs) != len(counts) || !seqs[0] || !seqs[4] || len(clients.Rounds(counts, 2)) != 2 {
+		t.Errorf("--count 5 --concurrency 2 run: seq numbers are not 0..4: %v", counts)
 	}
 	if nacks := xds.nackList(); len(nacks) > 0 {
 		t.Errorf("%s NACKed: %q", kind, nacks)

@@ -46,13 +46,37 @@ type Options struct {
 	// three programs), for example the key a ring_hash route hashes on.
 	// Keys are sent in sorted order.
 	Header map[string]string
+	// Cycle is request metadata that changes from call to call
+	// (--cycle-header k=v1,v2,...), for example many ring_hash keys from
+	// one process; its zero value sends none.
+	Cycle HeaderCycle
+	// Concurrency is how many calls start together (--concurrency K): the
+	// program makes its calls in rounds of K, starting the next round when
+	// every call of the last one ended and IntervalMS passed. 0 means 1.
+	// Count still counts calls. Group results with Rounds.
+	Concurrency int
+	// StaggerMS starts the calls of a round this far apart (--stagger-ms)
+	// instead of all at once; 0 means at once.
+	StaggerMS int
 	// Env holds extra KEY=VALUE variables, e.g. GRPC_TRACE. They override
 	// the inherited environment.
 	Env []string
 }
 
+// HeaderCycle is one metadata key whose value changes per call: call
+// number n carries Key: Values[n mod len(Values)]. Values may not contain
+// commas.
+type HeaderCycle struct {
+	Key    string
+	Values []string
+}
+
+// ValueOf returns the value call r carried.
+func (c HeaderCycle) ValueOf(r Result) string { return c.Values[r.Seq%len(c.Values)] }
+
 // Result is one call as a client program reported it.
 type Result struct {
+	Seq     int        // the call's number, from 0 in the order calls started
 	T       time.Time  // when the call ended, as the client's clock saw it
 	Backend string     // the x-backend response header; empty if none
 	Code    codes.Code // the call's status code
@@ -65,9 +89,9 @@ func (r Result) OK() bool { return r.Code == codes.OK }
 // String formats r for failure messages.
 func (r Result) String() string {
 	if r.OK() {
-		return fmt.Sprintf("%s ok %s", r.T.Format("15:04:05.000"), r.Backend)
+		return fmt.Sprintf("#%d %s ok %s", r.Seq, r.T.Format("15:04:05.000"), r.Backend)
 	}
-	return fmt.Sprintf("%s %s %q backend=%q", r.T.Format("15:04:05.000"), r.Code, r.Err, r.Backend)
+	return fmt.Sprintf("#%d %s %s %q backend=%q", r.Seq, r.T.Format("15:04:05.000"), r.Code, r.Err, r.Backend)
 }
 
 // Process is one running client program. Its results are kept in order for
@@ -100,8 +124,13 @@ func (r *Runner) Start(ctx context.Context, kind Kind, opts Options) (*Process, 
 	if opts.Target == "" {
 		return nil, errors.New("clients: Options.Target is required")
 	}
-	if opts.Count < 0 || opts.IntervalMS < 0 || opts.TimeoutMS < 0 {
-		return nil, errors.New("clients: Options.Count, IntervalMS and TimeoutMS must be >= 0")
+	if opts.Count < 0 || opts.IntervalMS < 0 || opts.TimeoutMS < 0 || opts.Concurrency < 0 || opts.StaggerMS < 0 {
+		return nil, errors.New("clients: Options.Count, IntervalMS, TimeoutMS, Concurrency and StaggerMS must be >= 0")
+	}
+	if c := opts.Cycle; c.Key != "" || len(c.Values) > 0 {
+		if c.Key == "" || len(c.Values) == 0 || slices.ContainsFunc(c.Values, func(v string) bool { return strings.Contains(v, ",") }) {
+			return nil, errors.New("clients: Options.Cycle needs a Key and Values without commas")
+		}
 	}
 	bootstrap := opts.BootstrapPath
 	if opts.Bootstrap != nil {
@@ -124,6 +153,15 @@ func (r *Runner) Start(ctx context.Context, kind Kind, opts Options) (*Process, 
 	}
 	for _, k := range slices.Sorted(maps.Keys(opts.Header)) {
 		args = append(args, "--header", k+"="+opts.Header[k])
+	}
+	if opts.Cycle.Key != "" {
+		args = append(args, "--cycle-header", opts.Cycle.Key+"="+strings.Join(opts.Cycle.Values, ","))
+	}
+	if opts.Concurrency > 0 {
+		args = append(args, "--concurrency", strconv.Itoa(opts.Concurrency))
+	}
+	if opts.StaggerMS > 0 {
+		args = append(args, "--stagger-ms", strconv.Itoa(opts.StaggerMS))
 	}
 	if opts.TimeoutMS > 0 {
 		args = append(args, "--timeout-ms", strconv.Itoa(opts.TimeoutMS))
@@ -206,6 +244,7 @@ func (p *Process) read(stdout io.Reader) {
 // parseLine decodes one line of the output contract, strictly.
 func parseLine(b []byte) (Result, error) {
 	var l struct {
+		Seq     *int    `json:"seq"`
 		T       *int64  `json:"t"`
 		Backend *string `json:"backend"`
 		Code    *uint32 `json:"code"`
@@ -216,10 +255,13 @@ func parseLine(b []byte) (Result, error) {
 	if err := dec.Decode(&l); err != nil {
 		return Result{}, fmt.Errorf("not a result line: %w", err)
 	}
-	if l.T == nil || l.Backend == nil || l.Code == nil || l.Error == nil {
-		return Result{}, errors.New(`result line lacks one of "t", "backend", "code", "error"`)
+	if l.Seq == nil || l.T == nil || l.Backend == nil || l.Code == nil || l.Error == nil {
+		return Result{}, errors.New(`result line lacks one of "seq", "t", "backend", "code", "error"`)
 	}
-	return Result{T: time.UnixMilli(*l.T), Backend: *l.Backend, Code: codes.Code(*l.Code), Err: *l.Error}, nil
+	if *l.Seq < 0 {
+		return Result{}, errors.New(`result line has a negative "seq"`)
+	}
+	return Result{Seq: *l.Seq, T: time.UnixMilli(*l.T), Backend: *l.Backend, Code: codes.Code(*l.Code), Err: *l.Error}, nil
 }
 
 // Kind returns which client this is.

@@ -25,22 +25,24 @@ func fake(t *testing.T, ctx context.Context, script string) *Process {
 	return p
 }
 
+// line echoes one result line; the shell loops repeat it, so seq is 0.
 func line(ms int, backend string, code int, msg string) string {
-	return `echo '{"t":` + strconv.Itoa(ms) + `,"backend":"` + backend + `","code":` + strconv.Itoa(code) + `,"error":"` + msg + `"}'; `
+	return `echo '{"seq":0,"t":` + strconv.Itoa(ms) + `,"backend":"` + backend + `","code":` + strconv.Itoa(code) + `,"error":"` + msg + `"}'; `
 }
 
 func TestParseLine(t *testing.T) {
-	r, err := parseLine([]byte(`{"t":1700000000123,"backend":"a","code":14,"error":"no"}`))
+	r, err := parseLine([]byte(`{"seq":7,"t":1700000000123,"backend":"a","code":14,"error":"no"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Result{T: time.UnixMilli(1700000000123), Backend: "a", Code: codes.Unavailable, Err: "no"}
-	if !r.T.Equal(want.T) || r.Backend != want.Backend || r.Code != want.Code || r.Err != want.Err {
+	want := Result{Seq: 7, T: time.UnixMilli(1700000000123), Backend: "a", Code: codes.Unavailable, Err: "no"}
+	if r.Seq != want.Seq || !r.T.Equal(want.T) || r.Backend != want.Backend || r.Code != want.Code || r.Err != want.Err {
 		t.Errorf("parseLine = %+v, want %+v", r, want)
 	}
 	for _, bad := range []string{
-		``, `hello`, `{"t":1,"backend":"a","code":0}`, `{"t":1,"backend":"a","code":0,"error":"","x":1}`,
-		`{"t":"1","backend":"a","code":0,"error":""}`,
+		``, `hello`, `{"seq":0,"t":1,"backend":"a","code":0}`, `{"seq":0,"t":1,"backend":"a","code":0,"error":"","x":1}`,
+		`{"seq":0,"t":"1","backend":"a","code":0,"error":""}`, `{"t":1,"backend":"a","code":0,"error":""}`,
+		`{"seq":-1,"t":1,"backend":"a","code":0,"error":""}`,
 	} {
 		if _, err := parseLine([]byte(bad)); err == nil {
 			t.Errorf("parseLine(%q) succeeded", bad)
@@ -83,6 +85,20 @@ func TestWaitHelpers(t *testing.T) {
 	}
 	if err := p.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
+	}
+}
+
+func TestRounds(t *testing.T) {
+	r := func(seq int) Result { return Result{Seq: seq} }
+	// Rounds of 3: round 0 is cut by the window (seq 1 and 2 only), round
+	// 1 is complete with its lines in the order the calls ended, round 2
+	// has not ended.
+	got := Rounds([]Result{r(2), r(1), r(5), r(3), r(4), r(6), r(8)}, 3)
+	if len(got) != 1 || len(got[0]) != 3 || got[0][0].Seq != 3 || got[0][1].Seq != 4 || got[0][2].Seq != 5 {
+		t.Errorf("Rounds = %v, want only round 1, in seq order", got)
+	}
+	if c := (HeaderCycle{Key: "k", Values: []string{"a", "b", "c"}}); c.ValueOf(r(4)) != "b" {
+		t.Errorf("ValueOf(seq 4) = %q, want b", c.ValueOf(r(4)))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -181,4 +182,24 @@ func LastFrom(results []Result, backend string) (Result, bool) {
 		}
 	}
 	return Result{}, false
+}
+
+// Rounds groups the results of a run with Options.Concurrency k by round
+// (call n belongs to round n/k) and returns the complete rounds, oldest
+// first, each ordered by Seq. A round with fewer than k results among
+// results, because the window cut it or its calls have not all ended, is
+// left out; so is a short last round of a Count run.
+func Rounds(results []Result, k int) [][]Result {
+	byRound := map[int][]Result{}
+	for _, r := range results {
+		byRound[r.Seq/k] = append(byRound[r.Seq/k], r)
+	}
+	var out [][]Result
+	for _, n := range slices.Sorted(maps.Keys(byRound)) {
+		if round := byRound[n]; len(round) == k {
+			slices.SortFunc(round, func(a, b Result) int { return a.Seq - b.Seq })
+			out = append(out, round)
+		}
+	}
+	return out
 }

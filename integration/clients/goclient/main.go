@@ -12,10 +12,22 @@
 //	--interval-ms M        pause between calls (default 10)
 //	--timeout-ms T         deadline of each call (default 1000)
 //	--header k=v           request metadata sent with every call; repeatable
+//	--cycle-header k=v1,v2,...
+//	                       request metadata that changes per call: call
+//	                       number n carries k: v[n mod len(v)]
+//	--concurrency K        calls go out in rounds of K started together; a
+//	                       round ends when every call in it ended, and the
+//	                       interval separates rounds (default 1). --count
+//	                       counts calls; the last round may be smaller
+//	--stagger-ms S         within a round, start the calls S ms apart
+//	                       (default 0: all at once)
 //
 // Each call prints one JSON line on stdout, written when the call ends:
 //
-//	{"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+//	{"seq":<n>,"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+//
+// seq numbers the calls from 0 in the order they were started, so call
+// n belongs to round n/K; within a round lines come in the order calls end.
 //
 // Everything else goes to stderr. The xDS bootstrap is read from the file
 // named by GRPC_XDS_BOOTSTRAP, as every gRPC implementation does.
@@ -34,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +69,10 @@ type options struct {
 	timeout     time.Duration
 	reportEvery time.Duration
 	header      metadata.MD // sent with every call
+	concurrency int
+	stagger     time.Duration // between the starts of a round's calls
+	cycleKey    string        // with cycleValues: metadata that changes per call
+	cycleValues []string      // call n carries cycleKey: cycleValues[n%len]
 }
 
 // headerFlag collects repeated --header k=v flags.
@@ -74,6 +91,7 @@ func (h *headerFlag) Set(v string) error {
 
 // result is one call, as printed.
 type result struct {
+	Seq     int    `json:"seq"`
 	T       int64  `json:"t"`
 	Backend string `json:"backend"`
 	Code    uint32 `json:"code"`
@@ -125,6 +143,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	reportEvery := fs.Duration("report-every", 0, "print a per-backend calls/s summary at this interval instead of one JSON line per call")
 	header := &headerFlag{md: metadata.MD{}}
 	fs.Var(header, "header", "request metadata k=v sent with every call; repeatable")
+	cycle := fs.String("cycle-header", "", "request metadata k=v1,v2,... : call n carries k: v[n mod len]")
+	concurrency := fs.Int("concurrency", 1, "calls started together in each round")
+	staggerMS := fs.Int("stagger-ms", 0, "pause between the starts of a round's calls in milliseconds")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -133,10 +154,23 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case *target == "":
 		return options{}, errors.New("--target is required")
-	case *count < 0 || *intervalMS < 0 || *timeoutMS <= 0 || *reportEvery < 0:
-		return options{}, errors.New("--count, --interval-ms and --report-every must be >= 0, --timeout-ms > 0")
+	case *count < 0 || *intervalMS < 0 || *timeoutMS <= 0 || *reportEvery < 0 || *concurrency <= 0 || *staggerMS < 0:
+		return options{}, errors.New("--count, --interval-ms, --stagger-ms and --report-every must be >= 0, --timeout-ms and --concurrency > 0")
+	}
+	var cycleKey string
+	var cycleValues []string
+	if *cycle != "" {
+		k, vs, ok := strings.Cut(*cycle, "=")
+		if !ok || k == "" {
+			return options{}, fmt.Errorf("--cycle-header: %q is not k=v1,v2 (values separated by commas)", *cycle)
+		}
+		cycleKey, cycleValues = k, strings.Split(vs, ",")
 	}
 	return options{
+		concurrency: *concurrency,
+		stagger:     time.Duration(*staggerMS) * time.Millisecond,
+		cycleKey:    cycleKey,
+		cycleValues: cycleValues,
 		target:      *target,
 		count:       *count,
 		interval:    time.Duration(*intervalMS) * time.Millisecond,
@@ -166,8 +200,9 @@ func run(ctx context.Context, opts options, stdout io.Writer) error {
 		sink = func(r result) error { return enc.Encode(r) }
 	}
 
-	for i := 0; opts.count == 0 || i < opts.count; i++ {
-		if i > 0 && opts.interval > 0 {
+	var mu sync.Mutex // one sink call at a time
+	for seq := 0; opts.count == 0 || seq < opts.count; {
+		if seq > 0 && opts.interval > 0 {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -177,16 +212,51 @@ func run(ctx context.Context, opts options, stdout io.Writer) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		r := call(metadata.NewOutgoingContext(ctx, opts.header), health, opts.timeout)
-		if ctx.Err() != nil && opts.count == 0 {
-			// A call cut short by our own shutdown is not a result.
-			return nil
+		n := opts.concurrency
+		if opts.count > 0 {
+			n = min(n, opts.count-seq)
 		}
-		if err := sink(r); err != nil {
-			return fmt.Errorf("write result: %w", err)
+		// The round's calls start together (or stagger apart) and each is
+		// printed as it ends.
+		errs := make(chan error, n)
+		for i := range n {
+			if i > 0 && opts.stagger > 0 {
+				select {
+				case <-ctx.Done(): // the rest of the round fails at once
+				case <-time.After(opts.stagger):
+				}
+			}
+			go func(seq int) {
+				r := call(metadata.NewOutgoingContext(ctx, opts.metadata(seq)), health, opts.timeout)
+				r.Seq = seq
+				if ctx.Err() != nil && opts.count == 0 {
+					// A call cut short by our own shutdown is not a result.
+					errs <- nil
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				errs <- sink(r)
+			}(seq + i)
 		}
+		for range n {
+			if err := <-errs; err != nil {
+				return fmt.Errorf("write result: %w", err)
+			}
+		}
+		seq += n
 	}
 	return nil
+}
+
+// metadata returns the request metadata of call number seq.
+func (o options) metadata(seq int) metadata.MD {
+	if len(o.cycleValues) == 0 {
+		return o.header
+	}
+	md := o.header.Copy()
+	md.Append(o.cycleKey, o.cycleValues[seq%len(o.cycleValues)])
+	return md
 }
 
 // call makes one health check and describes its outcome.

@@ -7,11 +7,17 @@ line and output as ../goclient (see its package comment):
 
     /usr/bin/python3 client.py --target xds:///NAME [--count N]
         [--interval-ms M] [--timeout-ms T] [--header k=v]...
+        [--cycle-header k=v1,v2,...] [--concurrency K] [--stagger-ms S]
 
---header adds request metadata to every call (repeatable).
+--header adds request metadata to every call (repeatable); --cycle-header
+adds metadata that changes per call: call n carries k: v[n mod len(v)].
+--concurrency K makes the calls in rounds of K started together; a round
+ends when every call in it ended, and --interval-ms separates rounds;
+--stagger-ms S starts a round's calls S ms apart (default 0: all at once).
 
 One JSON line per call on stdout, written when the call ends:
-    {"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+    {"seq":<n>,"t":<unix ms>,"backend":"<x-backend header or empty>","code":<grpc code>,"error":"<message or empty>"}
+seq numbers the calls from 0 in the order they started (call n is in round n/K).
 --count 0 runs until SIGINT, SIGTERM or, when stdin is a pipe, its closing.
 The bootstrap comes from the file named by GRPC_XDS_BOOTSTRAP. Everything else goes to stderr.
 """
@@ -58,6 +64,13 @@ def header(value):
     return (k, v)
 
 
+def cycle_header(value):
+    k, sep, v = value.partition("=")
+    if not sep or not k:
+        raise argparse.ArgumentTypeError(f"{value!r} is not k=v1,v2,...")
+    return (k, v.split(","))
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", required=True, help="dial target, e.g. xds:///echo")
@@ -69,6 +82,12 @@ def parse_args(argv):
                    help="per-call deadline in milliseconds")
     p.add_argument("--header", type=header, action="append", default=[],
                    help="request metadata k=v sent with every call; repeatable")
+    p.add_argument("--cycle-header", type=cycle_header, default=None,
+                   help="request metadata k=v1,v2,...: call n carries k: v[n mod len]")
+    p.add_argument("--concurrency", type=positive, default=1,
+                   help="calls started together in each round")
+    p.add_argument("--stagger-ms", type=non_negative, default=0,
+                   help="pause between the starts of a round's calls in milliseconds")
     return p.parse_args(argv)
 
 
@@ -79,22 +98,57 @@ def backend_of(metadata):
     return ""
 
 
-def call(check, timeout_s, headers):
-    """Makes one health check and returns its printed result."""
+def headers_of(opts, seq):
+    """Returns the request metadata of call number seq."""
+    if opts.cycle_header is None:
+        return opts.header
+    key, values = opts.cycle_header
+    return opts.header + [(key, values[seq % len(values)])]
+
+
+def outcome(seq, fut):
+    """Describes a finished call (a future from check.future) as printed."""
+    r = {"seq": seq, "t": int(time.time() * 1000), "backend": "", "code": 0, "error": ""}
     try:
-        _, c = check.with_call(b"", timeout=timeout_s, metadata=headers or None)
-        return {"t": int(time.time() * 1000), "backend": backend_of(c.initial_metadata()),
-                "code": 0, "error": ""}
+        fut.result()
+        r["backend"] = backend_of(fut.initial_metadata())
     except grpc.RpcError as err:
-        backend = ""
         try:
-            backend = backend_of(err.initial_metadata())
+            r["backend"] = backend_of(err.initial_metadata())
         except Exception:  # not every RpcError is a Call
             pass
         code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        details = err.details() if hasattr(err, "details") else str(err)
-        return {"t": int(time.time() * 1000), "backend": backend,
-                "code": code.value[0], "error": details or ""}
+        r["code"] = code.value[0]
+        r["error"] = (err.details() if hasattr(err, "details") else str(err)) or ""
+    return r
+
+
+def round_of(check, opts, seq, n):
+    """Starts calls seq..seq+n-1 together, prints each as it ends, and
+    returns when all have ended."""
+    lock = threading.Lock()
+    left = [n]
+    done = threading.Event()
+
+    def finish(seq, fut):
+        with lock:
+            try:
+                r = outcome(seq, fut)
+                sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
+                sys.stdout.flush()
+            finally:
+                # Even if printing failed (a closed stdout), the round ends.
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+    for i in range(n):
+        if i > 0 and opts.stagger_ms > 0:
+            time.sleep(opts.stagger_ms / 1000)
+        fut = check.future(b"", timeout=opts.timeout_ms / 1000,
+                           metadata=headers_of(opts, seq + i) or None)
+        fut.add_done_callback(lambda f, s=seq + i: finish(s, f))
+    done.wait()
 
 
 def main(argv):
@@ -114,16 +168,15 @@ def main(argv):
     channel = grpc.insecure_channel(opts.target)
     # No (de)serializers: bytes in and out. b"" is an empty HealthCheckRequest.
     check = channel.unary_unary(CHECK_METHOD)
-    i = 0
-    while opts.count == 0 or i < opts.count:
-        if i > 0 and opts.interval_ms > 0 and stop.wait(opts.interval_ms / 1000):
+    seq = 0
+    while opts.count == 0 or seq < opts.count:
+        if seq > 0 and opts.interval_ms > 0 and stop.wait(opts.interval_ms / 1000):
             break
         if stop.is_set():
             break
-        r = call(check, opts.timeout_ms / 1000, opts.header)
-        sys.stdout.write(json.dumps(r, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-        i += 1
+        n = opts.concurrency if opts.count == 0 else min(opts.concurrency, opts.count - seq)
+        round_of(check, opts, seq, n)
+        seq += n
     channel.close()
     return 0
 
