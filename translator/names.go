@@ -2,7 +2,6 @@ package translator
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/switchboard-xds/switchboard/watcher"
@@ -47,38 +46,52 @@ func CanonicalName(domain string, key watcher.ServiceKey, port int32) string {
 	return key.Name + "." + key.Namespace + ".svc." + domain + ":" + strconv.Itoa(int(port))
 }
 
-// portAliases returns the other names a client may dial for one port of a
-// Service, in sorted order: "S.N:P" and "S.N.svc:P", and, when the port is
-// the Service's only translated port, also "S.N", "S.N.svc" and
-// "S.N.svc.<domain>" (the names without a port, as DNS would resolve them).
-// None of them equals a canonical name, and for valid Service keys no alias
-// of one Service can equal a name of another: the number of dots and the
-// ":P" suffix tell the forms apart, and Service names contain no dots.
-func portAliases(domain string, key watcher.ServiceKey, port int32, single bool) []string {
-	base := key.Name + "." + key.Namespace
+// portNames returns the names of one port of a Service: its canonical name
+// (CanonicalName with a non-empty domain), its aliases and its short names.
+//
+// Aliases are the other names a client may dial for the port: "S.N:P" and
+// "S.N.svc:P", and, when the port is the Service's only translated port,
+// also "S.N", "S.N.svc" and "S.N.svc.<domain>" (the names without a port,
+// as DNS would resolve them). None of them equals a canonical name, and for
+// valid Service keys no alias of one Service can equal a name of another:
+// the number of dots and the ":P" suffix tell the forms apart, and Service
+// names contain no dots.
+//
+// Short names are the names a client in the Service's own namespace may
+// dial, like a DNS search path: "S:P" and, for the only translated port,
+// "S". The server resolves such an LDS name in the client's namespace (node
+// metadata NAMESPACE) and answers with a Listener of that name routing to
+// the canonical route; gRPC then matches the dialled authority against the
+// virtual host's domains, so these names must be domains of the route. They
+// are not aliases: without a namespace they name no Service, so they never
+// appear in Resources.Aliases.
+//
+// Aliases come in sorted order ("S.N" < "S.N.svc" < "S.N.svc.<domain>" <
+// "S.N.svc:P" < "S.N:P", since '.' < ':'). Every name is a substring of one of two strings: "S", "S.N", "S.N.svc"
+// and "S.N.svc.<domain>" are prefixes of the canonical name, and the names
+// with a port are cut from one concatenation, so the names of a port cost
+// three allocations (the two strings and the slices' backing array).
+func portNames(domain string, key watcher.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
 	p := ":" + strconv.Itoa(int(port))
+	canonical = key.Name + "." + key.Namespace + ".svc." + domain + p
+	nameLen := len(key.Name)
+	baseLen := nameLen + 1 + len(key.Namespace) // "S.N"
+	svcLen := baseLen + len(".svc")             // "S.N.svc"
+	base := canonical[:baseLen]
+	// "S.N:P", "S.N.svc:P" and "S:P", back to back.
+	ported := base + p + canonical[:svcLen] + p + key.Name + p
+	i, j := baseLen+len(p), baseLen+len(p)+svcLen+len(p)
+	withPort, svcWithPort, nameWithPort := ported[:i], ported[i:j], ported[j:]
 	if !single {
-		return []string{base + p, base + ".svc" + p}
+		names := make([]string, 3)
+		names[0], names[1], names[2] = svcWithPort, withPort, nameWithPort
+		return canonical, names[:2:2], names[2:]
 	}
-	out := []string{base, base + ".svc", base + ".svc." + domain, base + p, base + ".svc" + p}
-	slices.Sort(out)
-	return out
-}
-
-// shortNames returns the names a client in the Service's own namespace may
-// dial for one port, like a DNS search path: "S:P" and, when the port is the
-// Service's only translated port, "S". The server resolves such an LDS name
-// in the client's namespace (node metadata NAMESPACE) and answers with a
-// Listener of that name routing to the canonical route; gRPC then matches
-// the dialled authority against the virtual host's domains, so these names
-// must be domains of the route. They are not aliases: without a namespace
-// they name no Service, so they never appear in Resources.Aliases.
-func shortNames(key watcher.ServiceKey, port int32, single bool) []string {
-	sp := key.Name + ":" + strconv.Itoa(int(port))
-	if !single {
-		return []string{sp}
-	}
-	return []string{key.Name, sp}
+	names := make([]string, 7)
+	names[0], names[1], names[2] = base, canonical[:svcLen], canonical[:len(canonical)-len(p)]
+	names[3], names[4] = svcWithPort, withPort
+	names[5], names[6] = key.Name, nameWithPort
+	return canonical, names[:5:5], names[5:]
 }
 
 // validKey reports whether the key can be part of a name on the wire. The
