@@ -182,8 +182,8 @@ func routerFilter() *hcmv3.HttpFilter {
 
 // adsConfigSource returns a config source that says "over the same ADS
 // stream, xDS v3", the only kind every gRPC client accepts besides self.
-// A new value is built for every use so that no message is shared between
-// resources.
+// Each call builds a new message; EDS clusters share one (see
+// clusterShared).
 func adsConfigSource() *corev3.ConfigSource {
 	return &corev3.ConfigSource{
 		ResourceApiVersion:    corev3.ApiVersion_V3,
