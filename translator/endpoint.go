@@ -70,6 +70,12 @@ type ipAddr struct {
 // fail calls fast with UNAVAILABLE.
 func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
+	n := 0
+	for i := range eps {
+		n += len(eps[i].Addresses)
+	}
+	// Every candidate's addresses are a window of this one slice.
+	buf := make([]ipAddr, 0, n)
 	ready := make([]candidate, 0, len(eps))
 	var fallback []candidate
 	for i := range eps {
@@ -79,7 +85,9 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 			// reported when the endpoint could be served.
 			continue
 		}
-		c, err := validEndpoint(e)
+		var c candidate
+		var err error
+		c, buf, err = validEndpoint(e, buf)
 		if err != nil {
 			diags = append(diags, Diagnostic{Service: key, Port: portLabel, Reason: err.Error()})
 			continue
@@ -105,12 +113,69 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 	if !slices.IsSortedFunc(chosen, compareCandidates) {
 		slices.SortFunc(chosen, compareCandidates)
 	}
+	kept, extra := dedup(chosen)
 
-	// Drop duplicate (address, port) pairs, in place (chosen is ours), and
-	// count what is left per zone.
+	// One locality per place, sorted; each place's endpoints take a
+	// contiguous window of one pointer slice, in address order.
+	places := distinctPlaces(kept)
+	locs := make([]localityMsgs, len(places))
+	for _, c := range kept {
+		locs[placeIndex(places, c.at)].n++
+	}
+	next := 0
+	for i := range locs {
+		locs[i].next = next
+		next += locs[i].n
+	}
+	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
+	alloc := newEndpointAlloc(len(kept), extra)
+	for _, c := range kept {
+		l := &locs[placeIndex(places, c.at)]
+		ptrs[l.next] = alloc.lbEndpoint(c.addrs, c.port)
+		l.next++
+	}
+	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, len(places))
+	lo := 0
+	for i, p := range places {
+		cla.Endpoints[i] = locs[i].fill(p, ptrs[lo:lo+locs[i].n:lo+locs[i].n])
+		lo += locs[i].n
+	}
+	return cla, diags
+}
+
+// dedup drops, in place (chosen is ours), every (address, port) pair that
+// an earlier candidate in chosen already serves, and candidates left with
+// no address. It returns what is kept and the number of additional
+// (non-primary) addresses in it. chosen must be sorted by compareCandidates.
+func dedup(chosen []candidate) (kept []candidate, extra int) {
+	single := true
+	for _, c := range chosen {
+		if len(c.addrs) != 1 {
+			single = false
+			break
+		}
+	}
+	if single {
+		// Sorted by primary address, then port: duplicates are neighbours
+		// (two spellings of one address are one, see ipAddr).
+		kept = chosen[:1]
+		for _, c := range chosen[1:] {
+			last := kept[len(kept)-1]
+			if c.port == last.port && c.addrs[0].ip == last.addrs[0].ip {
+				continue
+			}
+			kept = append(kept, c)
+		}
+		return kept, 0
+	}
+	return dedupSeen(chosen)
+}
+
+// dedupSeen is dedup for any chosen: an additional address may repeat any
+// address of any endpoint, so every pair served so far is remembered.
+func dedupSeen(chosen []candidate) (kept []candidate, extra int) {
 	seen := make(map[netip.AddrPort]struct{}, len(chosen))
-	perZone := make(map[place]int, 4)
-	kept, extra := chosen[:0], 0
+	kept = chosen[:0]
 	for _, c := range chosen {
 		addrs := c.addrs[:0]
 		for _, a := range c.addrs {
@@ -127,41 +192,68 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		c.addrs = addrs
 		kept = append(kept, c)
 		extra += len(addrs) - 1
-		perZone[c.at]++
 	}
+	return kept, extra
+}
 
-	// One locality per zone, sorted by zone; each zone's endpoints take a
-	// contiguous window of one pointer slice, in address order.
-	zones := make([]place, 0, len(perZone))
-	for z := range perZone {
-		zones = append(zones, z)
+// distinctPlaces returns the places of cs, sorted, each once.
+func distinctPlaces(cs []candidate) []place {
+	// A Service's endpoints are in a few zones: a linear search is cheapest.
+	const few = 16
+	out := make([]place, 0, 4)
+	for _, c := range cs {
+		if slices.Contains(out, c.at) {
+			continue
+		}
+		if len(out) == few {
+			// Many places: sort them all rather than search linearly.
+			out = make([]place, len(cs))
+			for i := range cs {
+				out[i] = cs[i].at
+			}
+			slices.SortFunc(out, comparePlaces)
+			return slices.Compact(out)
+		}
+		out = append(out, c.at)
 	}
-	slices.SortFunc(zones, comparePlaces)
-	offset := make(map[place]int, len(zones))
-	next := 0
-	for _, z := range zones {
-		offset[z] = next
-		next += perZone[z]
+	slices.SortFunc(out, comparePlaces)
+	return out
+}
+
+// placeIndex returns the index of p in places, which holds p and is sorted.
+func placeIndex(places []place, p place) int {
+	if len(places) <= 8 {
+		return slices.Index(places, p)
 	}
-	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
-	fill := make(map[place]int, len(zones))
-	alloc := newEndpointAlloc(len(kept), extra)
-	for _, c := range kept {
-		i := offset[c.at] + fill[c.at]
-		fill[c.at]++
-		ptrs[i] = alloc.lbEndpoint(c.addrs, c.port)
+	i, _ := slices.BinarySearchFunc(places, p, comparePlaces)
+	return i
+}
+
+// localityMsgs are the messages of one LocalityLbEndpoints, allocated
+// together with those of the assignment's other localities, and used in
+// place; n and next count its endpoints while they are placed.
+type localityMsgs struct {
+	lle     endpointv3.LocalityLbEndpoints
+	loc     corev3.Locality
+	weight  wrapperspb.UInt32Value
+	n, next int
+}
+
+// fill makes m the priority-0 locality at p holding lbs, weighted by their
+// number, and returns it. See locality for the Locality.
+func (m *localityMsgs) fill(p place, lbs []*endpointv3.LbEndpoint) *endpointv3.LocalityLbEndpoints {
+	m.loc.Region = p.region
+	if p.zone == "" {
+		m.loc.SubZone = ZonelessSubZone
+	} else {
+		m.loc.Zone = p.zone
 	}
-	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, 0, len(zones))
-	for _, z := range zones {
-		lo, n := offset[z], perZone[z]
-		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-			Locality:            locality(z),
-			LbEndpoints:         ptrs[lo : lo+n : lo+n],
-			LoadBalancingWeight: wrapperspb.UInt32(uint32(n)),
-			Priority:            0,
-		})
-	}
-	return cla, diags
+	m.weight.Value = uint32(len(lbs))
+	m.lle.Locality = &m.loc
+	m.lle.LbEndpoints = lbs
+	m.lle.LoadBalancingWeight = &m.weight
+	m.lle.Priority = 0
+	return &m.lle
 }
 
 // compareCandidates orders by primary address and port, as the view does,
@@ -269,18 +361,20 @@ func (m *addressMsgs) socketAddress(ip string, port uint32) *corev3.Address {
 // address an IP without a scope zone, and a port in 1..65535. An endpoint
 // with any bad address is skipped whole rather than served with some of its
 // addresses, since the bad value means the input is not what we think it is.
-func validEndpoint(e *watcher.Endpoint) (candidate, error) {
+// The candidate's addresses are appended to buf, which is returned (as it
+// was when e is refused).
+func validEndpoint(e *watcher.Endpoint, buf []ipAddr) (candidate, []ipAddr, error) {
 	if len(e.Addresses) == 0 {
-		return candidate{}, fmt.Errorf("endpoint has no address; endpoint skipped")
+		return candidate{}, buf, fmt.Errorf("endpoint has no address; endpoint skipped")
 	}
 	if e.Port < 1 || e.Port > 65535 {
-		return candidate{}, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
+		return candidate{}, buf, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
 	}
-	c := candidate{addrs: make([]ipAddr, 0, len(e.Addresses)), port: uint32(e.Port), at: place{region: e.Region, zone: e.Zone}}
+	start := len(buf)
 	for _, s := range e.Addresses {
 		ip, err := netip.ParseAddr(s)
 		if err != nil || ip.Zone() != "" {
-			return candidate{}, fmt.Errorf("endpoint address %q is not an IP address; endpoint skipped", s)
+			return candidate{}, buf[:start], fmt.Errorf("endpoint address %q is not an IP address; endpoint skipped", s)
 		}
 		if !ip.Is4() {
 			// ParseAddr accepts only the canonical dotted quad for IPv4, but
@@ -288,7 +382,10 @@ func validEndpoint(e *watcher.Endpoint) (candidate, error) {
 			// IPv4): send and compare one.
 			s = ip.String()
 		}
-		c.addrs = append(c.addrs, ipAddr{ip: ip, s: s})
+		buf = append(buf, ipAddr{ip: ip, s: s})
 	}
-	return c, nil
+	// A full slice expression: dedup rewrites c.addrs in place and must not
+	// reach into the next candidate's window.
+	c := candidate{addrs: buf[start:len(buf):len(buf)], port: uint32(e.Port), at: place{region: e.Region, zone: e.Zone}}
+	return c, buf, nil
 }
