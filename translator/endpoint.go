@@ -69,6 +69,14 @@ type ipAddr struct {
 // With no usable endpoint the assignment has no localities: gRPC clients then
 // fail calls fast with UNAVAILABLE.
 func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
+	if cla := sortedAssignment(canonical, eps); cla != nil {
+		return cla, nil
+	}
+	return anyAssignment(canonical, key, portLabel, eps)
+}
+
+// anyAssignment is loadAssignment for any view.
+func anyAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
 	n := 0
 	for i := range eps {
@@ -114,24 +122,69 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		slices.SortFunc(chosen, compareCandidates)
 	}
 	kept, extra := dedup(chosen)
+	alloc := newEndpointAlloc(len(kept), extra)
+	assemble(cla, len(kept), func(i int) place { return kept[i].at }, func(i int) *endpointv3.LbEndpoint {
+		c := &kept[i]
+		return alloc.lbEndpoint(c.addrs[0].s, c.addrs[1:], c.port)
+	})
+	return cla, diags
+}
 
-	// One locality per place, sorted; each place's endpoints take a
-	// contiguous window of one pointer slice, in address order.
-	places := distinctPlaces(kept)
+// sortedAssignment is loadAssignment for the usual shape of a view, built
+// without loadAssignment's temporary copy of the endpoints: every endpoint
+// ready, with one IPv4 address (whose canonical spelling is the only one
+// netip.ParseAddr accepts) and a valid port, in strictly increasing
+// (address, port) order. Such a view is sorted as compareCandidates sorts
+// and has no duplicate pair, so loadAssignment would keep every endpoint in
+// view order and report nothing: this gives the same assignment. It
+// returns nil for any other view (or an empty one), having built nothing.
+func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.ClusterLoadAssignment {
+	if len(eps) == 0 {
+		return nil
+	}
+	for i := range eps {
+		e := &eps[i]
+		if !e.Ready || len(e.Addresses) != 1 || e.Port < 1 || e.Port > 65535 {
+			return nil
+		}
+		if ip, err := netip.ParseAddr(e.Addresses[0]); err != nil || !ip.Is4() {
+			return nil
+		}
+		if i > 0 {
+			prev := &eps[i-1]
+			if cmp.Or(cmp.Compare(prev.Addresses[0], e.Addresses[0]), cmp.Compare(prev.Port, e.Port)) >= 0 {
+				return nil
+			}
+		}
+	}
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: canonical}
+	alloc := newEndpointAlloc(len(eps), 0)
+	assemble(cla, len(eps), func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }, func(i int) *endpointv3.LbEndpoint {
+		return alloc.lbEndpoint(eps[i].Addresses[0], nil, uint32(eps[i].Port))
+	})
+	return cla
+}
+
+// assemble sets the localities of cla from n endpoints in address order:
+// at(i) is the place of the i-th and lb(i) builds its LbEndpoint (called
+// once for each i, in order). There is one locality per place, sorted by
+// place; each place's endpoints take a contiguous window of one pointer
+// slice, in address order. n must be > 0.
+func assemble(cla *endpointv3.ClusterLoadAssignment, n int, at func(int) place, lb func(int) *endpointv3.LbEndpoint) {
+	places := distinctPlaces(n, at)
 	locs := make([]localityMsgs, len(places))
-	for _, c := range kept {
-		locs[placeIndex(places, c.at)].n++
+	for i := range n {
+		locs[placeIndex(places, at(i))].n++
 	}
 	next := 0
 	for i := range locs {
 		locs[i].next = next
 		next += locs[i].n
 	}
-	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
-	alloc := newEndpointAlloc(len(kept), extra)
-	for _, c := range kept {
-		l := &locs[placeIndex(places, c.at)]
-		ptrs[l.next] = alloc.lbEndpoint(c.addrs, c.port)
+	ptrs := make([]*endpointv3.LbEndpoint, n)
+	for i := range n {
+		l := &locs[placeIndex(places, at(i))]
+		ptrs[l.next] = lb(i)
 		l.next++
 	}
 	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, len(places))
@@ -140,7 +193,6 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		cla.Endpoints[i] = locs[i].fill(p, ptrs[lo:lo+locs[i].n:lo+locs[i].n])
 		lo += locs[i].n
 	}
-	return cla, diags
 }
 
 // dedup drops, in place (chosen is ours), every (address, port) pair that
@@ -196,25 +248,26 @@ func dedupSeen(chosen []candidate) (kept []candidate, extra int) {
 	return kept, extra
 }
 
-// distinctPlaces returns the places of cs, sorted, each once.
-func distinctPlaces(cs []candidate) []place {
+// distinctPlaces returns the places at(0) … at(n-1), sorted, each once.
+func distinctPlaces(n int, at func(int) place) []place {
 	// A Service's endpoints are in a few zones: a linear search is cheapest.
 	const few = 16
 	out := make([]place, 0, 4)
-	for _, c := range cs {
-		if slices.Contains(out, c.at) {
+	for i := range n {
+		p := at(i)
+		if slices.Contains(out, p) {
 			continue
 		}
 		if len(out) == few {
 			// Many places: sort them all rather than search linearly.
-			out = make([]place, len(cs))
-			for i := range cs {
-				out[i] = cs[i].at
+			out = make([]place, n)
+			for j := range n {
+				out[j] = at(j)
 			}
 			slices.SortFunc(out, comparePlaces)
 			return slices.Compact(out)
 		}
-		out = append(out, c.at)
+		out = append(out, p)
 	}
 	slices.SortFunc(out, comparePlaces)
 	return out
@@ -325,15 +378,15 @@ func newEndpointAlloc(n, extra int) *endpointAlloc {
 	return a
 }
 
-// lbEndpoint returns a HEALTHY endpoint at addrs[0]:port with the other
-// addresses as additional addresses (gRFC A61). addrs must not be empty.
-func (a *endpointAlloc) lbEndpoint(addrs []ipAddr, port uint32) *endpointv3.LbEndpoint {
+// lbEndpoint returns a HEALTHY endpoint at primary:port with more as its
+// additional addresses (gRFC A61).
+func (a *endpointAlloc) lbEndpoint(primary string, more []ipAddr, port uint32) *endpointv3.LbEndpoint {
 	m := &a.eps[0]
 	a.eps = a.eps[1:]
-	m.ep.Address = m.addr.socketAddress(addrs[0].s, port)
-	if k := len(addrs) - 1; k > 0 {
+	m.ep.Address = m.addr.socketAddress(primary, port)
+	if k := len(more); k > 0 {
 		ps := a.addPs[:k:k]
-		for i, ad := range addrs[1:] {
+		for i, ad := range more {
 			a.adds[i].Address = a.extra[i].socketAddress(ad.s, port)
 			ps[i] = &a.adds[i]
 		}
