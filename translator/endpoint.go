@@ -171,7 +171,8 @@ func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.Clus
 // place; each place's endpoints take a contiguous window of one pointer
 // slice, in address order. n must be > 0.
 func assemble(cla *endpointv3.ClusterLoadAssignment, n int, at func(int) place, lb func(int) *endpointv3.LbEndpoint) {
-	places := distinctPlaces(n, at)
+	var few [4]place // room for the usual number of places, on the stack
+	places := distinctPlaces(few[:0], n, at)
 	locs := make([]localityMsgs, len(places))
 	for i := range n {
 		locs[placeIndex(places, at(i))].n++
@@ -248,11 +249,11 @@ func dedupSeen(chosen []candidate) (kept []candidate, extra int) {
 	return kept, extra
 }
 
-// distinctPlaces returns the places at(0) … at(n-1), sorted, each once.
-func distinctPlaces(n int, at func(int) place) []place {
+// distinctPlaces appends to out (which must be empty) the places at(0) …
+// at(n-1), sorted, each once, and returns it.
+func distinctPlaces(out []place, n int, at func(int) place) []place {
 	// A Service's endpoints are in a few zones: a linear search is cheapest.
 	const few = 16
-	out := make([]place, 0, 4)
 	for i := range n {
 		p := at(i)
 		if slices.Contains(out, p) {
