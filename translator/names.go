@@ -3,6 +3,7 @@ package translator
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/switchboard-xds/switchboard/watcher"
 )
@@ -67,31 +68,41 @@ func CanonicalName(domain string, key watcher.ServiceKey, port int32) string {
 // appear in Resources.Aliases.
 //
 // Aliases come in sorted order ("S.N" < "S.N.svc" < "S.N.svc.<domain>" <
-// "S.N.svc:P" < "S.N:P", since '.' < ':'). Every name is a substring of one of two strings: "S", "S.N", "S.N.svc"
-// and "S.N.svc.<domain>" are prefixes of the canonical name, and the names
-// with a port are cut from one concatenation, so the names of a port cost
-// three allocations (the two strings and the slices' backing array).
-func portNames(domain string, key watcher.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
-	p := ":" + strconv.Itoa(int(port))
-	canonical = key.Name + "." + key.Namespace + ".svc." + domain + p
-	nameLen := len(key.Name)
-	baseLen := nameLen + 1 + len(key.Namespace) // "S.N"
-	svcLen := baseLen + len(".svc")             // "S.N.svc"
+// "S.N.svc:P" < "S.N:P", since '.' < ':'). The slices are windows of buf.
+//
+// Every name is a substring of one of two strings: "S", "S.N", "S.N.svc",
+// "S.N.svc.<domain>" and ":P" are cut from the canonical name, and the
+// names with a port from one concatenation, so the names of a port cost two
+// allocations.
+func portNames(buf *[7]string, domain string, key watcher.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
+	var digits [11]byte
+	num := strconv.AppendInt(digits[:0], int64(port), 10)
+	var b strings.Builder
+	b.Grow(len(key.Name) + 1 + len(key.Namespace) + len(".svc.") + len(domain) + 1 + len(num))
+	b.WriteString(key.Name)
+	b.WriteByte('.')
+	b.WriteString(key.Namespace)
+	b.WriteString(".svc.")
+	b.WriteString(domain)
+	b.WriteByte(':')
+	b.Write(num)
+	canonical = b.String()
+	p := canonical[len(canonical)-1-len(num):]        // ":P"
+	baseLen := len(key.Name) + 1 + len(key.Namespace) // "S.N"
+	svcLen := baseLen + len(".svc")                   // "S.N.svc"
 	base := canonical[:baseLen]
 	// "S.N:P", "S.N.svc:P" and "S:P", back to back.
 	ported := base + p + canonical[:svcLen] + p + key.Name + p
 	i, j := baseLen+len(p), baseLen+len(p)+svcLen+len(p)
 	withPort, svcWithPort, nameWithPort := ported[:i], ported[i:j], ported[j:]
 	if !single {
-		names := make([]string, 3)
-		names[0], names[1], names[2] = svcWithPort, withPort, nameWithPort
-		return canonical, names[:2:2], names[2:]
+		buf[0], buf[1], buf[2] = svcWithPort, withPort, nameWithPort
+		return canonical, buf[:2:2], buf[2:3:3]
 	}
-	names := make([]string, 7)
-	names[0], names[1], names[2] = base, canonical[:svcLen], canonical[:len(canonical)-len(p)]
-	names[3], names[4] = svcWithPort, withPort
-	names[5], names[6] = key.Name, nameWithPort
-	return canonical, names[:5:5], names[5:]
+	buf[0], buf[1], buf[2] = base, canonical[:svcLen], canonical[:len(canonical)-len(p)]
+	buf[3], buf[4] = svcWithPort, withPort
+	buf[5], buf[6] = key.Name, nameWithPort
+	return canonical, buf[:5:5], buf[5:7:7]
 }
 
 // validKey reports whether the key can be part of a name on the wire. The

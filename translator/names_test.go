@@ -74,7 +74,8 @@ func TestPortNames(t *testing.T) {
 		{"a-b.c", watcher.ServiceKey{Namespace: "x-1", Name: "y2"}, 1},
 	} {
 		for _, single := range []bool{true, false} {
-			canonical, aliases, short := portNames(tc.domain, tc.key, tc.port, single)
+			var buf [7]string
+			canonical, aliases, short := portNames(&buf, tc.domain, tc.key, tc.port, single)
 			if want := CanonicalName(tc.domain, tc.key, tc.port); canonical != want {
 				t.Errorf("canonical %q, want %q", canonical, want)
 			}

@@ -151,7 +151,8 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	}
 	for _, p := range ports {
 		label := portLabel(p)
-		canonical, aliases, short := portNames(domain, key, p.Port, len(ports) == 1)
+		var names [7]string
+		canonical, aliases, short := portNames(&names, domain, key, p.Port, len(ports) == 1)
 		if p.Unresolved {
 			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
 		}
