@@ -86,6 +86,30 @@ func BenchmarkService(b *testing.B) {
 	}
 }
 
+// BenchmarkServiceRollout is BenchmarkService for a Service in the middle
+// of a rolling update: every fourth endpoint is not ready (half of those
+// terminating), which takes loadAssignment's general path rather than the
+// shortcut that BenchmarkService's all-ready views take.
+func BenchmarkServiceRollout(b *testing.B) {
+	for _, endpoints := range []int{10, 100} {
+		b.Run(fmt.Sprintf("endpoints=%d", endpoints), func(b *testing.B) {
+			svc := benchServices(1, endpoints)[0]
+			eps := svc.Ports[0].Endpoints
+			for j := 0; j < len(eps); j += 4 {
+				eps[j].Ready = false
+				eps[j].Terminating = j%8 == 0
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, _ := Service(Options{}, svc); len(res.Assignments) != 1 {
+					b.Fatal("no assignment")
+				}
+			}
+			reportPerEndpoint(b, endpoints)
+		})
+	}
+}
+
 // reportPerEndpoint adds the ns/endpoint metric: time per iteration divided
 // by the endpoints translated in one iteration.
 func reportPerEndpoint(b *testing.B, endpoints int) {

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -22,18 +23,66 @@ const connectTimeout = 5 * time.Second
 // robin, the one policy that every gRPC client and Envoy support.
 // LbPolicy ROUND_ROBIN is the proto's zero value, so it does not appear in
 // the JSON form of the cluster.
+//
+// The Cluster and its own sub-messages come from one allocation (see
+// clusterMsgs); the EDS config source and the connect timeout are the
+// shared, never-changed messages of clusterShared. Callers may set other
+// fields of the Cluster (policy.applyCluster does), not change those two.
 func edsCluster(canonical string) *clusterv3.Cluster {
-	return &clusterv3.Cluster{
-		Name:                 canonical,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
-		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{
-			EdsConfig:   adsConfigSource(),
-			ServiceName: canonical,
-		},
-		ConnectTimeout: durationpb.New(connectTimeout),
-		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
-	}
+	sh := clusterParts()
+	m := &clusterMsgs{}
+	m.eds.EdsConfig = sh.adsSource
+	m.eds.ServiceName = canonical
+	m.typ.Type = clusterv3.Cluster_EDS
+	m.c.Name = canonical
+	m.c.ClusterDiscoveryType = &m.typ
+	m.c.EdsClusterConfig = &m.eds
+	m.c.ConnectTimeout = sh.connectTimeout
+	m.c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+	return &m.c
 }
+
+// clusterMsgs are the messages of one EDS Cluster, allocated together and
+// used in place.
+type clusterMsgs struct {
+	c   clusterv3.Cluster
+	typ clusterv3.Cluster_Type
+	eds clusterv3.Cluster_EdsClusterConfig
+}
+
+// clusterShared are the parts of clusters that are the same for every
+// Service. Each message is built once and shared by every cluster of every
+// Service and call; none is ever changed after clusterParts builds it
+// (translation output is read-only, see Resources).
+type clusterShared struct {
+	adsSource      *corev3.ConfigSource
+	connectTimeout *durationpb.Duration
+	// http2Options is the HttpProtocolOptions Any of HTTP/2 backends, nil
+	// if it could not be marshalled (it always can).
+	http2Options *anypb.Any
+}
+
+// clusterParts builds the clusterShared once per process (a sync.OnceValue:
+// safe for concurrent use, never changed after).
+var clusterParts = sync.OnceValue(func() clusterShared {
+	h2, err := deterministicAny(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				},
+			},
+		},
+	})
+	if err != nil {
+		h2 = nil
+	}
+	return clusterShared{
+		adsSource:      adsConfigSource(),
+		connectTimeout: durationpb.New(connectTimeout),
+		http2Options:   h2,
+	}
+})
 
 // metadataNamespace is the filter_metadata key under which Switchboard
 // records facts about a cluster that no client acts on (grpc-go reads
@@ -74,17 +123,9 @@ func policyCluster(pol policy, canonical, appProtocol string) (*clusterv3.Cluste
 		metadataNamespace: {Fields: map[string]*structpb.Value{"appProtocol": structpb.NewStringValue(appProtocol)}},
 	}}
 	if isHTTP2AppProtocol(appProtocol) {
-		a, err := deterministicAny(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-				ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-					},
-				},
-			},
-		})
-		if err != nil {
-			return edsCluster(canonical), fmt.Errorf("HTTP/2 protocol options: %w", err)
+		a := clusterParts().http2Options // shared, see clusterShared
+		if a == nil {
+			return edsCluster(canonical), fmt.Errorf("HTTP/2 protocol options could not be marshalled")
 		}
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: a}
 	}

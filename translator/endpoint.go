@@ -70,7 +70,21 @@ type ipAddr struct {
 // With no usable endpoint the assignment has no localities: gRPC clients then
 // fail calls fast with UNAVAILABLE.
 func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
+	if cla := sortedAssignment(canonical, eps); cla != nil {
+		return cla, nil
+	}
+	return anyAssignment(canonical, key, portLabel, eps)
+}
+
+// anyAssignment is loadAssignment for any view.
+func anyAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
+	n := 0
+	for i := range eps {
+		n += len(eps[i].Addresses)
+	}
+	// Every candidate's addresses are a window of this one slice.
+	buf := make([]ipAddr, 0, n)
 	ready := make([]candidate, 0, len(eps))
 	var fallback []candidate
 	for i := range eps {
@@ -80,7 +94,9 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 			// reported when the endpoint could be served.
 			continue
 		}
-		c, err := validEndpoint(e)
+		var c candidate
+		var err error
+		c, buf, err = validEndpoint(e, buf)
 		if err != nil {
 			diags = append(diags, Diagnostic{Service: key, Port: portLabel, Reason: err.Error()})
 			continue
@@ -106,12 +122,114 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 	if !slices.IsSortedFunc(chosen, compareCandidates) {
 		slices.SortFunc(chosen, compareCandidates)
 	}
+	kept, extra := dedup(chosen)
+	alloc := newEndpointAlloc(len(kept), extra)
+	assemble(cla, len(kept), func(i int) place { return kept[i].at }, func(i int) *endpointv3.LbEndpoint {
+		c := &kept[i]
+		return alloc.lbEndpoint(c.addrs[0].s, c.addrs[1:], c.port)
+	})
+	return cla, diags
+}
 
-	// Drop duplicate (address, port) pairs, in place (chosen is ours), and
-	// count what is left per zone.
+// sortedAssignment is loadAssignment for the usual shape of a view, built
+// without loadAssignment's temporary copy of the endpoints: every endpoint
+// ready, with one IPv4 address (whose canonical spelling is the only one
+// netip.ParseAddr accepts) and a valid port, in strictly increasing
+// (address, port) order. Such a view is sorted as compareCandidates sorts
+// and has no duplicate pair, so loadAssignment would keep every endpoint in
+// view order and report nothing: this gives the same assignment. It
+// returns nil for any other view (or an empty one), having built nothing.
+func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.ClusterLoadAssignment {
+	if len(eps) == 0 {
+		return nil
+	}
+	for i := range eps {
+		e := &eps[i]
+		if !e.Ready || len(e.Addresses) != 1 || e.Port < 1 || e.Port > 65535 {
+			return nil
+		}
+		if ip, err := netip.ParseAddr(e.Addresses[0]); err != nil || !ip.Is4() {
+			return nil
+		}
+		if i > 0 {
+			prev := &eps[i-1]
+			if cmp.Or(cmp.Compare(prev.Addresses[0], e.Addresses[0]), cmp.Compare(prev.Port, e.Port)) >= 0 {
+				return nil
+			}
+		}
+	}
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: canonical}
+	alloc := newEndpointAlloc(len(eps), 0)
+	assemble(cla, len(eps), func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }, func(i int) *endpointv3.LbEndpoint {
+		return alloc.lbEndpoint(eps[i].Addresses[0], nil, uint32(eps[i].Port))
+	})
+	return cla
+}
+
+// assemble sets the localities of cla from n endpoints in address order:
+// at(i) is the place of the i-th and lb(i) builds its LbEndpoint (called
+// once for each i, in order). There is one locality per place, sorted by
+// place; each place's endpoints take a contiguous window of one pointer
+// slice, in address order. n must be > 0.
+func assemble(cla *endpointv3.ClusterLoadAssignment, n int, at func(int) place, lb func(int) *endpointv3.LbEndpoint) {
+	var few [4]place // room for the usual number of places, on the stack
+	places := distinctPlaces(few[:0], n, at)
+	locs := make([]localityMsgs, len(places))
+	for i := range n {
+		locs[placeIndex(places, at(i))].n++
+	}
+	next := 0
+	for i := range locs {
+		locs[i].next = next
+		next += locs[i].n
+	}
+	ptrs := make([]*endpointv3.LbEndpoint, n)
+	for i := range n {
+		l := &locs[placeIndex(places, at(i))]
+		ptrs[l.next] = lb(i)
+		l.next++
+	}
+	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, len(places))
+	lo := 0
+	for i, p := range places {
+		cla.Endpoints[i] = locs[i].fill(p, ptrs[lo:lo+locs[i].n:lo+locs[i].n])
+		lo += locs[i].n
+	}
+}
+
+// dedup drops, in place (chosen is ours), every (address, port) pair that
+// an earlier candidate in chosen already serves, and candidates left with
+// no address. It returns what is kept and the number of additional
+// (non-primary) addresses in it. chosen must be sorted by compareCandidates.
+func dedup(chosen []candidate) (kept []candidate, extra int) {
+	single := true
+	for _, c := range chosen {
+		if len(c.addrs) != 1 {
+			single = false
+			break
+		}
+	}
+	if single {
+		// Sorted by primary address, then port: duplicates are neighbours
+		// (two spellings of one address are one, see ipAddr).
+		kept = chosen[:1]
+		for _, c := range chosen[1:] {
+			last := kept[len(kept)-1]
+			if c.port == last.port && c.addrs[0].ip == last.addrs[0].ip {
+				continue
+			}
+			kept = append(kept, c)
+		}
+		return kept, 0
+	}
+	return dedupSeen(chosen)
+}
+
+// dedupSeen is dedup for any chosen: an additional address may repeat any
+// address of any endpoint, so every pair served so far is remembered.
+func dedupSeen(chosen []candidate) (kept []candidate, extra int) {
 	seen := make(map[netip.AddrPort]struct{}, len(chosen))
-	perZone := make(map[place]int, 4)
-	kept, extra := chosen[:0], 0
+	kept = chosen[:0]
 	for _, c := range chosen {
 		addrs := c.addrs[:0]
 		for _, a := range c.addrs {
@@ -128,41 +246,69 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 		c.addrs = addrs
 		kept = append(kept, c)
 		extra += len(addrs) - 1
-		perZone[c.at]++
 	}
+	return kept, extra
+}
 
-	// One locality per zone, sorted by zone; each zone's endpoints take a
-	// contiguous window of one pointer slice, in address order.
-	zones := make([]place, 0, len(perZone))
-	for z := range perZone {
-		zones = append(zones, z)
+// distinctPlaces appends to out (which must be empty) the places at(0) …
+// at(n-1), sorted, each once, and returns it.
+func distinctPlaces(out []place, n int, at func(int) place) []place {
+	// A Service's endpoints are in a few zones: a linear search is cheapest.
+	const few = 16
+	for i := range n {
+		p := at(i)
+		if slices.Contains(out, p) {
+			continue
+		}
+		if len(out) == few {
+			// Many places: sort them all rather than search linearly.
+			out = make([]place, n)
+			for j := range n {
+				out[j] = at(j)
+			}
+			slices.SortFunc(out, comparePlaces)
+			return slices.Compact(out)
+		}
+		out = append(out, p)
 	}
-	slices.SortFunc(zones, comparePlaces)
-	offset := make(map[place]int, len(zones))
-	next := 0
-	for _, z := range zones {
-		offset[z] = next
-		next += perZone[z]
+	slices.SortFunc(out, comparePlaces)
+	return out
+}
+
+// placeIndex returns the index of p in places, which holds p and is sorted.
+func placeIndex(places []place, p place) int {
+	if len(places) <= 8 {
+		return slices.Index(places, p)
 	}
-	ptrs := make([]*endpointv3.LbEndpoint, len(kept))
-	fill := make(map[place]int, len(zones))
-	alloc := newEndpointAlloc(len(kept), extra)
-	for _, c := range kept {
-		i := offset[c.at] + fill[c.at]
-		fill[c.at]++
-		ptrs[i] = alloc.lbEndpoint(c.addrs, c.port)
+	i, _ := slices.BinarySearchFunc(places, p, comparePlaces)
+	return i
+}
+
+// localityMsgs are the messages of one LocalityLbEndpoints, allocated
+// together with those of the assignment's other localities, and used in
+// place; n and next count its endpoints while they are placed.
+type localityMsgs struct {
+	lle     endpointv3.LocalityLbEndpoints
+	loc     corev3.Locality
+	weight  wrapperspb.UInt32Value
+	n, next int
+}
+
+// fill makes m the priority-0 locality at p holding lbs, weighted by their
+// number, and returns it. See locality for the Locality.
+func (m *localityMsgs) fill(p place, lbs []*endpointv3.LbEndpoint) *endpointv3.LocalityLbEndpoints {
+	m.loc.Region = p.region
+	if p.zone == "" {
+		m.loc.SubZone = ZonelessSubZone
+	} else {
+		m.loc.Zone = p.zone
 	}
-	cla.Endpoints = make([]*endpointv3.LocalityLbEndpoints, 0, len(zones))
-	for _, z := range zones {
-		lo, n := offset[z], perZone[z]
-		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-			Locality:            locality(z),
-			LbEndpoints:         ptrs[lo : lo+n : lo+n],
-			LoadBalancingWeight: wrapperspb.UInt32(uint32(n)),
-			Priority:            0,
-		})
-	}
-	return cla, diags
+	m.weight.Value = uint32(len(lbs))
+	m.lle.Locality = &m.loc
+	m.lle.LbEndpoints = lbs
+	m.lle.LoadBalancingWeight = &m.weight
+	m.lle.Priority = 0
+	return &m.lle
 }
 
 // compareCandidates orders by primary address and port, as the view does,
@@ -234,15 +380,15 @@ func newEndpointAlloc(n, extra int) *endpointAlloc {
 	return a
 }
 
-// lbEndpoint returns a HEALTHY endpoint at addrs[0]:port with the other
-// addresses as additional addresses (gRFC A61). addrs must not be empty.
-func (a *endpointAlloc) lbEndpoint(addrs []ipAddr, port uint32) *endpointv3.LbEndpoint {
+// lbEndpoint returns a HEALTHY endpoint at primary:port with more as its
+// additional addresses (gRFC A61).
+func (a *endpointAlloc) lbEndpoint(primary string, more []ipAddr, port uint32) *endpointv3.LbEndpoint {
 	m := &a.eps[0]
 	a.eps = a.eps[1:]
-	m.ep.Address = m.addr.socketAddress(addrs[0].s, port)
-	if k := len(addrs) - 1; k > 0 {
+	m.ep.Address = m.addr.socketAddress(primary, port)
+	if k := len(more); k > 0 {
 		ps := a.addPs[:k:k]
-		for i, ad := range addrs[1:] {
+		for i, ad := range more {
 			a.adds[i].Address = a.extra[i].socketAddress(ad.s, port)
 			ps[i] = &a.adds[i]
 		}
@@ -270,18 +416,20 @@ func (m *addressMsgs) socketAddress(ip string, port uint32) *corev3.Address {
 // address an IP without a scope zone, and a port in 1..65535. An endpoint
 // with any bad address is skipped whole rather than served with some of its
 // addresses, since the bad value means the input is not what we think it is.
-func validEndpoint(e *watcher.Endpoint) (candidate, error) {
+// The candidate's addresses are appended to buf, which is returned (as it
+// was when e is refused).
+func validEndpoint(e *watcher.Endpoint, buf []ipAddr) (candidate, []ipAddr, error) {
 	if len(e.Addresses) == 0 {
-		return candidate{}, fmt.Errorf("endpoint has no address; endpoint skipped")
+		return candidate{}, buf, fmt.Errorf("endpoint has no address; endpoint skipped")
 	}
 	if e.Port < 1 || e.Port > 65535 {
-		return candidate{}, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
+		return candidate{}, buf, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
 	}
-	c := candidate{addrs: make([]ipAddr, 0, len(e.Addresses)), port: uint32(e.Port), at: place{region: e.Region, zone: e.Zone}}
+	start := len(buf)
 	for _, s := range e.Addresses {
 		ip, err := netip.ParseAddr(s)
 		if err != nil || ip.Zone() != "" {
-			return candidate{}, fmt.Errorf("endpoint address %q is not an IP address; endpoint skipped", s)
+			return candidate{}, buf[:start], fmt.Errorf("endpoint address %q is not an IP address; endpoint skipped", s)
 		}
 		if !ip.Is4() {
 			// ParseAddr accepts only the canonical dotted quad for IPv4, but
@@ -289,7 +437,10 @@ func validEndpoint(e *watcher.Endpoint) (candidate, error) {
 			// IPv4): send and compare one.
 			s = ip.String()
 		}
-		c.addrs = append(c.addrs, ipAddr{ip: ip, s: s})
+		buf = append(buf, ipAddr{ip: ip, s: s})
 	}
-	return c, nil
+	// A full slice expression: dedup rewrites c.addrs in place and must not
+	// reach into the next candidate's window.
+	c := candidate{addrs: buf[start:len(buf):len(buf)], port: uint32(e.Port), at: place{region: e.Region, zone: e.Zone}}
+	return c, buf, nil
 }

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,9 +25,40 @@ import (
 // rejecting the cluster, as it would the LEAST_REQUEST enum. The policies
 // are top-level entries, not children of wrr_locality: grpc-js-xds rejects
 // a wrr_locality whose child it does not know instead of moving on.
+//
+// The policy depends on p.lb only, so each is built and marshalled once (see
+// lbPolicies) and the one message is shared by every cluster that uses it.
 func (p policy) loadBalancingPolicy() (*clusterv3.LoadBalancingPolicy, error) {
+	if p.lb < 0 || p.lb >= numLBKinds {
+		return nil, fmt.Errorf("unknown lb policy %d", p.lb)
+	}
+	b := lbPolicies()[p.lb]
+	return b.policy, b.err
+}
+
+// builtLBPolicy is what newLoadBalancingPolicy returned for one lbKind.
+type builtLBPolicy struct {
+	policy *clusterv3.LoadBalancingPolicy
+	err    error
+}
+
+// lbPolicies builds the load_balancing_policy of every lbKind once per
+// process (a sync.OnceValue: safe for concurrent use). The messages are
+// never changed after they are built: translation output is read-only (see
+// Resources).
+var lbPolicies = sync.OnceValue(func() [numLBKinds]builtLBPolicy {
+	var out [numLBKinds]builtLBPolicy
+	for k := range numLBKinds {
+		out[k].policy, out[k].err = newLoadBalancingPolicy(k)
+	}
+	return out
+})
+
+// newLoadBalancingPolicy builds the load_balancing_policy for kind; see
+// loadBalancingPolicy.
+func newLoadBalancingPolicy(kind lbKind) (*clusterv3.LoadBalancingPolicy, error) {
 	var first []*clusterv3.LoadBalancingPolicy_Policy
-	switch p.lb {
+	switch kind {
 	case lbRoundRobin:
 		return nil, nil
 	case lbRingHash:
@@ -50,7 +82,7 @@ func (p policy) loadBalancingPolicy() (*clusterv3.LoadBalancingPolicy, error) {
 		}
 		first = append(first, w)
 	default:
-		return nil, fmt.Errorf("unknown lb policy %d", p.lb)
+		return nil, fmt.Errorf("unknown lb policy %d", kind)
 	}
 	fallback, err := wrrLocalityRoundRobin()
 	if err != nil {

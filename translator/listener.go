@@ -1,10 +1,15 @@
 package translator
 
 import (
+	"bytes"
+	"sync"
+	"unicode/utf8"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -15,6 +20,8 @@ const (
 	routerFilterName = "envoy.filters.http.router"
 	// typeURLPrefix is the prefix of every type URL in an Any.
 	typeURLPrefix = "type.googleapis.com/"
+	// hcmAnyTypeURL is the type URL of an HttpConnectionManager in an Any.
+	hcmAnyTypeURL = typeURLPrefix + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 
 // AliasListener returns the Listener named alias that a client dialling
@@ -35,10 +42,44 @@ func AliasListener(alias, canonical string) *listenerv3.Listener {
 // HttpConnectionManager takes its routes from RouteConfiguration routeName
 // over ADS. The stats prefix is the route name, so that alias listeners and
 // the canonical listener of one port count into the same Envoy stats.
-// It returns nil when the manager cannot be marshalled (only for names that
-// are not valid UTF-8).
+// It returns nil when the manager cannot be marshalled (only for a route
+// name that is not valid UTF-8).
+//
+// The manager is not built as a message: its wire form is written directly
+// (see hcmWire), and the Listener, ApiListener and Any come from one
+// allocation. The bytes are those of deterministicAny(newHCM(routeName)).
 func apiListener(name, routeName string) *listenerv3.Listener {
-	hcm := &hcmv3.HttpConnectionManager{
+	w := hcmParts()
+	if !w.ok || routeName == "" {
+		// An empty name is left out of the wire form, which marshal does
+		// not do; no route is ever called "".
+		return listenerOf(name, newHCM(routeName))
+	}
+	if !utf8.ValidString(routeName) {
+		return nil // proto.Marshal refuses such a string field, and so do we
+	}
+	m := &listenerMsgs{}
+	m.any.TypeUrl = hcmAnyTypeURL
+	m.any.Value = w.marshal(routeName)
+	m.api.ApiListener = &m.any
+	m.lis.Name = name
+	m.lis.ApiListener = &m.api
+	return &m.lis
+}
+
+// listenerMsgs are the messages of one api_listener Listener, allocated
+// together and used in place.
+type listenerMsgs struct {
+	lis listenerv3.Listener
+	api listenerv3.ApiListener
+	any anypb.Any
+}
+
+// newHCM returns the HttpConnectionManager of an api_listener that fetches
+// RouteConfiguration routeName over ADS: the reference form of what
+// hcmWire.marshal writes.
+func newHCM(routeName string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
 		StatPrefix: routeName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{
 			Rds: &hcmv3.Rds{
@@ -48,7 +89,68 @@ func apiListener(name, routeName string) *listenerv3.Listener {
 		},
 		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
 	}
-	return listenerOf(name, hcm)
+}
+
+// Field numbers of the HttpConnectionManager fields that newHCM sets.
+const (
+	hcmStatPrefix    protowire.Number = 2 // stat_prefix
+	hcmRds           protowire.Number = 3 // rds (oneof route_specifier)
+	rdsConfigSource  protowire.Number = 1 // Rds.config_source
+	rdsRouteConfName protowire.Number = 2 // Rds.route_config_name
+)
+
+// hcmWire holds the parts of newHCM's deterministic wire form that do not
+// depend on the route name, marshalled once. It is immutable after
+// hcmParts builds it: the byte slices are only ever copied from.
+type hcmWire struct {
+	// filters is the http_filters field (tag included) holding the router.
+	filters []byte
+	// configSource is the marshalled ADS ConfigSource of Rds.
+	configSource []byte
+	// ok reports that marshal gave the same bytes as proto's deterministic
+	// marshalling for a sample name. protobuf-go writes fields in an order
+	// of its own (stat_prefix, http_filters, then the rds oneof), which is
+	// what marshal follows; if a new protobuf-go ever changed that order,
+	// apiListener falls back to marshalling newHCM rather than sending other
+	// bytes (which would change every listener's content-derived version).
+	ok bool
+}
+
+// hcmParts builds the hcmWire once per process. It is a sync.OnceValue:
+// computed on first use, never changed after, safe for concurrent use.
+var hcmParts = sync.OnceValue(func() hcmWire {
+	opts := proto.MarshalOptions{Deterministic: true}
+	filters, err1 := opts.Marshal(&hcmv3.HttpConnectionManager{HttpFilters: []*hcmv3.HttpFilter{routerFilter()}})
+	cs, err2 := opts.Marshal(adsConfigSource())
+	if err1 != nil || err2 != nil {
+		return hcmWire{}
+	}
+	w := hcmWire{filters: filters, configSource: cs}
+	const sample = "s.n.svc.cluster.local:80"
+	want, err := deterministicAny(newHCM(sample))
+	w.ok = err == nil && want.GetTypeUrl() == hcmAnyTypeURL && bytes.Equal(w.marshal(sample), want.GetValue())
+	return w
+})
+
+// marshal returns the wire form of newHCM(routeName): stat_prefix,
+// http_filters, then rds {config_source, route_config_name}, in one
+// allocation of exactly the right size.
+func (w hcmWire) marshal(routeName string) []byte {
+	n := len(routeName)
+	str := protowire.SizeTag(hcmStatPrefix) + protowire.SizeBytes(n)
+	rds := protowire.SizeTag(rdsConfigSource) + protowire.SizeBytes(len(w.configSource)) +
+		protowire.SizeTag(rdsRouteConfName) + protowire.SizeBytes(n)
+	b := make([]byte, 0, str+len(w.filters)+protowire.SizeTag(hcmRds)+protowire.SizeBytes(rds))
+	b = protowire.AppendTag(b, hcmStatPrefix, protowire.BytesType)
+	b = protowire.AppendString(b, routeName)
+	b = append(b, w.filters...)
+	b = protowire.AppendTag(b, hcmRds, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(rds))
+	b = protowire.AppendTag(b, rdsConfigSource, protowire.BytesType)
+	b = protowire.AppendBytes(b, w.configSource)
+	b = protowire.AppendTag(b, rdsRouteConfName, protowire.BytesType)
+	b = protowire.AppendString(b, routeName)
+	return b
 }
 
 // listenerOf returns the listener named name whose api_listener holds hcm,
@@ -80,8 +182,8 @@ func routerFilter() *hcmv3.HttpFilter {
 
 // adsConfigSource returns a config source that says "over the same ADS
 // stream, xDS v3", the only kind every gRPC client accepts besides self.
-// A new value is built for every use so that no message is shared between
-// resources.
+// Each call builds a new message; EDS clusters share one (see
+// clusterShared).
 func adsConfigSource() *corev3.ConfigSource {
 	return &corev3.ConfigSource{
 		ResourceApiVersion:    corev3.ApiVersion_V3,

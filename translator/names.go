@@ -2,8 +2,8 @@ package translator
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/switchboard-xds/switchboard/watcher"
 )
@@ -47,38 +47,62 @@ func CanonicalName(domain string, key watcher.ServiceKey, port int32) string {
 	return key.Name + "." + key.Namespace + ".svc." + domain + ":" + strconv.Itoa(int(port))
 }
 
-// portAliases returns the other names a client may dial for one port of a
-// Service, in sorted order: "S.N:P" and "S.N.svc:P", and, when the port is
-// the Service's only translated port, also "S.N", "S.N.svc" and
-// "S.N.svc.<domain>" (the names without a port, as DNS would resolve them).
-// None of them equals a canonical name, and for valid Service keys no alias
-// of one Service can equal a name of another: the number of dots and the
-// ":P" suffix tell the forms apart, and Service names contain no dots.
-func portAliases(domain string, key watcher.ServiceKey, port int32, single bool) []string {
-	base := key.Name + "." + key.Namespace
-	p := ":" + strconv.Itoa(int(port))
+// portNames returns the names of one port of a Service: its canonical name
+// (CanonicalName with a non-empty domain), its aliases and its short names.
+//
+// Aliases are the other names a client may dial for the port: "S.N:P" and
+// "S.N.svc:P", and, when the port is the Service's only translated port,
+// also "S.N", "S.N.svc" and "S.N.svc.<domain>" (the names without a port,
+// as DNS would resolve them). None of them equals a canonical name, and for
+// valid Service keys no alias of one Service can equal a name of another:
+// the number of dots and the ":P" suffix tell the forms apart, and Service
+// names contain no dots.
+//
+// Short names are the names a client in the Service's own namespace may
+// dial, like a DNS search path: "S:P" and, for the only translated port,
+// "S". The server resolves such an LDS name in the client's namespace (node
+// metadata NAMESPACE) and answers with a Listener of that name routing to
+// the canonical route; gRPC then matches the dialled authority against the
+// virtual host's domains, so these names must be domains of the route. They
+// are not aliases: without a namespace they name no Service, so they never
+// appear in Resources.Aliases.
+//
+// Aliases come in sorted order ("S.N" < "S.N.svc" < "S.N.svc.<domain>" <
+// "S.N.svc:P" < "S.N:P", since '.' < ':'). The slices are windows of buf.
+//
+// Every name is a substring of one of two strings: "S", "S.N", "S.N.svc",
+// "S.N.svc.<domain>" and ":P" are cut from the canonical name, and the
+// names with a port from one concatenation, so the names of a port cost two
+// allocations.
+func portNames(buf *[7]string, domain string, key watcher.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
+	var digits [11]byte
+	num := strconv.AppendInt(digits[:0], int64(port), 10)
+	var b strings.Builder
+	b.Grow(len(key.Name) + 1 + len(key.Namespace) + len(".svc.") + len(domain) + 1 + len(num))
+	b.WriteString(key.Name)
+	b.WriteByte('.')
+	b.WriteString(key.Namespace)
+	b.WriteString(".svc.")
+	b.WriteString(domain)
+	b.WriteByte(':')
+	b.Write(num)
+	canonical = b.String()
+	p := canonical[len(canonical)-1-len(num):]        // ":P"
+	baseLen := len(key.Name) + 1 + len(key.Namespace) // "S.N"
+	svcLen := baseLen + len(".svc")                   // "S.N.svc"
+	base := canonical[:baseLen]
+	// "S.N:P", "S.N.svc:P" and "S:P", back to back.
+	ported := base + p + canonical[:svcLen] + p + key.Name + p
+	i, j := baseLen+len(p), baseLen+len(p)+svcLen+len(p)
+	withPort, svcWithPort, nameWithPort := ported[:i], ported[i:j], ported[j:]
 	if !single {
-		return []string{base + p, base + ".svc" + p}
+		buf[0], buf[1], buf[2] = svcWithPort, withPort, nameWithPort
+		return canonical, buf[:2:2], buf[2:3:3]
 	}
-	out := []string{base, base + ".svc", base + ".svc." + domain, base + p, base + ".svc" + p}
-	slices.Sort(out)
-	return out
-}
-
-// shortNames returns the names a client in the Service's own namespace may
-// dial for one port, like a DNS search path: "S:P" and, when the port is the
-// Service's only translated port, "S". The server resolves such an LDS name
-// in the client's namespace (node metadata NAMESPACE) and answers with a
-// Listener of that name routing to the canonical route; gRPC then matches
-// the dialled authority against the virtual host's domains, so these names
-// must be domains of the route. They are not aliases: without a namespace
-// they name no Service, so they never appear in Resources.Aliases.
-func shortNames(key watcher.ServiceKey, port int32, single bool) []string {
-	sp := key.Name + ":" + strconv.Itoa(int(port))
-	if !single {
-		return []string{sp}
-	}
-	return []string{key.Name, sp}
+	buf[0], buf[1], buf[2] = base, canonical[:svcLen], canonical[:len(canonical)-len(p)]
+	buf[3], buf[4] = svcWithPort, withPort
+	buf[5], buf[6] = key.Name, nameWithPort
+	return canonical, buf[:5:5], buf[5:7:7]
 }
 
 // validKey reports whether the key can be part of a name on the wire. The

@@ -1,6 +1,8 @@
 package translator
 
 import (
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/switchboard-xds/switchboard/watcher"
@@ -56,5 +58,39 @@ func TestShortNamesMatchVirtualHost(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPortNames checks the names cut from shared strings against the plain
+// concatenations they stand for.
+func TestPortNames(t *testing.T) {
+	for _, tc := range []struct {
+		domain string
+		key    watcher.ServiceKey
+		port   int32
+	}{
+		{"cluster.local", watcher.ServiceKey{Namespace: "n", Name: "s"}, 80},
+		{"example.com", watcher.ServiceKey{Namespace: "demo", Name: "greeter"}, 50051},
+		{"a-b.c", watcher.ServiceKey{Namespace: "x-1", Name: "y2"}, 1},
+	} {
+		for _, single := range []bool{true, false} {
+			var buf [7]string
+			canonical, aliases, short := portNames(&buf, tc.domain, tc.key, tc.port, single)
+			if want := CanonicalName(tc.domain, tc.key, tc.port); canonical != want {
+				t.Errorf("canonical %q, want %q", canonical, want)
+			}
+			s, n, p := tc.key.Name, tc.key.Namespace, ":"+strconv.Itoa(int(tc.port))
+			wantAliases := []string{s + "." + n + p, s + "." + n + ".svc" + p}
+			wantShort := []string{s + p}
+			if single {
+				wantAliases = append(wantAliases, s+"."+n, s+"."+n+".svc", s+"."+n+".svc."+tc.domain)
+				wantShort = append(wantShort, s)
+			}
+			slices.Sort(wantAliases)
+			slices.Sort(wantShort)
+			if !slices.Equal(aliases, wantAliases) || !slices.Equal(slices.Sorted(slices.Values(short)), wantShort) {
+				t.Errorf("%v %d single=%v: aliases %q short %q, want %q and %q", tc.key, tc.port, single, aliases, short, wantAliases, wantShort)
+			}
+		}
 	}
 }

@@ -48,6 +48,7 @@ const (
 	lbRingHash
 	lbLeastRequest
 	lbWRR
+	numLBKinds // the number of lbKinds, not one of them
 )
 
 // policy is the parsed per-Service policy; its zero value is the default

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"slices"
+	"sync"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 )
@@ -15,27 +16,49 @@ import (
 // Exact domains rather than "*": a client that reaches this route through a
 // name that is not one of ours (a misconfigured listener) fails fast with
 // "no matching virtual host" instead of silently using this Service.
+//
+// The messages come from one allocation (see routeMsgs); the route's match
+// is shared with every other route (see rootMatch). The route action is the
+// route's own, so policy.applyRoute may change it.
 func routeConfiguration(canonical string, aliases, short []string) *routev3.RouteConfiguration {
 	domains := make([]string, 0, len(aliases)+len(short)+1)
 	domains = append(domains, canonical)
 	domains = append(domains, aliases...)
 	domains = append(domains, short...)
 	slices.Sort(domains)
-	return &routev3.RouteConfiguration{
-		Name: canonical,
-		VirtualHosts: []*routev3.VirtualHost{{
-			Name:    canonical,
-			Domains: domains,
-			Routes: []*routev3.Route{{
-				Match: &routev3.RouteMatch{
-					PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
-				},
-				Action: &routev3.Route_Route{
-					Route: &routev3.RouteAction{
-						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: canonical},
-					},
-				},
-			}},
-		}},
-	}
+	m := &routeMsgs{}
+	m.cluster.Cluster = canonical
+	m.action.ClusterSpecifier = &m.cluster
+	m.route.Route = &m.action
+	m.r.Match = rootMatch()
+	m.r.Action = &m.route
+	m.routes[0] = &m.r
+	m.vh.Name = canonical
+	m.vh.Domains = domains
+	m.vh.Routes = m.routes[:]
+	m.vhs[0] = &m.vh
+	m.rc.Name = canonical
+	m.rc.VirtualHosts = m.vhs[:]
+	return &m.rc
 }
+
+// routeMsgs are the messages of one RouteConfiguration, allocated together
+// and used in place, the slices of length one included.
+type routeMsgs struct {
+	rc      routev3.RouteConfiguration
+	vhs     [1]*routev3.VirtualHost
+	vh      routev3.VirtualHost
+	routes  [1]*routev3.Route
+	r       routev3.Route
+	route   routev3.Route_Route
+	action  routev3.RouteAction
+	cluster routev3.RouteAction_Cluster
+}
+
+// rootMatch returns the match of every route, prefix "/". It is built once
+// and the one message is shared by every RouteConfiguration of every
+// Service and call: it is never changed after it is built (translation
+// output is read-only, see Resources).
+var rootMatch = sync.OnceValue(func() *routev3.RouteMatch {
+	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
+})

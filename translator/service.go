@@ -30,8 +30,8 @@ const (
 // For every TCP port ("" means TCP) of a ClusterIP, NodePort or LoadBalancer
 // Service, headless or not, it returns a Listener, RouteConfiguration, Cluster and
 // ClusterLoadAssignment that all carry the port's CanonicalName, and the
-// port's aliases in Resources.Aliases (see portAliases); the route's virtual
-// host also matches the short names "S:P" and "S" (see shortNames), which are
+// port's aliases in Resources.Aliases (see portNames); the route's virtual
+// host also matches the short names "S:P" and "S" (see portNames), which are
 // not aliases. Headless Services are served the same way: the assignment
 // lists the pod IPs in both cases.
 //
@@ -151,7 +151,8 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	}
 	for _, p := range ports {
 		label := portLabel(p)
-		canonical := CanonicalName(domain, key, p.Port)
+		var names [7]string
+		canonical, aliases, short := portNames(&names, domain, key, p.Port, len(ports) == 1)
 		if p.Unresolved {
 			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
 		}
@@ -161,12 +162,11 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 			diags = append(diags, diag(label, "cannot build listener %q; port skipped", canonical))
 			continue
 		}
-		aliases := portAliases(domain, key, p.Port, len(ports) == 1)
 		for _, a := range aliases {
 			res.Aliases[a] = canonical
 		}
 		res.Listeners = append(res.Listeners, lis)
-		rc := routeConfiguration(canonical, aliases, shortNames(key, p.Port, len(ports) == 1))
+		rc := routeConfiguration(canonical, aliases, short)
 		pol.applyRoute(rc)
 		res.Routes = append(res.Routes, rc)
 		if svc.Type == watcher.TypeExternalName {

@@ -23,6 +23,13 @@ type Options struct {
 
 // Resources are the xDS resources that one Service contributes. Every slice is
 // sorted by resource name.
+//
+// Resources and the messages they hold are read-only: a message may be
+// shared between resources (a zone assignment holds the plain assignment's
+// endpoints), between Services and between calls (parts that are the same
+// for every Service, such as a route's match or a cluster's ADS config
+// source, are built once). Consumers marshal them; clone before changing
+// one.
 type Resources struct {
 	Listeners   []*listenerv3.Listener
 	Routes      []*routev3.RouteConfiguration

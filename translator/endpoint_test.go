@@ -1,0 +1,123 @@
+package translator
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// TestDedupNeighbours checks dedup's shortcut for endpoints with one
+// address each (duplicates are neighbours once sorted) against dedupSeen,
+// which remembers every pair, on random endpoints with many repeats,
+// spellings of one IPv6 address and places included.
+func TestDedupNeighbours(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.10", "fd00::1", "FD00:0::1", "fd00::0:1", "::ffff:10.0.0.1", "fd00::2"}
+	zones := []string{"", "a", "b"}
+	for round := range 500 {
+		eps := make([]watcher.Endpoint, rng.IntN(30))
+		for i := range eps {
+			eps[i] = watcher.Endpoint{
+				Addresses: []string{addrs[rng.IntN(len(addrs))]},
+				Port:      int32(80 + rng.IntN(2)),
+				Zone:      zones[rng.IntN(len(zones))],
+				Ready:     true,
+			}
+		}
+		var chosen []candidate
+		var buf []ipAddr
+		for i := range eps {
+			c, b, err := validEndpoint(&eps[i], buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf = b
+			chosen = append(chosen, c)
+		}
+		if len(chosen) == 0 {
+			continue
+		}
+		slices.SortFunc(chosen, compareCandidates)
+		want, wantExtra := dedupSeen(slices.Clone(chosen))
+		got, gotExtra := dedup(slices.Clone(chosen))
+		opt := gocmp.Comparer(func(a, b ipAddr) bool { return a == b })
+		if d := gocmp.Diff(want, got, gocmp.AllowUnexported(candidate{}, place{}), opt); d != "" || gotExtra != wantExtra {
+			t.Fatalf("round %d: extra %d, want %d; (-want +got):\n%s", round, gotExtra, wantExtra, d)
+		}
+		// And the assignment holds each (address, port) once.
+		cla, _ := loadAssignment("c", watcher.ServiceKey{}, "p", eps)
+		served := claAddrs(cla)
+		if len(served) != len(slices.Compact(slices.Sorted(slices.Values(served)))) {
+			t.Fatalf("round %d: duplicates served: %v", round, served)
+		}
+		if err := grpcEDS(cla); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
+
+// TestSortedAssignment checks sortedAssignment, the shortcut for views in
+// the usual shape, against anyAssignment on random views, some in that
+// shape and most not (unsorted, repeated, not ready, IPv6, two addresses).
+func TestSortedAssignment(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.10", "10.0.1.1", "192.168.0.1", "fd00::1", "::ffff:10.0.0.1", "bad"}
+	regions := []string{"", "r1"}
+	zones := []string{"", "a", "b", "c"}
+	shortcuts := 0
+	for round := range 3000 {
+		eps := make([]watcher.Endpoint, rng.IntN(12))
+		for i := range eps {
+			a := addrs[rng.IntN(5)] // IPv4 only, mostly
+			if rng.IntN(20) == 0 {
+				a = addrs[rng.IntN(len(addrs))]
+			}
+			eps[i] = watcher.Endpoint{
+				Addresses:   []string{a},
+				Port:        int32(80 + rng.IntN(3)),
+				Region:      regions[rng.IntN(len(regions))],
+				Zone:        zones[rng.IntN(len(zones))],
+				Ready:       rng.IntN(30) != 0,
+				Serving:     true,
+				Terminating: rng.IntN(10) == 0,
+			}
+			if rng.IntN(40) == 0 {
+				eps[i].Addresses = append(eps[i].Addresses, "fd00::9")
+			}
+		}
+		if rng.IntN(2) == 0 {
+			// The watcher's order, most of the time.
+			slices.SortFunc(eps, func(a, b watcher.Endpoint) int {
+				return cmp.Or(strings.Compare(a.Addresses[0], b.Addresses[0]), int(a.Port-b.Port))
+			})
+		}
+		got := sortedAssignment("c", eps)
+		if got == nil {
+			continue
+		}
+		shortcuts++
+		want, diags := anyAssignment("c", watcher.ServiceKey{}, "p", eps)
+		if len(diags) != 0 {
+			t.Fatalf("round %d: shortcut taken for a view with diagnostics %v", round, diags)
+		}
+		if d := gocmp.Diff(want, got, protocmp.Transform()); d != "" {
+			t.Fatalf("round %d: (-want +got):\n%s", round, d)
+		}
+		gb, _ := proto.MarshalOptions{Deterministic: true}.Marshal(got)
+		wb, _ := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+		if string(gb) != string(wb) {
+			t.Fatalf("round %d: wire forms differ", round)
+		}
+	}
+	if shortcuts < 300 {
+		t.Errorf("shortcut taken %d times only; the test does not exercise it", shortcuts)
+	}
+}
