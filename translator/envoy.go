@@ -111,15 +111,18 @@ func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []watcher.En
 	}
 	ready := false
 	draining := make([]candidate, 0, n)
+	var buf []ipAddr
 	for i := range eps {
 		e := &eps[i]
 		switch {
 		case e.Ready && !ready:
-			_, err := validEndpoint(e)
+			_, _, err := validEndpoint(e, nil)
 			ready = err == nil
 		case isDraining(e):
 			// An invalid one was reported by loadAssignment already.
-			if c, err := validEndpoint(e); err == nil {
+			var c candidate
+			var err error
+			if c, buf, err = validEndpoint(e, buf); err == nil {
 				draining = append(draining, c)
 			}
 		}
@@ -173,7 +176,7 @@ func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []watcher.En
 			groups = append(groups, g)
 			byPlace[c.at] = g
 		}
-		lb := alloc.lbEndpoint(c.addrs, c.port)
+		lb := alloc.lbEndpoint(c.addrs[0].s, c.addrs[1:], c.port)
 		lb.HealthStatus = corev3.HealthStatus_DRAINING
 		g.draining = append(g.draining, lb)
 	}
