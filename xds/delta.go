@@ -149,7 +149,7 @@ func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string
 	h := fnv.New64a()
 	res := make([]*discoveryv3.Resource, len(out))
 	for i, r := range out {
-		res[i] = r.delta
+		res[i] = r.deltaResource()
 		_, _ = h.Write([]byte(r.Name))
 		_, _ = h.Write([]byte{0})
 		_, _ = h.Write([]byte(r.Version))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync/atomic"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -65,8 +66,21 @@ type Resource struct {
 	// has the same version on every replica and after every restart.
 	Version string
 	Any     *anypb.Any
-	// delta is the same resource as a delta response carries it.
-	delta *discoveryv3.Resource
+	// delta is the same resource as a delta response carries it, built
+	// when a delta stream first sends it (most clients speak SotW).
+	delta atomic.Pointer[discoveryv3.Resource]
+}
+
+// deltaResource returns r as a delta response carries it.
+func (r *Resource) deltaResource() *discoveryv3.Resource {
+	if d := r.delta.Load(); d != nil {
+		return d
+	}
+	d := &discoveryv3.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
+	if r.delta.CompareAndSwap(nil, d) {
+		return d
+	}
+	return r.delta.Load()
 }
 
 func byName(a, b *Resource) int { return strings.Compare(a.Name, b.Name) }
@@ -79,13 +93,23 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
 	}
-	r := &Resource{
+	return &Resource{
 		Name:    name,
 		Version: contentVersion(b),
-		Any:     &anypb.Any{TypeUrl: resourcev3.APITypePrefix + string(m.ProtoReflect().Descriptor().FullName()), Value: b},
+		Any:     &anypb.Any{TypeUrl: typeURLOf(m), Value: b},
+	}, nil
+}
+
+// typeURLOf returns the type URL of m: one of the shared typeURLs strings
+// for the four served types, so a resource does not carry its own copy.
+func typeURLOf(m proto.Message) string {
+	name := string(m.ProtoReflect().Descriptor().FullName())
+	for _, u := range typeURLs {
+		if len(u) == len(resourcev3.APITypePrefix)+len(name) && u[len(resourcev3.APITypePrefix):] == name {
+			return u
+		}
 	}
-	r.delta = &discoveryv3.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
-	return r, nil
+	return resourcev3.APITypePrefix + name
 }
 
 // contentVersion is a short, stable digest of b.
