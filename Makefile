@@ -58,8 +58,14 @@ golden-check:
 # report (text, Markdown, SVG) goes to $(BENCH_OUT)/. The SnapshotCache sends
 # every subscribed assignment to every client per change (N x R), so it runs
 # at N=100 only and every server gets at most LOAD_BUDGET of changes.
+# Churn (issue 4) runs at N=1000 only: LOAD_CHURN_RATES changes/s for
+# LOAD_CHURN_DURATION each, Zipf over the Services; a server still behind
+# LOAD_CHURN_DRAIN after a phase skips the higher rates, so the run ends.
 BENCH_OUT ?= bench-out
 LOAD_BUDGET ?= 60s
+LOAD_CHURN_RATES ?= 10,100,1000
+LOAD_CHURN_DURATION ?= 60s
+LOAD_CHURN_DRAIN ?= 30s
 LOAD := $(BENCH_OUT)/switchboard-load
 
 $(LOAD): FORCE
@@ -69,11 +75,14 @@ $(LOAD): FORCE
 bench: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
-		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
+		--kind-max-clients gcp-snapshot=100 \
+		--churn-clients 1000 --churn-rates $(LOAD_CHURN_RATES) --churn-duration $(LOAD_CHURN_DURATION) \
+		--churn-drain $(LOAD_CHURN_DRAIN) --out $(BENCH_OUT)
 
 bench-quick: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
-	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 20s --out $(BENCH_OUT)
+	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 10s \
+		--churn-rates 100 --churn-duration 10s --churn-drain 20s --churn-kind-max-rate gcp-snapshot=10 --out $(BENCH_OUT)
 
 FORCE:
 

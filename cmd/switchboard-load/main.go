@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,8 @@ type options struct {
 	command  string
 	// maxClients skips a kind for client counts above its bound.
 	maxClients map[load.Kind]int
+	// churnClients are the client counts that get churn; nil is all.
+	churnClients []int
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -91,6 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, n := range opts.clients {
 		o := opts.load
 		o.Clients = n
+		if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
+			o.Churn.Rates = nil
+		}
 		o.Kinds = nil
 		for _, k := range opts.load.Kinds {
 			if limit, ok := opts.maxClients[k]; !ok || n <= limit {
@@ -141,6 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.load.Churn.ZipfS, "churn-zipf", 1.1, "Zipf exponent s > 1 of the choice of Services")
 	fs.DurationVar(&o.load.Churn.Drain, "churn-drain", 30*time.Second, "after a churn phase, wait this long at most for every change to converge; a server still behind skips the higher rates")
 	maxRate := fs.String("churn-kind-max-rate", "", "skip a server's churn phases above a rate, e.g. gcp-snapshot=10")
+	churnClients := fs.String("churn-clients", "", "client counts (of --clients) that get the churn phases (empty: all)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -149,6 +156,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--churn-rates: %w", err)
 	}
 	o.load.Churn.Rates = rates
+	if o.churnClients, err = positiveInts(*churnClients); err != nil {
+		return nil, fmt.Errorf("--churn-clients: %w", err)
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
