@@ -219,14 +219,24 @@ func (p *peer) stop() {
 		_ = p.stdin.Close()
 	}()
 	// The peer's exit status after "quit" (or a kill) tells nothing the
-	// run has not already measured, so it is dropped.
-	select {
-	case err := <-p.exit:
-		_ = err
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		err := <-p.exit
-		_ = err
+	// run has not already measured, so it is dropped. Its last lines (the
+	// answers to a churn backlog) are read and dropped too: the goroutine
+	// that reads them reports the exit only after the last one.
+	kill := time.NewTimer(10 * time.Second)
+	defer kill.Stop()
+	lines := p.lines
+	for {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				lines = nil
+			}
+		case err := <-p.exit:
+			_ = err
+			return
+		case <-kill.C:
+			_ = p.cmd.Process.Kill()
+		}
 	}
 }
 

@@ -157,3 +157,35 @@ func TestChangeIsNewContent(t *testing.T) {
 		seen[e.assignments[i]] = true
 	}
 }
+
+// TestLoadChurnBehind drives a server that cannot converge within the
+// drain (1 ns): the phase must report its changes as not converged with a
+// lower-bound staleness, skip the higher rate, and end the run (the peer
+// may still have changes to apply and answers to give when it is stopped).
+func TestLoadChurnBehind(t *testing.T) {
+	opts, stderr := smokeOptions(t, 0)
+	opts.Kinds = []Kind{KindSwitchboard}
+	opts.Changes = 0
+	opts.Churn = ChurnOptions{Rates: []int{200, 400}, Duration: 500 * time.Millisecond, Seed: 1, Drain: time.Nanosecond}
+	results, err := Run(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("Run: %v\npeer stderr:\n%s", err, stderr)
+	}
+	if len(results) != 1 || len(results[0].Churn) != 2 {
+		t.Fatalf("got %d results, want 1 with 2 churn phases", len(results))
+	}
+	first, second := results[0].Churn[0], results[0].Churn[1]
+	if !first.Behind() || len(first.Staleness)+len(first.NotConverged) != first.Changes {
+		t.Fatalf("first phase: %d changes, %d converged, %d not; want some not converged and every change counted",
+			first.Changes, len(first.Staleness), len(first.NotConverged))
+	}
+	if _, low := first.StalenessQuantile(1); !low {
+		t.Errorf("max staleness of a phase with open changes is not marked as a lower bound")
+	}
+	if second.Skipped != "behind at 200/s" {
+		t.Errorf("second phase skipped %q, want \"behind at 200/s\"", second.Skipped)
+	}
+	if l := strings.Join(Lines(results), "\n"); !strings.Contains(l, "not converged)") {
+		t.Errorf("report lines do not say that changes did not converge:\n%s", l)
+	}
+}
