@@ -313,20 +313,25 @@ func targets(results []Result) string {
 		row("heap ≤ 150 KB per connected client ("+sb.scenario()+")", bytesText(sb.HeapPerClient), sb.HeapPerClient <= 150e3, true)
 		row("heap ≤ 100 B per endpoint ("+sb.scenario()+")", bytesText(sb.HeapPerEndpoint), sb.HeapPerEndpoint <= 100, true)
 	}
-	sb, ok := pick(results, KindSwitchboard, 1000, 1000)
+	// The issue names no subscription for churn: every N=1000, R=1000 run
+	// counts, and the measured text says which.
 	var at100 ChurnResult
-	if ok {
-		ok = false
-		for _, c := range sb.Churn {
-			if c.Rate == 100 && c.Skipped == "" {
-				at100, ok = c, true
+	var scen string
+	ok := false
+	for _, r := range results {
+		if r.Kind != KindSwitchboard || r.Clients != 1000 || r.Services != 1000 {
+			continue
+		}
+		for _, c := range r.Churn {
+			if c.Rate == 100 && c.Skipped == "" && !ok {
+				at100, scen, ok = c, r.scenario(), true
 			}
 		}
 	}
 	p99, low := at100.StalenessQuantile(0.99)
 	measured := "–"
 	if ok {
-		measured = fmt.Sprintf("%s cores, p99 staleness %s", num(at100.CPUCores), boundMs(p99, low))
+		measured = fmt.Sprintf("%s cores, p99 staleness %s (%s)", num(at100.CPUCores), boundMs(p99, low), scen)
 	}
 	row("churn 100 changes/s at N=1000, R=1000: ≤ 1 core and p99 staleness ≤ 500 ms", measured,
 		ok && !low && at100.CPUCores <= 1 && p99 <= 500*time.Millisecond, ok)
