@@ -386,8 +386,10 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	}
 	res.FinalMismatches = finalMismatches(clients, want)
 	if len(opts.Churn.Rates) > 0 {
-		cr := &churnRun{opts: opts, kind: kind, peer: p, clients: clients, subscribers: subscribers,
-			world: world, hash: h, want: want, tracker: &churn}
+		cr := &churnRun{
+			opts: opts, kind: kind, peer: p, clients: clients, subscribers: subscribers,
+			world: world, hash: h, want: want, tracker: &churn,
+		}
 		// Change numbers continue after the single changes at the same
 		// number for every Kind (the budget may cut those short), so a
 		// churn change gets the same address whatever the Kind.
