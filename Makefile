@@ -24,7 +24,7 @@ help:
 	@echo "make build       build bin/switchboard"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min)"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
-	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/"
+	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
 
 build:
@@ -58,8 +58,19 @@ golden-check:
 # report (text, Markdown, SVG) goes to $(BENCH_OUT)/. The SnapshotCache sends
 # every subscribed assignment to every client per change (N x R), so it runs
 # at N=100 only and every server gets at most LOAD_BUDGET of changes.
+# Churn (issue 4) is a second run into $(BENCH_OUT)/churn/ at N=1000, R=1000
+# with each client subscribed to 10 Services (with all 1000, one change is
+# 1000 x 6.7 KB of EDS and 100/s outruns what 1000 clients on this machine
+# can take in, whatever the server): LOAD_CHURN_RATES changes/s for
+# LOAD_CHURN_DURATION each, Zipf over the Services. The SnapshotCache is left
+# out (every change resends all 10 subscribed assignments to all 1000
+# clients). A server still behind LOAD_CHURN_DRAIN after a phase skips the
+# higher rates, so the run ends.
 BENCH_OUT ?= bench-out
 LOAD_BUDGET ?= 60s
+LOAD_CHURN_RATES ?= 10,100,1000
+LOAD_CHURN_DURATION ?= 60s
+LOAD_CHURN_DRAIN ?= 30s
 LOAD := $(BENCH_OUT)/switchboard-load
 
 $(LOAD): FORCE
@@ -70,10 +81,14 @@ bench: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
 		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
+	$(LOAD) --clients 1000 --services 1000 --endpoints 100 --per-client 10 --changes 0 \
+		--churn-rates $(LOAD_CHURN_RATES) --churn-duration $(LOAD_CHURN_DURATION) --churn-drain $(LOAD_CHURN_DRAIN) \
+		--kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/churn
 
 bench-quick: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
-	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 20s --out $(BENCH_OUT)
+	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 10s \
+		--churn-rates 100 --churn-duration 10s --churn-drain 20s --churn-kind-max-rate gcp-snapshot=10 --out $(BENCH_OUT)
 
 FORCE:
 

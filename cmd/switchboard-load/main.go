@@ -5,6 +5,7 @@
 // integration/load; this file parses flags and wires it.
 //
 //	switchboard-load [run] --clients 100,1000 --services 1000 --endpoints 100 --out bench-out
+//	switchboard-load --clients 1000 --services 1000 --changes 0 --churn-rates 10,100,1000 --churn-duration 60s
 //	switchboard-load serve-peer --kind switchboard|gcp-linear|gcp-snapshot|floor ...
 //
 // serve-peer is the child process that the run starts once per server kind.
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +52,8 @@ type options struct {
 	command  string
 	// maxClients skips a kind for client counts above its bound.
 	maxClients map[load.Kind]int
+	// churnClients are the client counts that get churn; nil is all.
+	churnClients []int
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -90,6 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, n := range opts.clients {
 		o := opts.load
 		o.Clients = n
+		if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
+			o.Churn.Rates = nil
+		}
 		o.Kinds = nil
 		for _, k := range opts.load.Kinds {
 			if limit, ok := opts.maxClients[k]; !ok || n <= limit {
@@ -108,6 +115,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := writeReport(opts, results, stdout); err != nil {
 		errs = append(errs, err)
 	}
+	// After the report, so that a wrong final state is in it too.
+	if err := load.CheckFinalState(results); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -119,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.load.Services, "services", 100, "Services R in the world")
 	fs.IntVar(&o.load.Endpoints, "endpoints", 100, "ready endpoints per Service")
 	fs.IntVar(&o.load.PerClient, "per-client", 0, "Services each client subscribes to (0: all)")
-	fs.IntVar(&o.load.Changes, "changes", 100, "single-endpoint changes per server")
+	fs.IntVar(&o.load.Changes, "changes", 100, "single-endpoint changes per server (0 with --churn-rates: churn only)")
 	fs.IntVar(&o.load.MinChanges, "min-changes", 5, "changes applied even when --budget has run out")
 	fs.DurationVar(&o.load.Budget, "budget", 0, "bound on each server's change phase (0: none); slow peers then get fewer changes")
 	fs.DurationVar(&o.load.ChangeTimeout, "change-timeout", 30*time.Second, "a change not converged by then counts as a timeout")
@@ -130,35 +141,77 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.peerLog, "peer-log", false, "pass the peer processes' logs (warnings) to stderr")
 	maxClients := fs.String("kind-max-clients", "", "skip a server above a client count, e.g. gcp-snapshot=100 (its cost grows with N × R)")
+	churnRates := fs.String("churn-rates", "", "comma-separated changes per second, one open-loop churn phase each after the single changes (empty: no churn)")
+	fs.DurationVar(&o.load.Churn.Duration, "churn-duration", 60*time.Second, "how long each churn phase issues changes")
+	fs.Uint64Var(&o.load.Churn.Seed, "churn-seed", 1, "seed of the Zipf choice of Services (the same sequence for every server)")
+	fs.Float64Var(&o.load.Churn.ZipfS, "churn-zipf", 1.1, "Zipf exponent s > 1 of the choice of Services")
+	fs.DurationVar(&o.load.Churn.Drain, "churn-drain", 30*time.Second, "after a churn phase, wait this long at most for every change to converge; a server still behind skips the higher rates")
+	maxRate := fs.String("churn-kind-max-rate", "", "skip a server's churn phases above a rate, e.g. gcp-snapshot=10")
+	churnClients := fs.String("churn-clients", "", "client counts (of --clients) that get the churn phases (empty: all)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	rates, err := positiveInts(*churnRates)
+	if err != nil {
+		return nil, fmt.Errorf("--churn-rates: %w", err)
+	}
+	o.load.Churn.Rates = rates
+	if o.churnClients, err = positiveInts(*churnClients); err != nil {
+		return nil, fmt.Errorf("--churn-clients: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for _, s := range strings.Split(*clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--clients: %q is not a positive number", s)
-		}
-		o.clients = append(o.clients, n)
+	if o.clients, err = positiveInts(*clients); err != nil {
+		return nil, fmt.Errorf("--clients: %w", err)
 	}
-	o.maxClients = map[load.Kind]int{}
-	if *maxClients != "" {
-		for _, kv := range strings.Split(*maxClients, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			kind, err := load.ParseKind(strings.TrimSpace(k))
-			if err != nil {
-				return nil, fmt.Errorf("--kind-max-clients: %w", err)
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, fmt.Errorf("--kind-max-clients: %q: %w", kv, err)
-			}
-			o.maxClients[kind] = n
-		}
+	if len(o.clients) == 0 {
+		return nil, errors.New("--clients: no client count")
+	}
+	if o.maxClients, err = kindLimits(*maxClients); err != nil {
+		return nil, fmt.Errorf("--kind-max-clients: %w", err)
+	}
+	if o.load.Churn.KindMaxRate, err = kindLimits(*maxRate); err != nil {
+		return nil, fmt.Errorf("--churn-kind-max-rate: %w", err)
 	}
 	return o, nil
+}
+
+// positiveInts parses "1,2,3" ("" is none).
+func positiveInts(s string) ([]int, error) {
+	var out []int
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// kindLimits parses "kind=N,kind=N".
+func kindLimits(s string) (map[load.Kind]int, error) {
+	out := map[load.Kind]int{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		kind, err := load.ParseKind(strings.TrimSpace(k))
+		if err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", kv, err)
+		}
+		out[kind] = n
+	}
+	return out, nil
 }
 
 // writeReport prints the comparison lines and writes the report files.

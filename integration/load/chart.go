@@ -16,16 +16,16 @@ var chartColors = map[Kind]string{
 }
 
 // ChartSVG draws convergence p99 against N (clients), one line per Kind, on
-// a log scale (the peers differ by orders of magnitude). Only results that
-// subscribe every client to every Service (PerClient 0) with R == services
-// are drawn; N values are evenly spaced.
+// a log scale (the peers differ by orders of magnitude). Only results with
+// single changes that subscribe every client to every Service (PerClient 0)
+// with R == services are drawn; N values are evenly spaced.
 func ChartSVG(results []Result, services int) string {
 	const w, h, left, right, top, bottom = 640.0, 400.0, 70.0, 190.0, 40.0, 50.0
 	var ns []int
 	lo, hi := math.Inf(1), math.Inf(-1)
 	series := map[Kind][][2]float64{} // N, p99 ms
 	for _, r := range results {
-		if r.Services != services || r.PerClient != 0 {
+		if r.Services != services || r.PerClient != 0 || r.Changes == 0 {
 			continue
 		}
 		v := math.Max(ms(r.P99()), 0.01)

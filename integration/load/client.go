@@ -36,14 +36,17 @@ type change struct {
 // clusters of its Services (CDS), then to the assignments those clusters
 // name (EDS), and ACKs every response. It keeps an 8-byte digest per
 // resource, counts bytes (proto.Size) and responses, and reports to the
-// current change when it has ACKed its content.
+// current change, or to the churn tracker of a churn phase, when it has
+// ACKed its content.
 type client struct {
 	id       int
 	services []int // Service indices, in subscription order
+	slots    []int // by position: this client's slot among the Service's subscribers
 	names    []string
 	pos      map[string]int
 	hash     hasher
 	current  *atomic.Pointer[change]
+	churn    *atomic.Pointer[churnTracker]
 
 	conn   *grpc.ClientConn
 	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
@@ -62,9 +65,11 @@ type client struct {
 	done               chan struct{}
 }
 
-func newClient(id int, services []int, h hasher, current *atomic.Pointer[change]) *client {
+// newClient subscribes to services; slots[p] is the client's slot among the
+// subscribers of services[p] (see churnTracker).
+func newClient(id int, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
 	c := &client{
-		id: id, services: services, hash: h, current: current,
+		id: id, services: services, slots: slots, hash: h, current: current, churn: churn,
 		pos:      make(map[string]int, len(services)),
 		clusters: make([]uint64, len(services)),
 		assigns:  make([]uint64, len(services)),
@@ -193,6 +198,7 @@ func (c *client) handleClusters(resp *discoveryv3.DiscoveryResponse) error {
 func (c *client) handleAssignments(resp *discoveryv3.DiscoveryResponse) error {
 	type got struct {
 		name   string
+		pos    int
 		digest uint64
 	}
 	seen := make([]got, 0, len(resp.GetResources()))
@@ -209,14 +215,22 @@ func (c *client) handleAssignments(resp *discoveryv3.DiscoveryResponse) error {
 		}
 		d := c.hash.bytes(a.GetValue())
 		c.setLocked(c.assigns, p, d)
-		seen = append(seen, got{name, d})
+		seen = append(seen, got{name, p, d})
 	}
 	names := c.edsNames
 	c.mu.Unlock()
 	if err := c.ack(resp, names); err != nil {
 		return err
 	}
-	// The ACK is on the wire: report to the change the driver waits on.
+	// The ACK is on the wire: report to the churn phase or to the change
+	// the driver waits on.
+	if t := c.churn.Load(); t != nil {
+		now := time.Now().UnixNano()
+		for _, g := range seen {
+			t.saw(c.services[g.pos], c.slots[g.pos], g.digest, now)
+		}
+		return nil
+	}
 	ch := c.current.Load()
 	if ch == nil {
 		return nil

@@ -28,7 +28,8 @@ type Options struct {
 	// (mod Services), so subscriptions spread evenly.
 	PerClient int
 	// Changes is the number of single-endpoint changes per Kind; fewer are
-	// applied when Budget runs out first (but at least MinChanges).
+	// applied when Budget runs out first (but at least MinChanges). 0 skips
+	// the single changes when Churn has rates.
 	Changes    int
 	MinChanges int
 	// Budget bounds the change phase of one Kind; 0 means no bound.
@@ -49,6 +50,9 @@ type Options struct {
 	// reads the server's CPU time, so that work after the last ACK (ACK
 	// processing, deferred sends) is counted.
 	Settle time.Duration
+	// Churn, when it has rates, adds open-loop churn phases after the
+	// single changes (Result.Churn).
+	Churn ChurnOptions
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -63,7 +67,10 @@ func (o *Options) defaults() error {
 	if len(o.PeerCommand) == 0 {
 		return errors.New("no peer command")
 	}
-	if o.Changes < 1 {
+	if o.Changes < 0 {
+		return fmt.Errorf("changes must not be negative, got %d", o.Changes)
+	}
+	if o.Changes == 0 && len(o.Churn.Rates) == 0 {
 		o.Changes = 1
 	}
 	if o.MinChanges < 1 || o.MinChanges > o.Changes {
@@ -74,6 +81,9 @@ func (o *Options) defaults() error {
 	}
 	if o.ChangeTimeout <= 0 {
 		o.ChangeTimeout = 30 * time.Second
+	}
+	if err := o.Churn.defaults(o.ChangeTimeout); err != nil {
+		return err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -104,7 +114,8 @@ func (o *Options) subscriptions(c int) []int {
 // Kind. An error means a Kind could not be measured at all (its peer did not
 // start, clients could not sync, or their state was wrong at the start);
 // clients that end with a state other than the server's are reported in
-// Result.FinalMismatches, changes that never converged in Result.Timeouts.
+// Result.FinalMismatches, changes that never converged in Result.Timeouts;
+// the same for churn in Result.Churn.
 func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -117,6 +128,12 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		}
 		opts.Logger.Info("measured", "kind", kind, "clients", opts.Clients, "services", opts.Services,
 			"p50", r.P50(), "p99", r.P99(), "cpu_per_change", r.CPUPerChange, "changes", r.Changes)
+		for _, c := range r.Churn {
+			p99, _ := c.StalenessQuantile(0.99)
+			opts.Logger.Info("churn", "kind", kind, "rate", c.Rate, "skipped", c.Skipped, "changes", c.Changes,
+				"p99_staleness", p99, "not_converged", len(c.NotConverged), "cores", c.CPUCores,
+				"final_mismatches", c.FinalMismatches)
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -195,17 +212,31 @@ func (p *peer) command(format string, a ...any) error {
 }
 
 func (p *peer) stop() {
-	_ = p.command("quit")
-	_ = p.stdin.Close()
+	// A peer behind on churn may not read "quit" for a long time (its stdin
+	// pipe full of changes): do not wait for the write, kill it instead.
+	go func() {
+		_ = p.command("quit")
+		_ = p.stdin.Close()
+	}()
 	// The peer's exit status after "quit" (or a kill) tells nothing the
-	// run has not already measured, so it is dropped.
-	select {
-	case err := <-p.exit:
-		_ = err
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		err := <-p.exit
-		_ = err
+	// run has not already measured, so it is dropped. Its last lines (the
+	// answers to a churn backlog) are read and dropped too: the goroutine
+	// that reads them reports the exit only after the last one.
+	kill := time.NewTimer(10 * time.Second)
+	defer kill.Stop()
+	lines := p.lines
+	for {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				lines = nil
+			}
+		case err := <-p.exit:
+			_ = err
+			return
+		case <-kill.C:
+			_ = p.cmd.Process.Kill()
+		}
 	}
 }
 
@@ -233,6 +264,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		return res, err
 	}
 	var current atomic.Pointer[change]
+	var churn atomic.Pointer[churnTracker]
 	subscribers := make([]int, opts.Services) // clients per Service
 	clients := make([]*client, opts.Clients)
 	defer func() {
@@ -245,10 +277,12 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	syncStart := time.Now()
 	for i := range clients {
 		subs := opts.subscriptions(i)
-		for _, s := range subs {
+		slots := make([]int, len(subs))
+		for p, s := range subs {
+			slots[p] = subscribers[s]
 			subscribers[s]++
 		}
-		clients[i] = newClient(i, subs, h, &current)
+		clients[i] = newClient(i, subs, slots, h, &current, &churn)
 		if err := clients[i].start(ctx, addr); err != nil {
 			return res, err
 		}
@@ -342,15 +376,27 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	for _, c := range clients {
 		down1, up1, resp1 = down1+c.bytesDown.Load(), up1+c.bytesUp.Load(), resp1+c.responses.Load()
 	}
-	k := float64(res.Changes)
-	res.CPUPerChange = time.Duration(float64(cpu1-cpu0) / k)
-	res.BytesDownPerChange = float64(down1-down0) / k
-	res.BytesUpPerChange = float64(up1-up0) / k
+	if k := float64(res.Changes); k > 0 {
+		res.CPUPerChange = time.Duration(float64(cpu1-cpu0) / k)
+		res.BytesDownPerChange = float64(down1-down0) / k
+		res.BytesUpPerChange = float64(up1-up0) / k
+	}
 	if affectedTotal > 0 {
 		res.PushesPerAffected = float64(resp1-resp0) / float64(affectedTotal)
 	}
-	for _, c := range clients {
-		res.FinalMismatches += c.mismatches(want)
+	res.FinalMismatches = finalMismatches(clients, want)
+	if len(opts.Churn.Rates) > 0 {
+		cr := &churnRun{
+			opts: opts, kind: kind, peer: p, clients: clients, subscribers: subscribers,
+			world: world, hash: h, want: want, tracker: &churn,
+		}
+		// Change numbers continue after the single changes at the same
+		// number for every Kind (the budget may cut those short), so a
+		// churn change gets the same address whatever the Kind.
+		res.Churn, err = cr.run(ctx, opts.Changes+1)
+		if err != nil {
+			return res, fmt.Errorf("churn: %w", err)
+		}
 	}
 	for _, c := range clients {
 		select {

@@ -37,6 +37,9 @@ func smokeOptions(t *testing.T, perClient int) (Options, *bytes.Buffer) {
 	var stderr bytes.Buffer
 	return Options{
 		Clients: 3, Services: 5, Endpoints: 4, PerClient: perClient, Changes: 6,
+		// A short churn phase: 20 changes in a second, Zipf over 5 Services,
+		// so that some Services change again before their last push.
+		Churn:       ChurnOptions{Rates: []int{20}, Duration: time.Second, Seed: 1},
 		Kinds:       Kinds,
 		PeerCommand: []string{os.Args[0]},
 		PeerEnv:     []string{peerEnv},
@@ -48,8 +51,9 @@ func smokeOptions(t *testing.T, perClient int) (Options, *bytes.Buffer) {
 
 // TestLoadSmoke runs the whole harness at a tiny size against every peer
 // and checks behaviour, not timings: every change reached every affected
-// client, every client ended with exactly the server's world, and the
-// report lines have the grep-able form.
+// client, every client ended with exactly the server's world (after the
+// single changes and after churn), every churn change got a staleness, and
+// the report lines have the grep-able form.
 func TestLoadSmoke(t *testing.T) {
 	for _, perClient := range []int{0, 2} {
 		t.Run(fmt.Sprintf("per-client=%d", perClient), func(t *testing.T) {
@@ -69,15 +73,35 @@ func TestLoadSmoke(t *testing.T) {
 				if r.PushesPerAffected <= 0 || r.BytesDownPerChange <= 0 || r.BytesUpPerChange <= 0 {
 					t.Errorf("%s: pushes %v, bytes down %v, up %v per change; want them counted", r.Kind, r.PushesPerAffected, r.BytesDownPerChange, r.BytesUpPerChange)
 				}
+				if len(r.Churn) != 1 {
+					t.Fatalf("%s: %d churn results, want 1", r.Kind, len(r.Churn))
+				}
+				c := r.Churn[0]
+				if c.Skipped != "" || c.Changes != 20 || len(c.Staleness) != c.Changes || len(c.NotConverged) != 0 ||
+					c.FinalMismatches != 0 || c.Unknown != 0 {
+					t.Errorf("%s churn: skipped %q, %d changes, %d with a staleness, %d not converged, %d final mismatches, %d unknown assignments; want \"\", 20, 20, 0, 0, 0",
+						r.Kind, c.Skipped, c.Changes, len(c.Staleness), len(c.NotConverged), c.FinalMismatches, c.Unknown)
+				}
+				if c.PushesPerClientPerSec <= 0 || c.BytesDownPerSec <= 0 || c.BytesUpPerSec <= 0 || c.CPUCores < 0 {
+					t.Errorf("%s churn: pushes %v per client per s, bytes down %v, up %v per s, %v cores; want them counted",
+						r.Kind, c.PushesPerClientPerSec, c.BytesDownPerSec, c.BytesUpPerSec, c.CPUCores)
+				}
+			}
+			if err := CheckFinalState(results); err != nil {
+				t.Errorf("CheckFinalState: %v", err)
 			}
 			lines := Lines(results)
 			t.Log("\n" + strings.Join(lines, "\n"))
-			// 3 metrics × 3 peers.
-			if len(lines) != 9 {
-				t.Fatalf("got %d report lines, want 9:\n%s", len(lines), strings.Join(lines, "\n"))
+			// 3 metrics × 3 peers, then churn: 3 metrics × 3 peers and
+			// the final state.
+			if len(lines) != 19 {
+				t.Fatalf("got %d report lines, want 19:\n%s", len(lines), strings.Join(lines, "\n"))
 			}
-			form := regexp.MustCompile(`^(convergence p99|cpu per change|bytes per change) N=3 R=5( each=2)?: switchboard [0-9.]+ (ms|B|KB|MB), ` +
-				`((go-control-plane-(linear|snapshot)) [0-9.]+ (ms|B|KB|MB), ratio ([0-9.]+|inf)|floor [0-9.]+ (ms|B|KB|MB), over-floor ([0-9.]+|inf))$`)
+			peer := `((go-control-plane-(linear|snapshot)) [0-9.]+ (ms|B|KB|MB|cores|per client per s), ratio ([0-9.]+|inf)|floor [0-9.]+ (ms|B|KB|MB|cores|per client per s), over-floor ([0-9.]+|inf))`
+			form := regexp.MustCompile(`^((convergence p99|cpu per change|bytes per change) N=3 R=5( each=2)?: switchboard [0-9.]+ (ms|B|KB|MB), ` + peer + `|` +
+				`churn 20/s N=3 R=5( each=2)?: switchboard p99 staleness [0-9.]+ ms, ` + peer + `|` +
+				`churn (cpu|pushes) 20/s N=3 R=5( each=2)?: switchboard [0-9.]+ (cores|per client per s), ` + peer + `|` +
+				`final state N=3 R=5( each=2)? rate=20/s: switchboard 0 mismatches, go-control-plane-linear 0 mismatches, go-control-plane-snapshot 0 mismatches, floor 0 mismatches)$`)
 			for _, l := range lines {
 				if !form.MatchString(l) {
 					t.Errorf("report line not in the grep-able form: %q", l)
@@ -85,7 +109,7 @@ func TestLoadSmoke(t *testing.T) {
 			}
 			md := Markdown(results, "test", "test")
 			svg := ChartSVG(results, opts.Services)
-			if !strings.Contains(md, "| switchboard |") || !strings.HasPrefix(svg, "<svg") {
+			if !strings.Contains(md, "| switchboard |") || !strings.Contains(md, "| switchboard | 20/s | 20 |") || !strings.HasPrefix(svg, "<svg") {
 				t.Errorf("report or chart is missing its content")
 			}
 		})
@@ -131,5 +155,37 @@ func TestChangeIsNewContent(t *testing.T) {
 			t.Fatalf("change %d gave Service %d content it had before", k, i)
 		}
 		seen[e.assignments[i]] = true
+	}
+}
+
+// TestLoadChurnBehind drives a server that cannot converge within the
+// drain (1 ns): the phase must report its changes as not converged with a
+// lower-bound staleness, skip the higher rate, and end the run (the peer
+// may still have changes to apply and answers to give when it is stopped).
+func TestLoadChurnBehind(t *testing.T) {
+	opts, stderr := smokeOptions(t, 0)
+	opts.Kinds = []Kind{KindSwitchboard}
+	opts.Changes = 0
+	opts.Churn = ChurnOptions{Rates: []int{200, 400}, Duration: 500 * time.Millisecond, Seed: 1, Drain: time.Nanosecond}
+	results, err := Run(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("Run: %v\npeer stderr:\n%s", err, stderr)
+	}
+	if len(results) != 1 || len(results[0].Churn) != 2 {
+		t.Fatalf("got %d results, want 1 with 2 churn phases", len(results))
+	}
+	first, second := results[0].Churn[0], results[0].Churn[1]
+	if !first.Behind() || len(first.Staleness)+len(first.NotConverged) != first.Changes {
+		t.Fatalf("first phase: %d changes, %d converged, %d not; want some not converged and every change counted",
+			first.Changes, len(first.Staleness), len(first.NotConverged))
+	}
+	if _, low := first.StalenessQuantile(1); !low {
+		t.Errorf("max staleness of a phase with open changes is not marked as a lower bound")
+	}
+	if second.Skipped != "behind at 200/s" {
+		t.Errorf("second phase skipped %q, want \"behind at 200/s\"", second.Skipped)
+	}
+	if l := strings.Join(Lines(results), "\n"); !strings.Contains(l, "not converged)") {
+		t.Errorf("report lines do not say that changes did not converge:\n%s", l)
 	}
 }

@@ -101,6 +101,7 @@ func peerArgs(kind Kind, services, endpoints int) []string {
 //
 //	stdout: "listening ADDR HEAP_EMPTY HEAP_WORLD" once the world is served
 //	stdin "change K"  → stdout "ok K NANOS" (NANOS: translate + store time)
+//	stdin "change K I" → the same for change K applied to Service I (churn)
 //	stdin "heap"      → stdout "heap BYTES" (live heap after two GCs)
 //	stdin "quit"      → exit
 //
@@ -217,12 +218,22 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 }
 
 func applyChange(ctx context.Context, srv peerServer, world *World, arg string, reply func(string, ...any) error) error {
-	k, err := strconv.Atoi(arg)
+	num, svc, explicit := strings.Cut(arg, " ")
+	k, err := strconv.Atoi(num)
 	if err != nil || k < 1 {
 		return fmt.Errorf("bad change number %q", arg)
 	}
 	start := time.Now()
-	i := world.Change(k)
+	var i int
+	if explicit {
+		i, err = strconv.Atoi(svc)
+		if err != nil || i < 0 || i >= world.Len() {
+			return fmt.Errorf("bad Service index in change %q", arg)
+		}
+		world.ChangeService(k, i)
+	} else {
+		i = world.Change(k)
+	}
 	res, err := world.Translate(i)
 	if err != nil {
 		return err

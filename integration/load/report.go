@@ -1,6 +1,7 @@
 package load
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -15,13 +16,18 @@ import (
 //	convergence p99 N=100 R=100: switchboard 4.1 ms, go-control-plane-linear 120 ms, ratio 29.3
 //	convergence p99 N=100 R=100: switchboard 4.1 ms, floor 3.5 ms, over-floor 1.17
 //
-// and likewise "cpu per change" and "bytes per change". Scenarios without a
-// Switchboard result get no lines.
+// and likewise "cpu per change" and "bytes per change"; then the churn lines
+// (see churnLines). Scenarios without a Switchboard result get no lines, and
+// without single changes no single-change lines.
 func Lines(results []Result) []string {
 	var out []string
 	for _, group := range byScenario(results) {
 		sb, ok := find(group, KindSwitchboard)
 		if !ok {
+			continue
+		}
+		if sb.Changes == 0 {
+			out = append(out, churnLines(group, sb)...)
 			continue
 		}
 		metrics := []struct {
@@ -48,8 +54,116 @@ func Lines(results []Result) []string {
 					m.name, sb.scenario(), m.unit(a), r.Kind, m.unit(b), ratio(b, a)))
 			}
 		}
+		out = append(out, churnLines(group, sb)...)
 	}
 	return out
+}
+
+// churnLines are the lines of the churn phases of one scenario, per rate
+// that Switchboard ran:
+//
+//	churn 100/s N=100 R=100: switchboard p99 staleness 12 ms, go-control-plane-linear 340 ms, ratio 28.3
+//	churn 100/s N=100 R=100: switchboard p99 staleness 12 ms, floor 10 ms, over-floor 1.20
+//	churn cpu 100/s N=100 R=100: switchboard 0.310 cores, go-control-plane-linear 0.900 cores, ratio 2.90
+//	churn pushes 100/s N=100 R=100: switchboard 95.2 per client per s, go-control-plane-linear 99.0 per client per s, ratio 1.04
+//	final state N=100 R=100 rate=100/s: switchboard 0 mismatches, go-control-plane-linear 0 mismatches
+//
+// A staleness that is only a lower bound (the p99 change had not converged
+// when the drain ended) is written ">X ms", and a ratio built on one ">" or
+// "<". Peers that skipped the phase get no lines; a final state of a Kind
+// that fell behind says how many changes had not converged.
+func churnLines(group []Result, sb Result) []string {
+	var out []string
+	for j, sc := range sb.Churn {
+		if sc.Skipped != "" {
+			continue
+		}
+		scen := fmt.Sprintf("%d/s %s", sc.Rate, sb.scenario())
+		a, aLow := sc.StalenessQuantile(0.99)
+		final := []string{finalText(KindSwitchboard, sc)}
+		var cpu, pushes []string
+		for _, r := range group {
+			if r.Kind == KindSwitchboard || j >= len(r.Churn) || r.Churn[j].Skipped != "" {
+				continue
+			}
+			pc := r.Churn[j]
+			b, bLow := pc.StalenessQuantile(0.99)
+			if r.Kind == KindFloor {
+				out = append(out, fmt.Sprintf("churn %s: switchboard p99 staleness %s, floor %s, over-floor %s",
+					scen, boundMs(a, aLow), boundMs(b, bLow), boundRatio(ms(a), ms(b), aLow, bLow)))
+			} else {
+				out = append(out, fmt.Sprintf("churn %s: switchboard p99 staleness %s, %s %s, ratio %s",
+					scen, boundMs(a, aLow), r.Kind, boundMs(b, bLow), boundRatio(ms(b), ms(a), bLow, aLow)))
+			}
+			cpu = append(cpu, peerFigure(r.Kind, sc.CPUCores, pc.CPUCores, num(pc.CPUCores)+" cores"))
+			pushes = append(pushes, peerFigure(r.Kind, sc.PushesPerClientPerSec, pc.PushesPerClientPerSec, num(pc.PushesPerClientPerSec)+" per client per s"))
+			final = append(final, finalText(r.Kind, pc))
+		}
+		for _, l := range cpu {
+			out = append(out, fmt.Sprintf("churn cpu %s: switchboard %s cores, %s", scen, num(sc.CPUCores), l))
+		}
+		for _, l := range pushes {
+			out = append(out, fmt.Sprintf("churn pushes %s: switchboard %s per client per s, %s", scen, num(sc.PushesPerClientPerSec), l))
+		}
+		out = append(out, fmt.Sprintf("final state %s rate=%d/s: %s", sb.scenario(), sc.Rate, strings.Join(final, ", ")))
+	}
+	return out
+}
+
+// peerFigure is "KIND FIGURE, ratio R" (peer ÷ Switchboard), or for the
+// floor "floor FIGURE, over-floor R" (Switchboard ÷ floor).
+func peerFigure(k Kind, sb, peer float64, figure string) string {
+	if k == KindFloor {
+		return fmt.Sprintf("floor %s, over-floor %s", figure, ratio(sb, peer))
+	}
+	return fmt.Sprintf("%s %s, ratio %s", k, figure, ratio(peer, sb))
+}
+
+func finalText(k Kind, c ChurnResult) string {
+	s := fmt.Sprintf("%s %d mismatches", k, c.FinalMismatches)
+	if c.Behind() {
+		s += fmt.Sprintf(" (behind: %d changes not converged)", len(c.NotConverged))
+	}
+	return s
+}
+
+// boundMs writes a staleness, ">X ms" when it is a lower bound.
+func boundMs(d time.Duration, lower bool) string {
+	if lower {
+		return ">" + num(ms(d)) + " ms"
+	}
+	return num(ms(d)) + " ms"
+}
+
+// boundRatio is a ÷ b where either may be a lower bound.
+func boundRatio(a, b float64, aLow, bLow bool) string {
+	switch {
+	case aLow && bLow:
+		return "?"
+	case aLow:
+		return ">" + ratio(a, b)
+	case bLow:
+		return "<" + ratio(a, b)
+	}
+	return ratio(a, b)
+}
+
+// CheckFinalState returns an error when a churn phase ended with clients
+// whose state differs from the world's: always for Switchboard, and for a
+// peer when every change had converged (a wrong state, not a late one; a
+// peer that fell behind is marked in the report instead).
+func CheckFinalState(results []Result) error {
+	var errs []error
+	for _, r := range results {
+		for _, c := range r.Churn {
+			if c.Skipped != "" || c.FinalMismatches == 0 || (r.Kind != KindSwitchboard && c.Behind()) {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("final state %s rate=%d/s: %s has %d resources that differ from the world (%d changes not converged)",
+				r.scenario(), c.Rate, r.Kind, c.FinalMismatches, len(c.NotConverged)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // byScenario groups results by scenario, in order of first appearance, and
@@ -130,8 +244,17 @@ func Markdown(results []Result, command, machine string) string {
 	b.WriteString("Convergence is the time from the driver's change command to the ACK of the last affected client (it includes the peer's translation). ")
 	b.WriteString("CPU is the server process's user+system time (/proc, 10 ms ticks) over the change phase divided by the changes. ")
 	b.WriteString("Bytes are proto.Size of responses (down) and requests (up) over all clients. p99 is nearest-rank: with fewer than 100 changes it is the maximum.\n\n")
+	b.WriteString("Churn issues changes at a fixed rate to Services drawn from a seeded Zipf distribution (the same sequence for every server) without waiting for them (open loop). ")
+	b.WriteString("The staleness of a change is the time from its issue until the last client subscribed to its Service has ACKed that Service at least as new; ")
+	b.WriteString("a change not converged when the drain ends counts as staler than all others, and a quantile that falls on one is a lower bound (\">\"). ")
+	b.WriteString("CPU (cores), pushes (responses of any type) per client per second and bytes per second are taken over the issue window. ")
+	b.WriteString("Issue lag is the driver's own delay behind the schedule. Final mismatches compare every client's last cluster and assignment of every subscribed Service with the world after the drain.\n\n")
 	for _, group := range byScenario(results) {
 		fmt.Fprintf(&b, "## %s, %d endpoints per Service\n\n", group[0].scenario(), group[0].Endpoints)
+		if group[0].Changes == 0 {
+			b.WriteString(churnTable(group))
+			continue
+		}
 		b.WriteString("| server | changes | initial sync | p50 | p99 | max | timeouts | CPU/change | apply p50 | down/change | up/change | pushes per affected client | heap/endpoint | heap/client | final mismatches |\n")
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, r := range group {
@@ -141,6 +264,7 @@ func Markdown(results []Result, command, machine string) string {
 				num(r.PushesPerAffected), bytesText(r.HeapPerEndpoint), bytesText(r.HeapPerClient), r.FinalMismatches)
 		}
 		b.WriteString("\n")
+		b.WriteString(churnTable(group))
 	}
 	b.WriteString("## Comparison lines\n\n```\n")
 	for _, l := range Lines(results) {
@@ -189,6 +313,28 @@ func targets(results []Result) string {
 		row("heap ≤ 150 KB per connected client ("+sb.scenario()+")", bytesText(sb.HeapPerClient), sb.HeapPerClient <= 150e3, true)
 		row("heap ≤ 100 B per endpoint ("+sb.scenario()+")", bytesText(sb.HeapPerEndpoint), sb.HeapPerEndpoint <= 100, true)
 	}
+	// The issue names no subscription for churn: every N=1000, R=1000 run
+	// counts, and the measured text says which.
+	var at100 ChurnResult
+	var scen string
+	ok := false
+	for _, r := range results {
+		if r.Kind != KindSwitchboard || r.Clients != 1000 || r.Services != 1000 {
+			continue
+		}
+		for _, c := range r.Churn {
+			if c.Rate == 100 && c.Skipped == "" && !ok {
+				at100, scen, ok = c, r.scenario(), true
+			}
+		}
+	}
+	p99, low := at100.StalenessQuantile(0.99)
+	measured := "–"
+	if ok {
+		measured = fmt.Sprintf("%s cores, p99 staleness %s (%s)", num(at100.CPUCores), boundMs(p99, low), scen)
+	}
+	row("churn 100 changes/s at N=1000, R=1000: ≤ 1 core and p99 staleness ≤ 500 ms", measured,
+		ok && !low && at100.CPUCores <= 1 && p99 <= 500*time.Millisecond, ok)
 	b.WriteString("\nTranslation targets (100k endpoints ≤ 100 ms, one-slice update ≤ 50 µs) are Go benchmarks: see the `go test -bench` output of the same run.\n")
 	return b.String()
 }
@@ -207,4 +353,32 @@ func measuredMs(r Result, ok bool, f func(Result) time.Duration) string {
 		return "–"
 	}
 	return num(ms(f(r))) + " ms"
+}
+
+// churnTable renders the churn phases of one scenario ("" without churn).
+func churnTable(group []Result) string {
+	var b strings.Builder
+	for _, r := range group {
+		for _, c := range r.Churn {
+			if b.Len() == 0 {
+				fmt.Fprintf(&b, "Churn, %s per rate, Zipf over Services:\n\n", c.Duration)
+				b.WriteString("| server | rate | changes | issue lag max | staleness p50 | p99 | max | not converged | CPU (cores) | pushes per client per s | down/s | up/s | final mismatches |\n")
+				b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			}
+			if c.Skipped != "" {
+				fmt.Fprintf(&b, "| %s | %d/s | skipped: %s | | | | | | | | | | |\n", r.Kind, c.Rate, c.Skipped)
+				continue
+			}
+			p50, l50 := c.StalenessQuantile(0.5)
+			p99, l99 := c.StalenessQuantile(0.99)
+			mx, lmx := c.StalenessQuantile(1)
+			fmt.Fprintf(&b, "| %s | %d/s | %d | %s ms | %s | %s | %s | %d | %s | %s | %s/s | %s/s | %d |\n",
+				r.Kind, c.Rate, c.Changes, num(ms(c.IssueLag)), boundMs(p50, l50), boundMs(p99, l99), boundMs(mx, lmx),
+				len(c.NotConverged), num(c.CPUCores), num(c.PushesPerClientPerSec), bytesText(c.BytesDownPerSec), bytesText(c.BytesUpPerSec), c.FinalMismatches)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -17,12 +17,13 @@ type Result struct {
 	Apply                        []time.Duration // per change, in the peer: translate + store
 	Timeouts                     int
 	CPUPerChange                 time.Duration
-	BytesDownPerChange           float64 // proto.Size of responses, all clients
-	BytesUpPerChange             float64 // proto.Size of requests (ACKs), all clients
-	PushesPerAffected            float64 // responses per affected client per change
-	HeapPerEndpoint              float64 // server heap of the world / endpoints
-	HeapPerClient                float64 // server heap of the connected clients / clients
-	FinalMismatches              int     // resources, over all clients, that differ from the world at the end
+	BytesDownPerChange           float64       // proto.Size of responses, all clients
+	BytesUpPerChange             float64       // proto.Size of requests (ACKs), all clients
+	PushesPerAffected            float64       // responses per affected client per change
+	HeapPerEndpoint              float64       // server heap of the world / endpoints
+	HeapPerClient                float64       // server heap of the connected clients / clients
+	FinalMismatches              int           // resources, over all clients, that differ from the world at the end
+	Churn                        []ChurnResult // one per Options.Churn rate, in order
 }
 
 // quantile returns the nearest-rank q-quantile of d (0 when empty).

@@ -84,12 +84,20 @@ func (w *World) ChangedService(k int) int {
 	return int((uint64(k) * 2654435761) % uint64(len(w.services)))
 }
 
-// Change applies change k (k ≥ 1): one endpoint of one Service moves to an
-// address never used before, as when a pod is replaced. It returns the index
-// of the changed Service. Published Services are never mutated: the changed
-// one is copied, as the watcher does.
+// Change applies change k (k ≥ 1) to the Service ChangedService(k) and
+// returns its index.
 func (w *World) Change(k int) int {
 	i := w.ChangedService(k)
+	w.ChangeService(k, i)
+	return i
+}
+
+// ChangeService applies change k (k ≥ 1) to the i-th Service: one endpoint
+// moves to an address never used before, as when a pod is replaced. Change
+// numbers must not repeat within a World, so every change gives its Service
+// content it never had. Published Services are never mutated: the changed one
+// is copied, as the watcher does.
+func (w *World) ChangeService(k, i int) {
 	old := w.services[i]
 	svc := *old
 	svc.Ports = slices.Clone(old.Ports)
@@ -103,7 +111,6 @@ func (w *World) Change(k int) int {
 	}
 	svc.Ports[0].Endpoints = eps
 	w.services[i] = &svc
-	return i
 }
 
 // changeAddress is a unique address in 10.128.0.0/9 for change k.
