@@ -65,7 +65,8 @@ golden-check:
 # LOAD_CHURN_DURATION each, Zipf over the Services. The SnapshotCache is left
 # out (every change resends all 10 subscribed assignments to all 1000
 # clients). A server still behind LOAD_CHURN_DRAIN after a phase skips the
-# higher rates, so the run ends.
+# higher rates, so the run ends. A third run, into $(BENCH_OUT)/delta/, has
+# the clients speak delta xDS (as Envoy can); the SnapshotCache is left out.
 BENCH_OUT ?= bench-out
 LOAD_BUDGET ?= 60s
 LOAD_CHURN_RATES ?= 10,100,1000
@@ -84,11 +85,15 @@ bench: $(LOAD)
 	$(LOAD) --clients 1000 --services 1000 --endpoints 100 --per-client 10 --changes 0 \
 		--churn-rates $(LOAD_CHURN_RATES) --churn-duration $(LOAD_CHURN_DURATION) --churn-drain $(LOAD_CHURN_DRAIN) \
 		--kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/churn
+	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
+		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 
 bench-quick: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
 	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 10s \
 		--churn-rates 100 --churn-duration 10s --churn-drain 20s --churn-kind-max-rate gcp-snapshot=10 --out $(BENCH_OUT)
+	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 100 --budget 5s \
+		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 
 FORCE:
 

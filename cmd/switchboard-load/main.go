@@ -43,13 +43,14 @@ func main() {
 
 // options are the flags of a load run.
 type options struct {
-	clients  []int
-	load     load.Options
-	kinds    string
-	out      string
-	logLevel string
-	peerLog  bool
-	command  string
+	clients   []int
+	protocols []bool // delta or not, one run each
+	load      load.Options
+	kinds     string
+	out       string
+	logLevel  string
+	peerLog   bool
+	command   string
 	// maxClients skips a kind for client counts above its bound.
 	maxClients map[load.Kind]int
 	// churnClients are the client counts that get churn; nil is all.
@@ -91,24 +92,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	var results []load.Result
 	var errs []error
-	for _, n := range opts.clients {
-		o := opts.load
-		o.Clients = n
-		if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
-			o.Churn.Rates = nil
-		}
-		o.Kinds = nil
-		for _, k := range opts.load.Kinds {
-			if limit, ok := opts.maxClients[k]; !ok || n <= limit {
-				o.Kinds = append(o.Kinds, k)
+runs:
+	for _, delta := range opts.protocols {
+		for _, n := range opts.clients {
+			o := opts.load
+			o.Clients = n
+			o.Delta = delta
+			if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
+				o.Churn.Rates = nil
 			}
-		}
-		rs, err := load.Run(ctx, o)
-		results = append(results, rs...)
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
+			o.Kinds = nil
+			for _, k := range opts.load.Kinds {
+				if limit, ok := opts.maxClients[k]; !ok || n <= limit {
+					o.Kinds = append(o.Kinds, k)
+				}
+			}
+			rs, err := load.Run(ctx, o)
+			results = append(results, rs...)
+			if err != nil {
+				errs = append(errs, err)
+				if ctx.Err() != nil {
+					break runs
+				}
 			}
 		}
 	}
@@ -127,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("switchboard-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "100", "comma-separated client counts N; each is a run")
+	protocols := fs.String("protocols", "sotw", "comma-separated ADS protocols the clients speak, sotw and/or delta; each is a run")
 	fs.IntVar(&o.load.Services, "services", 100, "Services R in the world")
 	fs.IntVar(&o.load.Endpoints, "endpoints", 100, "ready endpoints per Service")
 	fs.IntVar(&o.load.PerClient, "per-client", 0, "Services each client subscribes to (0: all)")
@@ -167,6 +173,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if len(o.clients) == 0 {
 		return nil, errors.New("--clients: no client count")
+	}
+	for _, p := range strings.Split(*protocols, ",") {
+		switch strings.TrimSpace(p) {
+		case "sotw":
+			o.protocols = append(o.protocols, false)
+		case "delta":
+			o.protocols = append(o.protocols, true)
+		default:
+			return nil, fmt.Errorf("--protocols: %q is neither sotw nor delta", p)
+		}
 	}
 	if o.maxClients, err = kindLimits(*maxClients); err != nil {
 		return nil, fmt.Errorf("--kind-max-clients: %w", err)

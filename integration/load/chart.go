@@ -23,13 +23,14 @@ func ChartSVG(results []Result, services int) string {
 	const w, h, left, right, top, bottom = 640.0, 400.0, 70.0, 190.0, 40.0, 50.0
 	var ns []int
 	lo, hi := math.Inf(1), math.Inf(-1)
-	series := map[Kind][][2]float64{} // N, p99 ms
+	series := map[chartLine][][2]float64{} // N, p99 ms
 	for _, r := range results {
 		if r.Services != services || r.PerClient != 0 || r.Changes == 0 {
 			continue
 		}
 		v := math.Max(ms(r.P99()), 0.01)
-		series[r.Kind] = append(series[r.Kind], [2]float64{float64(r.Clients), v})
+		l := chartLine{r.Kind, r.Delta}
+		series[l] = append(series[l], [2]float64{float64(r.Clients), v})
 		if !slices.Contains(ns, r.Clients) {
 			ns = append(ns, r.Clients)
 		}
@@ -69,10 +70,14 @@ func ChartSVG(results []Result, services int) string {
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">clients (N)</text>`+"\n", left+pw/2, h-8)
 	row := 0
-	for _, k := range Kinds {
-		pts := series[k]
+	for _, l := range chartLines(Kinds) {
+		pts := series[l]
 		if len(pts) == 0 {
 			continue
+		}
+		k, label, dash := l.kind, string(l.kind), ""
+		if l.delta {
+			label, dash = label+" (delta)", ` stroke-dasharray="6,3"`
 		}
 		slices.SortFunc(pts, func(a, b [2]float64) int { return int(a[0] - b[0]) })
 		var path []string
@@ -80,16 +85,34 @@ func ChartSVG(results []Result, services int) string {
 			path = append(path, fmt.Sprintf("%.1f,%.1f", x(p[0]), y(p[1])))
 		}
 		c := chartColors[k]
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(path, " "))
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", c, dash, strings.Join(path, " "))
 		for _, p := range pts {
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s N=%.0f: %s ms</title></circle>`+"\n",
-				x(p[0]), y(p[1]), c, html.EscapeString(string(k)), p[0], num(p[1]))
+				x(p[0]), y(p[1]), c, html.EscapeString(label), p[0], num(p[1]))
 		}
 		ly := top + 10 + float64(row)*20
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", left+pw+15, ly, left+pw+35, ly, c)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", left+pw+40, ly+4, html.EscapeString(string(k)))
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", left+pw+15, ly, left+pw+35, ly, c, dash)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", left+pw+40, ly+4, html.EscapeString(label))
 		row++
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// chartLine is one line of the chart: a Kind over one protocol.
+type chartLine struct {
+	kind  Kind
+	delta bool
+}
+
+// chartLines lists the chart's lines in legend order: every Kind over SotW,
+// then every Kind over delta.
+func chartLines(kinds []Kind) []chartLine {
+	var out []chartLine
+	for _, delta := range []bool{false, true} {
+		for _, k := range kinds {
+			out = append(out, chartLine{k, delta})
+		}
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // change is one endpoint change the driver waits on: it is done when every
@@ -31,8 +32,8 @@ type change struct {
 	end       atomic.Int64 // unix nanos of the last ACK
 }
 
-// client is a minimal SotW ADS client that behaves like a proxyless gRPC
-// client after it has its listener and route: it subscribes by name to the
+// client is a minimal ADS client, SotW or delta, that behaves like a
+// proxyless gRPC client after it has its listener and route: it subscribes by name to the
 // clusters of its Services (CDS), then to the assignments those clusters
 // name (EDS), and ACKs every response. It keeps an 8-byte digest per
 // resource, counts bytes (proto.Size) and responses, and reports to the
@@ -50,6 +51,10 @@ type client struct {
 
 	conn   *grpc.ClientConn
 	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	// delta is set for a client that speaks incremental xDS, as Envoy can:
+	// it subscribes once and ACKs with a nonce alone.
+	delta   bool
+	dstream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 
 	mu       sync.Mutex
 	clusters []uint64 // digest by position; 0 = not received
@@ -99,18 +104,28 @@ func (c *client) start(ctx context.Context, addr string) error {
 		return fmt.Errorf("client %d: %w", c.id, err)
 	}
 	c.conn = conn
-	c.stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		_ = conn.Close()
-		return fmt.Errorf("client %d: open ADS stream: %w", c.id, err)
-	}
 	node := &corev3.Node{
 		Id:             "load-" + strconv.Itoa(c.id),
 		UserAgentName:  "switchboard-load",
 		ClientFeatures: []string{"xds.config.resource-in-sotw"},
 		Locality:       &corev3.Locality{},
 	}
-	if err := c.send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResourceNames: c.names}); err != nil {
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	if c.delta {
+		c.dstream, err = ads.DeltaAggregatedResources(ctx)
+	} else {
+		c.stream, err = ads.StreamAggregatedResources(ctx)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("client %d: open ADS stream: %w", c.id, err)
+	}
+	if c.delta {
+		err = c.sendDelta(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResourceNamesSubscribe: c.names})
+	} else {
+		err = c.send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResourceNames: c.names})
+	}
+	if err != nil {
 		_ = conn.Close()
 		return err
 	}
@@ -126,47 +141,100 @@ func (c *client) send(req *discoveryv3.DiscoveryRequest) error {
 	return nil
 }
 
+func (c *client) sendDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
+	c.bytesUp.Add(int64(proto.Size(req)))
+	if err := c.dstream.Send(req); err != nil {
+		return fmt.Errorf("client %d: send: %w", c.id, err)
+	}
+	return nil
+}
+
 func (c *client) run() {
 	defer close(c.done)
 	for {
-		resp, err := c.stream.Recv()
+		var err error
+		if c.delta {
+			err = c.recvDelta()
+		} else {
+			err = c.recvSotW()
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				c.err = fmt.Errorf("client %d: %w", c.id, err)
 			}
 			return
 		}
-		if err := c.handle(resp); err != nil {
-			c.err = err
-			return
-		}
 	}
 }
 
-func (c *client) handle(resp *discoveryv3.DiscoveryResponse) error {
+// response is what the client needs of a response of either protocol: its
+// resources, how to ACK it, and how to subscribe to assignments.
+type response struct {
+	typeURL   string
+	resources []*anypb.Any
+	ack       func(names []string) error
+	subscribe func(names []string) error
+}
+
+func (c *client) recvSotW() error {
+	resp, err := c.stream.Recv()
+	if err != nil {
+		return err
+	}
 	c.bytesDown.Add(int64(proto.Size(resp)))
+	return c.handle(response{
+		typeURL:   resp.GetTypeUrl(),
+		resources: resp.GetResources(),
+		ack: func(names []string) error {
+			return c.send(&discoveryv3.DiscoveryRequest{
+				TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(),
+				ResponseNonce: resp.GetNonce(), ResourceNames: names,
+			})
+		},
+		subscribe: func(names []string) error {
+			return c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: names})
+		},
+	})
+}
+
+func (c *client) recvDelta() error {
+	resp, err := c.dstream.Recv()
+	if err != nil {
+		return err
+	}
+	c.bytesDown.Add(int64(proto.Size(resp)))
+	anys := make([]*anypb.Any, len(resp.GetResources()))
+	for i, r := range resp.GetResources() {
+		anys[i] = r.GetResource()
+	}
+	return c.handle(response{
+		typeURL:   resp.GetTypeUrl(),
+		resources: anys,
+		ack: func([]string) error {
+			return c.sendDelta(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()})
+		},
+		subscribe: func(names []string) error {
+			return c.sendDelta(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names})
+		},
+	})
+}
+
+func (c *client) handle(resp response) error {
 	c.responses.Add(1)
-	switch resp.GetTypeUrl() {
+	switch resp.typeURL {
 	case resourcev3.ClusterType:
 		return c.handleClusters(resp)
 	case resourcev3.EndpointType:
 		return c.handleAssignments(resp)
 	}
-	return fmt.Errorf("client %d: response of unexpected type %s", c.id, resp.GetTypeUrl())
+	return fmt.Errorf("client %d: response of unexpected type %s", c.id, resp.typeURL)
 }
 
-func (c *client) ack(resp *discoveryv3.DiscoveryResponse, names []string) error {
-	return c.send(&discoveryv3.DiscoveryRequest{
-		TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(),
-		ResponseNonce: resp.GetNonce(), ResourceNames: names,
-	})
-}
-
-func (c *client) handleClusters(resp *discoveryv3.DiscoveryResponse) error {
+func (c *client) handleClusters(resp response) error {
 	var learned []string
 	c.mu.Lock()
 	first := c.edsNames == nil
-	for _, a := range resp.GetResources() {
+	for _, a := range resp.resources {
 		var cl clusterv3.Cluster
 		if err := a.UnmarshalTo(&cl); err != nil {
 			c.mu.Unlock()
@@ -185,25 +253,25 @@ func (c *client) handleClusters(resp *discoveryv3.DiscoveryResponse) error {
 		c.edsNames = learned
 	}
 	c.mu.Unlock()
-	if err := c.ack(resp, c.names); err != nil {
+	if err := resp.ack(c.names); err != nil {
 		return err
 	}
 	if first {
 		// As a gRPC client does: EDS for the service names the clusters name.
-		return c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: learned})
+		return resp.subscribe(learned)
 	}
 	return nil
 }
 
-func (c *client) handleAssignments(resp *discoveryv3.DiscoveryResponse) error {
+func (c *client) handleAssignments(resp response) error {
 	type got struct {
 		name   string
 		pos    int
 		digest uint64
 	}
-	seen := make([]got, 0, len(resp.GetResources()))
+	seen := make([]got, 0, len(resp.resources))
 	c.mu.Lock()
-	for _, a := range resp.GetResources() {
+	for _, a := range resp.resources {
 		name, err := clusterName(a.GetValue())
 		if err != nil {
 			c.mu.Unlock()
@@ -219,7 +287,7 @@ func (c *client) handleAssignments(resp *discoveryv3.DiscoveryResponse) error {
 	}
 	names := c.edsNames
 	c.mu.Unlock()
-	if err := c.ack(resp, names); err != nil {
+	if err := resp.ack(names); err != nil {
 		return err
 	}
 	// The ACK is on the wire: report to the churn phase or to the change

@@ -27,6 +27,9 @@ type Options struct {
 	// of them. Client c subscribes to Services c·PerClient, c·PerClient+1, …
 	// (mod Services), so subscriptions spread evenly.
 	PerClient int
+	// Delta makes the clients speak incremental xDS (DeltaAggregatedResources,
+	// as Envoy can) instead of state of the world (as gRPC clients do).
+	Delta bool
 	// Changes is the number of single-endpoint changes per Kind; fewer are
 	// applied when Budget runs out first (but at least MinChanges). 0 skips
 	// the single changes when Churn has rates.
@@ -243,7 +246,7 @@ func (p *peer) stop() {
 func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	res := Result{Kind: kind, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints, PerClient: opts.PerClient}
+	res := Result{Kind: kind, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints, PerClient: opts.PerClient, Delta: opts.Delta}
 
 	p, first, err := startPeer(ctx, opts, kind)
 	if err != nil {
@@ -283,6 +286,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 			subscribers[s]++
 		}
 		clients[i] = newClient(i, subs, slots, h, &current, &churn)
+		clients[i].delta = opts.Delta
 		if err := clients[i].start(ctx, addr); err != nil {
 			return res, err
 		}

@@ -25,7 +25,7 @@ import (
 // NACKs, and answers a request only when its names differ from the stream's
 // last ones (a new subscription). Changes to types other than EDS reach only
 // new subscriptions: the harness changes endpoints only. It is a yardstick,
-// not a server anyone should run.
+// not a server anyone should run. It serves SotW and delta streams alike.
 type floorPeer struct {
 	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
 
@@ -72,9 +72,24 @@ func (p *floorPeer) apply(_ context.Context, full bool, svcs map[string]*transla
 	for name, a := range marshalled[resourcev3.EndpointType] {
 		p.version++
 		v := strconv.Itoa(p.version)
-		resp := &discoveryv3.DiscoveryResponse{VersionInfo: v, Nonce: v, TypeUrl: resourcev3.EndpointType, Resources: []*anypb.Any{a}}
+		var sotw *discoveryv3.DiscoveryResponse
+		var delta *discoveryv3.DeltaDiscoveryResponse
 		for st := range p.subs[name] {
-			st.enqueue(resp)
+			switch {
+			case st.delta && delta == nil:
+				delta = &discoveryv3.DeltaDiscoveryResponse{
+					SystemVersionInfo: v, Nonce: v, TypeUrl: resourcev3.EndpointType,
+					Resources: []*discoveryv3.Resource{{Name: name, Version: v, Resource: a}},
+				}
+				fallthrough
+			case st.delta:
+				st.enqueue(delta)
+			case sotw == nil:
+				sotw = &discoveryv3.DiscoveryResponse{VersionInfo: v, Nonce: v, TypeUrl: resourcev3.EndpointType, Resources: []*anypb.Any{a}}
+				fallthrough
+			default:
+				st.enqueue(sotw)
+			}
 		}
 	}
 	return nil
@@ -83,13 +98,14 @@ func (p *floorPeer) apply(_ context.Context, full bool, svcs map[string]*transla
 // floorStream is one ADS stream of the floor: a queue of responses that the
 // stream's goroutine sends in order.
 type floorStream struct {
+	delta  bool
 	mu     sync.Mutex
-	queue  []*discoveryv3.DiscoveryResponse
+	queue  []proto.Message // *DiscoveryResponse, or *DeltaDiscoveryResponse when delta
 	signal chan struct{}
 	names  map[string][]string // type URL → last requested names
 }
 
-func (st *floorStream) enqueue(r *discoveryv3.DiscoveryResponse) {
+func (st *floorStream) enqueue(r proto.Message) {
 	st.mu.Lock()
 	st.queue = append(st.queue, r)
 	st.mu.Unlock()
@@ -102,16 +118,39 @@ func (st *floorStream) enqueue(r *discoveryv3.DiscoveryResponse) {
 // StreamAggregatedResources serves one SotW ADS stream.
 func (p *floorPeer) StreamAggregatedResources(ss discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	st := &floorStream{signal: make(chan struct{}, 1), names: map[string][]string{}}
+	return p.serve(ss.Context(), st, func() error {
+		req, err := ss.Recv()
+		if err == nil {
+			p.request(st, req)
+		}
+		return err
+	}, func(m proto.Message) error { return ss.Send(m.(*discoveryv3.DiscoveryResponse)) })
+}
+
+// DeltaAggregatedResources serves one delta ADS stream: subscriptions are
+// answered with what exists, changes go to subscribers, ACKs are ignored.
+func (p *floorPeer) DeltaAggregatedResources(ss discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	st := &floorStream{delta: true, signal: make(chan struct{}, 1), names: map[string][]string{}}
+	return p.serve(ss.Context(), st, func() error {
+		req, err := ss.Recv()
+		if err == nil {
+			p.deltaRequest(st, req)
+		}
+		return err
+	}, func(m proto.Message) error { return ss.Send(m.(*discoveryv3.DeltaDiscoveryResponse)) })
+}
+
+// serve runs one stream: recv reads and handles one request, send sends
+// one queued response.
+func (p *floorPeer) serve(ctx context.Context, st *floorStream, recv func() error, send func(proto.Message) error) error {
 	defer p.unsubscribe(st)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			req, err := ss.Recv()
-			if err != nil {
+			if err := recv(); err != nil {
 				recvErr <- err
 				return
 			}
-			p.request(st, req)
 		}
 	}()
 	for {
@@ -121,7 +160,7 @@ func (p *floorPeer) StreamAggregatedResources(ss discoveryv3.AggregatedDiscovery
 				return nil
 			}
 			return err
-		case <-ss.Context().Done():
+		case <-ctx.Done():
 			return nil
 		case <-st.signal:
 		}
@@ -130,11 +169,39 @@ func (p *floorPeer) StreamAggregatedResources(ss discoveryv3.AggregatedDiscovery
 		st.queue = nil
 		st.mu.Unlock()
 		for _, r := range q {
-			if err := ss.Send(r); err != nil {
+			if err := send(r); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// deltaRequest handles a delta subscription; requests that subscribe to
+// nothing (ACKs) are ignored.
+func (p *floorPeer) deltaRequest(st *floorStream, req *discoveryv3.DeltaDiscoveryRequest) {
+	t, names := req.GetTypeUrl(), req.GetResourceNamesSubscribe()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	known, ok := p.byType[t]
+	if !ok || len(names) == 0 {
+		return
+	}
+	st.names[t] = append(st.names[t], names...)
+	p.version++
+	v := strconv.Itoa(p.version)
+	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: v, Nonce: v, TypeUrl: t}
+	for _, n := range names {
+		if t == resourcev3.EndpointType {
+			if p.subs[n] == nil {
+				p.subs[n] = map[*floorStream]struct{}{}
+			}
+			p.subs[n][st] = struct{}{}
+		}
+		if a := known[n]; a != nil {
+			resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: n, Version: v, Resource: a})
+		}
+	}
+	st.enqueue(resp)
 }
 
 // request handles a new subscription; ACKs (same names) are ignored.

@@ -55,9 +55,13 @@ func smokeOptions(t *testing.T, perClient int) (Options, *bytes.Buffer) {
 // single changes and after churn), every churn change got a staleness, and
 // the report lines have the grep-able form.
 func TestLoadSmoke(t *testing.T) {
-	for _, perClient := range []int{0, 2} {
-		t.Run(fmt.Sprintf("per-client=%d", perClient), func(t *testing.T) {
-			opts, stderr := smokeOptions(t, perClient)
+	for _, tc := range []struct {
+		perClient int
+		delta     bool
+	}{{0, false}, {2, false}, {0, true}} {
+		t.Run(fmt.Sprintf("per-client=%d/delta=%v", tc.perClient, tc.delta), func(t *testing.T) {
+			opts, stderr := smokeOptions(t, tc.perClient)
+			opts.Delta = tc.delta
 			results, err := Run(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("Run: %v\npeer stderr:\n%s", err, stderr)
@@ -66,6 +70,9 @@ func TestLoadSmoke(t *testing.T) {
 				t.Fatalf("got %d results, want %d", len(results), len(Kinds))
 			}
 			for _, r := range results {
+				if r.Delta != tc.delta {
+					t.Errorf("%s: result says delta=%v, want %v", r.Kind, r.Delta, tc.delta)
+				}
 				if r.Changes != opts.Changes || r.Timeouts != 0 || r.FinalMismatches != 0 {
 					t.Errorf("%s: %d changes, %d timed out, %d resources differ from the world at the end; want %d, 0, 0",
 						r.Kind, r.Changes, r.Timeouts, r.FinalMismatches, opts.Changes)
@@ -98,13 +105,16 @@ func TestLoadSmoke(t *testing.T) {
 				t.Fatalf("got %d report lines, want 19:\n%s", len(lines), strings.Join(lines, "\n"))
 			}
 			peer := `((go-control-plane-(linear|snapshot)) [0-9.]+ (ms|B|KB|MB|cores|per client per s), ratio ([0-9.]+|inf)|floor [0-9.]+ (ms|B|KB|MB|cores|per client per s), over-floor ([0-9.]+|inf))`
-			form := regexp.MustCompile(`^((convergence p99|cpu per change|bytes per change) N=3 R=5( each=2)?: switchboard [0-9.]+ (ms|B|KB|MB), ` + peer + `|` +
-				`churn 20/s N=3 R=5( each=2)?: switchboard p99 staleness [0-9.]+ ms, ` + peer + `|` +
-				`churn (cpu|pushes) 20/s N=3 R=5( each=2)?: switchboard [0-9.]+ (cores|per client per s), ` + peer + `|` +
-				`final state N=3 R=5( each=2)? rate=20/s: switchboard 0 mismatches, go-control-plane-linear 0 mismatches, go-control-plane-snapshot 0 mismatches, floor 0 mismatches)$`)
+			form := regexp.MustCompile(`^((convergence p99|cpu per change|bytes per change) N=3 R=5( each=2)?( delta)?: switchboard [0-9.]+ (ms|B|KB|MB), ` + peer + `|` +
+				`churn 20/s N=3 R=5( each=2)?( delta)?: switchboard p99 staleness [0-9.]+ ms, ` + peer + `|` +
+				`churn (cpu|pushes) 20/s N=3 R=5( each=2)?( delta)?: switchboard [0-9.]+ (cores|per client per s), ` + peer + `|` +
+				`final state N=3 R=5( each=2)?( delta)? rate=20/s: switchboard 0 mismatches, go-control-plane-linear 0 mismatches, go-control-plane-snapshot 0 mismatches, floor 0 mismatches)$`)
 			for _, l := range lines {
 				if !form.MatchString(l) {
 					t.Errorf("report line not in the grep-able form: %q", l)
+				}
+				if strings.Contains(l, " delta") != tc.delta {
+					t.Errorf("report line does not say its protocol (delta=%v): %q", tc.delta, l)
 				}
 			}
 			md := Markdown(results, "test", "test")

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // Kind names a server under test.
@@ -159,7 +160,12 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
 	}
-	gs := grpc.NewServer()
+	var gopts []grpc.ServerOption
+	if kind == KindSwitchboard {
+		// As switchboard serve runs it.
+		gopts = append(gopts, xds.GRPCServerOption())
+	}
+	gs := grpc.NewServer(gopts...)
 	srv.register(gs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()

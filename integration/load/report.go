@@ -341,7 +341,7 @@ func targets(results []Result) string {
 
 func pick(results []Result, k Kind, clients, services int) (Result, bool) {
 	for _, r := range results {
-		if r.Kind == k && r.Clients == clients && r.Services == services && r.PerClient == 0 {
+		if r.Kind == k && r.Clients == clients && r.Services == services && r.PerClient == 0 && !r.Delta {
 			return r, true
 		}
 	}

@@ -11,7 +11,8 @@ type Result struct {
 	Kind                         Kind
 	Clients, Services, Endpoints int
 	PerClient                    int
-	Changes                      int // applied (Options.Budget may cut them short)
+	Delta                        bool // clients spoke delta xDS
+	Changes                      int  // applied (Options.Budget may cut them short)
 	Sync                         time.Duration
 	Latencies                    []time.Duration // per change: until every affected client ACKed
 	Apply                        []time.Duration // per change, in the peer: translate + store
@@ -56,6 +57,9 @@ func (r Result) scenario() string {
 	s := fmt.Sprintf("N=%d R=%d", r.Clients, r.Services)
 	if r.PerClient > 0 {
 		s += fmt.Sprintf(" each=%d", r.PerClient)
+	}
+	if r.Delta {
+		s += " delta"
 	}
 	return s
 }
