@@ -228,7 +228,14 @@ func dedup(chosen []candidate) (kept []candidate, extra int) {
 // dedupSeen is dedup for any chosen: an additional address may repeat any
 // address of any endpoint, so every pair served so far is remembered.
 func dedupSeen(chosen []candidate) (kept []candidate, extra int) {
-	seen := make(map[netip.AddrPort]struct{}, len(chosen))
+	return dedupAgainst(make(map[netip.AddrPort]struct{}, len(chosen)), chosen)
+}
+
+// dedupAgainst drops from chosen, in place, every address:port in seen or
+// served by an earlier candidate, and candidates left without an address;
+// it adds what it keeps to seen. extra counts the kept additional
+// addresses.
+func dedupAgainst(seen map[netip.AddrPort]struct{}, chosen []candidate) (kept []candidate, extra int) {
 	kept = chosen[:0]
 	for _, c := range chosen {
 		addrs := c.addrs[:0]

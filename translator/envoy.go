@@ -134,25 +134,7 @@ func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []watcher.En
 		slices.SortFunc(draining, compareCandidates)
 	}
 
-	seen := servedAddrs(base)
-	kept, extra := draining[:0], 0
-	for _, c := range draining {
-		addrs := c.addrs[:0]
-		for _, a := range c.addrs {
-			ap := netip.AddrPortFrom(a.ip, uint16(c.port))
-			if _, dup := seen[ap]; dup {
-				continue
-			}
-			seen[ap] = struct{}{}
-			addrs = append(addrs, a)
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		c.addrs = addrs
-		kept = append(kept, c)
-		extra += len(addrs) - 1
-	}
+	kept, extra := dedupAgainst(servedAddrs(base), draining)
 	if len(kept) == 0 {
 		return nil
 	}

@@ -30,10 +30,8 @@ import (
 
 // handleDelta takes one request of a delta stream.
 func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
-	st.setNode(req.GetNode())
-	t, ok := typeOf(req.GetTypeUrl())
+	t, ok := st.begin(req.GetNode(), req.GetTypeUrl())
 	if !ok {
-		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
 		return nil
 	}
 	ts := st.types[t]

@@ -16,10 +16,8 @@ import (
 // handleSotW takes one request of a state-of-the-world stream: an ACK, a
 // NACK or a new subscription.
 func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
-	st.setNode(req.GetNode())
-	t, ok := typeOf(req.GetTypeUrl())
+	t, ok := st.begin(req.GetNode(), req.GetTypeUrl())
 	if !ok {
-		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", req.GetTypeUrl())
 		return nil
 	}
 	ts := st.types[t]

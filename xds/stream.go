@@ -80,6 +80,18 @@ func (st *stream) logger() *slog.Logger {
 	return st.srv.log.With("stream", st.id, "node", st.node.GetId())
 }
 
+// begin starts on a request of either protocol: it learns the node from
+// the first request that names one, and returns the request's type, or
+// false for a type Switchboard does not serve (such requests are ignored).
+func (st *stream) begin(node *corev3.Node, typeURL string) (typeIndex, bool) {
+	st.setNode(node)
+	t, ok := typeOf(typeURL)
+	if !ok {
+		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", typeURL)
+	}
+	return t, ok
+}
+
 // setNode records who the client is, from the first request that names a
 // node: its namespace for short names, and the views it gets.
 func (st *stream) setNode(node *corev3.Node) {
