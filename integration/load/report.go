@@ -290,12 +290,25 @@ func targets(results []Result) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", target, measured, verdict)
 	}
-	for _, n := range []struct {
-		clients int
-		limit   time.Duration
-	}{{100, 25 * time.Millisecond}, {1000, 250 * time.Millisecond}} {
-		sb, ok := pick(results, KindSwitchboard, n.clients, 1000)
-		row(fmt.Sprintf("convergence p99 ≤ %s at N=%d, R=1000", n.limit, n.clients), measuredMs(sb, ok, Result.P99), ok && sb.P99() <= n.limit, ok)
+	protocols := []bool{false}
+	if slices.ContainsFunc(results, func(r Result) bool { return r.Delta }) {
+		protocols = []bool{true}
+		if slices.ContainsFunc(results, func(r Result) bool { return !r.Delta }) {
+			protocols = []bool{false, true}
+		}
+	}
+	for _, delta := range protocols {
+		for _, n := range []struct {
+			clients int
+			limit   time.Duration
+		}{{100, 25 * time.Millisecond}, {1000, 250 * time.Millisecond}} {
+			sb, ok := pick(results, KindSwitchboard, n.clients, 1000, delta)
+			name := fmt.Sprintf("convergence p99 ≤ %s at N=%d, R=1000", n.limit, n.clients)
+			if delta {
+				name += ", delta"
+			}
+			row(name, measuredMs(sb, ok, Result.P99), ok && sb.P99() <= n.limit, ok)
+		}
 	}
 	for _, group := range byScenario(results) {
 		sb, ok := find(group, KindSwitchboard)
@@ -339,9 +352,9 @@ func targets(results []Result) string {
 	return b.String()
 }
 
-func pick(results []Result, k Kind, clients, services int) (Result, bool) {
+func pick(results []Result, k Kind, clients, services int, delta bool) (Result, bool) {
 	for _, r := range results {
-		if r.Kind == k && r.Clients == clients && r.Services == services && r.PerClient == 0 && !r.Delta {
+		if r.Kind == k && r.Clients == clients && r.Services == services && r.PerClient == 0 && r.Delta == delta {
 			return r, true
 		}
 	}
