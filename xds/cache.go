@@ -162,18 +162,25 @@ func build(r *translator.Resources) (*built, error) {
 // applied. Apply returns the number of resources whose version changed.
 func (c *Cache) Apply(u Update) (int, error) {
 	var errs []error
+	keys := make([]string, 0, len(u.Services))
+	for key := range u.Services {
+		keys = append(keys, key)
+	}
+	// Marshalling a full world is spread over every core (see forEach).
+	builds := make([]*built, len(keys))
+	buildErrs := make([]error, len(keys))
+	forEach(len(keys), func(i int) {
+		if r := u.Services[keys[i]]; r != nil {
+			builds[i], buildErrs[i] = build(r)
+		}
+	})
 	next := make(map[string]*built, len(u.Services))
-	for key, r := range u.Services {
-		if r == nil {
-			next[key] = nil
+	for i, key := range keys {
+		if buildErrs[i] != nil {
+			errs = append(errs, fmt.Errorf("service %s: %w", key, buildErrs[i]))
 			continue
 		}
-		b, err := build(r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("service %s: %w", key, err))
-			continue
-		}
-		next[key] = b
+		next[key] = builds[i]
 	}
 
 	c.mu.Lock()

@@ -51,14 +51,25 @@ func (s *Syncer) Sink(b watcher.Batch) {
 	start := s.opts.Now()
 	u := Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
 	diags := make(map[watcher.ServiceKey][]translator.Diagnostic, len(b.Services))
-	for key, svc := range b.Services {
-		if svc == nil {
-			u.Services[key.String()] = nil
-			continue
+	keys := make([]watcher.ServiceKey, 0, len(b.Services))
+	for key := range b.Services {
+		keys = append(keys, key)
+	}
+	// A full batch (start-up, resync) is translated on every core; the
+	// translator is pure, so the result is the same as one by one.
+	res := make([]*translator.Resources, len(keys))
+	ds := make([][]translator.Diagnostic, len(keys))
+	forEach(len(keys), func(i int) {
+		if svc := b.Services[keys[i]]; svc != nil {
+			r, d := translator.Service(s.opts.Translator, svc)
+			res[i], ds[i] = &r, d
 		}
-		res, d := translator.Service(s.opts.Translator, svc)
-		u.Services[key.String()] = &res
-		diags[key] = d
+	})
+	for i, key := range keys {
+		u.Services[key.String()] = res[i]
+		if res[i] != nil {
+			diags[key] = ds[i]
+		}
 	}
 	n, err := s.cache.Apply(u)
 	if err != nil {

@@ -1,0 +1,95 @@
+package xds
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// A full batch is translated and marshalled on several goroutines; the
+// cache must end up exactly as when every Service is stored one by one
+// (same names, same content versions, same variants), whatever the
+// schedule. Under -race this also checks that translation and marshalling
+// share nothing mutable between Services.
+func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	const n = 4 * parallelMin
+	svcs := make(map[watcher.ServiceKey]*watcher.Service, n)
+	for i := range n {
+		svc := benchService(i, 6, i)
+		switch i % 4 {
+		case 1:
+			svc.Annotations = map[string]string{translator.AnnotationLBPolicy: "ring_hash", "switchboard.io/hash-header": "x-user"}
+		case 2:
+			svc.TrafficDistribution = "PreferClose"
+		case 3:
+			svc.Annotations = map[string]string{translator.AnnotationLBPolicy: "least_request", "switchboard.io/timeout": "2s"}
+		}
+		svcs[svc.Key] = svc
+	}
+
+	parallel := NewCache()
+	NewSyncer(parallel, SyncerOptions{}).Sink(watcher.Batch{Full: true, Services: svcs})
+
+	oneByOne := NewCache()
+	apply(t, oneByOne, true, nil)
+	for _, svc := range svcs {
+		res, _ := translator.Service(translator.Options{}, svc)
+		apply(t, oneByOne, false, map[string]*translator.Resources{svc.Key.String(): &res})
+	}
+
+	for ty := range numTypes {
+		if len(parallel.resources[ty]) != len(oneByOne.resources[ty]) || len(parallel.resources[ty]) < n {
+			t.Fatalf("%v: %d resources in parallel, %d one by one (want at least %d)", ty, len(parallel.resources[ty]), len(oneByOne.resources[ty]), n)
+		}
+		for name, r := range oneByOne.resources[ty] {
+			if p := parallel.resources[ty][name]; p == nil || p.Version != r.Version {
+				t.Fatalf("%v %s: parallel %v, one by one version %s", ty, name, p, r.Version)
+			}
+		}
+		if len(parallel.variants[ty]) != len(oneByOne.variants[ty]) {
+			t.Fatalf("%v: %d names with variants in parallel, %d one by one", ty, len(parallel.variants[ty]), len(oneByOne.variants[ty]))
+		}
+		for name, vs := range oneByOne.variants[ty] {
+			if !sameVersions(parallel.variants[ty][name], vs) {
+				t.Fatalf("%v %s: variants differ", ty, name)
+			}
+		}
+	}
+	if len(parallel.variants[endpointType]) == 0 || len(parallel.variants[clusterType]) == 0 {
+		t.Fatal("the world has no zone or class variants: the test covers less than it says")
+	}
+}
+
+// BenchmarkSyncFull is a cold start: a full world of 10k Services × 10
+// endpoints translated, marshalled and stored by the Syncer, on one core and
+// on every core (cores=all is GOMAXPROCS as set).
+func BenchmarkSyncFull(b *testing.B) {
+	services := 10000
+	if testing.Short() {
+		services = 2 * parallelMin
+	}
+	svcs := make(map[watcher.ServiceKey]*watcher.Service, services)
+	for i := range services {
+		svc := benchService(i, 10, 0)
+		svcs[svc.Key] = svc
+	}
+	for _, procs := range []int{1, 0} {
+		name := "cores=1"
+		if procs == 0 {
+			name = "cores=all"
+		}
+		b.Run(name, func(b *testing.B) {
+			if procs > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				NewSyncer(NewCache(), SyncerOptions{}).Sink(watcher.Batch{Full: true, Services: svcs})
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(services*10), "ns/endpoint")
+		})
+	}
+}
