@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"unicode/utf8"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
@@ -69,10 +70,13 @@ func (requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 	var digest uint64
 	count, namesLen, restLen := 0, 0, 0
+	badName := false
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, field, value []byte) {
 		switch {
 		case num == namesField && typ == protowire.BytesType:
 			name, _ := protowire.ConsumeBytes(value)
+			// As the proto codec would: a string field must be UTF-8.
+			badName = badName || !utf8.Valid(name)
 			digest += maphash.Bytes(nameSeed, name)
 			count++
 			namesLen += len(field)
@@ -82,6 +86,9 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 	})
 	if err != nil {
 		return err
+	}
+	if badName {
+		return errors.New("DiscoveryRequest: resource_names: string field contains invalid UTF-8")
 	}
 	size := 8 + protowire.SizeVarint(uint64(count)) + namesLen
 	var packed []byte

@@ -90,6 +90,17 @@ func TestRequestCodecDropsPackedFieldFromTheWire(t *testing.T) {
 	}
 }
 
+func TestRequestCodecRefusesInvalidUTF8(t *testing.T) {
+	b := protowire.AppendTag(nil, namesField, protowire.BytesType)
+	b = protowire.AppendBytes(b, []byte{'a', 0xff})
+	if err := unmarshalRequest(b, &discoveryv3.DiscoveryRequest{}); err == nil {
+		t.Fatal("a resource name that is not UTF-8 was accepted")
+	}
+	if err := proto.Unmarshal(b, &discoveryv3.DiscoveryRequest{}); err == nil {
+		t.Fatal("the proto codec accepts it too: this test no longer says the two agree")
+	}
+}
+
 // A stream fed requests through the codec sees the same subscription
 // changes as one fed plain requests: names added, names dropped, and the
 // same names in another order as no change.
