@@ -47,17 +47,17 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 	ts.started = true
 	wildcard := ts.wildcard || (first && t.fullState() && len(req.GetResourceNamesSubscribe()) == 0)
 	var added, removed []string
-	for _, n := range req.GetResourceNamesSubscribe() {
+	for _, n := range distinct(req.GetResourceNamesSubscribe()) {
 		if n == "*" {
 			wildcard = true
-		} else if !ts.isSubscribed(n) && !slices.Contains(added, n) {
+		} else if !ts.isSubscribed(n) {
 			added = append(added, n)
 		}
 	}
-	for _, n := range req.GetResourceNamesUnsubscribe() {
+	for _, n := range distinct(req.GetResourceNamesUnsubscribe()) {
 		if n == "*" {
 			wildcard = false
-		} else if ts.isSubscribed(n) && !slices.Contains(removed, n) {
+		} else if ts.isSubscribed(n) {
 			removed = append(removed, n)
 		}
 	}
@@ -68,7 +68,7 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 	if first {
 		for n, v := range req.GetInitialResourceVersions() {
 			if wildcard || ts.isSubscribed(n) {
-				ts.setSent(st.srv.cache.intern(t, n), v)
+				ts.setSent(st.srv.cache.intern(t, n), parseVersion(v))
 			}
 		}
 	}
@@ -91,6 +91,19 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 	return st.respondDelta(t, first || len(added) > 0 || wildcardOn, candidates, added)
 }
 
+// distinct returns names without repeats, in their first order.
+func distinct(names []string) []string {
+	seen := make(map[string]struct{}, len(names))
+	out := names[:0:0]
+	for _, n := range names {
+		if _, ok := seen[n]; !ok {
+			seen[n] = struct{}{}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // deltaEverything lists every name that a delta client of type t may need
 // to hear about: its subscriptions, what it holds, and with a wildcard
 // every resource of the type.
@@ -99,7 +112,7 @@ func (st *stream) deltaEverything(t typeIndex) []string {
 	names := append(ts.subscribedNames(), ts.sentNames()...)
 	if ts.wildcard {
 		for _, r := range st.srv.cache.all(t) {
-			if s := ts.names[r.Name]; !s.subscribed && !s.hasSent {
+			if s := ts.get(r.Name); !s.subscribed && !s.hasSent {
 				names = append(names, r.Name)
 			}
 		}
@@ -130,8 +143,8 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 			}
 			continue
 		}
-		if v, had := ts.sentVersion(n); !had || v != r.Version {
-			ts.setSent(r.Name, r.Version)
+		if v, had := ts.sentVersion(n); !had || v != r.v {
+			ts.setSent(r.Name, r.v)
 			out = append(out, r)
 		}
 	}

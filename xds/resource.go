@@ -1,9 +1,11 @@
 package xds
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -65,7 +67,9 @@ type Resource struct {
 	// Version is derived from the marshalled bytes only, so the same content
 	// has the same version on every replica and after every restart.
 	Version string
-	Any     *anypb.Any
+	// v is Version as a number (never 0), what per-client state keeps.
+	v   uint64
+	Any *anypb.Any
 	// delta is the same resource as a delta response carries it, built
 	// when a delta stream first sends it (most clients speak SotW).
 	delta atomic.Pointer[discoveryv3.Resource]
@@ -93,9 +97,11 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
 	}
+	v := contentVersion(b)
 	return &Resource{
 		Name:    name,
-		Version: contentVersion(b),
+		Version: versionString(v),
+		v:       v,
 		Any:     &anypb.Any{TypeUrl: typeURLOf(m), Value: b},
 	}, nil
 }
@@ -112,9 +118,31 @@ func typeURLOf(m proto.Message) string {
 	return resourcev3.APITypePrefix + name
 }
 
-// contentVersion is a short, stable digest of b.
-func contentVersion(b []byte) string {
+// contentVersion is a short, stable digest of b, never 0 (a stream's
+// state uses 0 for a version it cannot read).
+func contentVersion(b []byte) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	return max(h.Sum64(), 1)
+}
+
+// versionString is how a version goes on the wire: 16 hex digits.
+func versionString(v uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return hex.EncodeToString(b[:])
+}
+
+// parseVersion reads a version a client says it holds (delta
+// initial_resource_versions): one of ours, or 0 for any other string, which
+// no resource has.
+func parseVersion(s string) uint64 {
+	if len(s) != 16 {
+		return 0
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0
+	}
+	return v
 }

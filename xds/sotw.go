@@ -76,17 +76,17 @@ func (st *stream) diffSubscription(t typeIndex, ts *typeState, req requestNames)
 	wildcard = wildcard || (t.fullState() && slices.Contains(names, "*"))
 	want := make(map[string]struct{}, len(names))
 	for _, n := range names {
-		if n == "*" {
+		if _, dup := want[n]; dup || n == "*" {
 			continue
 		}
 		want[n] = struct{}{}
-		if !ts.isSubscribed(n) && !slices.Contains(added, n) {
+		if !ts.isSubscribed(n) {
 			added = append(added, n)
 		}
 	}
-	for n, s := range ts.names {
-		if _, ok := want[n]; s.subscribed && !ok {
-			removed = append(removed, n)
+	for _, s := range ts.names {
+		if _, ok := want[s.name]; s.subscribed && !ok {
+			removed = append(removed, s.name)
 		}
 	}
 	return added, removed, wildcard
@@ -104,7 +104,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			if !ts.isSubscribed(n) {
 				continue
 			}
-			if r := st.get(ts, t, n); r != nil && ts.names[n].sent != r.Version {
+			if r := st.get(ts, t, n); r != nil && ts.get(n).sent != r.v {
 				out = append(out, r)
 			}
 		}
@@ -112,7 +112,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			return nil
 		}
 		for _, r := range out {
-			ts.setSent(r.Name, r.Version)
+			ts.setSent(r.Name, r.v)
 		}
 		return st.sendResources(t, out)
 	}
@@ -129,7 +129,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		}
 		r := st.get(ts, t, n)
 		v, had := ts.sentVersion(n)
-		changed = (r == nil && had) || (r != nil && r.Version != v)
+		changed = (r == nil && had) || (r != nil && r.v != v)
 	}
 	if !changed {
 		return nil
@@ -153,7 +153,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	}
 	ts.clearAllSent()
 	for _, r := range out {
-		ts.setSent(r.Name, r.Version)
+		ts.setSent(r.Name, r.v)
 	}
 	return st.sendResources(t, out)
 }

@@ -1,18 +1,24 @@
 package xds
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // typeState is one stream's protocol state for one resource type.
 //
 // It is the part of the server that grows with clients × names, so it is
-// kept compact: one map entry per name holds whether the client subscribed
-// to it, the version last sent, whether it was given a real listener and
-// how many subscribed names watch it; name strings are the cache's own
-// where the cache has the name, not one copy per client.
+// kept compact: one 32-byte entry per name, in a slice sorted by name,
+// holds whether the client subscribed to it, the version last sent (as a
+// number), whether it was given a real listener and how many subscribed
+// names watch it. Name strings are the cache's own where the cache has the
+// name, not one copy per client. (A map of the same entries costs about
+// three times as much: its slots are larger and, at a thousand names, half
+// empty.)
 type typeState struct {
 	started  bool
 	wildcard bool
-	names    map[string]nameState
+	names    []nameState // sorted by name
 	// nsub counts the names with subscribed set, and digest is the sum
 	// of their nameHash: a SotW request with the same count and digest
 	// repeats the subscription.
@@ -34,10 +40,12 @@ type typeState struct {
 
 // nameState is what a stream knows of one name of one type.
 type nameState struct {
-	// sent is the version last sent when hasSent: what the client has, or
-	// has rejected. A resource is sent again only when its version
-	// differs, so a rejected version is never sent twice to one client.
-	sent string
+	name string
+	// sent is the version (Resource.v) last sent when hasSent: what the
+	// client has, or has rejected. A resource is sent again only when its
+	// version differs, so a rejected version is never sent twice to one
+	// client. 0 is a version the client holds that is not one of ours.
+	sent uint64
 	// refs counts the subscribed names that make the stream watch this
 	// name in the cache (the name itself, and short names resolving to it).
 	refs       int32
@@ -47,12 +55,31 @@ type nameState struct {
 	known bool
 }
 
-func newTypeState() *typeState { return &typeState{names: map[string]nameState{}} }
+// empty reports whether s holds nothing but its name.
+func (s nameState) empty() bool { return s == nameState{name: s.name} }
+
+func newTypeState() *typeState { return &typeState{} }
+
+func (ts *typeState) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(ts.names, name, func(s nameState, n string) int { return strings.Compare(s.name, n) })
+}
+
+// get returns the state of name (its zero value when there is none).
+func (ts *typeState) get(name string) nameState {
+	if i, ok := ts.find(name); ok {
+		return ts.names[i]
+	}
+	return nameState{name: name}
+}
 
 // update applies f to the state of name and drops the entry once it holds
 // nothing.
 func (ts *typeState) update(name string, f func(*nameState)) {
-	s := ts.names[name]
+	i, ok := ts.find(name)
+	s := nameState{name: name}
+	if ok {
+		s = ts.names[i]
+	}
 	was := s.subscribed
 	f(&s)
 	switch {
@@ -63,58 +90,79 @@ func (ts *typeState) update(name string, f func(*nameState)) {
 		ts.nsub++
 		ts.digest += nameHash(name)
 	}
-	if s == (nameState{}) {
-		delete(ts.names, name)
-		return
+	switch {
+	case ok && s.empty():
+		ts.names = slices.Delete(ts.names, i, i+1)
+	case ok:
+		ts.names[i] = s
+	case !s.empty():
+		ts.names = slices.Insert(ts.names, i, s)
 	}
-	ts.names[name] = s
 }
 
-func (ts *typeState) isSubscribed(name string) bool { return ts.names[name].subscribed }
+// reserve adds entries for the names that have none, with one sort rather
+// than one insertion each (a first subscription brings a thousand names),
+// and no spare capacity. The entries stay empty only until the caller
+// subscribes them.
+func (ts *typeState) reserve(names []string) {
+	if len(names) < 16 {
+		return
+	}
+	var missing []nameState
+	for _, n := range names {
+		if _, ok := ts.find(n); !ok {
+			missing = append(missing, nameState{name: n})
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	out := make([]nameState, 0, len(ts.names)+len(missing))
+	out = append(append(out, ts.names...), missing...)
+	slices.SortFunc(out, func(a, b nameState) int { return strings.Compare(a.name, b.name) })
+	ts.names = slices.CompactFunc(out, func(a, b nameState) bool { return a.name == b.name })
+}
+
+func (ts *typeState) isSubscribed(name string) bool { return ts.get(name).subscribed }
 
 // sentVersion returns the version last sent for name, if any.
-func (ts *typeState) sentVersion(name string) (string, bool) {
-	s := ts.names[name]
+func (ts *typeState) sentVersion(name string) (uint64, bool) {
+	s := ts.get(name)
 	return s.sent, s.hasSent
 }
 
-func (ts *typeState) setSent(name, version string) {
+func (ts *typeState) setSent(name string, version uint64) {
 	ts.update(name, func(s *nameState) { s.sent, s.hasSent = version, true })
 }
 
 func (ts *typeState) clearSent(name string) {
-	ts.update(name, func(s *nameState) { s.sent, s.hasSent = "", false })
+	ts.update(name, func(s *nameState) { s.sent, s.hasSent = 0, false })
 }
 
 // clearAllSent forgets every version sent (a SotW full-state response
 // replaces them all).
 func (ts *typeState) clearAllSent() {
-	for n, s := range ts.names {
-		if s.hasSent {
-			s.sent, s.hasSent = "", false
-			if s == (nameState{}) {
-				delete(ts.names, n)
-			} else {
-				ts.names[n] = s
-			}
-		}
+	ts.names = slices.DeleteFunc(ts.names, func(s nameState) bool { return s.hasSent && !s.subscribed && s.refs == 0 && !s.known })
+	for i := range ts.names {
+		ts.names[i].sent, ts.names[i].hasSent = 0, false
 	}
 }
 
-func (ts *typeState) isKnown(name string) bool { return ts.names[name].known }
+func (ts *typeState) isKnown(name string) bool { return ts.get(name).known }
 
 func (ts *typeState) setKnown(name string) {
-	if s, ok := ts.names[name]; !ok || !s.known {
-		ts.update(name, func(s *nameState) { s.known = true })
+	if i, ok := ts.find(name); ok && ts.names[i].known {
+		return
 	}
+	ts.update(name, func(s *nameState) { s.known = true })
 }
 
 // subscribedNames lists the names the client subscribed to.
 func (ts *typeState) subscribedNames() []string {
 	out := make([]string, 0, ts.nsub)
-	for n, s := range ts.names {
+	for _, s := range ts.names {
 		if s.subscribed {
-			out = append(out, n)
+			out = append(out, s.name)
 		}
 	}
 	return out
@@ -124,9 +172,9 @@ func (ts *typeState) subscribedNames() []string {
 // (what a wildcard brought it).
 func (ts *typeState) sentNames() []string {
 	var out []string
-	for n, s := range ts.names {
+	for _, s := range ts.names {
 		if s.hasSent && !s.subscribed {
-			out = append(out, n)
+			out = append(out, s.name)
 		}
 	}
 	return out
@@ -155,7 +203,7 @@ func (ts *typeState) subscribeName(name, rn string) string {
 // and returns the name to drop from the watch, or "" when another
 // subscribed name still needs it.
 func (ts *typeState) unsubscribeName(name string) string {
-	ts.update(name, func(s *nameState) { s.subscribed, s.sent, s.hasSent, s.known = false, "", false, false })
+	ts.update(name, func(s *nameState) { s.subscribed, s.sent, s.hasSent, s.known = false, 0, false, false })
 	delete(ts.unknown, name)
 	rn := name
 	if r, ok := ts.resolved[name]; ok {

@@ -121,10 +121,11 @@ func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool)
 			watchRemove = append(watchRemove, rn)
 		}
 	}
+	// The cache's copy of each name, so that a thousand clients of one
+	// name hold one string.
+	added = st.srv.cache.internAll(t, added)
+	ts.reserve(added)
 	for _, n := range added {
-		// The cache's copy of the name, so that a thousand clients of one
-		// name hold one string.
-		n = st.srv.cache.intern(t, n)
 		if rn := ts.subscribeName(n, st.resolve(t, n)); rn != "" {
 			watchAdd = append(watchAdd, rn)
 		}

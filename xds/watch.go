@@ -175,6 +175,19 @@ func (c *Cache) all(t typeIndex) []*Resource {
 	return out
 }
 
+// internAll replaces, in place, every name in names that a resource of type
+// t has with the cache's copy (see intern), under one read lock.
+func (c *Cache) internAll(t typeIndex, names []string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, n := range names {
+		if r, ok := c.resources[t][n]; ok {
+			names[i] = r.Name
+		}
+	}
+	return names
+}
+
 // intern returns the cache's copy of name when a resource of type t has
 // that name, else name itself: per-stream state then shares one string per
 // name instead of holding one per client.
