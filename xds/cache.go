@@ -56,7 +56,10 @@ type Cache struct {
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
-	byName   [numTypes]map[string]map[*subscriber]struct{}
+	// byName lists, per type and name, the streams that watch it: a slice,
+	// not a set, because it is the one index that grows with clients ×
+	// names (a stream adds a name once; removal scans one name's list).
+	byName [numTypes]map[string][]*subscriber
 }
 
 // group is what one Service owns in the cache.
@@ -78,7 +81,7 @@ func NewCache() *Cache {
 	}
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}
-		c.byName[t] = map[string]map[*subscriber]struct{}{}
+		c.byName[t] = map[string][]*subscriber{}
 		c.variants[t] = map[string]map[string]*Resource{}
 		c.wildcard[t] = map[*subscriber]struct{}{}
 	}
@@ -297,7 +300,7 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 			w.mark(t, changed[t])
 		}
 		for name := range changed[t] {
-			for w := range c.byName[t][name] {
+			for _, w := range c.byName[t][name] {
 				w.markOne(t, name)
 			}
 		}

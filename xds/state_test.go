@@ -5,6 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // typeState's sorted slice against a plain model, over random operations:
@@ -83,6 +88,50 @@ func TestTypeStateMatchesModel(t *testing.T) {
 			if slices.ContainsFunc(ts.names, nameState.empty) {
 				t.Fatalf("round %d step %d: an empty entry is kept: %+v", round, step, ts.names)
 			}
+		}
+	}
+}
+
+// A stream that ends leaves nothing of itself in the cache's index, and
+// the streams that remain keep their entries, short names included.
+func TestUnregisterLeavesOnlyOthers(t *testing.T) {
+	c := NewCache()
+	world := map[string]*translator.Resources{}
+	for _, n := range []string{"a", "b", "c"} {
+		world["ns/"+n] = svc(n, 1)
+	}
+	apply(t, c, true, world)
+	srv := NewServer(c, ServerOptions{})
+	connect := func(id int64, names ...string) *stream {
+		st := newStream(id, srv)
+		st.send = func(*discoveryv3.DiscoveryResponse) error { return nil }
+		c.register(st.w)
+		for _, ty := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType} {
+			if err := st.handleSotW(&discoveryv3.DiscoveryRequest{TypeUrl: ty, ResourceNames: names}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+	one := connect(1, "a", "b", "a-alias")
+	two := connect(2, "b", "c")
+	c.unregister(one.w, one.watchedNames())
+	for ty := range numTypes {
+		for name, ws := range c.byName[ty] {
+			if len(ws) == 0 || slices.Contains(ws, one.w) {
+				t.Fatalf("%v %s: watchers %v after stream 1 left", ty, name, ws)
+			}
+		}
+		for _, name := range []string{"b", "c"} {
+			if ty != routeType && !slices.Contains(c.byName[ty][name], two.w) {
+				t.Fatalf("%v %s: stream 2 no longer watches it", ty, name)
+			}
+		}
+	}
+	c.unregister(two.w, two.watchedNames())
+	for ty := range numTypes {
+		if len(c.byName[ty]) != 0 {
+			t.Fatalf("%v: %v left in the index after every stream left", ty, c.byName[ty])
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/switchboard-xds/switchboard/translator"
@@ -71,17 +72,16 @@ func (c *Cache) register(w *subscriber) {
 	c.mu.Unlock()
 }
 
-// unregister forgets w and every name it watched.
-func (c *Cache) unregister(w *subscriber) {
+// unregister forgets w and the names it watched, per type (what its
+// stream passed to watch and did not remove).
+func (c *Cache) unregister(w *subscriber, watched [numTypes][]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.watchers, w)
 	for t := range numTypes {
 		delete(c.wildcard[t], w)
-		for name, ws := range c.byName[t] {
-			if _, ok := ws[w]; ok {
-				c.unwatchLocked(t, name, w)
-			}
+		for _, name := range watched[t] {
+			c.unwatchLocked(t, name, w)
 		}
 	}
 }
@@ -98,12 +98,7 @@ func (c *Cache) watch(w *subscriber, t typeIndex, wildcard bool, added, removed 
 		delete(c.wildcard[t], w)
 	}
 	for _, name := range added {
-		ws := c.byName[t][name]
-		if ws == nil {
-			ws = map[*subscriber]struct{}{}
-			c.byName[t][name] = ws
-		}
-		ws[w] = struct{}{}
+		c.byName[t][name] = append(c.byName[t][name], w)
 	}
 	for _, name := range removed {
 		c.unwatchLocked(t, name, w)
@@ -112,9 +107,21 @@ func (c *Cache) watch(w *subscriber, t typeIndex, wildcard bool, added, removed 
 
 func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	ws := c.byName[t][name]
-	delete(ws, w)
-	if len(ws) == 0 {
+	i := slices.Index(ws, w)
+	if i < 0 {
+		return
+	}
+	last := len(ws) - 1
+	ws[i], ws[last] = ws[last], nil
+	ws = ws[:last]
+	switch {
+	case len(ws) == 0:
 		delete(c.byName[t], name)
+	case cap(ws) > 64 && len(ws) < cap(ws)/4:
+		// Give back the room of a crowd that left.
+		c.byName[t][name] = slices.Clip(slices.Clone(ws))
+	default:
+		c.byName[t][name] = ws
 	}
 }
 
