@@ -1,9 +1,7 @@
 package xds
 
 import (
-	"hash/fnv"
 	"slices"
-	"strconv"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -157,28 +155,17 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string) error {
 	slices.SortFunc(out, byName)
 	slices.Sort(gone)
-	h := fnv.New64a()
 	res := make([]*discoveryv3.Resource, len(out))
 	for i, r := range out {
 		res[i] = r.deltaResource()
-		_, _ = h.Write([]byte(r.Name))
-		_, _ = h.Write([]byte{0})
-		_, _ = h.Write([]byte(r.Version))
-		_, _ = h.Write([]byte{0})
 	}
-	for _, n := range gone {
-		_, _ = h.Write([]byte(n))
-		_, _ = h.Write([]byte{1})
-	}
-	st.nonce++
 	ts := st.types[t]
-	ts.nonce = strconv.FormatInt(st.nonce, 10)
 	resp := &discoveryv3.DeltaDiscoveryResponse{
-		SystemVersionInfo: strconv.FormatUint(h.Sum64(), 16),
+		SystemVersionInfo: responseVersion(out, gone),
 		Resources:         res,
 		RemovedResources:  gone,
 		TypeUrl:           typeURLs[t],
-		Nonce:             ts.nonce,
+		Nonce:             st.nextNonce(t),
 	}
 	ts.status.SentVersion = resp.SystemVersionInfo
 	ts.status.Responses++

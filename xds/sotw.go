@@ -1,9 +1,7 @@
 package xds
 
 import (
-	"hash/fnv"
 	"slices"
-	"strconv"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -160,23 +158,16 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 
 func (st *stream) sendResources(t typeIndex, out []*Resource) error {
 	slices.SortFunc(out, byName)
-	h := fnv.New64a()
 	anys := make([]*anypb.Any, len(out))
 	for i, r := range out {
 		anys[i] = r.Any
-		_, _ = h.Write([]byte(r.Name))
-		_, _ = h.Write([]byte{0})
-		_, _ = h.Write([]byte(r.Version))
-		_, _ = h.Write([]byte{0})
 	}
-	st.nonce++
 	ts := st.types[t]
-	ts.nonce = strconv.FormatInt(st.nonce, 10)
 	resp := &discoveryv3.DiscoveryResponse{
-		VersionInfo: strconv.FormatUint(h.Sum64(), 16),
+		VersionInfo: responseVersion(out, nil),
 		Resources:   anys,
 		TypeUrl:     typeURLs[t],
-		Nonce:       ts.nonce,
+		Nonce:       st.nextNonce(t),
 	}
 	ts.status.SentVersion = resp.VersionInfo
 	ts.status.Responses++

@@ -2,7 +2,9 @@ package xds
 
 import (
 	"context"
+	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,31 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 
 func (st *stream) logger() *slog.Logger {
 	return st.srv.log.With("stream", st.id, "node", st.node.GetId())
+}
+
+// nextNonce numbers the stream's next response, of type t.
+func (st *stream) nextNonce(t typeIndex) string {
+	st.nonce++
+	st.types[t].nonce = strconv.FormatInt(st.nonce, 10)
+	return st.types[t].nonce
+}
+
+// responseVersion is the version of a response that carries out (sorted
+// by name) and removes gone: a digest of names and versions, so that the
+// same content has the same version on every replica.
+func responseVersion(out []*Resource, gone []string) string {
+	h := fnv.New64a()
+	for _, r := range out {
+		_, _ = h.Write([]byte(r.Name))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(r.Version))
+		_, _ = h.Write([]byte{0})
+	}
+	for _, n := range gone {
+		_, _ = h.Write([]byte(n))
+		_, _ = h.Write([]byte{1})
+	}
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // watchedNames lists, per type, the names this stream watches in the cache.
