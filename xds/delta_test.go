@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -23,8 +22,8 @@ import (
 type deltaClient struct {
 	t      *testing.T
 	stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	resps  chan *discoveryv3.DeltaDiscoveryResponse
-	errc   chan error
+	resps  <-chan *discoveryv3.DeltaDiscoveryResponse
+	errc   <-chan error
 	node   *corev3.Node
 	sent   bool
 }
@@ -37,17 +36,8 @@ func (h *harness) deltaClient(t *testing.T) *deltaClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deltaClient{t: t, stream: s, resps: make(chan *discoveryv3.DeltaDiscoveryResponse, 100), errc: make(chan error, 1)}
-	go func() {
-		for {
-			r, err := s.Recv()
-			if err != nil {
-				c.errc <- err
-				return
-			}
-			c.resps <- r
-		}
-	}()
+	c := &deltaClient{t: t, stream: s}
+	c.resps, c.errc = receive(s.Recv)
 	return c
 }
 
@@ -77,26 +67,7 @@ func (c *deltaClient) ack(r *discoveryv3.DeltaDiscoveryResponse) {
 
 func (c *deltaClient) next() *discoveryv3.DeltaDiscoveryResponse {
 	c.t.Helper()
-	select {
-	case r := <-c.resps:
-		return r
-	case err := <-c.errc:
-		c.t.Fatalf("stream ended: %v", err)
-	case <-time.After(10 * time.Second):
-		c.t.Fatal("no response within 10s")
-	}
-	return nil
-}
-
-// none fails if a response arrives within a short while. Only used after a
-// later event that would have to come after the unwanted response.
-func (c *deltaClient) none(within time.Duration) {
-	c.t.Helper()
-	select {
-	case r := <-c.resps:
-		c.t.Fatalf("unexpected response: %v removed %v", deltaNames(r), r.GetRemovedResources())
-	case <-time.After(within):
-	}
+	return nextResponse(c.t, c.resps, c.errc)
 }
 
 func deltaNames(r *discoveryv3.DeltaDiscoveryResponse) []string {
@@ -129,7 +100,7 @@ func TestDeltaSubscribeAnswersExistingAndMissing(t *testing.T) {
 	if got := r.GetRemovedResources(); !slices.Equal(got, []string{"missing"}) {
 		t.Fatalf("removed = %v, want [missing]", got)
 	}
-	if v := r.GetResources()[0].GetVersion(); v != h.cache.getIn(endpointType, "a", "").Version {
+	if v := r.GetResources()[0].GetVersion(); v != h.cache.getView(endpointType, "a", nil).Version {
 		t.Fatalf("resource version %q is not the cache's content version", v)
 	}
 	c.ack(r)
@@ -195,7 +166,7 @@ func TestDeltaWildcard(t *testing.T) {
 func TestDeltaInitialVersionsSendOnlyWhatDiffers(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
-	current := h.cache.getIn(endpointType, "a", "").Version
+	current := h.cache.getView(endpointType, "a", nil).Version
 	// A client that reconnects (say, to another replica) holding a at the
 	// current version and b at an old one.
 	c := h.deltaClient(t)
@@ -248,13 +219,13 @@ func TestDeltaUnsubscribeStopsUpdates(t *testing.T) {
 		cs := h.srv.Clients()
 		return len(cs) == 1 && cs[0].Types[endpointType].Subscribed == 1
 	})
-	// a changes first, b second: a response for a would come before b's.
+	// a changes first, b second: a response for a would come before b's,
+	// or with it, so the next response must be b's alone.
 	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 5)})
 	apply(t, h.cache, false, map[string]*translator.Resources{"ns/b": svc("b", 6)})
 	if got := deltaNames(c.next()); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("after unsubscribing a, resources = %v, want [b]", got)
 	}
-	c.none(50 * time.Millisecond)
 }
 
 func TestDeltaNothingServedBeforeFullWorld(t *testing.T) {

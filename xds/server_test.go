@@ -59,8 +59,8 @@ func newHarness(t *testing.T) *harness {
 type client struct {
 	t      *testing.T
 	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	resps  chan *discoveryv3.DiscoveryResponse
-	errc   chan error
+	resps  <-chan *discoveryv3.DiscoveryResponse
+	errc   <-chan error
 	first  bool
 	node   *corev3.Node
 }
@@ -73,17 +73,8 @@ func (h *harness) client(t *testing.T) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, stream: s, resps: make(chan *discoveryv3.DiscoveryResponse, 100), errc: make(chan error, 1), first: true}
-	go func() {
-		for {
-			r, err := s.Recv()
-			if err != nil {
-				c.errc <- err
-				return
-			}
-			c.resps <- r
-		}
-	}()
+	c := &client{t: t, stream: s, first: true}
+	c.resps, c.errc = receive(s.Recv)
 	return c
 }
 
@@ -112,15 +103,40 @@ func (c *client) request(typeURL string, names []string, ack *discoveryv3.Discov
 
 func (c *client) next() *discoveryv3.DiscoveryResponse {
 	c.t.Helper()
+	return nextResponse(c.t, c.resps, c.errc)
+}
+
+// receive runs recv in a goroutine until it fails: responses go to the
+// first channel, the error that ended the stream to the second.
+func receive[R any](recv func() (R, error)) (<-chan R, <-chan error) {
+	resps, errc := make(chan R, 100), make(chan error, 1)
+	go func() {
+		for {
+			r, err := recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			resps <- r
+		}
+	}()
+	return resps, errc
+}
+
+// nextResponse returns the next response, failing the test if the stream
+// ends or nothing arrives within 10 s.
+func nextResponse[R any](t *testing.T, resps <-chan R, errc <-chan error) R {
+	t.Helper()
+	var zero R
 	select {
-	case r := <-c.resps:
+	case r := <-resps:
 		return r
-	case err := <-c.errc:
-		c.t.Fatalf("stream ended: %v", err)
+	case err := <-errc:
+		t.Fatalf("stream ended: %v", err)
 	case <-time.After(10 * time.Second):
-		c.t.Fatal("no response within 10s")
+		t.Fatal("no response within 10s")
 	}
-	return nil
+	return zero
 }
 
 // names lists the resource names in a response, decoding each Any.
@@ -431,7 +447,7 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 		t.Fatalf("client in z2 got weight %d, want the plain assignment (1)", got)
 	}
 	// Clients of one zone share one marshalled variant.
-	first, second := h.cache.getIn(endpointType, "a", zoneKey("z1")), h.cache.getIn(endpointType, "a", zoneKey("z1"))
+	first, second := h.cache.getView(endpointType, "a", []string{zoneKey("z1")}), h.cache.getView(endpointType, "a", []string{zoneKey("z1")})
 	if first != second {
 		t.Fatal("two reads of the z1 variant gave two resources")
 	}

@@ -125,14 +125,6 @@ func (c *Cache) unwatchLocked(t typeIndex, name string, w *subscriber) {
 	}
 }
 
-// getIn is getView with a view of one key ("" for none).
-func (c *Cache) getIn(t typeIndex, name, key string) *Resource {
-	if key == "" {
-		return c.getView(t, name, nil)
-	}
-	return c.getView(t, name, []string{key})
-}
-
 // getAlias returns the listener named name that stands for alias (its own
 // name, or the full form of a short name): it routes to alias's canonical
 // route. It is built on first use and memoized; its content depends only
