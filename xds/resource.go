@@ -97,13 +97,19 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
 	}
+	return wireResource(name, typeURLOf(m), b), nil
+}
+
+// wireResource makes a Resource named name of the given type URL from its
+// marshalled bytes b (which it keeps: b must not change afterwards).
+func wireResource(name, typeURL string, b []byte) *Resource {
 	v := contentVersion(b)
 	return &Resource{
 		Name:    name,
 		Version: versionString(v),
 		v:       v,
-		Any:     &anypb.Any{TypeUrl: typeURLOf(m), Value: b},
-	}, nil
+		Any:     &anypb.Any{TypeUrl: typeURL, Value: b},
+	}
 }
 
 // typeURLOf returns the type URL of m: one of the shared typeURLs strings
