@@ -230,7 +230,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 		for t := range numTypes {
 			for _, r := range b.res[t] {
 				g.names[t] = append(g.names[t], r.Name)
-				if cur, ok := c.resources[t][r.Name]; !ok || cur.Version != r.Version {
+				if cur, ok := c.resources[t][r.Name]; !ok || cur.v != r.v {
 					c.resources[t][r.Name] = r
 					mark(t, r.Name)
 				}
@@ -339,7 +339,7 @@ func sameVersions(a, b map[string]*Resource) bool {
 		return false
 	}
 	for zone, r := range a {
-		if o, ok := b[zone]; !ok || o.Version != r.Version {
+		if o, ok := b[zone]; !ok || o.v != r.v {
 			return false
 		}
 	}

@@ -100,7 +100,7 @@ func TestDeltaSubscribeAnswersExistingAndMissing(t *testing.T) {
 	if got := r.GetRemovedResources(); !slices.Equal(got, []string{"missing"}) {
 		t.Fatalf("removed = %v, want [missing]", got)
 	}
-	if v := r.GetResources()[0].GetVersion(); v != h.cache.getView(endpointType, "a", nil).Version {
+	if v := r.GetResources()[0].GetVersion(); v != h.cache.getView(endpointType, "a", nil).Version() {
 		t.Fatalf("resource version %q is not the cache's content version", v)
 	}
 	c.ack(r)
@@ -166,7 +166,7 @@ func TestDeltaWildcard(t *testing.T) {
 func TestDeltaInitialVersionsSendOnlyWhatDiffers(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
-	current := h.cache.getView(endpointType, "a", nil).Version
+	current := h.cache.getView(endpointType, "a", nil).Version()
 	// A client that reconnects (say, to another replica) holding a at the
 	// current version and b at an old one.
 	c := h.deltaClient(t)

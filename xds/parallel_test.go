@@ -45,8 +45,8 @@ func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 			t.Fatalf("%v: %d resources in parallel, %d one by one (want at least %d)", ty, len(parallel.resources[ty]), len(oneByOne.resources[ty]), n)
 		}
 		for name, r := range oneByOne.resources[ty] {
-			if p := parallel.resources[ty][name]; p == nil || p.Version != r.Version {
-				t.Fatalf("%v %s: parallel %v, one by one version %s", ty, name, p, r.Version)
+			if p := parallel.resources[ty][name]; p == nil || p.Version() != r.Version() {
+				t.Fatalf("%v %s: parallel %v, one by one version %s", ty, name, p, r.Version())
 			}
 		}
 		if len(parallel.variants[ty]) != len(oneByOne.variants[ty]) {

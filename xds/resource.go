@@ -61,26 +61,39 @@ func (t typeIndex) fullState() bool { return t == listenerType || t == clusterTy
 
 // Resource is one marshalled xDS resource. It is immutable once built and is
 // shared by every stream that sends it: each version is marshalled once, not
-// once per client.
+// once per client. A Resource must not be copied (Any points into it).
+//
+// The cache holds several per Service, so its layout is kept lean: the Any
+// is part of the struct (one allocation, not two) and the version is kept
+// as a number, its wire form built only where it is sent.
 type Resource struct {
 	Name string
-	// Version is derived from the marshalled bytes only, so the same content
-	// has the same version on every replica and after every restart.
-	Version string
-	// v is Version as a number (never 0), what per-client state keeps.
-	v   uint64
-	Any *anypb.Any
+	// v is the content version (never 0): derived from the marshalled bytes
+	// only, so the same content has the same version on every replica and
+	// after every restart. Per-client state keeps it as it is; Version
+	// formats it for the wire.
+	v    uint64
+	wire anypb.Any
 	// delta is the same resource as a delta response carries it, built
 	// when a delta stream first sends it (most clients speak SotW).
 	delta atomic.Pointer[discoveryv3.Resource]
 }
+
+// Version returns r's content version as it goes on the wire: 16 hex
+// digits.
+func (r *Resource) Version() string { return versionString(r.v) }
+
+// Any returns r's marshalled bytes with their type URL, as a response
+// carries them. The message is shared by every response: it must not be
+// changed.
+func (r *Resource) Any() *anypb.Any { return &r.wire }
 
 // deltaResource returns r as a delta response carries it.
 func (r *Resource) deltaResource() *discoveryv3.Resource {
 	if d := r.delta.Load(); d != nil {
 		return d
 	}
-	d := &discoveryv3.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
+	d := &discoveryv3.Resource{Name: r.Name, Version: r.Version(), Resource: r.Any()}
 	if r.delta.CompareAndSwap(nil, d) {
 		return d
 	}
@@ -103,12 +116,10 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 // wireResource makes a Resource named name of the given type URL from its
 // marshalled bytes b (which it keeps: b must not change afterwards).
 func wireResource(name, typeURL string, b []byte) *Resource {
-	v := contentVersion(b)
 	return &Resource{
-		Name:    name,
-		Version: versionString(v),
-		v:       v,
-		Any:     &anypb.Any{TypeUrl: typeURL, Value: b},
+		Name: name,
+		v:    contentVersion(b),
+		wire: anypb.Any{TypeUrl: typeURL, Value: b},
 	}
 }
 
@@ -134,9 +145,15 @@ func contentVersion(b []byte) uint64 {
 
 // versionString is how a version goes on the wire: 16 hex digits.
 func versionString(v uint64) string {
+	var b [16]byte
+	return string(appendVersion(b[:0], v))
+}
+
+// appendVersion appends versionString(v) to dst without allocating.
+func appendVersion(dst []byte, v uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], v)
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // parseVersion reads a version a client says it holds (delta

@@ -12,23 +12,23 @@ import (
 func TestVersionsOnTheWire(t *testing.T) {
 	a := wireResource("a", resourcev3.ClusterType, []byte("cluster a"))
 	b := wireResource("b", resourcev3.ClusterType, []byte{})
-	if got, want := a.Version, "0203f9908eef9d22"; got != want {
+	if got, want := a.Version(), "0203f9908eef9d22"; got != want {
 		t.Errorf("version of a = %s, want %s", got, want)
 	}
-	if got, want := b.Version, "cbf29ce484222325"; got != want {
+	if got, want := b.Version(), "cbf29ce484222325"; got != want {
 		t.Errorf("version of b = %s, want %s", got, want)
 	}
 	if got, want := responseVersion([]*Resource{a, b}, []string{"c"}), "2cc8fbdd9cf6bda6"; got != want {
 		t.Errorf("response version = %s, want %s", got, want)
 	}
 	d := a.deltaResource()
-	if d.GetName() != "a" || d.GetVersion() != a.Version || d.GetResource().GetTypeUrl() != resourcev3.ClusterType || string(d.GetResource().GetValue()) != "cluster a" {
+	if d.GetName() != "a" || d.GetVersion() != a.Version() || d.GetResource().GetTypeUrl() != resourcev3.ClusterType || string(d.GetResource().GetValue()) != "cluster a" {
 		t.Errorf("delta resource = %v", d)
 	}
 	if a.deltaResource() != d {
 		t.Error("delta resource is built again")
 	}
-	if got := parseVersion(a.Version); got != a.v {
-		t.Errorf("parseVersion(%s) = %x, want %x", a.Version, got, a.v)
+	if got := parseVersion(a.Version()); got != a.v {
+		t.Errorf("parseVersion(%s) = %x, want %x", a.Version(), got, a.v)
 	}
 }

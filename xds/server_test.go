@@ -350,8 +350,8 @@ func TestVersionsDeriveFromContent(t *testing.T) {
 	apply(t, b, true, map[string]*translator.Resources{"ns/a": svc("a", 3)})
 	for ty := range numTypes {
 		for name, r := range a.resources[ty] {
-			if got := b.resources[ty][name].Version; got != r.Version {
-				t.Fatalf("%v %s: versions %s and %s for the same content", ty, name, r.Version, got)
+			if got := b.resources[ty][name].Version(); got != r.Version() {
+				t.Fatalf("%v %s: versions %s and %s for the same content", ty, name, r.Version(), got)
 			}
 		}
 	}

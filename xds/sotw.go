@@ -160,7 +160,7 @@ func (st *stream) sendResources(t typeIndex, out []*Resource) error {
 	slices.SortFunc(out, byName)
 	anys := make([]*anypb.Any, len(out))
 	for i, r := range out {
-		anys[i] = r.Any
+		anys[i] = r.Any()
 	}
 	ts := st.types[t]
 	resp := &discoveryv3.DiscoveryResponse{

@@ -94,10 +94,11 @@ func (st *stream) nextNonce(t typeIndex) string {
 // same content has the same version on every replica.
 func responseVersion(out []*Resource, gone []string) string {
 	h := fnv.New64a()
+	var v [16]byte
 	for _, r := range out {
 		_, _ = h.Write([]byte(r.Name))
 		_, _ = h.Write([]byte{0})
-		_, _ = h.Write([]byte(r.Version))
+		_, _ = h.Write(appendVersion(v[:0], r.v))
 		_, _ = h.Write([]byte{0})
 	}
 	for _, n := range gone {
