@@ -62,11 +62,71 @@ type Cache struct {
 	byName [numTypes]map[string][]*subscriber
 }
 
-// group is what one Service owns in the cache.
+// group is what one Service owns in the cache: the names of its resources,
+// aliases and variants, so that a change or removal of the Service removes
+// exactly what it no longer has. The resources themselves, the alias
+// targets and the variants live in the cache's indexes only; a group is kept
+// per Service, so it is one slice of names and no maps.
 type group struct {
-	names    [numTypes][]string
-	aliases  map[string]string
-	variants [numTypes]map[string]map[string]*Resource
+	// names holds the resource names type by type, in typeIndex order
+	// (type t's end at ends[t]), then the alias names.
+	names []string
+	ends  [numTypes]int32
+	// variants lists, per type, the names that have variants; nil for a
+	// Service without any (most).
+	variants *[numTypes][]string
+}
+
+// newGroup returns the group of the resources, aliases and variants in b.
+func newGroup(b *built) *group {
+	n := len(b.aliases)
+	for t := range numTypes {
+		n += len(b.res[t])
+	}
+	g := &group{names: make([]string, 0, n)}
+	for t := range numTypes {
+		for _, r := range b.res[t] {
+			g.names = append(g.names, r.Name)
+		}
+		g.ends[t] = int32(len(g.names))
+	}
+	for alias := range b.aliases {
+		g.names = append(g.names, alias)
+	}
+	for t := range numTypes {
+		if len(b.variants[t]) == 0 {
+			continue
+		}
+		if g.variants == nil {
+			g.variants = new([numTypes][]string)
+		}
+		g.variants[t] = make([]string, 0, len(b.variants[t]))
+		for name := range b.variants[t] {
+			g.variants[t] = append(g.variants[t], name)
+		}
+	}
+	return g
+}
+
+// resourceNames returns the names of the group's resources of type t.
+func (g *group) resourceNames(t typeIndex) []string {
+	var start int32
+	if t > 0 {
+		start = g.ends[t-1]
+	}
+	return g.names[start:g.ends[t]]
+}
+
+// aliasNames returns the group's alias names.
+func (g *group) aliasNames() []string { return g.names[g.ends[numTypes-1]:] }
+
+// variantNames returns the names of the group's resources of type t that
+// have variants.
+func (g *group) variantNames(t typeIndex) []string {
+	if g.variants == nil {
+		return nil
+	}
+	return g.variants[t]
 }
 
 // NewCache returns an empty Cache that is not ready until the first full
@@ -224,12 +284,9 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	if b == nil && old == nil {
 		return
 	}
-	var g *group
 	if b != nil {
-		g = &group{aliases: b.aliases, variants: b.variants}
 		for t := range numTypes {
 			for _, r := range b.res[t] {
-				g.names[t] = append(g.names[t], r.Name)
 				if cur, ok := c.resources[t][r.Name]; !ok || cur.v != r.v {
 					c.resources[t][r.Name] = r
 					mark(t, r.Name)
@@ -239,8 +296,8 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	if old != nil {
 		for t := range numTypes {
-			for _, name := range old.names[t] {
-				if g != nil && contains(g.names[t], name) {
+			for _, name := range old.resourceNames(t) {
+				if b.has(t, name) {
 					continue
 				}
 				delete(c.resources[t], name)
@@ -251,32 +308,37 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 				mark(t, name)
 			}
 		}
-		for alias := range old.aliases {
-			if g != nil && g.aliases[alias] != "" {
+		for _, alias := range old.aliasNames() {
+			if b != nil && b.aliases[alias] != "" {
 				continue
 			}
 			delete(c.aliases, alias)
 			mark(listenerType, alias)
 		}
 	}
-	c.replaceVariants(old, g, mark)
-	if g == nil {
+	c.replaceVariants(old, b, mark)
+	if b == nil {
 		delete(c.groups, key)
 		return
 	}
-	for alias, canonical := range g.aliases {
+	for alias, canonical := range b.aliases {
 		if c.aliases[alias] == canonical {
 			continue
 		}
 		c.aliases[alias] = canonical
 		mark(listenerType, alias)
 	}
-	c.groups[key] = g
+	c.groups[key] = newGroup(b)
 }
 
-func contains(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
+// has reports whether b (which may be nil) has a resource of type t named
+// name.
+func (b *built) has(t typeIndex, name string) bool {
+	if b == nil {
+		return false
+	}
+	for _, r := range b.res[t] {
+		if r.Name == name {
 			return true
 		}
 	}
@@ -307,25 +369,26 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 	}
 }
 
-// replaceVariants swaps the variants of one Service's resources and marks
-// a resource changed when any of its variants changed, appeared or went.
-// Must be called with c.mu held.
-func (c *Cache) replaceVariants(old, g *group, mark func(typeIndex, string)) {
+// replaceVariants swaps the variants of one Service's resources, from the
+// old group's to b's (either may be nil), and marks a resource changed when
+// any of its variants changed, appeared or went. Must be called with c.mu
+// held.
+func (c *Cache) replaceVariants(old *group, b *built, mark func(typeIndex, string)) {
 	for t := range numTypes {
-		var before, after map[string]map[string]*Resource
-		if old != nil {
-			before = old.variants[t]
-		}
-		if g != nil {
-			after = g.variants[t]
+		var after map[string]map[string]*Resource
+		if b != nil {
+			after = b.variants[t]
 		}
 		for name, vs := range after {
-			if !sameVersions(before[name], vs) {
+			if !sameVersions(c.variants[t][name], vs) {
 				c.variants[t][name] = vs
 				mark(t, name)
 			}
 		}
-		for name := range before {
+		if old == nil {
+			continue
+		}
+		for _, name := range old.variantNames(t) {
 			if _, ok := after[name]; !ok {
 				delete(c.variants[t], name)
 				mark(t, name)
