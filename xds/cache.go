@@ -69,7 +69,7 @@ type Cache struct {
 // per Service, so it is one slice of names and no maps.
 type group struct {
 	// names holds the resource names type by type, in typeIndex order
-	// (type t's end at ends[t]), then the alias names.
+	// (those of type t end at ends[t]), then the alias names.
 	names []string
 	ends  [numTypes]int32
 	// variants lists, per type, the names that have variants; nil for a

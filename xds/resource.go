@@ -149,7 +149,8 @@ func versionString(v uint64) string {
 	return string(appendVersion(b[:0], v))
 }
 
-// appendVersion appends versionString(v) to dst without allocating.
+// appendVersion appends versionString(v) to dst (no allocation when dst
+// has room for 16 bytes).
 func appendVersion(dst []byte, v uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], v)
