@@ -44,11 +44,12 @@ func translatePort(svc *watcher.Service, p *watcher.Port, pol policy, threshold 
 	}
 	label := portLabel(p)
 	var diags []Diagnostic
-	c, cerr := policyCluster(pol, canonical, p.AppProtocol)
-	if cerr != nil {
-		diags = append(diags, Diagnostic{Service: svc.Key, Port: label, Reason: cerr.Error()})
+	var perr error
+	out.cluster, perr, err = clusterWire(pol, canonical, p.AppProtocol)
+	if perr != nil {
+		diags = append(diags, Diagnostic{Service: svc.Key, Port: label, Reason: perr.Error()})
 	}
-	if out.cluster, err = encode(canonical, c); err != nil {
+	if err != nil {
 		return portOut{}, diags, err
 	}
 	if pol.lb == lbRingHash {

@@ -1,8 +1,10 @@
 package translator
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -232,4 +234,77 @@ func routeWire(pol policy, canonical string, aliases, short []string) (Encoded, 
 	b = appendHeader(b, routeAction, sizeMessage(actionCluster, len(canonical)))
 	b = appendString(b, actionCluster, canonical)
 	return Encoded{Name: canonical, Wire: b}, nil
+}
+
+// Field numbers of the Cluster fields that clusterWire writes.
+const (
+	clusterName      = 1 // Cluster.name
+	clusterType      = 2 // Cluster.type (oneof cluster_discovery_type)
+	clusterEDSConfig = 3 // Cluster.eds_cluster_config
+	clusterTimeout   = 4 // Cluster.connect_timeout
+	edsConfigSource  = 1 // Cluster.EdsClusterConfig.eds_config
+	edsServiceName   = 2 // Cluster.EdsClusterConfig.service_name
+	clusterTypeEDS   = 3 // Cluster.DiscoveryType EDS
+)
+
+// edsWire are the marshalled parts of edsCluster that are the same
+// for every cluster: the ADS config source and the connect timeout. ok
+// reports that clusterWire, built from them, gives the bytes of the message
+// for a sample name; if a new protobuf-go ever wrote another order, every
+// cluster falls back to the message path rather than sending other bytes.
+type edsWire struct {
+	configSource, timeout []byte
+	ok                    bool
+}
+
+// edsParts builds the edsWire once per process (a sync.OnceValue: never
+// changed after, safe for concurrent use).
+var edsParts = sync.OnceValue(func() edsWire {
+	sh := clusterParts()
+	cs, err1 := deterministic.Marshal(sh.adsSource)
+	to, err2 := deterministic.Marshal(sh.connectTimeout)
+	if err1 != nil || err2 != nil {
+		return edsWire{}
+	}
+	p := edsWire{configSource: cs, timeout: to}
+	const sample = "s.n.svc.cluster.local:80"
+	want, err := encode(sample, edsCluster(sample))
+	p.ok = err == nil && bytes.Equal(p.append(nil, sample), want.Wire)
+	return p
+})
+
+// append appends the wire form of edsCluster(name) to b: name,
+// eds_cluster_config {eds_config, service_name}, connect_timeout, then the
+// type, which protobuf-go writes after the plain fields (it is a oneof).
+func (p edsWire) append(b []byte, name string) []byte {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	b = appendString(b, clusterName, name)
+	b = appendHeader(b, clusterEDSConfig, eds)
+	b = appendHeader(b, edsConfigSource, len(p.configSource))
+	b = append(b, p.configSource...)
+	b = appendString(b, edsServiceName, name)
+	b = appendHeader(b, clusterTimeout, len(p.timeout))
+	b = append(b, p.timeout...)
+	b = protowire.AppendTag(b, clusterType, protowire.VarintType)
+	return protowire.AppendVarint(b, clusterTypeEDS)
+}
+
+func (p edsWire) size(name string) int {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	return sizeMessage(clusterName, len(name)) + sizeMessage(clusterEDSConfig, eds) +
+		sizeMessage(clusterTimeout, len(p.timeout)) + protowire.SizeTag(clusterType) + protowire.SizeVarint(clusterTypeEDS)
+}
+
+// clusterWire is policyCluster(pol, canonical, appProtocol) encoded; the
+// plain EDS cluster, with no policy and no appProtocol, is written
+// directly (the name is ASCII, see routeWire). policyErr is policyCluster's
+// error (the cluster is then served without its policy); err is a cluster
+// that does not encode.
+func clusterWire(pol policy, canonical, appProtocol string) (e Encoded, policyErr, err error) {
+	if p := edsParts(); p.ok && pol == (policy{}) && appProtocol == "" {
+		return Encoded{Name: canonical, Wire: p.append(make([]byte, 0, p.size(canonical)), canonical)}, nil, nil
+	}
+	c, policyErr := policyCluster(pol, canonical, appProtocol)
+	e, err = encode(canonical, c)
+	return e, policyErr, err
 }

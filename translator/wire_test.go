@@ -8,12 +8,17 @@ import (
 	"github.com/switchboard-xds/switchboard/watcher"
 )
 
-// TestWireShortcuts checks listenerWire and routeWire, which write their
-// bytes directly, against the messages they stand for, marshalled: the same
+// TestWireShortcuts checks listenerWire, routeWire and clusterWire, which
+// write their bytes directly, against the messages they stand for, marshalled: the same
 // bytes for every shape of names (single and multi-port, long and short
 // names, another cluster domain), so a resource's version does not depend on
 // the way it was built.
 func TestWireShortcuts(t *testing.T) {
+	// Each shortcut checks itself against the message once per process and
+	// is off if the bytes differ: that must not happen silently.
+	if !hcmParts().ok || !edsParts().ok {
+		t.Fatalf("a shortcut turned itself off (listener %v, cluster %v): protobuf-go writes another order", hcmParts().ok, edsParts().ok)
+	}
 	cases := 0
 	for _, domain := range []string{"cluster.local", "corp.example"} {
 		for _, key := range []watcher.ServiceKey{
@@ -48,6 +53,20 @@ func TestWireShortcuts(t *testing.T) {
 					}
 					if got.Name != canonical || !bytes.Equal(got.Wire, want.Wire) {
 						t.Errorf("%s: route differs from the message marshalled\n got %x\nwant %x", name, got.Wire, want.Wire)
+					}
+					got, perr, err := clusterWire(policy{}, canonical, "")
+					if err != nil || perr != nil {
+						t.Fatalf("%s: %v, %v", name, perr, err)
+					}
+					c, err := policyCluster(policy{}, canonical, "")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want, err = encode(canonical, c); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if got.Name != canonical || !bytes.Equal(got.Wire, want.Wire) {
+						t.Errorf("%s: cluster differs from the message marshalled\n got %x\nwant %x", name, got.Wire, want.Wire)
 					}
 					cases++
 				}
