@@ -2,8 +2,6 @@ package translator
 
 import (
 	"strings"
-
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 )
 
 // ClassCCore is the client class of gRPC C-core (node user_agent_name
@@ -34,5 +32,5 @@ func ClientClass(userAgentName string) string {
 // cluster of the same name in Resources.Clusters.
 type ClusterVariant struct {
 	Class   string
-	Cluster *clusterv3.Cluster
+	Cluster Encoded
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -140,23 +141,8 @@ func anyAssignment(canonical string, key watcher.ServiceKey, portLabel string, e
 // view order and report nothing: this gives the same assignment. It
 // returns nil for any other view (or an empty one), having built nothing.
 func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.ClusterLoadAssignment {
-	if len(eps) == 0 {
+	if !usualView(eps) {
 		return nil
-	}
-	for i := range eps {
-		e := &eps[i]
-		if !e.Ready || len(e.Addresses) != 1 || e.Port < 1 || e.Port > 65535 {
-			return nil
-		}
-		if ip, err := netip.ParseAddr(e.Addresses[0]); err != nil || !ip.Is4() {
-			return nil
-		}
-		if i > 0 {
-			prev := &eps[i-1]
-			if cmp.Or(cmp.Compare(prev.Addresses[0], e.Addresses[0]), cmp.Compare(prev.Port, e.Port)) >= 0 {
-				return nil
-			}
-		}
 	}
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: canonical}
 	alloc := newEndpointAlloc(len(eps), 0)
@@ -164,6 +150,48 @@ func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.Clus
 		return alloc.lbEndpoint(eps[i].Addresses[0], nil, uint32(eps[i].Port))
 	})
 	return cla
+}
+
+// usualView reports whether eps has the usual shape that sortedAssignment
+// and sortedWire take: not empty, every endpoint ready, with one IPv4
+// address in its one spelling, a valid port and a valid place (see
+// validPlace), in strictly increasing (address, port) order.
+func usualView(eps []watcher.Endpoint) bool {
+	if len(eps) == 0 {
+		return false
+	}
+	for i := range eps {
+		e := &eps[i]
+		if !e.Ready || len(e.Addresses) != 1 || e.Port < 1 || e.Port > 65535 {
+			return false
+		}
+		if ip, err := netip.ParseAddr(e.Addresses[0]); err != nil || !ip.Is4() {
+			return false
+		}
+		if i > 0 {
+			prev := &eps[i-1]
+			if cmp.Or(cmp.Compare(prev.Addresses[0], e.Addresses[0]), cmp.Compare(prev.Port, e.Port)) >= 0 {
+				return false
+			}
+			if prev.Zone == e.Zone && prev.Region == e.Region {
+				continue // checked already
+			}
+		}
+		if validPlace(e) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// validPlace checks the endpoint's zone and region, which become a
+// locality's strings: protobuf strings must be UTF-8, and a client drops a
+// whole assignment it cannot decode.
+func validPlace(e *watcher.Endpoint) error {
+	if !utf8.ValidString(e.Zone) || !utf8.ValidString(e.Region) {
+		return fmt.Errorf("endpoint %q has a zone or region that is not UTF-8; endpoint skipped", e.Addresses[0])
+	}
+	return nil
 }
 
 // assemble sets the localities of cla from n endpoints in address order:
@@ -431,6 +459,9 @@ func validEndpoint(e *watcher.Endpoint, buf []ipAddr) (candidate, []ipAddr, erro
 	}
 	if e.Port < 1 || e.Port > 65535 {
 		return candidate{}, buf, fmt.Errorf("endpoint %q has invalid port %d; endpoint skipped", e.Addresses[0], e.Port)
+	}
+	if err := validPlace(e); err != nil {
+		return candidate{}, buf, err
 	}
 	start := len(buf)
 	for _, s := range e.Addresses {

@@ -64,9 +64,11 @@ func TestDedupNeighbours(t *testing.T) {
 	}
 }
 
-// TestSortedAssignment checks sortedAssignment, the shortcut for views in
-// the usual shape, against anyAssignment on random views, some in that
-// shape and most not (unsorted, repeated, not ready, IPv6, two addresses).
+// TestSortedAssignment checks sortedAssignment and sortedWire, the
+// shortcuts for views in the usual shape, against anyAssignment on random
+// views, some in that shape and most not (unsorted, repeated, not ready,
+// IPv6, two addresses): the same message, and byte for byte the same wire
+// form as the message encoded.
 func TestSortedAssignment(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.10", "10.0.1.1", "192.168.0.1", "fd00::1", "::ffff:10.0.0.1", "bad"}
@@ -100,6 +102,10 @@ func TestSortedAssignment(t *testing.T) {
 			})
 		}
 		got := sortedAssignment("c", eps)
+		wire, ok := sortedWire("c", eps)
+		if ok != (got != nil) {
+			t.Fatalf("round %d: sortedWire took the shortcut: %v, sortedAssignment: %v", round, ok, got != nil)
+		}
 		if got == nil {
 			continue
 		}
@@ -115,6 +121,9 @@ func TestSortedAssignment(t *testing.T) {
 		wb, _ := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 		if string(gb) != string(wb) {
 			t.Fatalf("round %d: wire forms differ", round)
+		}
+		if string(wire.Wire) != string(wb) || wire.Name != "c" {
+			t.Fatalf("round %d: sortedWire differs from the encoded message; it decodes to %v\nwant %x\ngot  %x", round, decodeCLA(t, wire), wb, wire.Wire)
 		}
 	}
 	if shortcuts < 300 {

@@ -29,6 +29,13 @@ import (
 type ClassAssignment struct {
 	Class      string
 	Zone       string
+	Assignment Encoded
+}
+
+// classCLA is a ClassAssignment before it is encoded.
+type classCLA struct {
+	Class      string
+	Zone       string
 	Assignment *endpointv3.ClusterLoadAssignment
 }
 
@@ -42,12 +49,12 @@ type ClassAssignment struct {
 // spills from priority 0 on its own. Each is built the way zoneAssignments
 // builds the plain one, from the Envoy base, so an endpoint is near or far
 // for Envoy exactly when it is for gRPC.
-func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, zones []ZoneAssignment, threshold int) []ClassAssignment {
+func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, zones []zoneCLA, threshold int) []classCLA {
 	plain := drainingAssignment(base, eps)
 	if plain == nil {
 		return nil
 	}
-	out := []ClassAssignment{{Class: ClassEnvoy, Assignment: plain}}
+	out := []classCLA{{Class: ClassEnvoy, Assignment: plain}}
 	if len(zones) == 0 {
 		return out
 	}
@@ -56,7 +63,7 @@ func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.
 		// superset of the plain one; a zone without a plain variant has
 		// failed over (or has only draining endpoints close to it) and its
 		// Envoy clients get the un-zoned variant.
-		if !slices.ContainsFunc(zones, func(z ZoneAssignment) bool { return z.Zone == za.Zone }) {
+		if !slices.ContainsFunc(zones, func(z zoneCLA) bool { return z.Zone == za.Zone }) {
 			continue
 		}
 		// zoneAssignments weighs a locality by all its endpoints; Envoy's
@@ -73,7 +80,7 @@ func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.
 				Priority:            loc.GetPriority(),
 			})
 		}
-		out = append(out, ClassAssignment{Class: ClassEnvoy, Zone: za.Zone, Assignment: cla})
+		out = append(out, classCLA{Class: ClassEnvoy, Zone: za.Zone, Assignment: cla})
 	}
 	return out
 }
@@ -231,7 +238,7 @@ func servedAddrs(cla *endpointv3.ClusterLoadAssignment) map[netip.AddrPort]struc
 func sortClassAssignments(cas []ClassAssignment) {
 	slices.SortFunc(cas, func(a, b ClassAssignment) int {
 		return cmp.Or(
-			cmp.Compare(a.Assignment.GetClusterName(), b.Assignment.GetClusterName()),
+			cmp.Compare(a.Assignment.Name, b.Assignment.Name),
 			cmp.Compare(a.Class, b.Class),
 			cmp.Compare(a.Zone, b.Zone),
 		)

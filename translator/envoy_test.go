@@ -19,7 +19,7 @@ import (
 
 // checkEnvoyRules fails t for every ClassAssignment in res that breaks the
 // contract of ClassAssignment (see envoyRuleErrors).
-func checkEnvoyRules(t testing.TB, res Resources) {
+func checkEnvoyRules(t testing.TB, res decoded) {
 	t.Helper()
 	for _, err := range envoyRuleErrors(res) {
 		t.Error(err)
@@ -35,7 +35,7 @@ func checkEnvoyRules(t testing.TB, res Resources) {
 // HEALTHY endpoints (unset when none, as Envoy requires at least 1 when
 // set), and an (address, port) pair appears once. A zoned variant exists
 // for every zone variant of a cluster with an un-zoned one, and only then.
-func envoyRuleErrors(res Resources) []error {
+func envoyRuleErrors(res decoded) []error {
 	var errs []error
 	plain := map[string]*endpointv3.ClusterLoadAssignment{}
 	for _, a := range res.Assignments {
@@ -158,7 +158,7 @@ func healthOf(cla *endpointv3.ClusterLoadAssignment) map[string]corev3.HealthSta
 // envoyView returns the assignment an Envoy client in zone gets for the
 // one port of res, as the server picks it: the zoned class variant, the
 // zone variant, the class variant, then the plain assignment.
-func envoyView(res Resources, zone string) *endpointv3.ClusterLoadAssignment {
+func envoyView(res decoded, zone string) *endpointv3.ClusterLoadAssignment {
 	if zone != "" {
 		for _, ca := range res.ClassAssignments {
 			if ca.Class == ClassEnvoy && ca.Zone == zone {
@@ -248,7 +248,7 @@ func TestEnvoyDraining(t *testing.T) {
 				SliceCount: 1,
 				Ports:      []watcher.Port{{Name: "grpc", Port: 80, Endpoints: tc.eps}},
 			}
-			res, _ := Service(Options{}, svc)
+			res, _ := translate(t, Options{}, svc)
 			validateAll(t, res)
 			checkGRPCRules(t, res)
 			checkEnvoyRules(t, res)
@@ -268,7 +268,7 @@ func TestEnvoyDraining(t *testing.T) {
 			if tc.envoy != nil {
 				without := *svc
 				without.Ports = []watcher.Port{{Name: "grpc", Port: 80, Endpoints: slices.DeleteFunc(slices.Clone(tc.eps), func(e watcher.Endpoint) bool { return isDraining(&e) })}}
-				want, _ := Service(Options{}, &without)
+				want, _ := translate(t, Options{}, &without)
 				if d := cmp.Diff(want.Assignments, res.Assignments, protocmp.Transform()); d != "" {
 					t.Errorf("gRPC assignment changed by terminating endpoints (-without +with):\n%s", d)
 				}
@@ -287,7 +287,7 @@ func TestEnvoyDrainingWeights(t *testing.T) {
 		{Addresses: []string{"10.0.0.4"}, Port: 80, Serving: true, Terminating: true, Zone: "z2"},
 		{Addresses: []string{"10.0.0.5"}, Port: 80, Serving: true, Terminating: true},
 	}
-	res, _ := Service(Options{}, &watcher.Service{
+	res, _ := translate(t, Options{}, &watcher.Service{
 		Key: watcher.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1,
 		Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
 	})
@@ -325,7 +325,7 @@ func TestEnvoyZoned(t *testing.T) {
 			ep("10.0.2.1", "z2", true), ep("10.0.2.2", "z2", false),
 		}}},
 	}
-	res, _ := Service(Options{}, svc)
+	res, _ := translate(t, Options{}, svc)
 	validateAll(t, res)
 	checkGRPCRules(t, res)
 	checkEnvoyRules(t, res)
@@ -365,7 +365,7 @@ func TestEnvoyZoned(t *testing.T) {
 		watcher.Endpoint{Addresses: []string{"10.0.1.5"}, Port: 80, Zone: "z1"},
 		watcher.Endpoint{Addresses: []string{"10.0.1.6"}, Port: 80, Zone: "z1"},
 	)
-	res, _ = Service(Options{}, svc)
+	res, _ = translate(t, Options{}, svc)
 	checkEnvoyRules(t, res)
 	views = views[:0]
 	for _, ca := range res.ClassAssignments {
@@ -391,23 +391,23 @@ func TestEnvoyRulesCatch(t *testing.T) {
 			ep("10.0.1.1", "z1", true), ep("10.0.1.3", "z1", false), ep("10.0.2.1", "z2", true),
 		}}},
 	}
-	fresh := func() Resources {
-		res, _ := Service(Options{}, svc)
+	fresh := func() decoded {
+		res, _ := translate(t, Options{}, svc)
 		return res
 	}
 	if errs := envoyRuleErrors(fresh()); len(errs) != 0 {
 		t.Fatalf("valid resources rejected: %v", errs)
 	}
-	first := func(r *Resources) *endpointv3.LocalityLbEndpoints {
+	first := func(r *decoded) *endpointv3.LocalityLbEndpoints {
 		return r.ClassAssignments[0].Assignment.GetEndpoints()[0]
 	}
 	for _, tc := range []struct {
 		name   string
-		mutate func(r *Resources)
+		mutate func(r *decoded)
 	}{
-		{"weight counts DRAINING", func(r *Resources) { first(r).LoadBalancingWeight = wrapperspb.UInt32(2) }},
-		{"gRPC class", func(r *Resources) { r.ClassAssignments[0].Class = ClassCCore }},
-		{"no DRAINING", func(r *Resources) {
+		{"weight counts DRAINING", func(r *decoded) { first(r).LoadBalancingWeight = wrapperspb.UInt32(2) }},
+		{"gRPC class", func(r *decoded) { r.ClassAssignments[0].Class = ClassCCore }},
+		{"no DRAINING", func(r *decoded) {
 			for _, ca := range r.ClassAssignments {
 				for _, l := range ca.Assignment.GetEndpoints() {
 					l.LbEndpoints = slices.DeleteFunc(l.LbEndpoints, func(lb *endpointv3.LbEndpoint) bool {
@@ -416,9 +416,9 @@ func TestEnvoyRulesCatch(t *testing.T) {
 				}
 			}
 		}},
-		{"HEALTHY endpoint missing", func(r *Resources) { first(r).LbEndpoints = first(r).LbEndpoints[1:] }},
-		{"zoned variant missing", func(r *Resources) { r.ClassAssignments = r.ClassAssignments[:1] }},
-		{"unknown health", func(r *Resources) {
+		{"HEALTHY endpoint missing", func(r *decoded) { first(r).LbEndpoints = first(r).LbEndpoints[1:] }},
+		{"zoned variant missing", func(r *decoded) { r.ClassAssignments = r.ClassAssignments[:1] }},
+		{"unknown health", func(r *decoded) {
 			first(r).LbEndpoints[1] = proto.Clone(first(r).LbEndpoints[1]).(*endpointv3.LbEndpoint)
 			first(r).LbEndpoints[1].HealthStatus = corev3.HealthStatus_UNHEALTHY
 		}},

@@ -93,9 +93,9 @@ func TestGolden(t *testing.T) {
 }
 
 // translateFile reads a golden input and translates it with goldenOptions.
-func translateFile(t testing.TB, path string) (map[watcher.ServiceKey]Resources, []Diagnostic) {
+func translateFile(t testing.TB, path string) (map[watcher.ServiceKey]decoded, []Diagnostic) {
 	t.Helper()
-	return All(goldenOptions, loadViews(t, path))
+	return translateAll(t, goldenOptions, loadViews(t, path))
 }
 
 // loadViews reads a golden input into watcher views.
@@ -114,7 +114,7 @@ func loadViews(t testing.TB, path string) []*watcher.Service {
 
 // validateAll runs the protos' ValidateAll on every resource and on the
 // messages packed in Anys, which ValidateAll does not open.
-func validateAll(t testing.TB, res Resources) {
+func validateAll(t testing.TB, res decoded) {
 	t.Helper()
 	type validator interface{ ValidateAll() error }
 	check := func(v validator) {
@@ -190,7 +190,7 @@ type goldenService struct {
 // renderGolden turns a translation into deterministic YAML: protojson for
 // each resource (Anys expanded), re-marshalled through a generic value so
 // that key order and spacing do not depend on protojson's output.
-func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]Resources, diags []Diagnostic) []byte {
+func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]decoded, diags []Diagnostic) []byte {
 	t.Helper()
 	f := goldenFile{Diagnostics: []goldenDiagnostic{}, Services: []goldenService{}}
 	for _, d := range diags {

@@ -39,7 +39,7 @@ const (
 // client would reject, and for references a client could not follow:
 // listener → route (and a virtual host matching every name that reaches it,
 // aliases included) → cluster → assignment.
-func checkGRPCRules(t testing.TB, res Resources) {
+func checkGRPCRules(t testing.TB, res decoded) {
 	t.Helper()
 	for _, err := range grpcRuleErrors(res) {
 		t.Error(err)
@@ -48,7 +48,7 @@ func checkGRPCRules(t testing.TB, res Resources) {
 
 // grpcRuleErrors is checkGRPCRules returning the errors, so that the checker
 // itself can be tested.
-func grpcRuleErrors(res Resources) []error {
+func grpcRuleErrors(res decoded) []error {
 	var errs []error
 	add := func(kind, name string, err error) {
 		if err != nil {

@@ -132,25 +132,36 @@ var hcmParts = sync.OnceValue(func() hcmWire {
 	return w
 })
 
-// marshal returns the wire form of newHCM(routeName): stat_prefix,
-// http_filters, then rds {config_source, route_config_name}, in one
-// allocation of exactly the right size.
+// marshal returns the wire form of newHCM(routeName) in one allocation of
+// exactly the right size.
 func (w hcmWire) marshal(routeName string) []byte {
+	return w.append(make([]byte, 0, w.size(routeName)), routeName)
+}
+
+// size is the length of the wire form of newHCM(routeName).
+func (w hcmWire) size(routeName string) int {
 	n := len(routeName)
-	str := protowire.SizeTag(hcmStatPrefix) + protowire.SizeBytes(n)
-	rds := protowire.SizeTag(rdsConfigSource) + protowire.SizeBytes(len(w.configSource)) +
-		protowire.SizeTag(rdsRouteConfName) + protowire.SizeBytes(n)
-	b := make([]byte, 0, str+len(w.filters)+protowire.SizeTag(hcmRds)+protowire.SizeBytes(rds))
+	return protowire.SizeTag(hcmStatPrefix) + protowire.SizeBytes(n) + len(w.filters) +
+		protowire.SizeTag(hcmRds) + protowire.SizeBytes(w.rdsSize(routeName))
+}
+
+func (w hcmWire) rdsSize(routeName string) int {
+	return protowire.SizeTag(rdsConfigSource) + protowire.SizeBytes(len(w.configSource)) +
+		protowire.SizeTag(rdsRouteConfName) + protowire.SizeBytes(len(routeName))
+}
+
+// append appends the wire form of newHCM(routeName) to b: stat_prefix,
+// http_filters, then rds {config_source, route_config_name}.
+func (w hcmWire) append(b []byte, routeName string) []byte {
 	b = protowire.AppendTag(b, hcmStatPrefix, protowire.BytesType)
 	b = protowire.AppendString(b, routeName)
 	b = append(b, w.filters...)
 	b = protowire.AppendTag(b, hcmRds, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(rds))
+	b = protowire.AppendVarint(b, uint64(w.rdsSize(routeName)))
 	b = protowire.AppendTag(b, rdsConfigSource, protowire.BytesType)
 	b = protowire.AppendBytes(b, w.configSource)
 	b = protowire.AppendTag(b, rdsRouteConfName, protowire.BytesType)
-	b = protowire.AppendString(b, routeName)
-	return b
+	return protowire.AppendString(b, routeName)
 }
 
 // listenerOf returns the listener named name whose api_listener holds hcm,

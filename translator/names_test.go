@@ -35,7 +35,7 @@ func TestShortNamesMatchVirtualHost(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, diags := Service(Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
+			res, diags := translate(t, Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
 			if len(diags) != 0 {
 				t.Fatalf("diagnostics: %v", diags)
 			}

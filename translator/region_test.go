@@ -25,7 +25,7 @@ func TestRegions(t *testing.T) {
 			ep("10.0.0.1", "eu", "eu-a"), ep("10.0.0.2", "eu", "eu-a"), ep("10.0.1.1", "us", "us-a"), ep("10.0.2.1", "us", ""),
 		}}},
 	}
-	res, diags := Service(Options{}, svc)
+	res, diags := translate(t, Options{}, svc)
 	if len(diags) != 0 {
 		t.Fatalf("diagnostics: %v", diags)
 	}

@@ -7,11 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-
 	"github.com/switchboard-xds/switchboard/watcher"
 )
 
@@ -143,10 +138,10 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 	}
 	n := len(ports)
 	res := Resources{
-		Listeners:   make([]*listenerv3.Listener, 0, n),
-		Routes:      make([]*routev3.RouteConfiguration, 0, n),
-		Clusters:    make([]*clusterv3.Cluster, 0, n),
-		Assignments: make([]*endpointv3.ClusterLoadAssignment, 0, n),
+		Listeners:   make([]Encoded, 0, n),
+		Routes:      make([]Encoded, 0, n),
+		Clusters:    make([]Encoded, 0, n),
+		Assignments: make([]Encoded, 0, n),
 		Aliases:     make(map[string]string, n*5),
 	}
 	for _, p := range ports {
@@ -156,57 +151,35 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		if p.Unresolved {
 			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
 		}
-		lis := apiListener(canonical, canonical)
-		if lis == nil {
-			// Unreachable for a valid key and domain (names are ASCII).
-			diags = append(diags, diag(label, "cannot build listener %q; port skipped", canonical))
+		out, d, err := translatePort(svc, p, pol, threshold, canonical, aliases, short)
+		diags = append(diags, d...)
+		if err != nil {
+			// Unreachable: every string of a resource is checked first.
+			diags = append(diags, diag(label, "%v; port skipped", err))
 			continue
 		}
 		for _, a := range aliases {
 			res.Aliases[a] = canonical
 		}
-		res.Listeners = append(res.Listeners, lis)
-		rc := routeConfiguration(canonical, aliases, short)
-		pol.applyRoute(rc)
-		res.Routes = append(res.Routes, rc)
-		if svc.Type == watcher.TypeExternalName {
-			// No endpoints: the client resolves the name itself.
-			res.Clusters = append(res.Clusters, dnsCluster(canonical, svc.ExternalName, p.Port))
-			continue
+		res.Listeners = append(res.Listeners, out.listener)
+		res.Routes = append(res.Routes, out.route)
+		res.Clusters = append(res.Clusters, out.cluster)
+		res.ClusterVariants = append(res.ClusterVariants, out.clusterVariants...)
+		if out.hasAssignments {
+			res.Assignments = append(res.Assignments, out.assignments.plain)
+			res.ZoneAssignments = append(res.ZoneAssignments, out.assignments.zones...)
+			res.ClassAssignments = append(res.ClassAssignments, out.assignments.classes...)
 		}
-		cla, d := loadAssignment(canonical, key, label, p.Endpoints)
-		diags = append(diags, d...)
-		pref := topologyPreference(svc, p.Endpoints)
-		zas := zoneAssignments(pref, p.Endpoints, cla, threshold)
-		res.ZoneAssignments = append(res.ZoneAssignments, zas...)
-		res.ClassAssignments = append(res.ClassAssignments, envoyAssignments(pref, p.Endpoints, cla, zas, threshold)...)
-		c, err := policyCluster(pol, canonical, p.AppProtocol)
-		if err != nil {
-			diags = append(diags, diag(label, "%v", err))
-		}
-		if pol.lb == lbRingHash {
-			// C-core 1.51 crashes on ring hash: it gets round robin.
-			compat := pol
-			compat.lb, compat.hashHeader = lbRoundRobin, ""
-			if cc, err := policyCluster(compat, canonical, p.AppProtocol); err == nil {
-				res.ClusterVariants = append(res.ClusterVariants, ClusterVariant{Class: ClassCCore, Cluster: cc})
-			}
-		}
-		res.Clusters = append(res.Clusters, c)
-		res.Assignments = append(res.Assignments, cla)
 	}
 	// Ports are in number order, names compare as strings (":443" < ":80").
-	slices.SortFunc(res.Listeners, byName[*listenerv3.Listener])
-	slices.SortFunc(res.Routes, byName[*routev3.RouteConfiguration])
-	slices.SortFunc(res.Clusters, byName[*clusterv3.Cluster])
-	slices.SortFunc(res.Assignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
-	})
+	for _, list := range [][]Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
+		slices.SortFunc(list, byName)
+	}
 	slices.SortFunc(res.ClusterVariants, func(a, b ClusterVariant) int {
-		return cmp.Or(cmp.Compare(a.Cluster.GetName(), b.Cluster.GetName()), cmp.Compare(a.Class, b.Class))
+		return cmp.Or(byName(a.Cluster, b.Cluster), cmp.Compare(a.Class, b.Class))
 	})
 	slices.SortFunc(res.ZoneAssignments, func(a, b ZoneAssignment) int {
-		return cmp.Or(cmp.Compare(a.Assignment.GetClusterName(), b.Assignment.GetClusterName()), cmp.Compare(a.Zone, b.Zone))
+		return cmp.Or(byName(a.Assignment, b.Assignment), cmp.Compare(a.Zone, b.Zone))
 	})
 	sortClassAssignments(res.ClassAssignments)
 	if len(res.Aliases) == 0 {
@@ -262,9 +235,7 @@ func portLabel(p *watcher.Port) string {
 }
 
 // byName orders resources by name.
-func byName[T interface{ GetName() string }](a, b T) int {
-	return cmp.Compare(a.GetName(), b.GetName())
-}
+func byName(a, b Encoded) int { return strings.Compare(a.Name, b.Name) }
 
 // sortDiagnostics sorts by namespace, name, port, then reason.
 func sortDiagnostics(d []Diagnostic) {

@@ -31,6 +31,12 @@ const DefaultFailoverThreshold = 50
 // endpoint at priority 0.
 type ZoneAssignment struct {
 	Zone       string
+	Assignment Encoded
+}
+
+// zoneCLA is a ZoneAssignment before it is encoded.
+type zoneCLA struct {
+	Zone       string
 	Assignment *endpointv3.ClusterLoadAssignment
 }
 
@@ -91,7 +97,7 @@ func topologyPreference(svc *watcher.Service, eps []watcher.Endpoint) preference
 // none, so its clients use base, which holds every ready endpoint at
 // priority 0. base is the port's plain assignment; its endpoint messages
 // are shared, not copied.
-func zoneAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, threshold int) []ZoneAssignment {
+func zoneAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, threshold int) []zoneCLA {
 	if pref == preferNone || len(base.GetEndpoints()) == 0 {
 		return nil
 	}
@@ -127,7 +133,7 @@ func zoneAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.C
 	}
 	slices.Sort(zones)
 
-	var out []ZoneAssignment
+	var out []zoneCLA
 	for _, zone := range zones {
 		c := perZone[zone]
 		// Integer form of ready/total < threshold%, so the edge is exact.
@@ -161,7 +167,7 @@ func zoneAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.C
 		if len(p0) == 0 {
 			continue
 		}
-		out = append(out, ZoneAssignment{Zone: zone, Assignment: &endpointv3.ClusterLoadAssignment{
+		out = append(out, zoneCLA{Zone: zone, Assignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: base.GetClusterName(),
 			Endpoints:   append(p0, p1...),
 		}})

@@ -7,11 +7,6 @@
 package translator
 
 import (
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-
 	"github.com/switchboard-xds/switchboard/watcher"
 )
 
@@ -24,17 +19,14 @@ type Options struct {
 // Resources are the xDS resources that one Service contributes. Every slice is
 // sorted by resource name.
 //
-// Resources and the messages they hold are read-only: a message may be
-// shared between resources (a zone assignment holds the plain assignment's
-// endpoints), between Services and between calls (parts that are the same
-// for every Service, such as a route's match or a cluster's ADS config
-// source, are built once). Consumers marshal them; clone before changing
-// one.
+// Every resource comes encoded (see Encoded), so consumers hash, store and
+// send the bytes, and never marshal. Resources and the bytes they hold are
+// read-only.
 type Resources struct {
-	Listeners   []*listenerv3.Listener
-	Routes      []*routev3.RouteConfiguration
-	Clusters    []*clusterv3.Cluster
-	Assignments []*endpointv3.ClusterLoadAssignment
+	Listeners   []Encoded
+	Routes      []Encoded
+	Clusters    []Encoded
+	Assignments []Encoded
 	// ZoneAssignments are per-zone variants of Assignments for ports whose
 	// traffic prefers close endpoints, sorted by cluster name, then zone. A
 	// client whose node locality names one of these zones gets the variant;

@@ -62,7 +62,7 @@ func TestAliases(t *testing.T) {
 		{"tcp and udp", []watcher.Port{{Name: "a", Port: 80}, {Name: "u", Port: 81, Protocol: "UDP"}}, single},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _ := Service(Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
+			res, _ := translate(t, Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
 			if d := cmp.Diff(tc.want, res.Aliases); d != "" {
 				t.Errorf("aliases (-want +got):\n%s", d)
 			}
@@ -164,7 +164,7 @@ func TestInvalidInputIsolated(t *testing.T) {
 		Ports:      []watcher.Port{{Name: "grpc", Port: 80, Endpoints: []watcher.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true}}}},
 		SliceCount: 1,
 	}
-	alone, _ := All(Options{}, []*watcher.Service{good})
+	alone, _ := translateAll(t, Options{}, []*watcher.Service{good})
 	bad := []*watcher.Service{
 		nil,
 		{},
@@ -186,7 +186,7 @@ func TestInvalidInputIsolated(t *testing.T) {
 		{Key: watcher.ServiceKey{Namespace: "ok", Name: "dup"}, SliceCount: 1, Ports: []watcher.Port{{Port: 2}}},
 		{Key: watcher.ServiceKey{Namespace: "ok", Name: "noports"}, SliceCount: 1},
 	}
-	got, diags := All(Options{}, append(bad, good))
+	got, diags := translateAll(t, Options{}, append(bad, good))
 	if d := cmp.Diff(alone[good.Key], got[good.Key], protocmp.Transform()); d != "" {
 		t.Errorf("good Service changed by its neighbours (-alone +with):\n%s", d)
 	}
@@ -256,7 +256,7 @@ func TestDeterminism(t *testing.T) {
 			t.Fatalf("round %d: %d Services, want %d", round, len(again), len(first))
 		}
 		for key, want := range first {
-			if a, b := marshalAll(t, want), marshalAll(t, again[key]); !slices.EqualFunc(a, b, slices.Equal) {
+			if a, b := marshalAll(want), marshalAll(again[key]); !slices.EqualFunc(a, b, slices.Equal) {
 				t.Errorf("round %d: %v: resources differ", round, key)
 			}
 			if d := cmp.Diff(want.Aliases, again[key].Aliases); d != "" {
@@ -269,35 +269,35 @@ func TestDeterminism(t *testing.T) {
 // TestGRPCRulesCatch checks that the checker itself rejects what grpc-go
 // rejects, so a passing golden run means something.
 func TestGRPCRulesCatch(t *testing.T) {
-	base, _ := Service(Options{}, benchServices(1, 3)[0])
+	base, _ := translate(t, Options{}, benchServices(1, 3)[0])
 	if errs := grpcRuleErrors(base); len(errs) != 0 {
 		t.Fatalf("valid resources rejected: %v", errs)
 	}
 	for _, tc := range []struct {
 		name   string
-		mutate func(r *Resources)
+		mutate func(r *decoded)
 	}{
-		{"locality without weight", func(r *Resources) { r.Assignments[0].Endpoints[0].LoadBalancingWeight = nil }},
-		{"locality nil", func(r *Resources) { r.Assignments[0].Endpoints[0].Locality = nil }},
-		{"priority gap", func(r *Resources) { r.Assignments[0].Endpoints[0].Priority = 2 }},
-		{"zero endpoint weight", func(r *Resources) {
+		{"locality without weight", func(r *decoded) { r.Assignments[0].Endpoints[0].LoadBalancingWeight = nil }},
+		{"locality nil", func(r *decoded) { r.Assignments[0].Endpoints[0].Locality = nil }},
+		{"priority gap", func(r *decoded) { r.Assignments[0].Endpoints[0].Priority = 2 }},
+		{"zero endpoint weight", func(r *decoded) {
 			r.Assignments[0].Endpoints[0].LbEndpoints[0].LoadBalancingWeight = wrapperspb.UInt32(0)
 		}},
-		{"duplicate address", func(r *Resources) {
+		{"duplicate address", func(r *decoded) {
 			l := r.Assignments[0].Endpoints[0]
 			l.LbEndpoints = append(l.LbEndpoints, proto.Clone(l.LbEndpoints[0]).(*endpointv3.LbEndpoint))
 		}},
-		{"draining endpoint", func(r *Resources) {
+		{"draining endpoint", func(r *decoded) {
 			r.Assignments[0].Endpoints[0].LbEndpoints[0].HealthStatus = corev3.HealthStatus_DRAINING
 		}},
-		{"no router", func(r *Resources) { r.Listeners[0] = apiListenerWithoutFilters(r.Listeners[0]) }},
-		{"eds not ads", func(r *Resources) {
+		{"no router", func(r *decoded) { r.Listeners[0] = apiListenerWithoutFilters(r.Listeners[0]) }},
+		{"eds not ads", func(r *decoded) {
 			r.Clusters[0].EdsClusterConfig.EdsConfig = &corev3.ConfigSource{
 				ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}, //nolint:staticcheck // the deprecated path source is what gRPC rejects here
 			}
 		}},
-		{"no matching virtual host", func(r *Resources) { r.Routes[0].VirtualHosts[0].Domains = []string{"other"} }},
-		{"missing assignment", func(r *Resources) { r.Assignments = nil }},
+		{"no matching virtual host", func(r *decoded) { r.Routes[0].VirtualHosts[0].Domains = []string{"other"} }},
+		{"missing assignment", func(r *decoded) { r.Assignments = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := cloneResources(base)
@@ -332,40 +332,29 @@ func claAddrs(cla *endpointv3.ClusterLoadAssignment) []string {
 	return out
 }
 
-// marshalAll returns the deterministic wire form of every resource in res,
-// in order.
-func marshalAll(t testing.TB, res Resources) [][]byte {
-	t.Helper()
-	var msgs []proto.Message
-	for _, m := range res.Listeners {
-		msgs = append(msgs, m)
+// marshalAll returns the wire form of every resource in res, in order.
+func marshalAll(res Resources) [][]byte {
+	var out [][]byte
+	for _, list := range [][]Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
+		for _, e := range list {
+			out = append(out, e.Wire)
+		}
 	}
-	for _, m := range res.Routes {
-		msgs = append(msgs, m)
+	for _, cv := range res.ClusterVariants {
+		out = append(out, cv.Cluster.Wire)
 	}
-	for _, m := range res.Clusters {
-		msgs = append(msgs, m)
-	}
-	for _, m := range res.Assignments {
-		msgs = append(msgs, m)
+	for _, za := range res.ZoneAssignments {
+		out = append(out, za.Assignment.Wire)
 	}
 	for _, ca := range res.ClassAssignments {
-		msgs = append(msgs, ca.Assignment)
-	}
-	out := make([][]byte, 0, len(msgs))
-	for _, m := range msgs {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
+		out = append(out, ca.Assignment.Wire)
 	}
 	return out
 }
 
 // cloneResources deep-copies res.
-func cloneResources(res Resources) Resources {
-	out := Resources{Aliases: maps.Clone(res.Aliases)}
+func cloneResources(res decoded) decoded {
+	out := decoded{Aliases: maps.Clone(res.Aliases)}
 	for _, m := range res.Listeners {
 		out.Listeners = append(out.Listeners, proto.Clone(m).(*listenerv3.Listener))
 	}
@@ -417,7 +406,7 @@ func FuzzService(f *testing.F) {
 				{Addresses: []string{addr2, addr1}, Port: epPort, Ready: !ready, Serving: true, Terminating: true, Zone: zone + "x"},
 			}}},
 		}
-		res, _ := Service(Options{}, svc)
+		res, _ := translate(t, Options{}, svc)
 		validateAll(t, res)
 		checkGRPCRules(t, res)
 		checkEnvoyRules(t, res)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
@@ -162,74 +160,68 @@ func (c *Cache) Ready() bool {
 // ReadyC returns a channel that is closed when the cache becomes ready.
 func (c *Cache) ReadyC() <-chan struct{} { return c.readyC }
 
-// built is a group marshalled outside the lock.
+// built is a group made ready outside the lock.
 type built struct {
 	res      [numTypes][]*Resource
 	aliases  map[string]string
 	variants [numTypes]map[string]map[string]*Resource
 }
 
+// build wraps the translated resources of one group for the cache. The
+// translator hands them over encoded, so nothing is marshalled here; the
+// error is for two variants of one resource for one view, which the
+// translator never makes.
 func build(r *translator.Resources) (*built, error) {
 	b := &built{aliases: r.Aliases}
+	for t, list := range [numTypes][]translator.Encoded{
+		listenerType: r.Listeners,
+		routeType:    r.Routes,
+		clusterType:  r.Clusters,
+		endpointType: r.Assignments,
+	} {
+		for _, e := range list {
+			b.res[t] = append(b.res[t], wireResource(e.Name, typeURLs[t], e.Wire))
+		}
+	}
 	var errs []error
-	add := func(t typeIndex, name string, m proto.Message) {
-		res, err := newResource(name, m)
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		b.res[t] = append(b.res[t], res)
-	}
-	for _, m := range r.Listeners {
-		add(listenerType, m.GetName(), m)
-	}
-	for _, m := range r.Routes {
-		add(routeType, m.GetName(), m)
-	}
-	for _, m := range r.Clusters {
-		add(clusterType, m.GetName(), m)
-	}
-	for _, m := range r.Assignments {
-		add(endpointType, m.GetClusterName(), m)
-	}
-	variant := func(t typeIndex, key, name string, m proto.Message) {
-		res, err := newResource(name, m)
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
+	variant := func(t typeIndex, key string, e translator.Encoded) {
 		if b.variants[t] == nil {
 			b.variants[t] = map[string]map[string]*Resource{}
 		}
-		if b.variants[t][name] == nil {
-			b.variants[t][name] = map[string]*Resource{}
+		if b.variants[t][e.Name] == nil {
+			b.variants[t][e.Name] = map[string]*Resource{}
 		}
-		b.variants[t][name][key] = res
+		if _, dup := b.variants[t][e.Name][key]; dup {
+			errs = append(errs, fmt.Errorf("%s %q: two variants for view %s", typeLabels[t], e.Name, key))
+			return
+		}
+		b.variants[t][e.Name][key] = wireResource(e.Name, typeURLs[t], e.Wire)
 	}
 	for _, za := range r.ZoneAssignments {
-		variant(endpointType, zoneKey(za.Zone), za.Assignment.GetClusterName(), za.Assignment)
+		variant(endpointType, zoneKey(za.Zone), za.Assignment)
 	}
 	for _, ca := range r.ClassAssignments {
-		variant(endpointType, assignmentKey(ca.Class, ca.Zone), ca.Assignment.GetClusterName(), ca.Assignment)
+		variant(endpointType, assignmentKey(ca.Class, ca.Zone), ca.Assignment)
 	}
 	for _, cv := range r.ClusterVariants {
-		variant(clusterType, classKey(cv.Class), cv.Cluster.GetName(), cv.Cluster)
+		variant(clusterType, classKey(cv.Class), cv.Cluster)
 	}
 	return b, errors.Join(errs...)
 }
 
 // Apply stores an Update and notifies the streams that watch a changed name.
-// Resources are marshalled before the cache lock is taken. A Service whose
-// resources cannot be marshalled keeps its previous resources, and its error
-// is returned (joined with the others) while the rest of the Update is
-// applied. Apply returns the number of resources whose version changed.
+// Resources are hashed and wrapped before the cache lock is taken. A
+// Service whose resources cannot be stored (see build) keeps its previous
+// resources, and its error is returned (joined with the others) while the
+// rest of the Update is applied. Apply returns the number of resources whose
+// version changed.
 func (c *Cache) Apply(u Update) (int, error) {
 	var errs []error
 	keys := make([]string, 0, len(u.Services))
 	for key := range u.Services {
 		keys = append(keys, key)
 	}
-	// Marshalling a full world is spread over every core (see forEach).
+	// Hashing a full world is spread over every core (see forEach).
 	builds := make([]*built, len(keys))
 	buildErrs := make([]error, len(keys))
 	forEach(len(keys), func(i int) {

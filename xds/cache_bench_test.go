@@ -105,7 +105,7 @@ func BenchmarkFanOutNotify(b *testing.B) {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			c := benchCache(b, benchWorld(b, 100, 10, 0))
 			key, v := oneService(b, 10)
-			name := v[0].Assignments[0].GetClusterName()
+			name := v[0].Assignments[0].Name
 			ws := make([]*subscriber, n)
 			for i := range ws {
 				ws[i] = newSubscriber()
@@ -177,7 +177,7 @@ func BenchmarkHeapPerClient(b *testing.B) {
 			srv := NewServer(c, ServerOptions{})
 			var names []string
 			for _, res := range world {
-				names = append(names, res.Clusters[0].GetName())
+				names = append(names, res.Clusters[0].Name)
 			}
 			discard := func(*discoveryv3.DiscoveryResponse) error { return nil }
 			connect := func(id int64) *stream {

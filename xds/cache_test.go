@@ -27,13 +27,13 @@ func ports(w uint32, names ...string) *translator.Resources {
 				Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(w)}},
 			}
 		}
-		res.Listeners = append(res.Listeners, &listenerv3.Listener{Name: n})
-		res.Routes = append(res.Routes, &routev3.RouteConfiguration{Name: n})
-		res.Clusters = append(res.Clusters, &clusterv3.Cluster{Name: n})
-		res.Assignments = append(res.Assignments, cla())
+		res.Listeners = append(res.Listeners, enc(&listenerv3.Listener{Name: n}))
+		res.Routes = append(res.Routes, enc(&routev3.RouteConfiguration{Name: n}))
+		res.Clusters = append(res.Clusters, enc(&clusterv3.Cluster{Name: n}))
+		res.Assignments = append(res.Assignments, enc(cla()))
 		res.Aliases[n+"-alias"] = n
-		res.ZoneAssignments = append(res.ZoneAssignments, translator.ZoneAssignment{Zone: "z", Assignment: cla()})
-		res.ClusterVariants = append(res.ClusterVariants, translator.ClusterVariant{Class: translator.ClassCCore, Cluster: &clusterv3.Cluster{Name: n}})
+		res.ZoneAssignments = append(res.ZoneAssignments, translator.ZoneAssignment{Zone: "z", Assignment: enc(cla())})
+		res.ClusterVariants = append(res.ClusterVariants, translator.ClusterVariant{Class: translator.ClassCCore, Cluster: enc(&clusterv3.Cluster{Name: n})})
 	}
 	return res
 }
@@ -106,7 +106,7 @@ func TestReplaceGroupRemovesExactlyItsOwn(t *testing.T) {
 	// a loses port a2 and changes a1's weight; a1-alias moves to a3, a
 	// new port that has no variants.
 	a := ports(2, "a1")
-	a.Listeners = append(a.Listeners, &listenerv3.Listener{Name: "a3"})
+	a.Listeners = append(a.Listeners, enc(&listenerv3.Listener{Name: "a3"}))
 	a.Aliases["a1-alias"] = "a3"
 	if n := applyN(t, c, false, map[string]*translator.Resources{"ns/a": a}); n != 8 {
 		// Changed, by type: lds a2, a2-alias, a1-alias and a3; rds a2;

@@ -246,10 +246,10 @@ func TestDeltaViewsAndShortNames(t *testing.T) {
 	res := svc(canonical, 1)
 	res.ZoneAssignments = []translator.ZoneAssignment{{
 		Zone: "z1",
-		Assignment: &endpointv3.ClusterLoadAssignment{
+		Assignment: enc(&endpointv3.ClusterLoadAssignment{
 			ClusterName: canonical,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(9)}},
-		},
+		}),
 	}}
 	res.Aliases = map[string]string{"s.ns:80": canonical}
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})

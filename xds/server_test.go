@@ -166,12 +166,12 @@ func names(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 // cluster called name and an assignment with weight w.
 func svc(name string, w uint32) *translator.Resources {
 	return &translator.Resources{
-		Listeners: []*listenerv3.Listener{{Name: name}},
-		Clusters:  []*clusterv3.Cluster{{Name: name}},
-		Assignments: []*endpointv3.ClusterLoadAssignment{{
+		Listeners: encs(&listenerv3.Listener{Name: name}),
+		Clusters:  encs(&clusterv3.Cluster{Name: name}),
+		Assignments: encs(&endpointv3.ClusterLoadAssignment{
 			ClusterName: name,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(w)}},
-		}},
+		}),
 		Aliases: map[string]string{name + "-alias": name},
 	}
 }
@@ -377,7 +377,7 @@ func TestShortNamesResolveInClientNamespace(t *testing.T) {
 	h := newHarness(t)
 	canonical := "s.ns.svc.cluster.local:80"
 	res := &translator.Resources{
-		Listeners: []*listenerv3.Listener{{Name: canonical}},
+		Listeners: encs(&listenerv3.Listener{Name: canonical}),
 		Aliases:   map[string]string{"s.ns:80": canonical},
 	}
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})
@@ -427,10 +427,10 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 	res := svc("a", 1)
 	res.ZoneAssignments = []translator.ZoneAssignment{{
 		Zone: "z1",
-		Assignment: &endpointv3.ClusterLoadAssignment{
+		Assignment: enc(&endpointv3.ClusterLoadAssignment{
 			ClusterName: "a",
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(9)}},
-		},
+		}),
 	}}
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
 
@@ -478,8 +478,8 @@ func inlineDomain(t *testing.T, r *discoveryv3.DiscoveryResponse) string {
 func TestClusterVariantPerClientClass(t *testing.T) {
 	h := newHarness(t)
 	res := svc("a", 1)
-	res.Clusters[0].LbPolicy = clusterv3.Cluster_RING_HASH
-	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: &clusterv3.Cluster{Name: "a"}}}
+	res.Clusters[0] = enc(&clusterv3.Cluster{Name: "a", LbPolicy: clusterv3.Cluster_RING_HASH})
+	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: enc(&clusterv3.Cluster{Name: "a"})}}
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
 	policy := func(ua string) clusterv3.Cluster_LbPolicy {
 		c := h.client(t)

@@ -16,8 +16,8 @@ import (
 func TestWildcardServesClientView(t *testing.T) {
 	h := newHarness(t)
 	res := svc("a", 1)
-	res.Clusters[0].LbPolicy = clusterv3.Cluster_RING_HASH
-	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: &clusterv3.Cluster{Name: "a"}}}
+	res.Clusters[0] = enc(&clusterv3.Cluster{Name: "a", LbPolicy: clusterv3.Cluster_RING_HASH})
+	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: enc(&clusterv3.Cluster{Name: "a"})}}
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res, "ns/b": svc("b", 1)})
 	node := &corev3.Node{Id: "c-core", UserAgentName: "gRPC C-core"}
 	policyOf := func(b []byte) clusterv3.Cluster_LbPolicy {

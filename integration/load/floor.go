@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -49,14 +48,10 @@ func (p *floorPeer) register(gs *grpc.Server) {
 
 func (p *floorPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
 	marshalled := map[string]map[string]*anypb.Any{}
-	for t, rs := range byType(svcs) {
+	for t, rs := range encodedByType(svcs) {
 		marshalled[t] = make(map[string]*anypb.Any, len(rs))
-		for name, m := range rs {
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-			if err != nil {
-				return fmt.Errorf("floor: marshal %s: %w", name, err)
-			}
-			marshalled[t][name] = &anypb.Any{TypeUrl: t, Value: b}
+		for name, e := range rs {
+			marshalled[t][name] = &anypb.Any{TypeUrl: t, Value: e.Wire}
 		}
 	}
 	p.mu.Lock()

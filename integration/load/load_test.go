@@ -132,11 +132,7 @@ func TestClusterName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := marshalDeterministic(res.Assignments[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := clusterName(b)
+	got, err := clusterName(res.Assignments[0].Wire)
 	if err != nil || got != ResourceName(1) {
 		t.Fatalf("clusterName = %q, %v; want %q", got, err, ResourceName(1))
 	}

@@ -16,6 +16,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/xds"
@@ -46,27 +47,50 @@ func (p *switchboardPeer) apply(_ context.Context, full bool, svcs map[string]*t
 // order of translator.Resources.
 var gcpTypes = [...]string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType}
 
-// byType splits translated resources by type URL and name.
-func byType(svcs map[string]*translator.Resources) map[string]map[string]types.Resource {
-	out := make(map[string]map[string]types.Resource, len(gcpTypes))
+// encodedByType splits translated resources by type URL and name.
+func encodedByType(svcs map[string]*translator.Resources) map[string]map[string]translator.Encoded {
+	out := make(map[string]map[string]translator.Encoded, len(gcpTypes))
 	for _, t := range gcpTypes {
-		out[t] = map[string]types.Resource{}
+		out[t] = map[string]translator.Encoded{}
 	}
 	for _, r := range svcs {
-		for _, m := range r.Listeners {
-			out[resourcev3.ListenerType][m.GetName()] = m
-		}
-		for _, m := range r.Routes {
-			out[resourcev3.RouteType][m.GetName()] = m
-		}
-		for _, m := range r.Clusters {
-			out[resourcev3.ClusterType][m.GetName()] = m
-		}
-		for _, m := range r.Assignments {
-			out[resourcev3.EndpointType][m.GetClusterName()] = m
+		for i, list := range [...][]translator.Encoded{r.Listeners, r.Routes, r.Clusters, r.Assignments} {
+			for _, e := range list {
+				out[gcpTypes[i]][e.Name] = e
+			}
 		}
 	}
 	return out
+}
+
+// byType splits translated resources by type URL and name, decoded into
+// messages: go-control-plane's caches take messages and marshal them
+// themselves.
+func byType(svcs map[string]*translator.Resources) (map[string]map[string]types.Resource, error) {
+	out := make(map[string]map[string]types.Resource, len(gcpTypes))
+	for t, es := range encodedByType(svcs) {
+		out[t] = make(map[string]types.Resource, len(es))
+		for name, e := range es {
+			m, err := newMessage(t)
+			if err != nil {
+				return nil, err
+			}
+			if err := proto.Unmarshal(e.Wire, m); err != nil {
+				return nil, fmt.Errorf("decode %s %q: %w", t, name, err)
+			}
+			out[t][name] = m
+		}
+	}
+	return out, nil
+}
+
+// newMessage returns an empty message of the type typeURL names.
+func newMessage(typeURL string) (proto.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByURL(typeURL)
+	if err != nil {
+		return nil, fmt.Errorf("type %s: %w", typeURL, err)
+	}
+	return mt.New().Interface(), nil
 }
 
 // changedOnly drops from next what equals current: an integrator of
@@ -115,7 +139,11 @@ func (p *linearPeer) register(gs *grpc.Server) {
 }
 
 func (p *linearPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
-	for t, next := range byType(svcs) {
+	all, err := byType(svcs)
+	if err != nil {
+		return err
+	}
+	for t, next := range all {
 		if full {
 			p.caches[t].SetResources(next)
 			p.current[t] = next
@@ -171,7 +199,11 @@ func (p *snapshotPeer) register(gs *grpc.Server) {
 
 func (p *snapshotPeer) apply(ctx context.Context, full bool, svcs map[string]*translator.Resources) error {
 	changed := false
-	for t, next := range byType(svcs) {
+	all, err := byType(svcs)
+	if err != nil {
+		return err
+	}
+	for t, next := range all {
 		upd := next
 		if !full {
 			upd = changedOnly(p.current[t], next)

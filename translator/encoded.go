@@ -1,0 +1,54 @@
+package translator
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Encoded is one xDS resource in wire form: the bytes of its message as
+// protobuf-go's deterministic marshalling writes them, which is what a
+// server sends and what content versions hash. The translator hands every
+// resource over encoded: the common shapes (an assignment of ready IPv4
+// endpoints, a listener, a route without policy) are written directly
+// with no message built at all, which is most of what a full translation
+// used to cost (see BenchmarkAll), and the rest are built as messages and
+// marshalled here, so a consumer never marshals. Tests check that both
+// ways give the same bytes for the same content (TestSortedAssignment,
+// TestWireShortcuts), so a resource's version does not depend on the way
+// it was built.
+//
+// Name is the resource's name (an assignment's cluster_name). Wire is
+// read-only, like the rest of Resources; decode it with proto.Unmarshal into
+// the message of its type.
+type Encoded struct {
+	Name string
+	Wire []byte
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// encode marshals m, the resource named name.
+func encode(name string, m proto.Message) (Encoded, error) {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return Encoded{}, fmt.Errorf("encode %s %q: %w", m.ProtoReflect().Descriptor().Name(), name, err)
+	}
+	return Encoded{Name: name, Wire: b}, nil
+}
+
+// sizeMessage is the size of a length-delimited field num holding n bytes.
+func sizeMessage(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+func appendHeader(b []byte, num protowire.Number, n int) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}

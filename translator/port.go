@@ -1,0 +1,110 @@
+package translator
+
+import (
+	"fmt"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// portOut is what one Service port contributes, encoded.
+type portOut struct {
+	listener, route, cluster Encoded
+	clusterVariants          []ClusterVariant
+	// hasAssignments is false for an ExternalName port: its DNS cluster
+	// carries its one endpoint, and there is no EDS.
+	hasAssignments bool
+	assignments    portAssignments
+}
+
+// portAssignments are one port's assignments.
+type portAssignments struct {
+	plain   Encoded
+	zones   []ZoneAssignment
+	classes []ClassAssignment
+}
+
+// translatePort builds and encodes the resources of port p of svc, named
+// canonical, whose route also answers to aliases and short. The error is
+// for a resource that does not encode, which a valid Service never has (the
+// strings in a resource are checked before it is built); the port is then
+// not served.
+func translatePort(svc *watcher.Service, p *watcher.Port, pol policy, threshold int, canonical string, aliases, short []string) (portOut, []Diagnostic, error) {
+	var out portOut
+	var err error
+	if out.listener, err = listenerWire(canonical, canonical); err != nil {
+		return portOut{}, nil, err
+	}
+	if out.route, err = routeWire(pol, canonical, aliases, short); err != nil {
+		return portOut{}, nil, err
+	}
+	if svc.Type == watcher.TypeExternalName {
+		// No endpoints: the client resolves the name itself.
+		out.cluster, err = encode(canonical, dnsCluster(canonical, svc.ExternalName, p.Port))
+		return out, nil, err
+	}
+	label := portLabel(p)
+	var diags []Diagnostic
+	var perr error
+	out.cluster, perr, err = clusterWire(pol, canonical, p.AppProtocol)
+	if perr != nil {
+		diags = append(diags, Diagnostic{Service: svc.Key, Port: label, Reason: perr.Error()})
+	}
+	if err != nil {
+		return portOut{}, diags, err
+	}
+	if pol.lb == lbRingHash {
+		// C-core 1.51 crashes on ring hash: it gets round robin.
+		compat := pol
+		compat.lb, compat.hashHeader = lbRoundRobin, ""
+		if cc, err := policyCluster(compat, canonical, p.AppProtocol); err == nil {
+			e, err := encode(canonical, cc)
+			if err != nil {
+				return portOut{}, diags, err
+			}
+			out.clusterVariants = append(out.clusterVariants, ClusterVariant{Class: ClassCCore, Cluster: e})
+		}
+	}
+	as, d, err := buildAssignments(canonical, svc.Key, label, p.Endpoints, topologyPreference(svc, p.Endpoints), threshold)
+	diags = append(diags, d...)
+	if err != nil {
+		return portOut{}, diags, err
+	}
+	out.hasAssignments, out.assignments = true, as
+	return out, diags, nil
+}
+
+// buildAssignments builds the assignments of one port (see loadAssignment,
+// zoneAssignments and envoyAssignments), encoded. A usual view with no
+// topology preference, the common case, has no variants and is written
+// straight to wire form (sortedWire); any other is built as messages and
+// encoded.
+func buildAssignments(canonical string, key watcher.ServiceKey, label string, eps []watcher.Endpoint, pref preference, threshold int) (portAssignments, []Diagnostic, error) {
+	if pref == preferNone {
+		if a, ok := sortedWire(canonical, eps); ok {
+			return portAssignments{plain: a}, nil, nil
+		}
+	}
+	cla, diags := loadAssignment(canonical, key, label, eps)
+	zas := zoneAssignments(pref, eps, cla, threshold)
+	cas := envoyAssignments(pref, eps, cla, zas, threshold)
+	var out portAssignments
+	var err error
+	if out.plain, err = encode(canonical, cla); err != nil {
+		return portAssignments{}, diags, err
+	}
+	for _, za := range zas {
+		a, err := encode(canonical, za.Assignment)
+		if err != nil {
+			return portAssignments{}, diags, fmt.Errorf("zone %s: %w", za.Zone, err)
+		}
+		out.zones = append(out.zones, ZoneAssignment{Zone: za.Zone, Assignment: a})
+	}
+	for _, ca := range cas {
+		a, err := encode(canonical, ca.Assignment)
+		if err != nil {
+			return portAssignments{}, diags, fmt.Errorf("class %s: %w", ca.Class, err)
+		}
+		out.classes = append(out.classes, ClassAssignment{Class: ca.Class, Zone: ca.Zone, Assignment: a})
+	}
+	return out, diags, nil
+}

@@ -1,0 +1,310 @@
+package translator
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// Field numbers of the messages that sortedWire writes.
+const (
+	claClusterName   = 1 // ClusterLoadAssignment.cluster_name
+	claEndpoints     = 2 // ClusterLoadAssignment.endpoints
+	lleLocality      = 1 // LocalityLbEndpoints.locality
+	lleLbEndpoints   = 2 // LocalityLbEndpoints.lb_endpoints
+	lleWeight        = 3 // LocalityLbEndpoints.load_balancing_weight
+	localityRegion   = 1 // Locality.region
+	localityZone     = 2 // Locality.zone
+	localitySubZone  = 3 // Locality.sub_zone
+	lbEndpoint       = 1 // LbEndpoint.endpoint
+	lbHealthStatus   = 2 // LbEndpoint.health_status
+	endpointAddress  = 1 // Endpoint.address
+	addressSocket    = 1 // Address.socket_address
+	socketAddress    = 2 // SocketAddress.address
+	socketPortValue  = 3 // SocketAddress.port_value
+	uint32ValueValue = 1 // google.protobuf.UInt32Value.value
+	healthy          = 1 // core.v3.HealthStatus HEALTHY
+)
+
+// sortedWire is sortedAssignment written straight to wire form, the same
+// bytes as encodeAssignment(sortedAssignment(canonical, eps)) (see
+// TestSortedWire), without building a message. It reports false, having
+// built nothing, for a view that is not usual.
+//
+// Fields are written in the order protobuf-go's marshaller writes them, zero
+// scalars left out: one locality per place in place order (region, then
+// zone or the zoneless sub-zone), its endpoints in view order, then the
+// locality's weight, its number of endpoints; priority 0 is not written.
+// Each endpoint is HEALTHY at address:port over TCP (the zero protocol, so
+// not written); protobuf-go writes a oneof after the plain fields, so an
+// LbEndpoint's health_status (2) comes before its endpoint (1, in the
+// host_identifier oneof). The same bytes as the message path keep versions,
+// which are hashes of the bytes, equal for equal content whichever path
+// built it.
+func sortedWire(canonical string, eps []watcher.Endpoint) (Encoded, bool) {
+	if !usualView(eps) {
+		return Encoded{}, false
+	}
+	at := func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }
+	var few [4]place
+	places := distinctPlaces(few[:0], len(eps), at)
+	var fewLocs [4]wireLocality
+	locs := fewLocs[:0]
+	if len(places) > len(fewLocs) {
+		locs = make([]wireLocality, 0, len(places))
+	}
+	locs = locs[:len(places)]
+	// One pass sizes every locality; the endpoints' order within their
+	// locality is kept by visiting them in view order again when writing.
+	var placeOf []int32
+	if len(places) > 1 {
+		placeOf = make([]int32, len(eps))
+	}
+	for i := range eps {
+		k := 0
+		if placeOf != nil {
+			k = placeIndex(places, at(i))
+			placeOf[i] = int32(k)
+		}
+		locs[k].n++
+		locs[k].size += sizeMessage(lleLbEndpoints, lbEndpointSize(eps[i].Addresses[0], uint32(eps[i].Port)))
+	}
+	total := sizeMessage(claClusterName, len(canonical))
+	for k, p := range places {
+		l := &locs[k]
+		l.size += sizeMessage(lleLocality, localitySize(p)) + sizeMessage(lleWeight, weightSize(l.n))
+		total += sizeMessage(claEndpoints, l.size)
+	}
+	b := make([]byte, 0, total)
+	b = appendString(b, claClusterName, canonical)
+	for k, p := range places {
+		b = appendHeader(b, claEndpoints, locs[k].size)
+		b = appendHeader(b, lleLocality, localitySize(p))
+		if p.region != "" {
+			b = appendString(b, localityRegion, p.region)
+		}
+		if p.zone == "" {
+			b = appendString(b, localitySubZone, ZonelessSubZone)
+		} else {
+			b = appendString(b, localityZone, p.zone)
+		}
+		for i := range eps {
+			if placeOf != nil && int(placeOf[i]) != k {
+				continue
+			}
+			b = appendLbEndpoint(b, eps[i].Addresses[0], uint32(eps[i].Port))
+		}
+		b = appendHeader(b, lleWeight, weightSize(locs[k].n))
+		b = protowire.AppendTag(b, uint32ValueValue, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(locs[k].n))
+	}
+	if len(b) != total {
+		// Unreachable: sizes and writes follow the same fields.
+		panic(fmt.Sprintf("translator: assignment %q encoded in %d bytes, sized %d", canonical, len(b), total))
+	}
+	return Encoded{Name: canonical, Wire: b}, true
+}
+
+// wireLocality is what sortedWire counts of one locality: its endpoints and
+// the size of its LocalityLbEndpoints message.
+type wireLocality struct{ n, size int }
+
+func localitySize(p place) int {
+	n := 0
+	if p.region != "" {
+		n += sizeMessage(localityRegion, len(p.region))
+	}
+	if p.zone == "" {
+		return n + sizeMessage(localitySubZone, len(ZonelessSubZone))
+	}
+	return n + sizeMessage(localityZone, len(p.zone))
+}
+
+func weightSize(n int) int {
+	return protowire.SizeTag(uint32ValueValue) + protowire.SizeVarint(uint64(n))
+}
+
+func socketAddressSize(ip string, port uint32) int {
+	return sizeMessage(socketAddress, len(ip)) + protowire.SizeTag(socketPortValue) + protowire.SizeVarint(uint64(port))
+}
+
+// lbEndpointSize is the size of the LbEndpoint message that
+// appendLbEndpoint writes.
+func lbEndpointSize(ip string, port uint32) int {
+	addr := sizeMessage(addressSocket, socketAddressSize(ip, port))
+	ep := sizeMessage(endpointAddress, addr)
+	return sizeMessage(lbEndpoint, ep) + protowire.SizeTag(lbHealthStatus) + protowire.SizeVarint(healthy)
+}
+
+// appendLbEndpoint appends one lb_endpoints field: a HEALTHY endpoint at
+// ip:port over TCP.
+func appendLbEndpoint(b []byte, ip string, port uint32) []byte {
+	sa := socketAddressSize(ip, port)
+	addr := sizeMessage(addressSocket, sa)
+	ep := sizeMessage(endpointAddress, addr)
+	b = appendHeader(b, lleLbEndpoints, lbEndpointSize(ip, port))
+	b = protowire.AppendTag(b, lbHealthStatus, protowire.VarintType)
+	b = protowire.AppendVarint(b, healthy)
+	b = appendHeader(b, lbEndpoint, ep)
+	b = appendHeader(b, endpointAddress, addr)
+	b = appendHeader(b, addressSocket, sa)
+	b = appendString(b, socketAddress, ip)
+	b = protowire.AppendTag(b, socketPortValue, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(port))
+}
+
+// Field numbers of the Listener and RouteConfiguration fields that
+// listenerWire and routeWire write.
+const (
+	listenerName      = 1  // Listener.name
+	listenerAPI       = 19 // Listener.api_listener
+	apiListenerConfig = 1  // ApiListener.api_listener
+	anyTypeURL        = 1  // google.protobuf.Any.type_url
+	anyValue          = 2  // google.protobuf.Any.value
+	rcName            = 1  // RouteConfiguration.name
+	rcVirtualHosts    = 2  // RouteConfiguration.virtual_hosts
+	vhName            = 1  // VirtualHost.name
+	vhDomains         = 2  // VirtualHost.domains
+	vhRoutes          = 3  // VirtualHost.routes
+	routeMatch        = 1  // Route.match
+	routeAction       = 2  // Route.route (oneof action)
+	matchPrefix       = 1  // RouteMatch.prefix (oneof path_specifier)
+	actionCluster     = 1  // RouteAction.cluster (oneof cluster_specifier)
+)
+
+// listenerWire is apiListener(name, routeName) encoded, written directly
+// (the manager's bytes come from hcmParts) when it can be.
+func listenerWire(name, routeName string) (Encoded, error) {
+	w := hcmParts()
+	if !w.ok || routeName == "" || !utf8.ValidString(routeName) || !utf8.ValidString(name) {
+		lis := apiListener(name, routeName)
+		if lis == nil {
+			return Encoded{}, fmt.Errorf("listener %q: route name %q is not UTF-8", name, routeName)
+		}
+		return encode(name, lis)
+	}
+	hcm := w.size(routeName)
+	anySize := sizeMessage(anyTypeURL, len(hcmAnyTypeURL)) + sizeMessage(anyValue, hcm)
+	api := sizeMessage(apiListenerConfig, anySize)
+	b := make([]byte, 0, sizeMessage(listenerName, len(name))+sizeMessage(listenerAPI, api))
+	b = appendString(b, listenerName, name)
+	b = appendHeader(b, listenerAPI, api)
+	b = appendHeader(b, apiListenerConfig, anySize)
+	b = appendString(b, anyTypeURL, hcmAnyTypeURL)
+	b = appendHeader(b, anyValue, hcm)
+	b = w.append(b, routeName)
+	return Encoded{Name: name, Wire: b}, nil
+}
+
+// routeWire is routeConfiguration(canonical, aliases, short) with pol's
+// route policy applied, encoded. Without route policy, the usual case, it
+// is written directly: the names are ASCII (DNS names, see portNames), so
+// they need no UTF-8 check.
+func routeWire(pol policy, canonical string, aliases, short []string) (Encoded, error) {
+	if pol.hashHeader != "" || pol.timeout > 0 || pol.retryOn != "" {
+		rc := routeConfiguration(canonical, aliases, short)
+		pol.applyRoute(rc)
+		return encode(canonical, rc)
+	}
+	var few [8]string
+	domains := append(append(append(few[:0], canonical), aliases...), short...)
+	slices.Sort(domains)
+	route := sizeMessage(routeMatch, sizeMessage(matchPrefix, 1)) +
+		sizeMessage(routeAction, sizeMessage(actionCluster, len(canonical)))
+	vh := sizeMessage(vhName, len(canonical)) + sizeMessage(vhRoutes, route)
+	for _, d := range domains {
+		vh += sizeMessage(vhDomains, len(d))
+	}
+	b := make([]byte, 0, sizeMessage(rcName, len(canonical))+sizeMessage(rcVirtualHosts, vh))
+	b = appendString(b, rcName, canonical)
+	b = appendHeader(b, rcVirtualHosts, vh)
+	b = appendString(b, vhName, canonical)
+	for _, d := range domains {
+		b = appendString(b, vhDomains, d)
+	}
+	b = appendHeader(b, vhRoutes, route)
+	b = appendHeader(b, routeMatch, sizeMessage(matchPrefix, 1))
+	b = appendString(b, matchPrefix, "/")
+	b = appendHeader(b, routeAction, sizeMessage(actionCluster, len(canonical)))
+	b = appendString(b, actionCluster, canonical)
+	return Encoded{Name: canonical, Wire: b}, nil
+}
+
+// Field numbers of the Cluster fields that clusterWire writes.
+const (
+	clusterName      = 1 // Cluster.name
+	clusterType      = 2 // Cluster.type (oneof cluster_discovery_type)
+	clusterEDSConfig = 3 // Cluster.eds_cluster_config
+	clusterTimeout   = 4 // Cluster.connect_timeout
+	edsConfigSource  = 1 // Cluster.EdsClusterConfig.eds_config
+	edsServiceName   = 2 // Cluster.EdsClusterConfig.service_name
+	clusterTypeEDS   = 3 // Cluster.DiscoveryType EDS
+)
+
+// edsWire are the marshalled parts of edsCluster that are the same
+// for every cluster: the ADS config source and the connect timeout. ok
+// reports that clusterWire, built from them, gives the bytes of the message
+// for a sample name; if a new protobuf-go ever wrote another order, every
+// cluster falls back to the message path rather than sending other bytes.
+type edsWire struct {
+	configSource, timeout []byte
+	ok                    bool
+}
+
+// edsParts builds the edsWire once per process (a sync.OnceValue: never
+// changed after, safe for concurrent use).
+var edsParts = sync.OnceValue(func() edsWire {
+	sh := clusterParts()
+	cs, err1 := deterministic.Marshal(sh.adsSource)
+	to, err2 := deterministic.Marshal(sh.connectTimeout)
+	if err1 != nil || err2 != nil {
+		return edsWire{}
+	}
+	p := edsWire{configSource: cs, timeout: to}
+	const sample = "s.n.svc.cluster.local:80"
+	want, err := encode(sample, edsCluster(sample))
+	p.ok = err == nil && bytes.Equal(p.append(nil, sample), want.Wire)
+	return p
+})
+
+// append appends the wire form of edsCluster(name) to b: name,
+// eds_cluster_config {eds_config, service_name}, connect_timeout, then the
+// type, which protobuf-go writes after the plain fields (it is a oneof).
+func (p edsWire) append(b []byte, name string) []byte {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	b = appendString(b, clusterName, name)
+	b = appendHeader(b, clusterEDSConfig, eds)
+	b = appendHeader(b, edsConfigSource, len(p.configSource))
+	b = append(b, p.configSource...)
+	b = appendString(b, edsServiceName, name)
+	b = appendHeader(b, clusterTimeout, len(p.timeout))
+	b = append(b, p.timeout...)
+	b = protowire.AppendTag(b, clusterType, protowire.VarintType)
+	return protowire.AppendVarint(b, clusterTypeEDS)
+}
+
+func (p edsWire) size(name string) int {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	return sizeMessage(clusterName, len(name)) + sizeMessage(clusterEDSConfig, eds) +
+		sizeMessage(clusterTimeout, len(p.timeout)) + protowire.SizeTag(clusterType) + protowire.SizeVarint(clusterTypeEDS)
+}
+
+// clusterWire is policyCluster(pol, canonical, appProtocol) encoded; the
+// plain EDS cluster, with no policy and no appProtocol, is written
+// directly (the name is ASCII, see routeWire). policyErr is policyCluster's
+// error (the cluster is then served without its policy); err is a cluster
+// that does not encode.
+func clusterWire(pol policy, canonical, appProtocol string) (e Encoded, policyErr, err error) {
+	if p := edsParts(); p.ok && pol == (policy{}) && appProtocol == "" {
+		return Encoded{Name: canonical, Wire: p.append(make([]byte, 0, p.size(canonical)), canonical)}, nil, nil
+	}
+	c, policyErr := policyCluster(pol, canonical, appProtocol)
+	e, err = encode(canonical, c)
+	return e, policyErr, err
+}
