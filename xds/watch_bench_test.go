@@ -1,0 +1,82 @@
+package xds
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// BenchmarkDisconnect isolates what the end of a stream costs the cache
+// (Cache.unregister, under the cache's write lock) when clients streams each
+// watch names clusters and names assignments by name. churn keeps the
+// population at clients: each op disconnects one stream at random and
+// connects a new one in its place. all connects every client and then
+// disconnects them all in random order, as after a network blip. Besides
+// ns/op (which counts the connects too) it reports the mean and the longest
+// unregister.
+func BenchmarkDisconnect(b *testing.B) {
+	clients, names := 1000, 1000
+	if testing.Short() {
+		clients, names = 10, 10
+	}
+	c := benchCache(b, benchWorld(b, names, 1, 0))
+	var watched [numTypes][]string
+	for _, t := range []typeIndex{clusterType, endpointType} {
+		for _, r := range c.all(t) {
+			watched[t] = append(watched[t], r.Name)
+		}
+	}
+	connect := func() *subscriber {
+		w := newSubscriber()
+		c.register(w)
+		for _, t := range []typeIndex{clusterType, endpointType} {
+			c.watch(w, t, false, watched[t], nil)
+		}
+		return w
+	}
+	var total, longest time.Duration
+	var n int
+	disconnect := func(w *subscriber) {
+		start := time.Now()
+		c.unregister(w, watched)
+		d := time.Since(start)
+		total += d
+		longest = max(longest, d)
+		n++
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(total.Nanoseconds())/float64(n), "ns/disconnect")
+		b.ReportMetric(float64(longest.Nanoseconds()), "max-ns/disconnect")
+		total, longest, n = 0, 0, 0
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	b.Run(fmt.Sprintf("churn/clients=%d/names=%d", clients, names), func(b *testing.B) {
+		ws := make([]*subscriber, clients)
+		for i := range ws {
+			ws[i] = connect()
+		}
+		for b.Loop() {
+			i := r.IntN(len(ws))
+			disconnect(ws[i])
+			ws[i] = connect()
+		}
+		report(b)
+		for _, w := range ws {
+			c.unregister(w, watched)
+		}
+	})
+	b.Run(fmt.Sprintf("all/clients=%d/names=%d", clients, names), func(b *testing.B) {
+		ws := make([]*subscriber, clients)
+		for b.Loop() {
+			for i := range ws {
+				ws[i] = connect()
+			}
+			r.Shuffle(len(ws), func(i, j int) { ws[i], ws[j] = ws[j], ws[i] })
+			for _, w := range ws {
+				disconnect(w)
+			}
+		}
+		report(b)
+	})
+}
