@@ -39,7 +39,7 @@ func BenchmarkDisconnect(b *testing.B) {
 	var n int
 	disconnect := func(w *subscriber) {
 		start := time.Now()
-		c.unregister(w, watched)
+		c.unregister(w)
 		d := time.Since(start)
 		total += d
 		longest = max(longest, d)
@@ -63,7 +63,7 @@ func BenchmarkDisconnect(b *testing.B) {
 		}
 		report(b)
 		for _, w := range ws {
-			c.unregister(w, watched)
+			c.unregister(w)
 		}
 	})
 	b.Run(fmt.Sprintf("all/clients=%d/names=%d", clients, names), func(b *testing.B) {
