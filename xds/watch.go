@@ -138,7 +138,11 @@ func (c *Cache) startSweepLocked() []sweepKey {
 
 // listsLocked names every list of byName. Must be called with c.mu held.
 func (c *Cache) listsLocked() []sweepKey {
-	var out []sweepKey
+	n := 0
+	for t := range numTypes {
+		n += len(c.byName[t])
+	}
+	out := make([]sweepKey, 0, n)
 	for t := range numTypes {
 		for name := range c.byName[t] {
 			out = append(out, sweepKey{t, name})
