@@ -156,7 +156,9 @@ func (c *Cache) listsLocked() []sweepKey {
 // between. Lists may change, appear or go between two holds: a list is
 // compacted as it is when its turn comes, and dead entries that a visited
 // list gains later are left for the next sweep. If the dead are still too
-// many at the end, it starts over.
+// many at the end, it starts over, unless this pass dropped none: then the
+// next unregister looks again (a pass that finds nothing is not repeated
+// in a loop).
 func (c *Cache) sweep(todo []sweepKey) {
 	dropped := 0
 	for len(todo) > 0 {
