@@ -56,8 +56,14 @@ type Cache struct {
 	wildcard [numTypes]map[*subscriber]struct{}
 	// byName lists, per type and name, the streams that watch it: a slice,
 	// not a set, because it is the one index that grows with clients ×
-	// names (a stream adds a name once; removal scans one name's list).
-	byName [numTypes]map[string][]*subscriber
+	// names. A stream adds a name once; an unsubscribe scans one name's
+	// list; a stream that ends leaves dead entries, dropped lazily (see
+	// unregister). entries counts the entries of every list, dead those of
+	// ended streams; sweeping is set while an unregister sweeps.
+	byName   [numTypes]map[string][]*subscriber
+	entries  int
+	dead     int
+	sweeping bool
 }
 
 // group is what one Service owns in the cache: the names of its resources,
@@ -337,7 +343,8 @@ func (b *built) has(t typeIndex, name string) bool {
 	return false
 }
 
-// notifyLocked tells every watcher of a changed name. Must be called with
+// notifyLocked tells every live watcher of a changed name, and drops the
+// entries of ended streams from the lists it walks. Must be called with
 // c.mu held; a watcher's own lock is never held while taking c.mu.
 func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady bool) {
 	if becameReady {
@@ -355,7 +362,12 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 		}
 		for name := range changed[t] {
 			for _, w := range c.byName[t][name] {
-				w.markOne(t, name)
+				if !w.dead {
+					w.markOne(t, name)
+				}
+			}
+			if c.dead > 0 {
+				c.compactLocked(t, name)
 			}
 		}
 	}

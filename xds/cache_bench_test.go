@@ -198,13 +198,13 @@ func BenchmarkHeapPerClient(b *testing.B) {
 			}
 			after := liveHeap()
 			for _, st := range streams {
-				c.unregister(st.w, st.watchedNames())
+				c.unregister(st.w)
 			}
 			b.ReportAllocs()
 			id := int64(clients)
 			for b.Loop() {
 				st := connect(id)
-				c.unregister(st.w, st.watchedNames())
+				c.unregister(st.w)
 				id++
 			}
 			b.ReportMetric(float64(int64(after)-int64(before))/clients, "heap-B/client")

@@ -92,8 +92,9 @@ func TestTypeStateMatchesModel(t *testing.T) {
 	}
 }
 
-// A stream that ends leaves nothing of itself in the cache's index, and
-// the streams that remain keep their entries, short names included.
+// A stream that ends leaves nothing of itself in the cache's index once
+// swept, and the streams that remain keep their entries, short names
+// included; when the last stream ends, the index is empty without help.
 func TestUnregisterLeavesOnlyOthers(t *testing.T) {
 	c := NewCache()
 	world := map[string]*translator.Resources{}
@@ -115,7 +116,8 @@ func TestUnregisterLeavesOnlyOthers(t *testing.T) {
 	}
 	one := connect(1, "a", "b", "a-alias")
 	two := connect(2, "b", "c")
-	c.unregister(one.w, one.watchedNames())
+	c.unregister(one.w)
+	sweepAll(c)
 	for ty := range numTypes {
 		for name, ws := range c.byName[ty] {
 			if len(ws) == 0 || slices.Contains(ws, one.w) {
@@ -128,7 +130,7 @@ func TestUnregisterLeavesOnlyOthers(t *testing.T) {
 			}
 		}
 	}
-	c.unregister(two.w, two.watchedNames())
+	c.unregister(two.w)
 	for ty := range numTypes {
 		if len(c.byName[ty]) != 0 {
 			t.Fatalf("%v: %v left in the index after every stream left", ty, c.byName[ty])

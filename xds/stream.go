@@ -56,7 +56,7 @@ func newStream(id int64, srv *Server) *stream {
 func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R) error, recvErr func() error) error {
 	c := st.srv.cache
 	c.register(st.w)
-	defer func() { c.unregister(st.w, st.watchedNames()) }()
+	defer c.unregister(st.w)
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,19 +106,6 @@ func responseVersion(out []*Resource, gone []string) string {
 		_, _ = h.Write([]byte{1})
 	}
 	return strconv.FormatUint(h.Sum64(), 16)
-}
-
-// watchedNames lists, per type, the names this stream watches in the cache.
-func (st *stream) watchedNames() [numTypes][]string {
-	var out [numTypes][]string
-	for t, ts := range st.types {
-		for _, s := range ts.names {
-			if s.refs > 0 {
-				out[t] = append(out[t], s.name)
-			}
-		}
-	}
-	return out
 }
 
 // begin starts on a request of either protocol: it learns the node from
