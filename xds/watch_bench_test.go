@@ -115,3 +115,45 @@ func probeLock(c *Cache) (stop func() time.Duration) {
 		return <-longest
 	}
 }
+
+// BenchmarkConnect connects clients streams that each watch the same names
+// clusters and names assignments, as in BenchmarkDisconnect, and reports
+// the mean and longest connect and the longest that a writer (an Apply)
+// waited for the cache's lock meanwhile. With identical subscriptions
+// every list of watchers reaches a capacity step at the same client, whose
+// connect grows them all (see watchChunk).
+func BenchmarkConnect(b *testing.B) {
+	clients, names := 1000, 1000
+	if testing.Short() {
+		clients, names = 10, 10
+	}
+	world := benchWorld(b, names, 1, 0)
+	var longest, wait time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		c := benchCache(b, world)
+		var watched [numTypes][]string
+		for _, t := range []typeIndex{clusterType, endpointType} {
+			for _, r := range c.all(t) {
+				watched[t] = append(watched[t], r.Name)
+			}
+		}
+		stop := probeLock(c)
+		b.StartTimer()
+		for range clients {
+			w := newSubscriber()
+			c.register(w)
+			start := time.Now()
+			for _, t := range []typeIndex{clusterType, endpointType} {
+				c.watch(w, t, false, watched[t], nil)
+			}
+			longest = max(longest, time.Since(start))
+		}
+		b.StopTimer()
+		wait = max(wait, stop())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*clients), "ns/connect")
+	b.ReportMetric(float64(longest.Nanoseconds()), "max-ns/connect")
+	b.ReportMetric(float64(wait.Nanoseconds()), "max-wait-ns")
+}

@@ -362,3 +362,40 @@ func TestSweepUnderConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// A watch of more names than one hold of the lock takes (see watchChunk),
+// with changes landing while it runs: every name is listed once, the counts
+// are true, and a change to any of the names, the last chunk's included,
+// reaches the stream.
+func TestWatchInChunks(t *testing.T) {
+	names := make([]string, 3*watchChunk+5)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d", i)
+	}
+	c := NewCache()
+	w := newSubscriber()
+	c.register(w)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			notify(c, endpointType, names[i%len(names)])
+		}
+	}()
+	c.watch(w, endpointType, false, names, nil)
+	<-done
+	checkIndex(t, c)
+	if c.entries != len(names) {
+		t.Fatalf("index holds %d entries, want %d", c.entries, len(names))
+	}
+	for _, n := range names {
+		if got := c.byName[endpointType][n]; len(got) != 1 || got[0] != w {
+			t.Fatalf("%s is listed for %d watchers, want the one", n, len(got))
+		}
+	}
+	takePending(w, endpointType)
+	notify(c, endpointType, names[0], names[len(names)-1])
+	if got, _ := takePending(w, endpointType); !slices.Equal(got, []string{names[0], names[len(names)-1]}) {
+		t.Fatalf("told of %v, want the first and last names", got)
+	}
+}
