@@ -89,18 +89,18 @@ func buildAssignments(canonical string, key watcher.ServiceKey, label string, ep
 	cas := envoyAssignments(pref, eps, cla, zas, threshold)
 	var out portAssignments
 	var err error
-	if out.plain, err = encode(canonical, cla); err != nil {
+	if out.plain, err = encodeCLA(cla); err != nil {
 		return portAssignments{}, diags, err
 	}
 	for _, za := range zas {
-		a, err := encode(canonical, za.Assignment)
+		a, err := encodeCLA(za.Assignment)
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("zone %s: %w", za.Zone, err)
 		}
 		out.zones = append(out.zones, ZoneAssignment{Zone: za.Zone, Assignment: a})
 	}
 	for _, ca := range cas {
-		a, err := encode(canonical, ca.Assignment)
+		a, err := encodeCLA(ca.Assignment)
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("class %s: %w", ca.Class, err)
 		}
