@@ -18,7 +18,8 @@ func encodeCLA(cla *endpointv3.ClusterLoadAssignment) (Encoded, error) {
 	if !claPlain(cla) {
 		return encode(name, cla)
 	}
-	b := appendCLA(make([]byte, 0, claSize(cla)), cla)
+	var z claSizes
+	b := z.appendCLA(make([]byte, 0, z.measure(cla)), cla)
 	return Encoded{Name: name, Wire: b}, nil
 }
 
@@ -77,66 +78,88 @@ func plainAddress(a *corev3.Address) bool {
 	return port && s.Protocol == corev3.SocketAddress_TCP && s.ResolverName == "" && !s.Ipv4Compat && s.NetworkNamespaceFilepath == ""
 }
 
-func claSize(cla *endpointv3.ClusterLoadAssignment) int {
+// claSizes holds the sizes of an assignment's localities and endpoints,
+// measured once in the order appendCLA writes them: a length-delimited
+// message needs its size before its bytes, and measuring each level anew
+// would measure an endpoint once per level above it.
+type claSizes struct {
+	// sizes holds, per locality, its LocalityLbEndpoints size, then the
+	// Endpoint size of each of its endpoints.
+	sizes []int
+	next  int
+}
+
+// measure records the sizes of cla and returns its encoded size.
+func (z *claSizes) measure(cla *endpointv3.ClusterLoadAssignment) int {
 	n := 0
+	for _, l := range cla.Endpoints {
+		n += 1 + len(l.LbEndpoints)
+	}
+	z.sizes = make([]int, 0, n)
+	total := 0
 	if cla.ClusterName != "" {
-		n += sizeMessage(claClusterName, len(cla.ClusterName))
+		total += sizeMessage(claClusterName, len(cla.ClusterName))
 	}
 	for _, l := range cla.Endpoints {
-		n += sizeMessage(claEndpoints, lleSize(l))
+		at := len(z.sizes)
+		z.sizes = append(z.sizes, 0)
+		lle := 0
+		if l.Locality != nil {
+			lle += sizeMessage(lleLocality, locSize(l.Locality))
+		}
+		for _, lb := range l.LbEndpoints {
+			ep := epSize(lb.GetEndpoint())
+			z.sizes = append(z.sizes, ep)
+			lle += sizeMessage(lleLbEndpoints, lbSize(lb, ep))
+		}
+		if l.LoadBalancingWeight != nil {
+			lle += sizeMessage(lleWeight, uint32ValueSize(l.LoadBalancingWeight))
+		}
+		if l.Priority != 0 {
+			lle += protowire.SizeTag(llePriority) + protowire.SizeVarint(uint64(l.Priority))
+		}
+		z.sizes[at] = lle
+		total += sizeMessage(claEndpoints, lle)
 	}
+	return total
+}
+
+// pop returns the next size measure recorded.
+func (z *claSizes) pop() int {
+	n := z.sizes[z.next]
+	z.next++
 	return n
 }
 
-func appendCLA(b []byte, cla *endpointv3.ClusterLoadAssignment) []byte {
+// appendCLA writes cla, whose sizes measure recorded. Localities write
+// locality, lb_endpoints, load_balancing_weight, then priority:
+// field-number order (the lb_config oneof is never set).
+func (z *claSizes) appendCLA(b []byte, cla *endpointv3.ClusterLoadAssignment) []byte {
 	if cla.ClusterName != "" {
 		b = appendString(b, claClusterName, cla.ClusterName)
 	}
 	for _, l := range cla.Endpoints {
-		b = appendHeader(b, claEndpoints, lleSize(l))
-		b = appendLLE(b, l)
-	}
-	return b
-}
-
-func lleSize(l *endpointv3.LocalityLbEndpoints) int {
-	n := 0
-	if l.Locality != nil {
-		n += sizeMessage(lleLocality, locSize(l.Locality))
-	}
-	for _, lb := range l.LbEndpoints {
-		n += sizeMessage(lleLbEndpoints, lbSize(lb))
-	}
-	if l.LoadBalancingWeight != nil {
-		n += sizeMessage(lleWeight, uint32ValueSize(l.LoadBalancingWeight))
-	}
-	if l.Priority != 0 {
-		n += protowire.SizeTag(llePriority) + protowire.SizeVarint(uint64(l.Priority))
-	}
-	return n
-}
-
-// appendLLE writes locality, lb_endpoints, load_balancing_weight, then
-// priority: field-number order (the lb_config oneof is never set).
-func appendLLE(b []byte, l *endpointv3.LocalityLbEndpoints) []byte {
-	if l.Locality != nil {
-		b = appendHeader(b, lleLocality, locSize(l.Locality))
-		b = appendLocalityWire(b, l.Locality)
-	}
-	for _, lb := range l.LbEndpoints {
-		b = appendHeader(b, lleLbEndpoints, lbSize(lb))
-		b = appendLb(b, lb)
-	}
-	if l.LoadBalancingWeight != nil {
-		b = appendHeader(b, lleWeight, uint32ValueSize(l.LoadBalancingWeight))
-		if v := l.LoadBalancingWeight.Value; v != 0 {
-			b = protowire.AppendTag(b, uint32ValueValue, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(v))
+		b = appendHeader(b, claEndpoints, z.pop())
+		if l.Locality != nil {
+			b = appendHeader(b, lleLocality, locSize(l.Locality))
+			b = appendLocalityFields(b, l.Locality.Region, l.Locality.Zone, l.Locality.SubZone)
 		}
-	}
-	if l.Priority != 0 {
-		b = protowire.AppendTag(b, llePriority, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(l.Priority))
+		for _, lb := range l.LbEndpoints {
+			ep := z.pop()
+			b = appendHeader(b, lleLbEndpoints, lbSize(lb, ep))
+			b = appendLb(b, lb, ep)
+		}
+		if l.LoadBalancingWeight != nil {
+			b = appendHeader(b, lleWeight, uint32ValueSize(l.LoadBalancingWeight))
+			if v := l.LoadBalancingWeight.Value; v != 0 {
+				b = protowire.AppendTag(b, uint32ValueValue, protowire.VarintType)
+				b = protowire.AppendVarint(b, uint64(v))
+			}
+		}
+		if l.Priority != 0 {
+			b = protowire.AppendTag(b, llePriority, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(l.Priority))
+		}
 	}
 	return b
 }
@@ -148,47 +171,37 @@ func uint32ValueSize(w *wrapperspb.UInt32Value) int {
 	return protowire.SizeTag(uint32ValueValue) + protowire.SizeVarint(uint64(w.Value))
 }
 
-func locSize(l *corev3.Locality) int {
-	n := 0
-	for _, s := range [...]string{l.Region, l.Zone, l.SubZone} {
-		if s != "" {
-			n += sizeMessage(localityRegion, len(s)) // every field number < 16
-		}
-	}
-	return n
-}
+func locSize(l *corev3.Locality) int { return localityFieldsSize(l.Region, l.Zone, l.SubZone) }
 
-func appendLocalityWire(b []byte, l *corev3.Locality) []byte {
-	if l.Region != "" {
-		b = appendString(b, localityRegion, l.Region)
-	}
-	if l.Zone != "" {
-		b = appendString(b, localityZone, l.Zone)
-	}
-	if l.SubZone != "" {
-		b = appendString(b, localitySubZone, l.SubZone)
-	}
-	return b
-}
-
-func lbSize(lb *endpointv3.LbEndpoint) int {
-	n := sizeMessage(lbEndpoint, epSize(lb.GetEndpoint()))
+// lbSize is the size of lb, whose Endpoint is ep bytes.
+func lbSize(lb *endpointv3.LbEndpoint, ep int) int {
+	n := sizeMessage(lbEndpoint, ep)
 	if lb.HealthStatus != 0 {
 		n += protowire.SizeTag(lbHealthStatus) + protowire.SizeVarint(uint64(lb.HealthStatus))
 	}
 	return n
 }
 
-// appendLb writes health_status, then endpoint: protobuf-go writes the
-// host_identifier oneof after the plain fields (see sortedWire).
-func appendLb(b []byte, lb *endpointv3.LbEndpoint) []byte {
+// appendLb writes health_status, then endpoint (ep bytes): protobuf-go
+// writes the host_identifier oneof after the plain fields (see sortedWire).
+func appendLb(b []byte, lb *endpointv3.LbEndpoint, ep int) []byte {
 	if lb.HealthStatus != 0 {
 		b = protowire.AppendTag(b, lbHealthStatus, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(lb.HealthStatus))
 	}
-	ep := lb.GetEndpoint()
-	b = appendHeader(b, lbEndpoint, epSize(ep))
-	return appendEp(b, ep)
+	b = appendHeader(b, lbEndpoint, ep)
+	e := lb.GetEndpoint()
+	if e.Address != nil {
+		b = appendHeader(b, endpointAddress, addrSize(e.Address))
+		b = appendAddr(b, e.Address)
+	}
+	for _, a := range e.AdditionalAddresses {
+		n := addrSize(a.Address)
+		b = appendHeader(b, endpointAddresses, sizeMessage(additionalAddress, n))
+		b = appendHeader(b, additionalAddress, n)
+		b = appendAddr(b, a.Address)
+	}
+	return b
 }
 
 func epSize(ep *endpointv3.Endpoint) int {
@@ -202,41 +215,15 @@ func epSize(ep *endpointv3.Endpoint) int {
 	return n
 }
 
-func appendEp(b []byte, ep *endpointv3.Endpoint) []byte {
-	if ep.Address != nil {
-		b = appendHeader(b, endpointAddress, addrSize(ep.Address))
-		b = appendAddr(b, ep.Address)
-	}
-	for _, a := range ep.AdditionalAddresses {
-		n := addrSize(a.Address)
-		b = appendHeader(b, endpointAddresses, sizeMessage(additionalAddress, n))
-		b = appendHeader(b, additionalAddress, n)
-		b = appendAddr(b, a.Address)
-	}
-	return b
-}
-
 // addrSize is the size of a plain Address message (see plainAddress).
 func addrSize(a *corev3.Address) int {
-	return sizeMessage(addressSocket, sockSize(a.GetSocketAddress()))
+	s := a.GetSocketAddress()
+	return sizeMessage(addressSocket, socketSize(s.GetAddress(), s.GetPortValue()))
 }
 
-func sockSize(s *corev3.SocketAddress) int {
-	n := protowire.SizeTag(socketPortValue) + protowire.SizeVarint(uint64(s.GetPortValue()))
-	if s.Address != "" {
-		n += sizeMessage(socketAddress, len(s.Address))
-	}
-	return n
-}
-
-// appendAddr writes a plain address: address, then the port, which is in
-// the port_specifier oneof and so written even when 0.
+// appendAddr writes a plain Address message's fields.
 func appendAddr(b []byte, a *corev3.Address) []byte {
 	s := a.GetSocketAddress()
-	b = appendHeader(b, addressSocket, sockSize(s))
-	if s.Address != "" {
-		b = appendString(b, socketAddress, s.Address)
-	}
-	b = protowire.AppendTag(b, socketPortValue, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(s.GetPortValue()))
+	b = appendHeader(b, addressSocket, socketSize(s.GetAddress(), s.GetPortValue()))
+	return appendSocket(b, s.GetAddress(), s.GetPortValue())
 }

@@ -62,18 +62,33 @@ func sortedWire(canonical string, eps []watcher.Endpoint) (Encoded, bool) {
 	locs = locs[:len(places)]
 	// One pass sizes every locality; the endpoints' order within their
 	// locality is kept by visiting them in view order again when writing.
-	var placeOf []int32
+	// One pass sizes every locality and notes each endpoint's; order then
+	// lists the endpoints locality by locality, in view order within each
+	// (a counting sort), so that writing visits each endpoint once.
+	var order []int32
 	if len(places) > 1 {
-		placeOf = make([]int32, len(eps))
+		order = make([]int32, 2*len(eps))
 	}
 	for i := range eps {
 		k := 0
-		if placeOf != nil {
+		if order != nil {
 			k = placeIndex(places, at(i))
-			placeOf[i] = int32(k)
+			order[len(eps)+i] = int32(k)
 		}
 		locs[k].n++
 		locs[k].size += sizeMessage(lleLbEndpoints, lbEndpointSize(eps[i].Addresses[0], uint32(eps[i].Port)))
+	}
+	if order != nil {
+		next := 0
+		for k := range locs {
+			locs[k].next = next
+			next += locs[k].n
+		}
+		for i := range eps {
+			l := &locs[order[len(eps)+i]]
+			order[l.next] = int32(i)
+			l.next++
+		}
 	}
 	total := sizeMessage(claClusterName, len(canonical))
 	for k, p := range places {
@@ -83,23 +98,20 @@ func sortedWire(canonical string, eps []watcher.Endpoint) (Encoded, bool) {
 	}
 	b := make([]byte, 0, total)
 	b = appendString(b, claClusterName, canonical)
+	pos := 0
 	for k, p := range places {
 		b = appendHeader(b, claEndpoints, locs[k].size)
 		b = appendHeader(b, lleLocality, localitySize(p))
-		if p.region != "" {
-			b = appendString(b, localityRegion, p.region)
-		}
-		if p.zone == "" {
-			b = appendString(b, localitySubZone, ZonelessSubZone)
-		} else {
-			b = appendString(b, localityZone, p.zone)
-		}
-		for i := range eps {
-			if placeOf != nil && int(placeOf[i]) != k {
-				continue
+		region, zone, subZone := p.wireFields()
+		b = appendLocalityFields(b, region, zone, subZone)
+		for j := pos; j < pos+locs[k].n; j++ {
+			i := j
+			if order != nil {
+				i = int(order[j])
 			}
 			b = appendLbEndpoint(b, eps[i].Addresses[0], uint32(eps[i].Port))
 		}
+		pos += locs[k].n
 		b = appendHeader(b, lleWeight, weightSize(locs[k].n))
 		b = protowire.AppendTag(b, uint32ValueValue, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(locs[k].n))
@@ -111,33 +123,77 @@ func sortedWire(canonical string, eps []watcher.Endpoint) (Encoded, bool) {
 	return Encoded{Name: canonical, Wire: b}, true
 }
 
-// wireLocality is what sortedWire counts of one locality: its endpoints and
-// the size of its LocalityLbEndpoints message.
-type wireLocality struct{ n, size int }
+// wireLocality is what sortedWire counts of one locality: its endpoints,
+// the size of its LocalityLbEndpoints message, and where its endpoints go
+// next in the order of writing.
+type wireLocality struct{ n, size, next int }
 
-func localitySize(p place) int {
-	n := 0
-	if p.region != "" {
-		n += sizeMessage(localityRegion, len(p.region))
-	}
+// wireFields are the Locality fields of p (see locality): region, zone,
+// and the zoneless sub-zone when p has no zone.
+func (p place) wireFields() (region, zone, subZone string) {
 	if p.zone == "" {
-		return n + sizeMessage(localitySubZone, len(ZonelessSubZone))
+		return p.region, "", ZonelessSubZone
 	}
-	return n + sizeMessage(localityZone, len(p.zone))
+	return p.region, p.zone, ""
+}
+
+func localitySize(p place) int { return localityFieldsSize(p.wireFields()) }
+
+// localityFieldsSize is the size of a Locality message with these fields.
+func localityFieldsSize(region, zone, subZone string) int {
+	n := 0
+	for _, s := range [...]string{region, zone, subZone} {
+		if s != "" {
+			n += sizeMessage(localityRegion, len(s)) // every field number < 16
+		}
+	}
+	return n
+}
+
+// appendLocalityFields writes the fields of a Locality message, the empty
+// ones left out.
+func appendLocalityFields(b []byte, region, zone, subZone string) []byte {
+	if region != "" {
+		b = appendString(b, localityRegion, region)
+	}
+	if zone != "" {
+		b = appendString(b, localityZone, zone)
+	}
+	if subZone != "" {
+		b = appendString(b, localitySubZone, subZone)
+	}
+	return b
 }
 
 func weightSize(n int) int {
 	return protowire.SizeTag(uint32ValueValue) + protowire.SizeVarint(uint64(n))
 }
 
-func socketAddressSize(ip string, port uint32) int {
-	return sizeMessage(socketAddress, len(ip)) + protowire.SizeTag(socketPortValue) + protowire.SizeVarint(uint64(port))
+// socketSize is the size of a SocketAddress message at ip:port over TCP
+// (the zero protocol, not written); an empty ip is left out too.
+func socketSize(ip string, port uint32) int {
+	n := protowire.SizeTag(socketPortValue) + protowire.SizeVarint(uint64(port))
+	if ip != "" {
+		n += sizeMessage(socketAddress, len(ip))
+	}
+	return n
+}
+
+// appendSocket writes the fields of a SocketAddress message at ip:port:
+// address, then the port, which is in the port_specifier oneof and so
+// written even when 0.
+func appendSocket(b []byte, ip string, port uint32) []byte {
+	if ip != "" {
+		b = appendString(b, socketAddress, ip)
+	}
+	b = protowire.AppendTag(b, socketPortValue, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(port))
 }
 
 // lbEndpointSize is the size of the LbEndpoint message that
 // appendLbEndpoint writes.
 func lbEndpointSize(ip string, port uint32) int {
-	addr := sizeMessage(addressSocket, socketAddressSize(ip, port))
+	addr := sizeMessage(addressSocket, socketSize(ip, port))
 	ep := sizeMessage(endpointAddress, addr)
 	return sizeMessage(lbEndpoint, ep) + protowire.SizeTag(lbHealthStatus) + protowire.SizeVarint(healthy)
 }
@@ -145,7 +201,7 @@ func lbEndpointSize(ip string, port uint32) int {
 // appendLbEndpoint appends one lb_endpoints field: a HEALTHY endpoint at
 // ip:port over TCP.
 func appendLbEndpoint(b []byte, ip string, port uint32) []byte {
-	sa := socketAddressSize(ip, port)
+	sa := socketSize(ip, port)
 	addr := sizeMessage(addressSocket, sa)
 	ep := sizeMessage(endpointAddress, addr)
 	b = appendHeader(b, lleLbEndpoints, lbEndpointSize(ip, port))
@@ -154,9 +210,7 @@ func appendLbEndpoint(b []byte, ip string, port uint32) []byte {
 	b = appendHeader(b, lbEndpoint, ep)
 	b = appendHeader(b, endpointAddress, addr)
 	b = appendHeader(b, addressSocket, sa)
-	b = appendString(b, socketAddress, ip)
-	b = protowire.AppendTag(b, socketPortValue, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(port))
+	return appendSocket(b, ip, port)
 }
 
 // Field numbers of the Listener and RouteConfiguration fields that

@@ -361,12 +361,15 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 			w.mark(t, changed[t])
 		}
 		for name := range changed[t] {
+			dead := false
 			for _, w := range c.byName[t][name] {
-				if !w.dead {
-					w.markOne(t, name)
+				if w.dead {
+					dead = true
+					continue
 				}
+				w.markOne(t, name)
 			}
-			if c.dead > 0 {
+			if dead {
 				c.compactLocked(t, name)
 			}
 		}

@@ -159,7 +159,6 @@ func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string
 	for i, r := range out {
 		res[i] = r.deltaResource()
 	}
-	ts := st.types[t]
 	resp := &discoveryv3.DeltaDiscoveryResponse{
 		SystemVersionInfo: responseVersion(out, gone),
 		Resources:         res,
@@ -167,10 +166,7 @@ func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string
 		TypeUrl:           typeURLs[t],
 		Nonce:             st.nextNonce(t),
 	}
-	ts.status.SentVersion = resp.SystemVersionInfo
-	ts.status.Responses++
-	st.publishType(t)
-	st.srv.metrics.response(t, len(out))
+	st.recordResponse(t, resp.SystemVersionInfo, len(out))
 	st.srv.metrics.removed(t, len(gone))
 	return st.sendDelta(resp)
 }

@@ -162,16 +162,12 @@ func (st *stream) sendResources(t typeIndex, out []*Resource) error {
 	for i, r := range out {
 		anys[i] = r.Any()
 	}
-	ts := st.types[t]
 	resp := &discoveryv3.DiscoveryResponse{
 		VersionInfo: responseVersion(out, nil),
 		Resources:   anys,
 		TypeUrl:     typeURLs[t],
 		Nonce:       st.nextNonce(t),
 	}
-	ts.status.SentVersion = resp.VersionInfo
-	ts.status.Responses++
-	st.publishType(t)
-	st.srv.metrics.response(t, len(out))
+	st.recordResponse(t, resp.VersionInfo, len(out))
 	return st.send(resp)
 }

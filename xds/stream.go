@@ -108,6 +108,17 @@ func responseVersion(out []*Resource, gone []string) string {
 	return strconv.FormatUint(h.Sum64(), 16)
 }
 
+// recordResponse notes a response of type t, version version, carrying n
+// resources, in the stream's status and the metrics; the one bookkeeping
+// of both protocols.
+func (st *stream) recordResponse(t typeIndex, version string, n int) {
+	ts := st.types[t]
+	ts.status.SentVersion = version
+	ts.status.Responses++
+	st.publishType(t)
+	st.srv.metrics.response(t, n)
+}
+
 // begin starts on a request of either protocol: it learns the node from
 // the first request that names one, and returns the request's type, or
 // false for a type Switchboard does not serve (such requests are ignored).

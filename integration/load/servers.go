@@ -69,12 +69,13 @@ func encodedByType(svcs map[string]*translator.Resources) map[string]map[string]
 func byType(svcs map[string]*translator.Resources) (map[string]map[string]types.Resource, error) {
 	out := make(map[string]map[string]types.Resource, len(gcpTypes))
 	for t, es := range encodedByType(svcs) {
+		mt, err := protoregistry.GlobalTypes.FindMessageByURL(t)
+		if err != nil {
+			return nil, fmt.Errorf("type %s: %w", t, err)
+		}
 		out[t] = make(map[string]types.Resource, len(es))
 		for name, e := range es {
-			m, err := newMessage(t)
-			if err != nil {
-				return nil, err
-			}
+			m := mt.New().Interface()
 			if err := proto.Unmarshal(e.Wire, m); err != nil {
 				return nil, fmt.Errorf("decode %s %q: %w", t, name, err)
 			}
@@ -82,15 +83,6 @@ func byType(svcs map[string]*translator.Resources) (map[string]map[string]types.
 		}
 	}
 	return out, nil
-}
-
-// newMessage returns an empty message of the type typeURL names.
-func newMessage(typeURL string) (proto.Message, error) {
-	mt, err := protoregistry.GlobalTypes.FindMessageByURL(typeURL)
-	if err != nil {
-		return nil, fmt.Errorf("type %s: %w", typeURL, err)
-	}
-	return mt.New().Interface(), nil
 }
 
 // changedOnly drops from next what equals current: an integrator of
