@@ -5,19 +5,19 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // benchServices builds n single-port Services with perService ready
 // endpoints each, spread over three zones, directly as watcher views (sorted
 // as the watcher sorts them), so that building inputs costs next to nothing.
-func benchServices(n, perService int) []*watcher.Service {
+func benchServices(n, perService int) []*model.Service {
 	zones := []string{"zone-a", "zone-b", "zone-c"}
-	svcs := make([]*watcher.Service, 0, n)
+	svcs := make([]*model.Service, 0, n)
 	for i := range n {
-		eps := make([]watcher.Endpoint, 0, perService)
+		eps := make([]model.Endpoint, 0, perService)
 		for j := range perService {
-			eps = append(eps, watcher.Endpoint{
+			eps = append(eps, model.Endpoint{
 				Addresses: []string{fmt.Sprintf("10.%d.%d.%d", i/256%256, i%256, j%250+1)},
 				Port:      int32(8080 + j/250),
 				Ready:     true,
@@ -26,7 +26,7 @@ func benchServices(n, perService int) []*watcher.Service {
 				NodeName:  fmt.Sprintf("node-%d", j%20),
 			})
 		}
-		slices.SortFunc(eps, func(a, b watcher.Endpoint) int {
+		slices.SortFunc(eps, func(a, b model.Endpoint) int {
 			if a.Addresses[0] != b.Addresses[0] {
 				if a.Addresses[0] < b.Addresses[0] {
 					return -1
@@ -35,10 +35,10 @@ func benchServices(n, perService int) []*watcher.Service {
 			}
 			return int(a.Port - b.Port)
 		})
-		svcs = append(svcs, &watcher.Service{
-			Key:        watcher.ServiceKey{Namespace: fmt.Sprintf("ns-%d", i%50), Name: fmt.Sprintf("svc-%d", i)},
-			Type:       watcher.TypeClusterIP,
-			Ports:      []watcher.Port{{Name: "grpc", Port: 8080, Protocol: "TCP", TargetPort: 8080, Endpoints: eps}},
+		svcs = append(svcs, &model.Service{
+			Key:        model.ServiceKey{Namespace: fmt.Sprintf("ns-%d", i%50), Name: fmt.Sprintf("svc-%d", i)},
+			Type:       model.TypeClusterIP,
+			Ports:      []model.Port{{Name: "grpc", Port: 8080, Protocol: "TCP", TargetPort: 8080, Endpoints: eps}},
 			SliceCount: 1 + perService/100,
 		})
 	}

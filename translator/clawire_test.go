@@ -10,7 +10,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestEncodeCLA checks encodeCLA's hand-written encoding against
@@ -44,11 +44,11 @@ func TestEncodeCLA(t *testing.T) {
 	zones := []string{"", "a", "b", "c"}
 	variants, drained, priorities, extra := 0, 0, 0, 0
 	for range 1000 {
-		eps := make([]watcher.Endpoint, 1+rng.IntN(12))
+		eps := make([]model.Endpoint, 1+rng.IntN(12))
 		hinted := rng.IntN(3) == 0
 		for i := range eps {
 			ready := rng.IntN(3) != 0
-			eps[i] = watcher.Endpoint{
+			eps[i] = model.Endpoint{
 				Addresses:   []string{addrs[rng.IntN(len(addrs))]},
 				Port:        int32(80 + rng.IntN(2)),
 				Region:      []string{"", "r"}[rng.IntN(2)],
@@ -64,9 +64,9 @@ func TestEncodeCLA(t *testing.T) {
 				eps[i].ForZones = []string{zones[1+rng.IntN(3)]}
 			}
 		}
-		svc := &watcher.Service{TrafficDistribution: []string{"", "PreferClose"}[rng.IntN(2)]}
+		svc := &model.Service{TrafficDistribution: []string{"", "PreferClose"}[rng.IntN(2)]}
 		pref := topologyPreference(svc, eps)
-		base, _ := loadAssignment("c", watcher.ServiceKey{}, "p", eps)
+		base, _ := loadAssignment("c", model.ServiceKey{}, "p", eps)
 		check("plain", base)
 		zas := zoneAssignments(pref, eps, base, 50)
 		for _, za := range zas {
@@ -119,7 +119,7 @@ func TestEncodeCLA(t *testing.T) {
 // does not write is marshalled by protobuf-go, not written without it.
 func TestEncodeCLAFallsBack(t *testing.T) {
 	base := func() *endpointv3.ClusterLoadAssignment {
-		cla, _ := loadAssignment("c", watcher.ServiceKey{}, "p", []watcher.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true}})
+		cla, _ := loadAssignment("c", model.ServiceKey{}, "p", []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true}})
 		return cla
 	}
 	for name, change := range map[string]func(*endpointv3.ClusterLoadAssignment){

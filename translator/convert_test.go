@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // decodeManifests reads a multi-document YAML stream of Services and
@@ -77,19 +77,19 @@ func splitYAML(data []byte) [][]byte {
 	return docs
 }
 
-// buildViews joins Services and EndpointSlices the way watcher/view.go
+// buildViews joins Services and EndpointSlices the way model/view.go
 // documents the view.
-func buildViews(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) []*watcher.Service {
-	var out []*watcher.Service
+func buildViews(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) []*model.Service {
+	var out []*model.Service
 	for _, s := range svcs {
-		key := watcher.ServiceKey{Namespace: s.Namespace, Name: s.Name}
+		key := model.ServiceKey{Namespace: s.Namespace, Name: s.Name}
 		var mine []*discoveryv1.EndpointSlice
 		for _, es := range eps {
 			if es.Namespace == s.Namespace && es.Labels[discoveryv1.LabelServiceName] == s.Name {
 				mine = append(mine, es)
 			}
 		}
-		v := &watcher.Service{
+		v := &model.Service{
 			Key:          key,
 			Type:         string(s.Spec.Type),
 			Headless:     s.Spec.ClusterIP == corev1.ClusterIPNone,
@@ -110,7 +110,7 @@ func buildViews(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) []*wat
 		for _, sp := range s.Spec.Ports {
 			v.Ports = append(v.Ports, buildPort(sp, mine))
 		}
-		slices.SortStableFunc(v.Ports, func(a, b watcher.Port) int {
+		slices.SortStableFunc(v.Ports, func(a, b model.Port) int {
 			return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 		})
 		out = append(out, v)
@@ -120,8 +120,8 @@ func buildViews(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) []*wat
 
 // buildPort collects the endpoints of one Service port from the slices
 // whose port list carries a port with the same name and protocol.
-func buildPort(sp corev1.ServicePort, mine []*discoveryv1.EndpointSlice) watcher.Port {
-	p := watcher.Port{
+func buildPort(sp corev1.ServicePort, mine []*discoveryv1.EndpointSlice) model.Port {
+	p := model.Port{
 		Name:     sp.Name,
 		Port:     sp.Port,
 		Protocol: string(sp.Protocol),
@@ -171,7 +171,7 @@ func buildPort(sp corev1.ServicePort, mine []*discoveryv1.EndpointSlice) watcher
 			continue // "all ports": not meaningful for a named Service port
 		}
 		for _, e := range es.Endpoints {
-			we := watcher.Endpoint{
+			we := model.Endpoint{
 				Addresses:   slices.Clone(e.Addresses),
 				Port:        *port,
 				Ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
@@ -206,10 +206,10 @@ func buildPort(sp corev1.ServicePort, mine []*discoveryv1.EndpointSlice) watcher
 	}
 	p.Unresolved = len(mine) > 0 && !carried
 	// Sorted by Addresses[0], then Port; one entry per (address, port).
-	slices.SortStableFunc(p.Endpoints, func(a, b watcher.Endpoint) int {
+	slices.SortStableFunc(p.Endpoints, func(a, b model.Endpoint) int {
 		return cmp.Or(cmp.Compare(first(a.Addresses), first(b.Addresses)), cmp.Compare(a.Port, b.Port))
 	})
-	p.Endpoints = slices.CompactFunc(p.Endpoints, func(a, b watcher.Endpoint) bool {
+	p.Endpoints = slices.CompactFunc(p.Endpoints, func(a, b model.Endpoint) bool {
 		return first(a.Addresses) == first(b.Addresses) && a.Port == b.Port
 	})
 	if len(p.Endpoints) == 0 {

@@ -9,7 +9,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // decoded is Resources with every resource decoded into its message, the
@@ -100,17 +100,17 @@ func decode(t testing.TB, r Resources) decoded {
 }
 
 // translate is Service with its assignments decoded.
-func translate(t testing.TB, opts Options, svc *watcher.Service) (decoded, []Diagnostic) {
+func translate(t testing.TB, opts Options, svc *model.Service) (decoded, []Diagnostic) {
 	t.Helper()
 	r, diags := Service(opts, svc)
 	return decode(t, r), diags
 }
 
 // translateAll is All with every Service's assignments decoded.
-func translateAll(t testing.TB, opts Options, svcs []*watcher.Service) (map[watcher.ServiceKey]decoded, []Diagnostic) {
+func translateAll(t testing.TB, opts Options, svcs []*model.Service) (map[model.ServiceKey]decoded, []Diagnostic) {
 	t.Helper()
 	byKey, diags := All(opts, svcs)
-	out := make(map[watcher.ServiceKey]decoded, len(byKey))
+	out := make(map[model.ServiceKey]decoded, len(byKey))
 	for k, r := range byKey {
 		out[k] = decode(t, r)
 	}

@@ -11,7 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // ZonelessSubZone is the sub-zone of the locality that holds endpoints with
@@ -70,7 +70,7 @@ type ipAddr struct {
 //
 // With no usable endpoint the assignment has no localities: gRPC clients then
 // fail calls fast with UNAVAILABLE.
-func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
+func loadAssignment(canonical string, key model.ServiceKey, portLabel string, eps []model.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	if cla := sortedAssignment(canonical, eps); cla != nil {
 		return cla, nil
 	}
@@ -78,7 +78,7 @@ func loadAssignment(canonical string, key watcher.ServiceKey, portLabel string, 
 }
 
 // anyAssignment is loadAssignment for any view.
-func anyAssignment(canonical string, key watcher.ServiceKey, portLabel string, eps []watcher.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
+func anyAssignment(canonical string, key model.ServiceKey, portLabel string, eps []model.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
 	n := 0
 	for i := range eps {
@@ -140,7 +140,7 @@ func anyAssignment(canonical string, key watcher.ServiceKey, portLabel string, e
 // and has no duplicate pair, so loadAssignment would keep every endpoint in
 // view order and report nothing: this gives the same assignment. It
 // returns nil for any other view (or an empty one), having built nothing.
-func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.ClusterLoadAssignment {
+func sortedAssignment(canonical string, eps []model.Endpoint) *endpointv3.ClusterLoadAssignment {
 	if !usualView(eps) {
 		return nil
 	}
@@ -156,7 +156,7 @@ func sortedAssignment(canonical string, eps []watcher.Endpoint) *endpointv3.Clus
 // and sortedWire take: not empty, every endpoint ready, with one IPv4
 // address in its one spelling, a valid port and a valid place (see
 // validPlace), in strictly increasing (address, port) order.
-func usualView(eps []watcher.Endpoint) bool {
+func usualView(eps []model.Endpoint) bool {
 	if len(eps) == 0 {
 		return false
 	}
@@ -187,7 +187,7 @@ func usualView(eps []watcher.Endpoint) bool {
 // validPlace checks the endpoint's zone and region, which become a
 // locality's strings: protobuf strings must be UTF-8, and a client drops a
 // whole assignment it cannot decode.
-func validPlace(e *watcher.Endpoint) error {
+func validPlace(e *model.Endpoint) error {
 	if !utf8.ValidString(e.Zone) || !utf8.ValidString(e.Region) {
 		return fmt.Errorf("endpoint %q has a zone or region that is not UTF-8; endpoint skipped", e.Addresses[0])
 	}
@@ -453,7 +453,7 @@ func (m *addressMsgs) socketAddress(ip string, port uint32) *corev3.Address {
 // addresses, since the bad value means the input is not what we think it is.
 // The candidate's addresses are appended to buf, which is returned (as it
 // was when e is refused).
-func validEndpoint(e *watcher.Endpoint, buf []ipAddr) (candidate, []ipAddr, error) {
+func validEndpoint(e *model.Endpoint, buf []ipAddr) (candidate, []ipAddr, error) {
 	if len(e.Addresses) == 0 {
 		return candidate{}, buf, fmt.Errorf("endpoint has no address; endpoint skipped")
 	}

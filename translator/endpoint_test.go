@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestDedupNeighbours checks dedup's shortcut for endpoints with one
@@ -23,9 +23,9 @@ func TestDedupNeighbours(t *testing.T) {
 	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.10", "fd00::1", "FD00:0::1", "fd00::0:1", "::ffff:10.0.0.1", "fd00::2"}
 	zones := []string{"", "a", "b"}
 	for round := range 500 {
-		eps := make([]watcher.Endpoint, rng.IntN(30))
+		eps := make([]model.Endpoint, rng.IntN(30))
 		for i := range eps {
-			eps[i] = watcher.Endpoint{
+			eps[i] = model.Endpoint{
 				Addresses: []string{addrs[rng.IntN(len(addrs))]},
 				Port:      int32(80 + rng.IntN(2)),
 				Zone:      zones[rng.IntN(len(zones))],
@@ -53,7 +53,7 @@ func TestDedupNeighbours(t *testing.T) {
 			t.Fatalf("round %d: extra %d, want %d; (-want +got):\n%s", round, gotExtra, wantExtra, d)
 		}
 		// And the assignment holds each (address, port) once.
-		cla, _ := loadAssignment("c", watcher.ServiceKey{}, "p", eps)
+		cla, _ := loadAssignment("c", model.ServiceKey{}, "p", eps)
 		served := claAddrs(cla)
 		if len(served) != len(slices.Compact(slices.Sorted(slices.Values(served)))) {
 			t.Fatalf("round %d: duplicates served: %v", round, served)
@@ -76,13 +76,13 @@ func TestSortedAssignment(t *testing.T) {
 	zones := []string{"", "a", "b", "c"}
 	shortcuts := 0
 	for round := range 3000 {
-		eps := make([]watcher.Endpoint, rng.IntN(12))
+		eps := make([]model.Endpoint, rng.IntN(12))
 		for i := range eps {
 			a := addrs[rng.IntN(5)] // IPv4 only, mostly
 			if rng.IntN(20) == 0 {
 				a = addrs[rng.IntN(len(addrs))]
 			}
-			eps[i] = watcher.Endpoint{
+			eps[i] = model.Endpoint{
 				Addresses:   []string{a},
 				Port:        int32(80 + rng.IntN(3)),
 				Region:      regions[rng.IntN(len(regions))],
@@ -97,7 +97,7 @@ func TestSortedAssignment(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			// The watcher's order, most of the time.
-			slices.SortFunc(eps, func(a, b watcher.Endpoint) int {
+			slices.SortFunc(eps, func(a, b model.Endpoint) int {
 				return cmp.Or(strings.Compare(a.Addresses[0], b.Addresses[0]), int(a.Port-b.Port))
 			})
 		}
@@ -110,7 +110,7 @@ func TestSortedAssignment(t *testing.T) {
 			continue
 		}
 		shortcuts++
-		want, diags := anyAssignment("c", watcher.ServiceKey{}, "p", eps)
+		want, diags := anyAssignment("c", model.ServiceKey{}, "p", eps)
 		if len(diags) != 0 {
 			t.Fatalf("round %d: shortcut taken for a view with diagnostics %v", round, diags)
 		}

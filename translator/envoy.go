@@ -9,7 +9,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // ClassAssignment is the ClusterLoadAssignment that clients of Class get in
@@ -49,7 +49,7 @@ type classCLA struct {
 // spills from priority 0 on its own. Each is built the way zoneAssignments
 // builds the plain one, from the Envoy base, so an endpoint is near or far
 // for Envoy exactly when it is for gRPC.
-func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, zones []zoneCLA, threshold int) []classCLA {
+func envoyAssignments(pref preference, eps []model.Endpoint, base *endpointv3.ClusterLoadAssignment, zones []zoneCLA, threshold int) []classCLA {
 	plain := drainingAssignment(base, eps)
 	if plain == nil {
 		return nil
@@ -104,7 +104,7 @@ func envoyAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.
 // locality the HEALTHY ones come first, then the DRAINING ones in address
 // order. An (address, port) pair is still served once: a terminating
 // endpoint that repeats one of base is dropped.
-func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []watcher.Endpoint) *endpointv3.ClusterLoadAssignment {
+func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []model.Endpoint) *endpointv3.ClusterLoadAssignment {
 	// The common case, no endpoint terminating, costs one pass and nothing
 	// else.
 	n := 0
@@ -189,7 +189,7 @@ func drainingAssignment(base *endpointv3.ClusterLoadAssignment, eps []watcher.En
 
 // isDraining reports whether e is served to Envoy as DRAINING while the
 // port has ready endpoints: serving, terminating and not ready.
-func isDraining(e *watcher.Endpoint) bool {
+func isDraining(e *model.Endpoint) bool {
 	return !e.Ready && e.Serving && e.Terminating
 }
 

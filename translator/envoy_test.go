@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // checkEnvoyRules fails t for every ClassAssignment in res that breaks the
@@ -184,8 +184,8 @@ func envoyView(res decoded, zone string) *endpointv3.ClusterLoadAssignment {
 // Envoy variants existed: the translation without the serving, terminating
 // endpoints.
 func TestEnvoyDraining(t *testing.T) {
-	ep := func(addr, zone string, ready, serving, terminating bool) watcher.Endpoint {
-		return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: serving, Terminating: terminating, Zone: zone}
+	ep := func(addr, zone string, ready, serving, terminating bool) model.Endpoint {
+		return model.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: serving, Terminating: terminating, Zone: zone}
 	}
 	const (
 		healthy  = corev3.HealthStatus_HEALTHY
@@ -193,12 +193,12 @@ func TestEnvoyDraining(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name        string
-		eps         []watcher.Endpoint
+		eps         []model.Endpoint
 		grpc, envoy map[string]corev3.HealthStatus // nil envoy: no variant
 	}{
 		{
 			name: "rollout",
-			eps: []watcher.Endpoint{
+			eps: []model.Endpoint{
 				ep("10.0.0.1", "z1", true, true, false),   // ready
 				ep("10.0.0.2", "z1", false, true, true),   // serving, terminating
 				ep("10.0.0.3", "z2", false, true, true),   // serving, terminating, alone in z2
@@ -211,7 +211,7 @@ func TestEnvoyDraining(t *testing.T) {
 		},
 		{
 			name: "no terminating endpoint: no variant",
-			eps: []watcher.Endpoint{
+			eps: []model.Endpoint{
 				ep("10.0.0.1", "z1", true, true, false),
 				ep("10.0.0.4", "z1", false, false, true),
 			},
@@ -219,7 +219,7 @@ func TestEnvoyDraining(t *testing.T) {
 		},
 		{
 			name: "fallback: no ready endpoint, Envoy gets the plain HEALTHY ones",
-			eps: []watcher.Endpoint{
+			eps: []model.Endpoint{
 				ep("10.0.0.2", "z1", false, true, true),
 				ep("10.0.0.3", "z2", false, true, true),
 			},
@@ -227,7 +227,7 @@ func TestEnvoyDraining(t *testing.T) {
 		},
 		{
 			name: "a terminating endpoint that repeats a ready address is dropped",
-			eps: []watcher.Endpoint{
+			eps: []model.Endpoint{
 				{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 80, Ready: true, Serving: true, Zone: "z1"},
 				{Addresses: []string{"FD00::1"}, Port: 80, Serving: true, Terminating: true, Zone: "z2"},
 			},
@@ -235,7 +235,7 @@ func TestEnvoyDraining(t *testing.T) {
 		},
 		{
 			name: "an invalid terminating endpoint is left out",
-			eps: []watcher.Endpoint{
+			eps: []model.Endpoint{
 				ep("10.0.0.1", "z1", true, true, false),
 				ep("bogus", "z1", false, true, true),
 			},
@@ -243,10 +243,10 @@ func TestEnvoyDraining(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc := &watcher.Service{
-				Key:        watcher.ServiceKey{Namespace: "n", Name: "s"},
+			svc := &model.Service{
+				Key:        model.ServiceKey{Namespace: "n", Name: "s"},
 				SliceCount: 1,
-				Ports:      []watcher.Port{{Name: "grpc", Port: 80, Endpoints: tc.eps}},
+				Ports:      []model.Port{{Name: "grpc", Port: 80, Endpoints: tc.eps}},
 			}
 			res, _ := translate(t, Options{}, svc)
 			validateAll(t, res)
@@ -267,7 +267,7 @@ func TestEnvoyDraining(t *testing.T) {
 			// endpoints when ready ones exist.
 			if tc.envoy != nil {
 				without := *svc
-				without.Ports = []watcher.Port{{Name: "grpc", Port: 80, Endpoints: slices.DeleteFunc(slices.Clone(tc.eps), func(e watcher.Endpoint) bool { return isDraining(&e) })}}
+				without.Ports = []model.Port{{Name: "grpc", Port: 80, Endpoints: slices.DeleteFunc(slices.Clone(tc.eps), func(e model.Endpoint) bool { return isDraining(&e) })}}
 				want, _ := translate(t, Options{}, &without)
 				if d := cmp.Diff(want.Assignments, res.Assignments, protocmp.Transform()); d != "" {
 					t.Errorf("gRPC assignment changed by terminating endpoints (-without +with):\n%s", d)
@@ -280,16 +280,16 @@ func TestEnvoyDraining(t *testing.T) {
 // TestEnvoyDrainingWeights checks the locality weights Envoy gets: the
 // HEALTHY endpoints only, and none for a locality of DRAINING endpoints.
 func TestEnvoyDrainingWeights(t *testing.T) {
-	eps := []watcher.Endpoint{
+	eps := []model.Endpoint{
 		{Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true, Serving: true, Zone: "z1"},
 		{Addresses: []string{"10.0.0.2"}, Port: 80, Ready: true, Serving: true, Zone: "z1"},
 		{Addresses: []string{"10.0.0.3"}, Port: 80, Serving: true, Terminating: true, Zone: "z1"},
 		{Addresses: []string{"10.0.0.4"}, Port: 80, Serving: true, Terminating: true, Zone: "z2"},
 		{Addresses: []string{"10.0.0.5"}, Port: 80, Serving: true, Terminating: true},
 	}
-	res, _ := translate(t, Options{}, &watcher.Service{
-		Key: watcher.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1,
-		Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
+	res, _ := translate(t, Options{}, &model.Service{
+		Key: model.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1,
+		Ports: []model.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
 	})
 	got := envoyView(res, "")
 	type loc struct {
@@ -315,12 +315,12 @@ func TestEnvoyDrainingWeights(t *testing.T) {
 // zone preference during a rollout, with the DRAINING endpoints at the
 // priority their zone gives them; a zone that failed over gets none.
 func TestEnvoyZoned(t *testing.T) {
-	ep := func(addr, zone string, ready bool) watcher.Endpoint {
-		return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: true, Terminating: !ready, Zone: zone}
+	ep := func(addr, zone string, ready bool) model.Endpoint {
+		return model.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: true, Terminating: !ready, Zone: zone}
 	}
-	svc := &watcher.Service{
-		Key: watcher.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1, TrafficDistribution: "PreferClose",
-		Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: []watcher.Endpoint{
+	svc := &model.Service{
+		Key: model.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1, TrafficDistribution: "PreferClose",
+		Ports: []model.Port{{Name: "grpc", Port: 80, Endpoints: []model.Endpoint{
 			ep("10.0.1.1", "z1", true), ep("10.0.1.2", "z1", true), ep("10.0.1.3", "z1", false),
 			ep("10.0.2.1", "z2", true), ep("10.0.2.2", "z2", false),
 		}}},
@@ -361,9 +361,9 @@ func TestEnvoyZoned(t *testing.T) {
 	// z1 fails over (1 ready of 3 not terminating): no z1 variant for
 	// anyone, so z1's Envoy clients get the un-zoned Envoy variant.
 	svc.Ports[0].Endpoints = append(svc.Ports[0].Endpoints,
-		watcher.Endpoint{Addresses: []string{"10.0.1.4"}, Port: 80, Zone: "z1"},
-		watcher.Endpoint{Addresses: []string{"10.0.1.5"}, Port: 80, Zone: "z1"},
-		watcher.Endpoint{Addresses: []string{"10.0.1.6"}, Port: 80, Zone: "z1"},
+		model.Endpoint{Addresses: []string{"10.0.1.4"}, Port: 80, Zone: "z1"},
+		model.Endpoint{Addresses: []string{"10.0.1.5"}, Port: 80, Zone: "z1"},
+		model.Endpoint{Addresses: []string{"10.0.1.6"}, Port: 80, Zone: "z1"},
 	)
 	res, _ = translate(t, Options{}, svc)
 	checkEnvoyRules(t, res)
@@ -382,12 +382,12 @@ func TestEnvoyZoned(t *testing.T) {
 // TestEnvoyRulesCatch checks that envoyRuleErrors rejects broken variants,
 // so a passing golden run means something.
 func TestEnvoyRulesCatch(t *testing.T) {
-	ep := func(addr, zone string, ready bool) watcher.Endpoint {
-		return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: true, Terminating: !ready, Zone: zone}
+	ep := func(addr, zone string, ready bool) model.Endpoint {
+		return model.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: true, Terminating: !ready, Zone: zone}
 	}
-	svc := &watcher.Service{
-		Key: watcher.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1, TrafficDistribution: "PreferClose",
-		Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: []watcher.Endpoint{
+	svc := &model.Service{
+		Key: model.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1, TrafficDistribution: "PreferClose",
+		Ports: []model.Port{{Name: "grpc", Port: 80, Endpoints: []model.Endpoint{
 			ep("10.0.1.1", "z1", true), ep("10.0.1.3", "z1", false), ep("10.0.2.1", "z2", true),
 		}}},
 	}

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // update rewrites testdata/out from testdata/in and deletes outputs whose
@@ -93,13 +93,13 @@ func TestGolden(t *testing.T) {
 }
 
 // translateFile reads a golden input and translates it with goldenOptions.
-func translateFile(t testing.TB, path string) (map[watcher.ServiceKey]decoded, []Diagnostic) {
+func translateFile(t testing.TB, path string) (map[model.ServiceKey]decoded, []Diagnostic) {
 	t.Helper()
 	return translateAll(t, goldenOptions, loadViews(t, path))
 }
 
 // loadViews reads a golden input into watcher views.
-func loadViews(t testing.TB, path string) []*watcher.Service {
+func loadViews(t testing.TB, path string) []*model.Service {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -190,17 +190,17 @@ type goldenService struct {
 // renderGolden turns a translation into deterministic YAML: protojson for
 // each resource (Anys expanded), re-marshalled through a generic value so
 // that key order and spacing do not depend on protojson's output.
-func renderGolden(t testing.TB, byKey map[watcher.ServiceKey]decoded, diags []Diagnostic) []byte {
+func renderGolden(t testing.TB, byKey map[model.ServiceKey]decoded, diags []Diagnostic) []byte {
 	t.Helper()
 	f := goldenFile{Diagnostics: []goldenDiagnostic{}, Services: []goldenService{}}
 	for _, d := range diags {
 		f.Diagnostics = append(f.Diagnostics, goldenDiagnostic{Service: d.Service.String(), Port: d.Port, Reason: d.Reason})
 	}
-	keys := make([]watcher.ServiceKey, 0, len(byKey))
+	keys := make([]model.ServiceKey, 0, len(byKey))
 	for k := range byKey {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b watcher.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
+	slices.SortFunc(keys, func(a, b model.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		res := byKey[k]
 		gs := goldenService{Service: k.String(), Aliases: res.Aliases}

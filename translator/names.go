@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // DefaultClusterDomain is the cluster DNS domain used when
@@ -40,7 +40,7 @@ func (o Options) Validate() error {
 // "S.N.svc.<domain>:P" for Service S in namespace N and port number P. An
 // empty domain means DefaultClusterDomain. The name is also what a client
 // dials as xds:///S.N.svc.<domain>:P.
-func CanonicalName(domain string, key watcher.ServiceKey, port int32) string {
+func CanonicalName(domain string, key model.ServiceKey, port int32) string {
 	if domain == "" {
 		domain = DefaultClusterDomain
 	}
@@ -74,7 +74,7 @@ func CanonicalName(domain string, key watcher.ServiceKey, port int32) string {
 // "S.N.svc.<domain>" and ":P" are cut from the canonical name, and the
 // names with a port from one concatenation, so the names of a port cost two
 // allocations.
-func portNames(buf *[7]string, domain string, key watcher.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
+func portNames(buf *[7]string, domain string, key model.ServiceKey, port int32, single bool) (canonical string, aliases, short []string) {
 	var digits [11]byte
 	num := strconv.AppendInt(digits[:0], int64(port), 10)
 	var b strings.Builder
@@ -109,7 +109,7 @@ func portNames(buf *[7]string, domain string, key watcher.ServiceKey, port int32
 // rules are the ones the API server applies to Services, so names built
 // from a valid key are ASCII, contain no dots inside S or N, and never
 // collide with the names of another Service.
-func validKey(key watcher.ServiceKey) bool {
+func validKey(key model.ServiceKey) bool {
 	return isDNS1035Label(key.Name) && isDNS1123Label(key.Namespace)
 }
 

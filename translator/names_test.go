@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestShortNamesMatchVirtualHost checks that a client in the Service's
@@ -14,28 +14,28 @@ import (
 // the short names stay out of Resources.Aliases (which must be
 // namespace-qualified).
 func TestShortNamesMatchVirtualHost(t *testing.T) {
-	key := watcher.ServiceKey{Namespace: "n", Name: "s"}
+	key := model.ServiceKey{Namespace: "n", Name: "s"}
 	for _, tc := range []struct {
 		name    string
-		ports   []watcher.Port
+		ports   []model.Port
 		match   map[string]string // dialled short name -> canonical route
 		noMatch []string
 	}{
 		{
 			"single",
-			[]watcher.Port{{Name: "a", Port: 80}},
+			[]model.Port{{Name: "a", Port: 80}},
 			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s": "s.n.svc.cluster.local:80"},
 			[]string{"s:81", "t:80"},
 		},
 		{
 			"multi",
-			[]watcher.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}},
+			[]model.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}},
 			map[string]string{"s:80": "s.n.svc.cluster.local:80", "s:81": "s.n.svc.cluster.local:81"},
 			[]string{"s"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, diags := translate(t, Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
+			res, diags := translate(t, Options{}, &model.Service{Key: key, Ports: tc.ports, SliceCount: 1})
 			if len(diags) != 0 {
 				t.Fatalf("diagnostics: %v", diags)
 			}
@@ -66,12 +66,12 @@ func TestShortNamesMatchVirtualHost(t *testing.T) {
 func TestPortNames(t *testing.T) {
 	for _, tc := range []struct {
 		domain string
-		key    watcher.ServiceKey
+		key    model.ServiceKey
 		port   int32
 	}{
-		{"cluster.local", watcher.ServiceKey{Namespace: "n", Name: "s"}, 80},
-		{"example.com", watcher.ServiceKey{Namespace: "demo", Name: "greeter"}, 50051},
-		{"a-b.c", watcher.ServiceKey{Namespace: "x-1", Name: "y2"}, 1},
+		{"cluster.local", model.ServiceKey{Namespace: "n", Name: "s"}, 80},
+		{"example.com", model.ServiceKey{Namespace: "demo", Name: "greeter"}, 50051},
+		{"a-b.c", model.ServiceKey{Namespace: "x-1", Name: "y2"}, 1},
 	} {
 		for _, single := range []bool{true, false} {
 			var buf [7]string

@@ -3,7 +3,7 @@ package translator
 import (
 	"fmt"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // portOut is what one Service port contributes, encoded.
@@ -28,7 +28,7 @@ type portAssignments struct {
 // for a resource that does not encode, which a valid Service never has (the
 // strings in a resource are checked before it is built); the port is then
 // not served.
-func translatePort(svc *watcher.Service, p *watcher.Port, pol policy, threshold int, canonical string, aliases, short []string) (portOut, []Diagnostic, error) {
+func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int, canonical string, aliases, short []string) (portOut, []Diagnostic, error) {
 	var out portOut
 	var err error
 	if out.listener, err = listenerWire(canonical, canonical); err != nil {
@@ -37,7 +37,7 @@ func translatePort(svc *watcher.Service, p *watcher.Port, pol policy, threshold 
 	if out.route, err = routeWire(pol, canonical, aliases, short); err != nil {
 		return portOut{}, nil, err
 	}
-	if svc.Type == watcher.TypeExternalName {
+	if svc.Type == model.TypeExternalName {
 		// No endpoints: the client resolves the name itself.
 		out.cluster, err = encode(canonical, dnsCluster(canonical, svc.ExternalName, p.Port))
 		return out, nil, err
@@ -78,7 +78,7 @@ func translatePort(svc *watcher.Service, p *watcher.Port, pol policy, threshold 
 // topology preference, the common case, has no variants and is written
 // straight to wire form (sortedWire); any other is built as messages and
 // encoded.
-func buildAssignments(canonical string, key watcher.ServiceKey, label string, eps []watcher.Endpoint, pref preference, threshold int) (portAssignments, []Diagnostic, error) {
+func buildAssignments(canonical string, key model.ServiceKey, label string, eps []model.Endpoint, pref preference, threshold int) (portAssignments, []Diagnostic, error) {
 	if pref == preferNone {
 		if a, ok := sortedWire(canonical, eps); ok {
 			return portAssignments{plain: a}, nil, nil

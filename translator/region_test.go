@@ -8,20 +8,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestRegions: endpoints whose Nodes carry a region (the watcher's
 // Options.NodeRegions) are grouped by region and zone, and the locality
 // carries both; an endpoint without a zone keeps the "unknown" sub-zone.
 func TestRegions(t *testing.T) {
-	ep := func(addr, region, zone string) watcher.Endpoint {
-		return watcher.Endpoint{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true, Region: region, Zone: zone}
+	ep := func(addr, region, zone string) model.Endpoint {
+		return model.Endpoint{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true, Region: region, Zone: zone}
 	}
-	svc := &watcher.Service{
-		Key:        watcher.ServiceKey{Namespace: "ns", Name: "geo"},
+	svc := &model.Service{
+		Key:        model.ServiceKey{Namespace: "ns", Name: "geo"},
 		SliceCount: 1,
-		Ports: []watcher.Port{{Name: "grpc", Port: 80, Protocol: "TCP", Endpoints: []watcher.Endpoint{
+		Ports: []model.Port{{Name: "grpc", Port: 80, Protocol: "TCP", Endpoints: []model.Endpoint{
 			ep("10.0.0.1", "eu", "eu-a"), ep("10.0.0.2", "eu", "eu-a"), ep("10.0.1.1", "us", "us-a"), ep("10.0.2.1", "us", ""),
 		}}},
 	}

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Protocols of a Service port, as in core/v1.
@@ -48,7 +48,7 @@ const (
 // multi-port Service, and a second TCP port with the same number. A port
 // whose name no slice carries (Port.Unresolved) still gets its resources,
 // with an empty assignment, plus a diagnostic.
-func Service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
+func Service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 	res, diags := service(opts, svc)
 	sortDiagnostics(diags)
 	return res, diags
@@ -62,9 +62,9 @@ func Service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 // The result does not depend on the order of svcs. Nil entries are skipped
 // with a diagnostic; a key listed more than once is translated for none of
 // its entries (which of them is right cannot be known) and reported.
-func All(opts Options, svcs []*watcher.Service) (map[watcher.ServiceKey]Resources, []Diagnostic) {
-	out := make(map[watcher.ServiceKey]Resources, len(svcs))
-	count := make(map[watcher.ServiceKey]int, len(svcs))
+func All(opts Options, svcs []*model.Service) (map[model.ServiceKey]Resources, []Diagnostic) {
+	out := make(map[model.ServiceKey]Resources, len(svcs))
+	count := make(map[model.ServiceKey]int, len(svcs))
 	var diags []Diagnostic
 	for _, svc := range svcs {
 		if svc == nil {
@@ -97,7 +97,7 @@ func All(opts Options, svcs []*watcher.Service) (map[watcher.ServiceKey]Resource
 }
 
 // service is Service without sorting the diagnostics.
-func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
+func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 	if svc == nil {
 		return Resources{}, []Diagnostic{{Reason: "nil Service in input; skipped"}}
 	}
@@ -112,8 +112,8 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 		return Resources{}, []Diagnostic{diag("", "name must be a DNS-1035 label and namespace a DNS-1123 label; not served")}
 	}
 	switch svc.Type {
-	case "", watcher.TypeClusterIP, watcher.TypeNodePort, watcher.TypeLoadBalancer:
-	case watcher.TypeExternalName:
+	case "", model.TypeClusterIP, model.TypeNodePort, model.TypeLoadBalancer:
+	case model.TypeExternalName:
 		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
 			return Resources{}, []Diagnostic{diag("", "externalName %q is not a DNS name; not served", svc.ExternalName)}
 		}
@@ -190,9 +190,9 @@ func service(opts Options, svc *watcher.Service) (Resources, []Diagnostic) {
 
 // servedPorts returns the ports of svc that get resources, in input order,
 // and a diagnostic for each port it leaves out.
-func servedPorts(svc *watcher.Service, diag func(port, format string, args ...any) Diagnostic) ([]*watcher.Port, []Diagnostic) {
+func servedPorts(svc *model.Service, diag func(port, format string, args ...any) Diagnostic) ([]*model.Port, []Diagnostic) {
 	var diags []Diagnostic
-	ports := make([]*watcher.Port, 0, len(svc.Ports))
+	ports := make([]*model.Port, 0, len(svc.Ports))
 	numbers := make(map[int32]bool, len(svc.Ports))
 	for i := range svc.Ports {
 		p := &svc.Ports[i]
@@ -227,7 +227,7 @@ func servedPorts(svc *watcher.Service, diag func(port, format string, args ...an
 }
 
 // portLabel names a port in diagnostics: its name, else its number.
-func portLabel(p *watcher.Port) string {
+func portLabel(p *model.Port) string {
 	if p.Name != "" {
 		return p.Name
 	}

@@ -8,7 +8,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // FailoverThresholdAnnotation sets, in percent (0–100), the healthy share
@@ -41,7 +41,7 @@ type zoneCLA struct {
 }
 
 // failoverThreshold reads FailoverThresholdAnnotation.
-func failoverThreshold(svc *watcher.Service) (int, string) {
+func failoverThreshold(svc *model.Service) (int, string) {
 	v, ok := svc.Annotations[FailoverThresholdAnnotation]
 	if !ok {
 		return DefaultFailoverThreshold, ""
@@ -70,7 +70,7 @@ const (
 // otherwise spec.trafficDistribution PreferClose or PreferSameZone prefers
 // the endpoint's own zone. PreferSameNode is read as PreferSameZone: a
 // proxyless client's node is not known to the server.
-func topologyPreference(svc *watcher.Service, eps []watcher.Endpoint) preference {
+func topologyPreference(svc *model.Service, eps []model.Endpoint) preference {
 	hinted, ready := 0, 0
 	for i := range eps {
 		if eps[i].Ready {
@@ -97,7 +97,7 @@ func topologyPreference(svc *watcher.Service, eps []watcher.Endpoint) preference
 // none, so its clients use base, which holds every ready endpoint at
 // priority 0. base is the port's plain assignment; its endpoint messages
 // are shared, not copied.
-func zoneAssignments(pref preference, eps []watcher.Endpoint, base *endpointv3.ClusterLoadAssignment, threshold int) []zoneCLA {
+func zoneAssignments(pref preference, eps []model.Endpoint, base *endpointv3.ClusterLoadAssignment, threshold int) []zoneCLA {
 	if pref == preferNone || len(base.GetEndpoints()) == 0 {
 		return nil
 	}

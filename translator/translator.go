@@ -7,7 +7,7 @@
 package translator
 
 import (
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Options are the inputs to translation that do not come from Kubernetes.
@@ -51,7 +51,7 @@ type Resources struct {
 // It names the object and says what is wrong; the rest of the Service (and
 // every other Service) is still translated.
 type Diagnostic struct {
-	Service watcher.ServiceKey
+	Service model.ServiceKey
 	// Port is the Service port's name or number, "" when the problem is not
 	// about one port.
 	Port   string

@@ -20,11 +20,11 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 func TestCanonicalName(t *testing.T) {
-	key := watcher.ServiceKey{Namespace: "demo", Name: "greeter"}
+	key := model.ServiceKey{Namespace: "demo", Name: "greeter"}
 	for _, tc := range []struct {
 		domain string
 		port   int32
@@ -41,7 +41,7 @@ func TestCanonicalName(t *testing.T) {
 }
 
 func TestAliases(t *testing.T) {
-	key := watcher.ServiceKey{Namespace: "n", Name: "s"}
+	key := model.ServiceKey{Namespace: "n", Name: "s"}
 	single := map[string]string{
 		"s.n": "s.n.svc.cluster.local:80", "s.n.svc": "s.n.svc.cluster.local:80",
 		"s.n.svc.cluster.local": "s.n.svc.cluster.local:80",
@@ -53,16 +53,16 @@ func TestAliases(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		ports []watcher.Port
+		ports []model.Port
 		want  map[string]string
 	}{
-		{"single", []watcher.Port{{Name: "a", Port: 80}}, single},
-		{"multi", []watcher.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}}, multi},
+		{"single", []model.Port{{Name: "a", Port: 80}}, single},
+		{"multi", []model.Port{{Name: "a", Port: 80}, {Name: "b", Port: 81}}, multi},
 		// Only translated ports count: a UDP port does not stop "s.n".
-		{"tcp and udp", []watcher.Port{{Name: "a", Port: 80}, {Name: "u", Port: 81, Protocol: "UDP"}}, single},
+		{"tcp and udp", []model.Port{{Name: "a", Port: 80}, {Name: "u", Port: 81, Protocol: "UDP"}}, single},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _ := translate(t, Options{}, &watcher.Service{Key: key, Ports: tc.ports, SliceCount: 1})
+			res, _ := translate(t, Options{}, &model.Service{Key: key, Ports: tc.ports, SliceCount: 1})
 			if d := cmp.Diff(tc.want, res.Aliases); d != "" {
 				t.Errorf("aliases (-want +got):\n%s", d)
 			}
@@ -89,7 +89,7 @@ func TestAliasListener(t *testing.T) {
 	if len(diags) != 0 {
 		t.Fatalf("diagnostics: %v", diags)
 	}
-	r := res[watcher.ServiceKey{Namespace: "demo", Name: "greeter"}]
+	r := res[model.ServiceKey{Namespace: "demo", Name: "greeter"}]
 	canonical := r.Listeners[0]
 	if len(r.Aliases) != 5 {
 		t.Fatalf("got %d aliases, want 5: %v", len(r.Aliases), r.Aliases)
@@ -106,22 +106,22 @@ func TestAliasListener(t *testing.T) {
 
 // TestFallbackToTerminating covers kube-proxy's fallback and its limits.
 func TestFallbackToTerminating(t *testing.T) {
-	ep := func(addr string, ready, serving, terminating bool) watcher.Endpoint {
-		return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: serving, Terminating: terminating, Zone: "z"}
+	ep := func(addr string, ready, serving, terminating bool) model.Endpoint {
+		return model.Endpoint{Addresses: []string{addr}, Port: 80, Ready: ready, Serving: serving, Terminating: terminating, Zone: "z"}
 	}
 	for _, tc := range []struct {
 		name string
-		eps  []watcher.Endpoint
+		eps  []model.Endpoint
 		want []string
 	}{
-		{"ready wins", []watcher.Endpoint{ep("10.0.0.1", true, true, false), ep("10.0.0.2", false, true, true)}, []string{"10.0.0.1"}},
-		{"fallback", []watcher.Endpoint{ep("10.0.0.2", false, true, true), ep("10.0.0.3", false, false, true)}, []string{"10.0.0.2"}},
-		{"not serving is never used", []watcher.Endpoint{ep("10.0.0.3", false, false, true), ep("10.0.0.4", false, false, false)}, nil},
-		{"serving but not terminating is not the fallback", []watcher.Endpoint{ep("10.0.0.5", false, true, false)}, nil},
-		{"bad ready endpoint falls back", []watcher.Endpoint{ep("bogus", true, true, false), ep("10.0.0.2", false, true, true)}, []string{"10.0.0.2"}},
+		{"ready wins", []model.Endpoint{ep("10.0.0.1", true, true, false), ep("10.0.0.2", false, true, true)}, []string{"10.0.0.1"}},
+		{"fallback", []model.Endpoint{ep("10.0.0.2", false, true, true), ep("10.0.0.3", false, false, true)}, []string{"10.0.0.2"}},
+		{"not serving is never used", []model.Endpoint{ep("10.0.0.3", false, false, true), ep("10.0.0.4", false, false, false)}, nil},
+		{"serving but not terminating is not the fallback", []model.Endpoint{ep("10.0.0.5", false, true, false)}, nil},
+		{"bad ready endpoint falls back", []model.Endpoint{ep("bogus", true, true, false), ep("10.0.0.2", false, true, true)}, []string{"10.0.0.2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cla, _ := loadAssignment("c", watcher.ServiceKey{}, "p", tc.eps)
+			cla, _ := loadAssignment("c", model.ServiceKey{}, "p", tc.eps)
 			if d := cmp.Diff(tc.want, claAddrs(cla)); d != "" {
 				t.Errorf("served (-want +got):\n%s", d)
 			}
@@ -136,14 +136,14 @@ func TestFallbackToTerminating(t *testing.T) {
 // per assignment, also when it appears as an additional address, and that
 // the same address on another port is not a duplicate.
 func TestDuplicateAddresses(t *testing.T) {
-	eps := []watcher.Endpoint{
+	eps := []model.Endpoint{
 		{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 80, Ready: true, Zone: "a"},
 		{Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true, Zone: "b"},            // same as the first: dropped
 		{Addresses: []string{"10.0.0.1"}, Port: 81, Ready: true, Zone: "b"},            // other port: kept
 		{Addresses: []string{"fd00::1", "10.0.0.9"}, Port: 80, Ready: true, Zone: "b"}, // fd00::1 dropped, 10.0.0.9 kept
 		{Addresses: []string{"FD00:0::1"}, Port: 80, Ready: true, Zone: "c"},           // fd00::1 spelled differently: dropped
 	}
-	cla, diags := loadAssignment("c", watcher.ServiceKey{}, "p", eps)
+	cla, diags := loadAssignment("c", model.ServiceKey{}, "p", eps)
 	if len(diags) != 0 {
 		t.Errorf("diagnostics: %v", diags)
 	}
@@ -159,22 +159,22 @@ func TestDuplicateAddresses(t *testing.T) {
 // TestInvalidInputIsolated checks that broken Services, ports and endpoints
 // never change what a valid Service translates to, and never panic.
 func TestInvalidInputIsolated(t *testing.T) {
-	good := &watcher.Service{
-		Key:        watcher.ServiceKey{Namespace: "ok", Name: "good"},
-		Ports:      []watcher.Port{{Name: "grpc", Port: 80, Endpoints: []watcher.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true}}}},
+	good := &model.Service{
+		Key:        model.ServiceKey{Namespace: "ok", Name: "good"},
+		Ports:      []model.Port{{Name: "grpc", Port: 80, Endpoints: []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true}}}},
 		SliceCount: 1,
 	}
-	alone, _ := translateAll(t, Options{}, []*watcher.Service{good})
-	bad := []*watcher.Service{
+	alone, _ := translateAll(t, Options{}, []*model.Service{good})
+	bad := []*model.Service{
 		nil,
 		{},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "UPPER"}, SliceCount: 1, Ports: []watcher.Port{{Port: 80}}},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "weird"}, Type: "Magic", SliceCount: 1, Ports: []watcher.Port{{Port: 80}}},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "ports"}, SliceCount: 3, Ports: []watcher.Port{
+		{Key: model.ServiceKey{Namespace: "ok", Name: "UPPER"}, SliceCount: 1, Ports: []model.Port{{Port: 80}}},
+		{Key: model.ServiceKey{Namespace: "ok", Name: "weird"}, Type: "Magic", SliceCount: 1, Ports: []model.Port{{Port: 80}}},
+		{Key: model.ServiceKey{Namespace: "ok", Name: "ports"}, SliceCount: 3, Ports: []model.Port{
 			{Port: -1},
 			{Port: 70000},
 			{Name: "x", Port: 1, Protocol: "QUIC"},
-			{Name: "e", Port: 2, Endpoints: []watcher.Endpoint{
+			{Name: "e", Port: 2, Endpoints: []model.Endpoint{
 				{Ready: true, Port: 1},
 				{Addresses: []string{"10.0.0.2"}, Port: 0, Ready: true},
 				{Addresses: []string{"10.0.0.3"}, Port: 65536, Ready: true},
@@ -182,9 +182,9 @@ func TestInvalidInputIsolated(t *testing.T) {
 				{Addresses: []string{"\xff"}, Port: 1, Ready: true},
 			}},
 		}},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "dup"}, SliceCount: 1, Ports: []watcher.Port{{Port: 1}}},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "dup"}, SliceCount: 1, Ports: []watcher.Port{{Port: 2}}},
-		{Key: watcher.ServiceKey{Namespace: "ok", Name: "noports"}, SliceCount: 1},
+		{Key: model.ServiceKey{Namespace: "ok", Name: "dup"}, SliceCount: 1, Ports: []model.Port{{Port: 1}}},
+		{Key: model.ServiceKey{Namespace: "ok", Name: "dup"}, SliceCount: 1, Ports: []model.Port{{Port: 2}}},
+		{Key: model.ServiceKey{Namespace: "ok", Name: "noports"}, SliceCount: 1},
 	}
 	got, diags := translateAll(t, Options{}, append(bad, good))
 	if d := cmp.Diff(alone[good.Key], got[good.Key], protocmp.Transform()); d != "" {
@@ -205,7 +205,7 @@ func TestInvalidInputIsolated(t *testing.T) {
 		}
 	}
 	// Port "e" has slices but no usable endpoint: it is served, empty.
-	ports := got[watcher.ServiceKey{Namespace: "ok", Name: "ports"}]
+	ports := got[model.ServiceKey{Namespace: "ok", Name: "ports"}]
 	if len(ports.Assignments) != 1 || len(ports.Assignments[0].GetEndpoints()) != 0 {
 		t.Errorf("port e: want one empty assignment, got %v", ports.Assignments)
 	}
@@ -226,7 +226,7 @@ func TestDeterminism(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var views []*watcher.Service
+	var views []*model.Service
 	for _, in := range inputs {
 		views = append(views, loadViews(t, in)...)
 	}
@@ -235,7 +235,7 @@ func TestDeterminism(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 3 {
-		shuffled := make([]*watcher.Service, len(views))
+		shuffled := make([]*model.Service, len(views))
 		for i, v := range views {
 			c := *v
 			c.Ports = slices.Clone(v.Ports)
@@ -398,10 +398,10 @@ func FuzzService(f *testing.F) {
 		if addr2 != "" {
 			addrs = append(addrs, addr2)
 		}
-		svc := &watcher.Service{
-			Key:        watcher.ServiceKey{Namespace: ns, Name: name},
+		svc := &model.Service{
+			Key:        model.ServiceKey{Namespace: ns, Name: name},
 			SliceCount: 1,
-			Ports: []watcher.Port{{Name: portName, Port: port, Endpoints: []watcher.Endpoint{
+			Ports: []model.Port{{Name: portName, Port: port, Endpoints: []model.Endpoint{
 				{Addresses: addrs, Port: epPort, Ready: ready, Serving: true, Terminating: terminating, Zone: zone},
 				{Addresses: []string{addr2, addr1}, Port: epPort, Ready: !ready, Serving: true, Terminating: true, Zone: zone + "x"},
 			}}},

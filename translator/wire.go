@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Field numbers of the messages that sortedWire writes.
@@ -47,7 +47,7 @@ const (
 // host_identifier oneof). The same bytes as the message path keep versions,
 // which are hashes of the bytes, equal for equal content whichever path
 // built it.
-func sortedWire(canonical string, eps []watcher.Endpoint) (Encoded, bool) {
+func sortedWire(canonical string, eps []model.Endpoint) (Encoded, bool) {
 	if !usualView(eps) {
 		return Encoded{}, false
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestWireShortcuts checks listenerWire, routeWire and clusterWire, which
@@ -21,7 +21,7 @@ func TestWireShortcuts(t *testing.T) {
 	}
 	cases := 0
 	for _, domain := range []string{"cluster.local", "corp.example"} {
-		for _, key := range []watcher.ServiceKey{
+		for _, key := range []model.ServiceKey{
 			{Namespace: "n", Name: "s"},
 			{Namespace: "a-very-long-namespace-name-of-63-characters-xxxxxxxxxxxxxxxxxxxx", Name: "a-long-service-name-of-sixty-three-characters-xxxxxxxxxxxxxxxxx"},
 		} {
@@ -83,14 +83,14 @@ func TestWireShortcuts(t *testing.T) {
 // are served, on both the shortcut's view shape and the general one.
 func TestZoneNotUTF8(t *testing.T) {
 	for _, ready := range []bool{true, false} {
-		eps := []watcher.Endpoint{
+		eps := []model.Endpoint{
 			{Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true, Zone: "a"},
 			{Addresses: []string{"10.0.0.2"}, Port: 80, Ready: true, Zone: "b\xff"},
 			{Addresses: []string{"10.0.0.3"}, Port: 80, Ready: ready, Serving: true, Terminating: !ready, Region: "\xfe", Zone: "c"},
 		}
-		res, diags := translate(t, Options{}, &watcher.Service{
-			Key: watcher.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1,
-			Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
+		res, diags := translate(t, Options{}, &model.Service{
+			Key: model.ServiceKey{Namespace: "n", Name: "s"}, SliceCount: 1,
+			Ports: []model.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
 		})
 		if len(diags) != 2 {
 			t.Errorf("ready=%v: diagnostics %v, want one for each bad endpoint", ready, diags)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // update is one change for the owner goroutine to apply to the Store. Sources
@@ -23,7 +25,7 @@ type update struct {
 const updateBuffer = 64
 
 // coalescer is the single goroutine that owns the Store. It applies updates
-// in order and publishes the dirty Services as one Batch once a burst has
+// in order and publishes the dirty Services as one model.Batch once a burst has
 // been quiet for minDelay, or maxDelay after the first unpublished change,
 // whichever comes first (the shape of kube-proxy's BoundedFrequencyRunner
 // and Contour's holdoff). Nothing is published before the sync marker; the
@@ -56,8 +58,8 @@ func (c *coalescer) send(ctx context.Context, u update) bool {
 
 // run is the owner loop. It returns when ctx is done and no sink call is in
 // flight.
-func (c *coalescer) run(ctx context.Context, sink Sink) {
-	batches := make(chan Batch) // unbuffered: a batch goes only to an idle publisher
+func (c *coalescer) run(ctx context.Context, sink model.Sink) {
+	batches := make(chan model.Batch) // unbuffered: a batch goes only to an idle publisher
 	done := make(chan struct{}, 1)
 	exited := make(chan struct{})
 	go func() {
@@ -96,7 +98,7 @@ func (c *coalescer) run(ctx context.Context, sink Sink) {
 // owner is the state of the owner loop.
 type owner struct {
 	c       *coalescer
-	batches chan<- Batch
+	batches chan<- model.Batch
 	synced  bool
 	busy    bool // a batch is with the sink
 	pending bool // the Store has changes not yet published
@@ -156,7 +158,7 @@ func (o *owner) schedule() {
 func (o *owner) publish(full bool) {
 	o.stopTimer()
 	o.pending = false
-	b := Batch{Full: full}
+	b := model.Batch{Full: full}
 	if full {
 		b.Services = o.c.store.TakeAll()
 	} else {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 const (
@@ -16,7 +18,7 @@ const (
 
 // published is a batch and the fake time at which the sink got it.
 type published struct {
-	batch Batch
+	batch model.Batch
 	at    time.Time
 }
 
@@ -43,7 +45,7 @@ func newCoalescerHarness(t *testing.T, hold chan struct{}) *coalescerHarness {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		h.c.run(ctx, func(b Batch) {
+		h.c.run(ctx, func(b model.Batch) {
 			h.batches <- published{b, clk.Now()}
 			if h.hold != nil {
 				<-h.hold
@@ -283,7 +285,7 @@ func TestCoalescerStopsWithContext(t *testing.T) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		c.run(ctx, func(Batch) {
+		c.run(ctx, func(model.Batch) {
 			close(inSink)
 			<-release
 			finished = true

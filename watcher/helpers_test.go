@@ -10,6 +10,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Builders for test objects. They return fresh objects on every call, so a
@@ -94,16 +96,16 @@ func zone(z string, hints ...string) func(*discoveryv1.Endpoint) {
 }
 
 // readyEp is the view of a plain ready endpoint.
-func readyEp(port int32, addrs ...string) Endpoint {
-	return Endpoint{Addresses: addrs, Port: port, Ready: true, Serving: true}
+func readyEp(port int32, addrs ...string) model.Endpoint {
+	return model.Endpoint{Addresses: addrs, Port: port, Ready: true, Serving: true}
 }
 
 // tcp is the view of a TCP Service port.
-func tcp(name string, port, target int32, eps ...Endpoint) Port {
-	return Port{Name: name, Port: port, Protocol: "TCP", TargetPort: target, Endpoints: eps}
+func tcp(name string, port, target int32, eps ...model.Endpoint) model.Port {
+	return model.Port{Name: name, Port: port, Protocol: "TCP", TargetPort: target, Endpoints: eps}
 }
 
-func key(ns, name string) ServiceKey { return ServiceKey{Namespace: ns, Name: name} }
+func key(ns, name string) model.ServiceKey { return model.ServiceKey{Namespace: ns, Name: name} }
 
 // assertView fails the test unless got equals want, printing both as JSON.
 func assertView(t *testing.T, what string, got, want any) {
@@ -113,10 +115,10 @@ func assertView(t *testing.T, what string, got, want any) {
 	}
 }
 
-// dump renders a view (or a map keyed by ServiceKey) as indented JSON.
+// dump renders a view (or a map keyed by model.ServiceKey) as indented JSON.
 func dump(v any) string {
-	if m, ok := v.(map[ServiceKey]*Service); ok {
-		byName := map[string]*Service{}
+	if m, ok := v.(map[model.ServiceKey]*model.Service); ok {
+		byName := map[string]*model.Service{}
 		for k, s := range m {
 			byName[k.String()] = s
 		}

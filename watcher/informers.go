@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // InformerSource reads Services and EndpointSlices from an API server through
@@ -55,7 +57,7 @@ func NewInformerSource(client kubernetes.Interface, opts Options) (*InformerSour
 // have not synced it logs each watch error and keeps waiting; with
 // Options.SyncTimeout set it gives up after that long and returns an error
 // that wraps the last watch error.
-func (s *InformerSource) Run(ctx context.Context, sink Sink) error {
+func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -16,35 +16,37 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // sinkRecorder collects batches from a Source.
 type sinkRecorder struct {
 	t  *testing.T
-	ch chan Batch
+	ch chan model.Batch
 }
 
 func newSinkRecorder(t *testing.T) *sinkRecorder {
-	return &sinkRecorder{t: t, ch: make(chan Batch, 1000)}
+	return &sinkRecorder{t: t, ch: make(chan model.Batch, 1000)}
 }
 
-func (r *sinkRecorder) sink(b Batch) { r.ch <- b }
+func (r *sinkRecorder) sink(b model.Batch) { r.ch <- b }
 
 // next returns the next batch, failing the test after a generous deadline.
-func (r *sinkRecorder) next() Batch {
+func (r *sinkRecorder) next() model.Batch {
 	r.t.Helper()
 	select {
 	case b := <-r.ch:
 		return b
 	case <-time.After(10 * time.Second):
 		r.t.Fatal("timed out waiting for a batch")
-		return Batch{}
+		return model.Batch{}
 	}
 }
 
 // until returns the view of k from the first batch that carries k and
 // satisfies cond, skipping batches that do not.
-func (r *sinkRecorder) until(k ServiceKey, what string, cond func(*Service) bool) *Service {
+func (r *sinkRecorder) until(k model.ServiceKey, what string, cond func(*model.Service) bool) *model.Service {
 	r.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -61,7 +63,7 @@ func (r *sinkRecorder) until(k ServiceKey, what string, cond func(*Service) bool
 }
 
 // runSource runs src until the test ends and checks that Run returns nil.
-func runSource(t *testing.T, src Source, sink Sink) {
+func runSource(t *testing.T, src Source, sink model.Sink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -100,9 +102,9 @@ func TestInformerSource(t *testing.T) {
 	if !first.Full || len(first.Services) != 1 {
 		t.Fatalf("first batch: full=%v services=%d, want full with 1", first.Full, len(first.Services))
 	}
-	assertView(t, "initial view", first.Services[key("ns", "web")], &Service{
-		Key: key("ns", "web"), Type: TypeClusterIP, SliceCount: 1,
-		Ports: []Port{tcp("http", 80, 8080, readyEp(8080, "10.0.0.1"))},
+	assertView(t, "initial view", first.Services[key("ns", "web")], &model.Service{
+		Key: key("ns", "web"), Type: model.TypeClusterIP, SliceCount: 1,
+		Ports: []model.Port{tcp("http", 80, 8080, readyEp(8080, "10.0.0.1"))},
 	})
 
 	// A second slice, then a change to the first.
@@ -110,12 +112,12 @@ func TestInformerSource(t *testing.T) {
 		newSlice("ns", "web-2", "web", v4, slicePorts("http", 8080), newEp("10.0.0.2")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec.until(key("ns", "web"), "two slices", func(v *Service) bool { return v != nil && v.SliceCount == 2 })
+	rec.until(key("ns", "web"), "two slices", func(v *model.Service) bool { return v != nil && v.SliceCount == 2 })
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx,
 		newSlice("ns", "web-1", "web", v4, slicePorts("http", 8080), newEp("10.0.0.1", ready(false))), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v := rec.until(key("ns", "web"), "web-1 not ready", func(v *Service) bool {
+	v := rec.until(key("ns", "web"), "web-1 not ready", func(v *model.Service) bool {
 		return v != nil && len(v.Ports[0].Endpoints) == 2 && !v.Ports[0].Endpoints[0].Ready
 	})
 	if !v.Ports[0].Endpoints[1].Ready {
@@ -126,15 +128,15 @@ func TestInformerSource(t *testing.T) {
 	if _, err := client.CoreV1().Services("ns").Create(ctx, newSvc("ns", "api", svcPortNum("grpc", 50051, 50051)), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec.until(key("ns", "api"), "api created", func(v *Service) bool { return v != nil })
+	rec.until(key("ns", "api"), "api created", func(v *model.Service) bool { return v != nil })
 	if err := client.DiscoveryV1().EndpointSlices("ns").Delete(ctx, "web-2", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec.until(key("ns", "web"), "web-2 deleted", func(v *Service) bool { return v != nil && v.SliceCount == 1 })
+	rec.until(key("ns", "web"), "web-2 deleted", func(v *model.Service) bool { return v != nil && v.SliceCount == 1 })
 	if err := client.CoreV1().Services("ns").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec.until(key("ns", "web"), "web deleted", func(v *Service) bool { return v == nil })
+	rec.until(key("ns", "web"), "web deleted", func(v *model.Service) bool { return v == nil })
 
 	for _, c := range []struct {
 		kind, event string
@@ -197,7 +199,7 @@ func TestInformerSourceNamespacesAndSelector(t *testing.T) {
 	if _, err := client.CoreV1().Services("a").Update(ctx, labelled("a", "yes", "no"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec.until(key("a", "yes"), "a/yes removed", func(v *Service) bool { return v == nil })
+	rec.until(key("a", "yes"), "a/yes removed", func(v *model.Service) bool { return v == nil })
 }
 
 func TestInformerSourceNothingBeforeSync(t *testing.T) {
@@ -216,8 +218,8 @@ func TestInformerSourceNothingBeforeSync(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	published := make(chan Batch, 1)
-	go func() { errc <- src.Run(ctx, func(b Batch) { published <- b }) }()
+	published := make(chan model.Batch, 1)
+	go func() { errc <- src.Run(ctx, func(b model.Batch) { published <- b }) }()
 	<-listed
 	cancel()
 	if err := <-errc; err != nil {
@@ -239,7 +241,7 @@ func TestInformerSourceSyncTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = src.Run(context.Background(), func(b Batch) { t.Errorf("unexpected batch %+v", b) })
+	err = src.Run(context.Background(), func(b model.Batch) { t.Errorf("unexpected batch %+v", b) })
 	if err == nil || !strings.Contains(err.Error(), "not synced") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Run = %v; want a sync timeout naming the list error", err)
 	}

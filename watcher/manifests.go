@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // ManifestSource reads Services and EndpointSlices (discovery.k8s.io/v1) from
@@ -64,7 +66,7 @@ func NewManifestSource(dir string, opts Options) (*ManifestSource, error) {
 // polls for changes until ctx is done. It returns an error only if the folder
 // cannot be read at start; later read errors are logged and the last state is
 // kept.
-func (m *ManifestSource) Run(ctx context.Context, sink Sink) error {
+func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 	dec, err := newManifestDecoder(m.cfg.log)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // writeFile replaces dir/name atomically (temp file and rename), as careful
@@ -87,7 +89,7 @@ endpoints:
 EPS`)
 }
 
-func addrs(v *Service) []string {
+func addrs(v *model.Service) []string {
 	if v == nil || len(v.Ports) == 0 {
 		return nil
 	}
@@ -151,9 +153,9 @@ metadata: {name: web, namespace: demo}
 	if got := addrs(first.Services[key("demo", "web")]); strings.Join(got, ",") != "10.0.0.1,10.0.0.2" {
 		t.Errorf("demo/web endpoints = %v", got)
 	}
-	assertView(t, "default/api", first.Services[key("default", "api")], &Service{
-		Key: key("default", "api"), Type: TypeClusterIP, SliceCount: 1,
-		Ports: []Port{tcp("http", 8080, 8080, Endpoint{Addresses: []string{"fd00::1"}, Port: 8080})},
+	assertView(t, "default/api", first.Services[key("default", "api")], &model.Service{
+		Key: key("default", "api"), Type: model.TypeClusterIP, SliceCount: 1,
+		Ports: []model.Port{tcp("http", 8080, 8080, model.Endpoint{Addresses: []string{"fd00::1"}, Port: 8080})},
 	})
 	if logs := h.logs.String(); !strings.Contains(logs, "kind=Deployment") || !strings.Contains(logs, "kind=ConfigMap") {
 		t.Errorf("other kinds should be logged at debug level; logs:\n%s", logs)
@@ -168,20 +170,20 @@ func TestManifestSourceFollowsChanges(t *testing.T) {
 
 	// An edit.
 	writeFile(t, h.dir, "web.yaml", manifestService("web", 80)+"---\n"+manifestSlice("web", "10.0.0.1", "10.0.0.3"))
-	v := h.rec.until(key("demo", "web"), "the edit", func(v *Service) bool { return len(addrs(v)) == 2 })
+	v := h.rec.until(key("demo", "web"), "the edit", func(v *model.Service) bool { return len(addrs(v)) == 2 })
 	if got := addrs(v); got[1] != "10.0.0.3" {
 		t.Errorf("after edit: %v", got)
 	}
 
 	// A new file.
 	writeFile(t, h.dir, "api.yml", manifestService("api", 8080))
-	h.rec.until(key("demo", "api"), "the new file", func(v *Service) bool { return v != nil })
+	h.rec.until(key("demo", "api"), "the new file", func(v *model.Service) bool { return v != nil })
 
 	// A deleted file removes its objects.
 	if err := os.Remove(filepath.Join(h.dir, "web.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	h.rec.until(key("demo", "web"), "the deleted file", func(v *Service) bool { return v == nil })
+	h.rec.until(key("demo", "web"), "the deleted file", func(v *model.Service) bool { return v == nil })
 
 	if got := testutil.ToFloat64(h.metrics.events.WithLabelValues(kindService, eventDelete)); got != 1 {
 		t.Errorf("service delete events = %v, want 1", got)
@@ -227,7 +229,7 @@ func TestManifestSourceBrokenFileKeepsLastGoodContent(t *testing.T) {
 
 	// Fixed: the new content is published.
 	writeFile(t, h.dir, "web.yaml", manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.2"))
-	v := h.rec.until(key("demo", "web"), "the fixed file", func(v *Service) bool { return v != nil })
+	v := h.rec.until(key("demo", "web"), "the fixed file", func(v *model.Service) bool { return v != nil })
 	if v.Ports[0].Port != 81 || strings.Join(addrs(v), ",") != "10.0.0.2" {
 		t.Errorf("fixed web: %s", dump(v))
 	}
@@ -252,7 +254,7 @@ func TestManifestSourceDuplicateFirstFileWins(t *testing.T) {
 	if err := os.Remove(filepath.Join(h.dir, "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	h.rec.until(key("demo", "web"), "b.yaml to take over", func(v *Service) bool { return v != nil && v.Ports[0].Port == 90 })
+	h.rec.until(key("demo", "web"), "b.yaml to take over", func(v *model.Service) bool { return v != nil && v.Ports[0].Port == 90 })
 }
 
 func TestNewManifestSourceErrors(t *testing.T) {
@@ -338,9 +340,9 @@ func TestManifestSourceEmptiedFileAndSameSizeEdit(t *testing.T) {
 	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	h.rec.until(key("demo", "web"), "the same-size edit", func(v *Service) bool { return v != nil && v.Ports[0].Port == 90 })
+	h.rec.until(key("demo", "web"), "the same-size edit", func(v *model.Service) bool { return v != nil && v.Ports[0].Port == 90 })
 
 	// An emptied file removes its objects (after a second look).
 	writeFile(t, h.dir, "api.yaml", "")
-	h.rec.until(key("demo", "api"), "the emptied file", func(v *Service) bool { return v == nil })
+	h.rec.until(key("demo", "api"), "the emptied file", func(v *model.Service) bool { return v == nil })
 }

@@ -1,10 +1,11 @@
 // Package watcher turns Kubernetes Services and EndpointSlices, read from an
 // API server or from manifest files, into the trimmed per-Service view of
-// view.go and publishes it to a Sink in coalesced batches.
+// package model and publishes it to a model.Sink in coalesced batches.
 //
 // The pieces: a Store (store.go) holds the trimmed state and says whether a
 // change altered any published view; a single owner goroutine (coalescer.go)
-// applies every change to the Store and publishes bursts as one Batch; a Source
+// applies every change to the Store and publishes bursts as one model.Batch; a
+// Source
 // (informers.go, manifests.go) feeds that goroutine. The watcher publishes
 // state; it does not decide what to push or when a client needs it.
 package watcher
@@ -20,6 +21,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Default coalescing delays. Kubernetes changes arrive in bursts (a rollout
@@ -39,14 +42,14 @@ const (
 const DefaultPollInterval = 200 * time.Millisecond
 
 // Source produces the published view from somewhere (an API server, a folder
-// of manifests) and hands it to a Sink.
+// of manifests) and hands it to a model.Sink.
 type Source interface {
 	// Run publishes batches to sink until ctx is done, then returns nil once no
 	// call to sink is in flight. Nothing is published before the source has
 	// read its whole initial state; the first batch has Full set. Run returns
 	// an error only for problems it cannot recover from (such as a folder
 	// that cannot be read at start). Run may be called once.
-	Run(ctx context.Context, sink Sink) error
+	Run(ctx context.Context, sink model.Sink) error
 }
 
 // Options configure a Source. The zero value watches every namespace and every

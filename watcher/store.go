@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Store holds trimmed copies of Services and EndpointSlices, kube-proxy style
@@ -30,17 +32,17 @@ import (
 // A Store is not safe for concurrent use: one goroutine owns it.
 type Store struct {
 	filter   filter
-	services map[ServiceKey]*svcInfo
+	services map[model.ServiceKey]*svcInfo
 	slices   map[sliceKey]*sliceInfo
 	// bySvc indexes slices by the Service they name, whether or not that
 	// Service exists yet.
-	bySvc map[ServiceKey]map[sliceKey]*sliceInfo
+	bySvc map[model.ServiceKey]map[sliceKey]*sliceInfo
 	// views holds the current view of every published Service.
-	views map[ServiceKey]*Service
+	views map[model.ServiceKey]*model.Service
 	// published holds what the last TakeChanges or TakeAll handed out, so a
 	// Service that changes and changes back within one batch is left out.
-	published map[ServiceKey]*Service
-	dirty     map[ServiceKey]struct{}
+	published map[model.ServiceKey]*model.Service
+	dirty     map[model.ServiceKey]struct{}
 	// regions maps a Node name to its region label, for Nodes that have one
 	// (only when Nodes are watched).
 	regions map[string]string
@@ -62,12 +64,12 @@ func NewStore(opts Options) (*Store, error) {
 func newStore(f filter) *Store {
 	return &Store{
 		filter:    f,
-		services:  map[ServiceKey]*svcInfo{},
+		services:  map[model.ServiceKey]*svcInfo{},
 		slices:    map[sliceKey]*sliceInfo{},
-		bySvc:     map[ServiceKey]map[sliceKey]*sliceInfo{},
-		views:     map[ServiceKey]*Service{},
-		published: map[ServiceKey]*Service{},
-		dirty:     map[ServiceKey]struct{}{},
+		bySvc:     map[model.ServiceKey]map[sliceKey]*sliceInfo{},
+		views:     map[model.ServiceKey]*model.Service{},
+		published: map[model.ServiceKey]*model.Service{},
+		dirty:     map[model.ServiceKey]struct{}{},
 		regions:   map[string]string{},
 	}
 }
@@ -81,7 +83,7 @@ func (s *Store) UpsertService(svc *corev1.Service) bool {
 	if !s.filter.selects(svc.Labels) {
 		return s.DeleteService(svc.Namespace, svc.Name)
 	}
-	key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name}
+	key := model.ServiceKey{Namespace: svc.Namespace, Name: svc.Name}
 	info := trimService(svc)
 	if old, ok := s.services[key]; ok && old.equal(info) {
 		return false
@@ -93,7 +95,7 @@ func (s *Store) UpsertService(svc *corev1.Service) bool {
 // DeleteService forgets a Service (its slices stay, waiting for it to come
 // back) and reports whether the view of any Service changed.
 func (s *Store) DeleteService(namespace, name string) bool {
-	key := ServiceKey{Namespace: namespace, Name: name}
+	key := model.ServiceKey{Namespace: namespace, Name: name}
 	if _, ok := s.services[key]; !ok {
 		return false
 	}
@@ -144,7 +146,7 @@ func (s *Store) DeleteSlice(namespace, name string) bool {
 	return s.refresh(old.service)
 }
 
-func (s *Store) unindex(key sliceKey, svc ServiceKey) {
+func (s *Store) unindex(key sliceKey, svc model.ServiceKey) {
 	delete(s.bySvc[svc], key)
 	if len(s.bySvc[svc]) == 0 {
 		delete(s.bySvc, svc)
@@ -153,7 +155,7 @@ func (s *Store) unindex(key sliceKey, svc ServiceKey) {
 
 // Service returns the current view of a Service, or nil if it is not
 // published.
-func (s *Store) Service(key ServiceKey) *Service { return s.views[key] }
+func (s *Store) Service(key model.ServiceKey) *model.Service { return s.views[key] }
 
 // Len returns the number of published Services.
 func (s *Store) Len() int { return len(s.views) }
@@ -166,8 +168,8 @@ func (s *Store) Dirty() bool { return len(s.dirty) > 0 }
 // TakeAll, with a nil view for each one that is no longer published, and
 // clears the dirty marks. A Service that changed and changed back is left
 // out. The map is new and belongs to the caller.
-func (s *Store) TakeChanges() map[ServiceKey]*Service {
-	out := make(map[ServiceKey]*Service, len(s.dirty))
+func (s *Store) TakeChanges() map[model.ServiceKey]*model.Service {
+	out := make(map[model.ServiceKey]*model.Service, len(s.dirty))
 	for key := range s.dirty {
 		v := s.views[key]
 		if viewEqual(v, s.published[key]) {
@@ -186,7 +188,7 @@ func (s *Store) TakeChanges() map[ServiceKey]*Service {
 
 // TakeAll returns every published Service and clears the dirty marks. The map
 // is new and belongs to the caller.
-func (s *Store) TakeAll() map[ServiceKey]*Service {
+func (s *Store) TakeAll() map[model.ServiceKey]*model.Service {
 	s.published = maps.Clone(s.views)
 	clear(s.dirty)
 	return maps.Clone(s.views)
@@ -194,7 +196,7 @@ func (s *Store) TakeAll() map[ServiceKey]*Service {
 
 // refresh rebuilds the view of one Service, marks it dirty if it changed and
 // reports whether it did.
-func (s *Store) refresh(key ServiceKey) bool {
+func (s *Store) refresh(key model.ServiceKey) bool {
 	v := s.build(key)
 	if viewEqual(v, s.views[key]) {
 		return false
@@ -211,14 +213,14 @@ func (s *Store) refresh(key ServiceKey) bool {
 // build returns the view of one Service, or nil if the Service is not known.
 // It costs one pass over the Service's slices per port and a sort; it runs
 // only when a trimmed input really changed.
-func (s *Store) build(key ServiceKey) *Service {
+func (s *Store) build(key model.ServiceKey) *model.Service {
 	info := s.services[key]
 	if info == nil {
 		return nil
 	}
 	byName := s.bySvc[key]
 	names := slices.SortedFunc(maps.Keys(byName), func(a, b sliceKey) int { return strings.Compare(a.name, b.name) })
-	v := &Service{
+	v := &model.Service{
 		Key:                 key,
 		Type:                info.typ,
 		Headless:            info.headless,
@@ -228,10 +230,10 @@ func (s *Store) build(key ServiceKey) *Service {
 		SliceCount:          len(byName),
 	}
 	if len(info.ports) > 0 {
-		v.Ports = make([]Port, 0, len(info.ports))
+		v.Ports = make([]model.Port, 0, len(info.ports))
 	}
 	for _, sp := range info.ports {
-		p := Port{
+		p := model.Port{
 			Name:           sp.name,
 			Port:           sp.port,
 			Protocol:       sp.protocol,
@@ -308,7 +310,7 @@ type mergeKey struct {
 
 // endpoints deduplicates candidates per (address, port), merges the IPv4 and
 // IPv6 address of one target into one endpoint, and sorts the result.
-func endpoints(cands []candidate) []Endpoint {
+func endpoints(cands []candidate) []model.Endpoint {
 	if len(cands) == 0 {
 		return nil
 	}
@@ -360,14 +362,14 @@ func endpoints(cands []candidate) []Endpoint {
 
 	type sorted struct {
 		addr netip.Addr
-		e    Endpoint
+		e    model.Endpoint
 	}
 	out := make([]sorted, 0, len(kept)-len(twin))
 	for i, c := range kept {
 		if merged[i] {
 			continue
 		}
-		e := Endpoint{
+		e := model.Endpoint{
 			Addresses:   []string{c.ep.addr.String()},
 			Port:        c.port,
 			Ready:       c.ep.ready,
@@ -394,7 +396,7 @@ func endpoints(cands []candidate) []Endpoint {
 	slices.SortFunc(out, func(a, b sorted) int {
 		return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.e.Port, b.e.Port))
 	})
-	eps := make([]Endpoint, len(out))
+	eps := make([]model.Endpoint, len(out))
 	for i := range out {
 		eps[i] = out[i].e
 	}
@@ -402,7 +404,7 @@ func endpoints(cands []candidate) []Endpoint {
 }
 
 // viewEqual compares two views field by field (nil equals only nil).
-func viewEqual(a, b *Service) bool {
+func viewEqual(a, b *model.Service) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -412,14 +414,14 @@ func viewEqual(a, b *Service) bool {
 		slices.EqualFunc(a.Ports, b.Ports, portEqual)
 }
 
-func portEqual(a, b Port) bool {
+func portEqual(a, b model.Port) bool {
 	return a.Name == b.Name && a.Port == b.Port && a.Protocol == b.Protocol &&
 		a.AppProtocol == b.AppProtocol && a.TargetPort == b.TargetPort &&
 		a.TargetPortName == b.TargetPortName && a.Unresolved == b.Unresolved &&
 		slices.EqualFunc(a.Endpoints, b.Endpoints, endpointEqual)
 }
 
-func endpointEqual(a, b Endpoint) bool {
+func endpointEqual(a, b model.Endpoint) bool {
 	return slices.Equal(a.Addresses, b.Addresses) && a.Port == b.Port && a.Ready == b.Ready &&
 		a.Serving == b.Serving && a.Terminating == b.Terminating && a.Zone == b.Zone &&
 		a.Region == b.Region && a.NodeName == b.NodeName && a.Hostname == b.Hostname && slices.Equal(a.ForZones, b.ForZones)

@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 const (
@@ -43,10 +45,10 @@ func withMeta(svc *corev1.Service, f func(*corev1.Service)) *corev1.Service {
 
 func TestStore(t *testing.T) {
 	web := func() *corev1.Service { return newSvc("ns", "web", svcPortNum("http", 80, 8080)) }
-	webView := func(sliceCount int, eps ...Endpoint) *Service {
-		return &Service{
-			Key: key("ns", "web"), Type: TypeClusterIP, SliceCount: sliceCount,
-			Ports: []Port{tcp("http", 80, 8080, eps...)},
+	webView := func(sliceCount int, eps ...model.Endpoint) *model.Service {
+		return &model.Service{
+			Key: key("ns", "web"), Type: model.TypeClusterIP, SliceCount: sliceCount,
+			Ports: []model.Port{tcp("http", 80, 8080, eps...)},
 		}
 	}
 	httpPort := slicePorts("http", 8080)
@@ -55,12 +57,12 @@ func TestStore(t *testing.T) {
 		name  string
 		opts  Options
 		steps []step
-		want  map[ServiceKey]*Service
+		want  map[model.ServiceKey]*model.Service
 	}{
 		{
 			name:  "service without slices",
 			steps: []step{upSvc(web(), true), upSvc(web(), false)},
-			want:  map[ServiceKey]*Service{key("ns", "web"): webView(0)},
+			want:  map[model.ServiceKey]*model.Service{key("ns", "web"): webView(0)},
 		},
 		{
 			name: "fields the view does not keep report no change",
@@ -81,7 +83,7 @@ func TestStore(t *testing.T) {
 					es.Annotations = map[string]string{"a": "b"}
 				}), false),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
 		},
 		{
 			name: "switchboard annotations are kept",
@@ -91,7 +93,7 @@ func TestStore(t *testing.T) {
 					s.Annotations = map[string]string{"switchboard.io/lb-policy": "ring_hash", "other": "x"}
 				}), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): func() *Service {
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): func() *model.Service {
 				v := webView(0)
 				v.Annotations = map[string]string{"switchboard.io/lb-policy": "ring_hash"}
 				return v
@@ -104,7 +106,7 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "web-2", "web", v4, httpPort, newEp("10.0.0.10")), false),
 				upSvc(web(), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(2,
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(2,
 				readyEp(8080, "10.0.0.1"), readyEp(8080, "10.0.0.2"), readyEp(8080, "10.0.0.10"))},
 		},
 		{
@@ -118,11 +120,11 @@ func TestStore(t *testing.T) {
 					newEp("10.0.0.4", ready(true), serving(false)),
 				), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(1,
-				Endpoint{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true, Serving: true},
-				Endpoint{Addresses: []string{"10.0.0.2"}, Port: 8080},
-				Endpoint{Addresses: []string{"10.0.0.3"}, Port: 8080, Serving: true, Terminating: true},
-				Endpoint{Addresses: []string{"10.0.0.4"}, Port: 8080, Ready: true},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1,
+				model.Endpoint{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true, Serving: true},
+				model.Endpoint{Addresses: []string{"10.0.0.2"}, Port: 8080},
+				model.Endpoint{Addresses: []string{"10.0.0.3"}, Port: 8080, Serving: true, Terminating: true},
+				model.Endpoint{Addresses: []string{"10.0.0.4"}, Port: 8080, Ready: true},
 			)},
 		},
 		{
@@ -132,10 +134,10 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "web-a", "web", v4, slicePorts("http", 8080, "admin", 9000), newEp("10.0.0.1")), true),
 				upSlice(newSlice("ns", "web-b", "web", v4, slicePorts("http", 9090), newEp("10.0.0.2")), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): {
-				Key: key("ns", "web"), Type: TypeClusterIP, SliceCount: 2,
-				Ports: []Port{
-					{Name: "http", Port: 80, Protocol: "TCP", TargetPortName: "web", Endpoints: []Endpoint{
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): {
+				Key: key("ns", "web"), Type: model.TypeClusterIP, SliceCount: 2,
+				Ports: []model.Port{
+					{Name: "http", Port: 80, Protocol: "TCP", TargetPortName: "web", Endpoints: []model.Endpoint{
 						readyEp(8080, "10.0.0.1"), readyEp(9090, "10.0.0.2"),
 					}},
 					tcp("admin", 9000, 9000, readyEp(9000, "10.0.0.1")),
@@ -148,9 +150,9 @@ func TestStore(t *testing.T) {
 				upSvc(newSvc("ns", "web", svcPortNum("grpc", 50051, 50051)), true),
 				upSlice(newSlice("ns", "web-1", "web", v4, slicePorts("http", 8080), newEp("10.0.0.1")), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): {
-				Key: key("ns", "web"), Type: TypeClusterIP, SliceCount: 1,
-				Ports: []Port{{Name: "grpc", Port: 50051, Protocol: "TCP", TargetPort: 50051, Unresolved: true}},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): {
+				Key: key("ns", "web"), Type: model.TypeClusterIP, SliceCount: 1,
+				Ports: []model.Port{{Name: "grpc", Port: 50051, Protocol: "TCP", TargetPort: 50051, Unresolved: true}},
 			}},
 		},
 		{
@@ -162,8 +164,8 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "web-v4", "web", v4, httpPort,
 					newEp("10.0.0.1", pod("a"), zone("z1")), newEp("10.0.0.3")), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(2,
-				Endpoint{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 8080, Ready: true, Serving: true, Zone: "z1"},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(2,
+				model.Endpoint{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 8080, Ready: true, Serving: true, Zone: "z1"},
 				readyEp(8080, "10.0.0.3"),
 				readyEp(8080, "fd00::2"),
 				readyEp(8080, "fd00::3"),
@@ -176,8 +178,8 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "web-v4", "web", v4, httpPort, newEp("10.0.0.1", pod("a"))), true),
 				upSlice(newSlice("ns", "web-v6", "web", v6, httpPort, newEp("fd00::1", pod("a"), ready(false))), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(2,
-				Endpoint{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 8080})},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(2,
+				model.Endpoint{Addresses: []string{"10.0.0.1", "fd00::1"}, Port: 8080})},
 		},
 		{
 			name: "duplicates across slices keep the ready copy",
@@ -188,7 +190,7 @@ func TestStore(t *testing.T) {
 				// The same address on another port is another endpoint.
 				upSlice(newSlice("ns", "web-3", "web", v4, slicePorts("http", 8081), newEp("10.0.0.1")), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(3,
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(3,
 				readyEp(8080, "10.0.0.1"), readyEp(8081, "10.0.0.1"))},
 		},
 		{
@@ -198,7 +200,7 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "web-1", "web", v4, httpPort, newEp("10.0.0.1"), newEp("10.0.0.2")), true),
 				upSlice(newSlice("ns", "web-1", "web", v4, httpPort, newEp("10.0.0.2"), newEp("10.0.0.1")), false),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"), readyEp(8080, "10.0.0.2"))},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"), readyEp(8080, "10.0.0.2"))},
 		},
 		{
 			name: "slices without the service label, FQDN slices and bad addresses are ignored",
@@ -208,7 +210,7 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "fqdn", "web", discoveryv1.AddressTypeFQDN, httpPort, newEp("example.com")), false),
 				upSlice(newSlice("ns", "web-1", "web", v4, httpPort, newEp("10.0.0.1"), newEp("fd00::1"), newEp("bogus")), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
 		},
 		{
 			name: "deletes",
@@ -223,7 +225,7 @@ func TestStore(t *testing.T) {
 				// The slice was kept: the Service comes back with it.
 				upSvc(web(), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
 		},
 		{
 			name: "a slice moved to another service changes both",
@@ -233,11 +235,11 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("ns", "s1", "web", v4, httpPort, newEp("10.0.0.1")), true),
 				upSlice(newSlice("ns", "s1", "api", v4, httpPort, newEp("10.0.0.1")), true),
 			},
-			want: map[ServiceKey]*Service{
+			want: map[model.ServiceKey]*model.Service{
 				key("ns", "web"): webView(0),
 				key("ns", "api"): {
-					Key: key("ns", "api"), Type: TypeClusterIP, SliceCount: 1,
-					Ports: []Port{tcp("http", 80, 8080, readyEp(8080, "10.0.0.1"))},
+					Key: key("ns", "api"), Type: model.TypeClusterIP, SliceCount: 1,
+					Ports: []model.Port{tcp("http", 80, 8080, readyEp(8080, "10.0.0.1"))},
 				},
 			},
 		},
@@ -260,12 +262,12 @@ func TestStore(t *testing.T) {
 						e.NodeName, e.Hostname = ptr("n1"), ptr("h1")
 					})), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): {
-				Key: key("ns", "web"), Type: TypeClusterIP, Headless: true, TrafficDistribution: "PreferClose", SliceCount: 1,
-				Ports: []Port{
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): {
+				Key: key("ns", "web"), Type: model.TypeClusterIP, Headless: true, TrafficDistribution: "PreferClose", SliceCount: 1,
+				Ports: []model.Port{
 					{Name: "dns-tcp", Port: 53, Protocol: "TCP", TargetPort: 53, Unresolved: true},
 					{Name: "dns-udp", Port: 53, Protocol: "UDP", TargetPort: 53, Unresolved: true},
-					{Name: "http", Port: 80, Protocol: "TCP", AppProtocol: "kubernetes.io/h2c", TargetPort: 80, Endpoints: []Endpoint{{
+					{Name: "http", Port: 80, Protocol: "TCP", AppProtocol: "kubernetes.io/h2c", TargetPort: 80, Endpoints: []model.Endpoint{{
 						Addresses: []string{"10.0.0.1"}, Port: 80, Ready: true, Serving: true,
 						Zone: "b", NodeName: "n1", Hostname: "h1", ForZones: []string{"a", "c"},
 					}}},
@@ -280,7 +282,7 @@ func TestStore(t *testing.T) {
 				upSlice(newSlice("other", "web-1", "web", v4, httpPort, newEp("10.0.0.1")), false),
 				upSvc(web(), true),
 			},
-			want: map[ServiceKey]*Service{key("ns", "web"): webView(0)},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(0)},
 		},
 		{
 			name: "selector filter removes a service that stops matching",
@@ -292,7 +294,7 @@ func TestStore(t *testing.T) {
 				upSvc(withMeta(web(), func(s *corev1.Service) { s.Labels = map[string]string{"expose": "no"} }), true),
 				upSvc(withMeta(web(), func(s *corev1.Service) { s.Labels = map[string]string{"expose": "no"} }), false),
 			},
-			want: map[ServiceKey]*Service{},
+			want: map[model.ServiceKey]*model.Service{},
 		},
 	}
 	for _, tc := range tests {

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // This file holds the trimmed copies of Services and EndpointSlices that the
@@ -46,7 +48,7 @@ func trimService(svc *corev1.Service) *svcInfo {
 		annotations:  keptAnnotations(svc.Annotations),
 	}
 	if info.typ == "" {
-		info.typ = TypeClusterIP
+		info.typ = model.TypeClusterIP
 	}
 	if svc.Spec.TrafficDistribution != nil {
 		info.trafficDistribution = *svc.Spec.TrafficDistribution
@@ -96,7 +98,7 @@ func keptAnnotations(in map[string]string) map[string]string {
 
 // sliceInfo is the trimmed EndpointSlice.
 type sliceInfo struct {
-	service   ServiceKey
+	service   model.ServiceKey
 	ipv6      bool
 	ports     []slicePort     // sorted
 	endpoints []sliceEndpoint // sorted by address
@@ -134,7 +136,7 @@ func trimSlice(es *discoveryv1.EndpointSlice) *sliceInfo {
 	if svcName == "" {
 		return nil
 	}
-	info := &sliceInfo{service: ServiceKey{Namespace: es.Namespace, Name: svcName}}
+	info := &sliceInfo{service: model.ServiceKey{Namespace: es.Namespace, Name: svcName}}
 	switch es.AddressType {
 	case discoveryv1.AddressTypeIPv4:
 	case discoveryv1.AddressTypeIPv6:

@@ -7,8 +7,8 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 // benchWorld translates n single-port Services with perService ready
@@ -28,20 +28,20 @@ func benchWorld(b *testing.B, n, perService, variant int) map[string]*translator
 	return out
 }
 
-func benchService(i, perService, variant int) *watcher.Service {
+func benchService(i, perService, variant int) *model.Service {
 	zones := []string{"zone-a", "zone-b", "zone-c"}
-	eps := make([]watcher.Endpoint, 0, perService)
+	eps := make([]model.Endpoint, 0, perService)
 	for j := range perService {
 		addr := fmt.Sprintf("10.%d.%d.%d", (i/256)%128, i%256, j+1)
 		if j == 0 {
 			addr = fmt.Sprintf("10.%d.%d.%d", 128+(i/256)%128, i%256, variant%250)
 		}
-		eps = append(eps, watcher.Endpoint{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true, Zone: zones[j%len(zones)]})
+		eps = append(eps, model.Endpoint{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true, Zone: zones[j%len(zones)]})
 	}
-	return &watcher.Service{
-		Key:        watcher.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc-%d", i)},
-		Type:       watcher.TypeClusterIP,
-		Ports:      []watcher.Port{{Name: "grpc", Port: 8080, Protocol: "TCP", Endpoints: eps}},
+	return &model.Service{
+		Key:        model.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc-%d", i)},
+		Type:       model.TypeClusterIP,
+		Ports:      []model.Port{{Name: "grpc", Port: 8080, Protocol: "TCP", Endpoints: eps}},
 		SliceCount: 1,
 	}
 }

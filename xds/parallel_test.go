@@ -4,8 +4,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 // A full batch is translated and marshalled on several goroutines; the
@@ -16,7 +16,7 @@ import (
 func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	const n = 4 * parallelMin
-	svcs := make(map[watcher.ServiceKey]*watcher.Service, n)
+	svcs := make(map[model.ServiceKey]*model.Service, n)
 	for i := range n {
 		svc := benchService(i, 6, i)
 		switch i % 4 {
@@ -31,7 +31,7 @@ func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 	}
 
 	parallel := NewCache()
-	NewSyncer(parallel, SyncerOptions{}).Sink(watcher.Batch{Full: true, Services: svcs})
+	NewSyncer(parallel, SyncerOptions{}).Sink(model.Batch{Full: true, Services: svcs})
 
 	oneByOne := NewCache()
 	apply(t, oneByOne, true, nil)
@@ -71,7 +71,7 @@ func BenchmarkSyncFull(b *testing.B) {
 	if testing.Short() {
 		services = 2 * parallelMin
 	}
-	svcs := make(map[watcher.ServiceKey]*watcher.Service, services)
+	svcs := make(map[model.ServiceKey]*model.Service, services)
 	for i := range services {
 		svc := benchService(i, 10, 0)
 		svcs[svc.Key] = svc
@@ -87,7 +87,7 @@ func BenchmarkSyncFull(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				NewSyncer(NewCache(), SyncerOptions{}).Sink(watcher.Batch{Full: true, Services: svcs})
+				NewSyncer(NewCache(), SyncerOptions{}).Sink(model.Batch{Full: true, Services: svcs})
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(services*10), "ns/endpoint")
 		})

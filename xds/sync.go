@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 // SyncerOptions configure a Syncer.
@@ -24,14 +24,14 @@ type SyncerOptions struct {
 
 // Syncer carries watcher batches into the Cache: it translates the Services
 // that changed (and only those), stores the result and keeps the current
-// diagnostics for the debug endpoint. Its Sink method is a watcher.Sink.
+// diagnostics for the debug endpoint. Its Sink method is a model.Sink.
 type Syncer struct {
 	cache *Cache
 	opts  SyncerOptions
 	log   *slog.Logger
 
 	mu    sync.Mutex
-	diags map[watcher.ServiceKey][]translator.Diagnostic
+	diags map[model.ServiceKey][]translator.Diagnostic
 }
 
 // NewSyncer returns a Syncer that fills cache.
@@ -43,15 +43,15 @@ func NewSyncer(cache *Cache, opts SyncerOptions) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cache: cache, opts: opts, log: log, diags: map[watcher.ServiceKey][]translator.Diagnostic{}}
+	return &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}}
 }
 
 // Sink translates one batch and applies it to the cache.
-func (s *Syncer) Sink(b watcher.Batch) {
+func (s *Syncer) Sink(b model.Batch) {
 	start := s.opts.Now()
 	u := Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
-	diags := make(map[watcher.ServiceKey][]translator.Diagnostic, len(b.Services))
-	keys := make([]watcher.ServiceKey, 0, len(b.Services))
+	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(b.Services))
+	keys := make([]model.ServiceKey, 0, len(b.Services))
 	for key := range b.Services {
 		keys = append(keys, key)
 	}
@@ -85,7 +85,7 @@ func (s *Syncer) Sink(b watcher.Batch) {
 	}
 }
 
-func (s *Syncer) recordDiagnostics(b watcher.Batch, diags map[watcher.ServiceKey][]translator.Diagnostic) {
+func (s *Syncer) recordDiagnostics(b model.Batch, diags map[model.ServiceKey][]translator.Diagnostic) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.Full {

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 func TestViewKeys(t *testing.T) {
@@ -51,11 +51,11 @@ func TestViewKeys(t *testing.T) {
 
 // rollout translates a one-port Service "s" in namespace "ns" with the
 // given endpoints; its cluster is named cluster.
-func rollout(t *testing.T, trafficDistribution string, eps ...watcher.Endpoint) *translator.Resources {
+func rollout(t *testing.T, trafficDistribution string, eps ...model.Endpoint) *translator.Resources {
 	t.Helper()
-	res, diags := translator.Service(translator.Options{}, &watcher.Service{
-		Key: watcher.ServiceKey{Namespace: "ns", Name: "s"}, SliceCount: 1, TrafficDistribution: trafficDistribution,
-		Ports: []watcher.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
+	res, diags := translator.Service(translator.Options{}, &model.Service{
+		Key: model.ServiceKey{Namespace: "ns", Name: "s"}, SliceCount: 1, TrafficDistribution: trafficDistribution,
+		Ports: []model.Port{{Name: "grpc", Port: 80, Endpoints: eps}},
 	})
 	if len(diags) != 0 {
 		t.Fatalf("diagnostics: %v", diags)
@@ -65,12 +65,12 @@ func rollout(t *testing.T, trafficDistribution string, eps ...watcher.Endpoint) 
 
 const cluster = "s.ns.svc.cluster.local:80"
 
-func readyEP(addr, zone string) watcher.Endpoint {
-	return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Ready: true, Serving: true, Zone: zone}
+func readyEP(addr, zone string) model.Endpoint {
+	return model.Endpoint{Addresses: []string{addr}, Port: 80, Ready: true, Serving: true, Zone: zone}
 }
 
-func drainingEP(addr, zone string) watcher.Endpoint {
-	return watcher.Endpoint{Addresses: []string{addr}, Port: 80, Serving: true, Terminating: true, Zone: zone}
+func drainingEP(addr, zone string) model.Endpoint {
+	return model.Endpoint{Addresses: []string{addr}, Port: 80, Serving: true, Terminating: true, Zone: zone}
 }
 
 // assignment decodes the one assignment in r.

@@ -16,8 +16,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 // Namespace holds every Service of the generated world.
@@ -33,17 +33,17 @@ var zones = []string{"zone-a", "zone-b", "zone-c"}
 // that they agree on every resource without shipping it between processes.
 // A World is not safe for concurrent use.
 type World struct {
-	services []*watcher.Service
+	services []*model.Service
 }
 
 // NewWorld returns services single-port Services with endpoints ready
 // endpoints each, spread over three zones.
 func NewWorld(services, endpoints int) *World {
-	w := &World{services: make([]*watcher.Service, services)}
+	w := &World{services: make([]*model.Service, services)}
 	for i := range services {
-		eps := make([]watcher.Endpoint, endpoints)
+		eps := make([]model.Endpoint, endpoints)
 		for j := range endpoints {
-			eps[j] = watcher.Endpoint{
+			eps[j] = model.Endpoint{
 				// 10.0.0.0/9: never collides with the changed addresses (changeAddress).
 				Addresses: []string{fmt.Sprintf("10.%d.%d.%d", (i/256)%128, i%256, j%250+1)},
 				Port:      int32(servicePort + j/250),
@@ -53,10 +53,10 @@ func NewWorld(services, endpoints int) *World {
 			}
 		}
 		sortEndpoints(eps)
-		w.services[i] = &watcher.Service{
+		w.services[i] = &model.Service{
 			Key:        ServiceKey(i),
-			Type:       watcher.TypeClusterIP,
-			Ports:      []watcher.Port{{Name: "grpc", Port: servicePort, Protocol: "TCP", TargetPort: servicePort, Endpoints: eps}},
+			Type:       model.TypeClusterIP,
+			Ports:      []model.Port{{Name: "grpc", Port: servicePort, Protocol: "TCP", TargetPort: servicePort, Endpoints: eps}},
 			SliceCount: 1,
 		}
 	}
@@ -64,8 +64,8 @@ func NewWorld(services, endpoints int) *World {
 }
 
 // ServiceKey names the i-th Service of a World.
-func ServiceKey(i int) watcher.ServiceKey {
-	return watcher.ServiceKey{Namespace: Namespace, Name: fmt.Sprintf("svc-%05d", i)}
+func ServiceKey(i int) model.ServiceKey {
+	return model.ServiceKey{Namespace: Namespace, Name: fmt.Sprintf("svc-%05d", i)}
 }
 
 // ResourceName is the canonical xDS name (cluster and assignment) of the
@@ -140,8 +140,8 @@ func (w *World) TranslateAll() (map[string]*translator.Resources, error) {
 	return out, nil
 }
 
-func sortEndpoints(eps []watcher.Endpoint) {
-	slices.SortFunc(eps, func(a, b watcher.Endpoint) int {
+func sortEndpoints(eps []model.Endpoint) {
+	slices.SortFunc(eps, func(a, b model.Endpoint) int {
 		if c := strings.Compare(a.Addresses[0], b.Addresses[0]); c != 0 {
 			return c
 		}

@@ -1,4 +1,4 @@
-package watcher
+package model
 
 // Batch is one coalesced set of changes that the watcher publishes.
 type Batch struct {

@@ -1,4 +1,4 @@
-package watcher
+package model
 
 // This file holds the trimmed, per-Service view that the watcher publishes and
 // the translator consumes. Values of these types are immutable once published:
