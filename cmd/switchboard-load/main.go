@@ -2,7 +2,7 @@
 // brings N ADS clients up to date after single-endpoint changes, next to
 // go-control-plane's LinearCache and SnapshotCache and a fan-out floor, and
 // writes a report (text, Markdown, SVG). The harness is package
-// integration/load; this file parses flags and wires it.
+// internal/loadtest; this file parses flags and wires it.
 //
 //	switchboard-load [run] --clients 100,1000 --services 1000 --endpoints 100 --out bench-out
 //	switchboard-load --clients 1000 --services 1000 --changes 0 --churn-rates 10,100,1000 --churn-duration 60s
@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchboard-xds/switchboard/integration/load"
+	"github.com/switchboard-xds/switchboard/internal/loadtest"
 )
 
 func main() {
@@ -45,14 +45,14 @@ func main() {
 type options struct {
 	clients   []int
 	protocols []bool // delta or not, one run each
-	load      load.Options
+	load      loadtest.Options
 	kinds     string
 	out       string
 	logLevel  string
 	peerLog   bool
 	command   string
 	// maxClients skips a kind for client counts above its bound.
-	maxClients map[load.Kind]int
+	maxClients map[loadtest.Kind]int
 	// churnClients are the client counts that get churn; nil is all.
 	churnClients []int
 }
@@ -60,7 +60,7 @@ type options struct {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-peer" {
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return load.ServePeer(ctx, args[1:], stdin, stdout, log)
+		return loadtest.ServePeer(ctx, args[1:], stdin, stdout, log)
 	}
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		opts.load.PeerStderr = stderr
 	}
 	for _, k := range strings.Split(opts.kinds, ",") {
-		kind, err := load.ParseKind(strings.TrimSpace(k))
+		kind, err := loadtest.ParseKind(strings.TrimSpace(k))
 		if err != nil {
 			return fmt.Errorf("--kinds: %w", err)
 		}
@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	opts.load.PeerCommand = []string{exe, "serve-peer"}
 
-	var results []load.Result
+	var results []loadtest.Result
 	var errs []error
 runs:
 	for _, delta := range opts.protocols {
@@ -107,7 +107,7 @@ runs:
 					o.Kinds = append(o.Kinds, k)
 				}
 			}
-			rs, err := load.Run(ctx, o)
+			rs, err := loadtest.Run(ctx, o)
 			results = append(results, rs...)
 			if err != nil {
 				errs = append(errs, err)
@@ -121,7 +121,7 @@ runs:
 		errs = append(errs, err)
 	}
 	// After the report, so that a wrong final state is in it too.
-	if err := load.CheckFinalState(results); err != nil {
+	if err := loadtest.CheckFinalState(results); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -210,14 +210,14 @@ func positiveInts(s string) ([]int, error) {
 }
 
 // kindLimits parses "kind=N,kind=N".
-func kindLimits(s string) (map[load.Kind]int, error) {
-	out := map[load.Kind]int{}
+func kindLimits(s string) (map[loadtest.Kind]int, error) {
+	out := map[loadtest.Kind]int{}
 	if s == "" {
 		return out, nil
 	}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(kv, "=")
-		kind, err := load.ParseKind(strings.TrimSpace(k))
+		kind, err := loadtest.ParseKind(strings.TrimSpace(k))
 		if err != nil {
 			return nil, err
 		}
@@ -231,19 +231,19 @@ func kindLimits(s string) (map[load.Kind]int, error) {
 }
 
 // writeReport prints the comparison lines and writes the report files.
-func writeReport(opts *options, results []load.Result, stdout io.Writer) error {
-	lines := load.Lines(results)
+func writeReport(opts *options, results []loadtest.Result, stdout io.Writer) error {
+	lines := loadtest.Lines(results)
 	for _, l := range lines {
 		fmt.Fprintln(stdout, l)
 	}
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	md := load.Markdown(results, opts.command, machine())
+	md := loadtest.Markdown(results, opts.command, machine())
 	files := map[string]string{
 		"report.md":  md,
 		"report.txt": strings.Join(lines, "\n") + "\n",
-		fmt.Sprintf("convergence-p99-R%d.svg", opts.load.Services): load.ChartSVG(results, opts.load.Services),
+		fmt.Sprintf("convergence-p99-R%d.svg", opts.load.Services): loadtest.ChartSVG(results, opts.load.Services),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(opts.out, name), []byte(content), 0o644); err != nil {

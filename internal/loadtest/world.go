@@ -1,4 +1,4 @@
-// Package load is the harness behind cmd/switchboard-load: it measures how
+// Package loadtest is the harness behind cmd/switchboard-load: it measures how
 // fast and how cheaply an xDS server brings N SotW ADS clients up to date
 // after single-endpoint changes, for Switchboard and for peers (go-control-
 // plane's LinearCache and SnapshotCache, and a fan-out floor) fed the same
@@ -8,7 +8,7 @@
 // can be read from /proc and is not mixed with the clients'. The driver (Run)
 // holds the N clients, tells the peer over its stdin which endpoint to
 // change, and waits until every affected client has ACKed the new content.
-package load
+package loadtest
 
 import (
 	"fmt"
