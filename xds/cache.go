@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
@@ -227,10 +228,10 @@ func (c *Cache) Apply(u Update) (int, error) {
 	for key := range u.Services {
 		keys = append(keys, key)
 	}
-	// Hashing a full world is spread over every core (see forEach).
+	// Hashing a full world is spread over every core (see parallel.ForEach).
 	builds := make([]*built, len(keys))
 	buildErrs := make([]error, len(keys))
-	forEach(len(keys), func(i int) {
+	parallel.ForEach(len(keys), func(i int) {
 		if r := u.Services[keys[i]]; r != nil {
 			builds[i], buildErrs[i] = build(r)
 		}

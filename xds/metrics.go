@@ -8,15 +8,11 @@ import (
 // NewMetrics on the registry the process exposes; a nil *Metrics records
 // nothing, so tests may pass nil.
 type Metrics struct {
-	clients    prometheus.Gauge
-	responses  *prometheus.CounterVec
-	resources  *prometheus.CounterVec
-	nacks      *prometheus.CounterVec
-	removals   *prometheus.CounterVec
-	translate  prometheus.Histogram
-	applied    prometheus.Counter
-	diagnosed  prometheus.Gauge
-	cacheReady prometheus.Gauge
+	clients   prometheus.Gauge
+	responses *prometheus.CounterVec
+	resources *prometheus.CounterVec
+	nacks     *prometheus.CounterVec
+	removals  *prometheus.CounterVec
 	// byType holds the children of the per-type vectors, resolved once.
 	byType [numTypes]struct{ responses, resources, nacks, removed prometheus.Counter }
 }
@@ -44,23 +40,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_xds_removed_resources_total",
 			Help: "Resource names sent as removed in delta responses, by type.",
 		}, []string{"type"}),
-		translate: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "switchboard_translate_duration_seconds",
-			Help:    "Time to translate one batch of changed Services and store it in the cache.",
-			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
-		}),
-		applied: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cache_resource_changes_total",
-			Help: "Resources whose version changed in the cache.",
-		}),
-		diagnosed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchboard_translate_diagnostics",
-			Help: "Problems with Services that could not be translated, or not fully, now (see /debug/diagnostics).",
-		}),
-		cacheReady: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchboard_cache_ready",
-			Help: "1 once the first full translation after sync is in the cache.",
-		}),
 	}
 	for t := range numTypes {
 		l := t.String()
@@ -69,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.byType[t].resources = m.resources.WithLabelValues(l)
 		m.byType[t].removed = m.removals.WithLabelValues(l)
 	}
-	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals, m.translate, m.applied, m.diagnosed, m.cacheReady)
+	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals)
 	return m
 }
 

@@ -4,18 +4,19 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
-// A full batch is translated and marshalled on several goroutines; the
-// cache must end up exactly as when every Service is stored one by one
-// (same names, same content versions, same variants), whatever the
-// schedule. Under -race this also checks that translation and marshalling
-// share nothing mutable between Services.
+// A full update is hashed and indexed on several goroutines; the cache must
+// end up exactly as when every Service is stored one by one (same names,
+// same content versions, same variants), whatever the schedule. Under -race
+// this also checks that building resources shares nothing mutable between
+// Services.
 func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	const n = 4 * parallelMin
+	const n = 4 * parallel.Min
 	svcs := make(map[model.ServiceKey]*model.Service, n)
 	for i := range n {
 		svc := benchService(i, 6, i)
@@ -30,14 +31,18 @@ func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 		svcs[svc.Key] = svc
 	}
 
+	all := make(map[string]*translator.Resources, len(svcs))
+	for _, svc := range svcs {
+		res, _ := translator.Service(translator.Options{}, svc)
+		all[svc.Key.String()] = &res
+	}
 	parallel := NewCache()
-	NewSyncer(parallel, SyncerOptions{}).Sink(model.Batch{Full: true, Services: svcs})
+	apply(t, parallel, true, all)
 
 	oneByOne := NewCache()
 	apply(t, oneByOne, true, nil)
-	for _, svc := range svcs {
-		res, _ := translator.Service(translator.Options{}, svc)
-		apply(t, oneByOne, false, map[string]*translator.Resources{svc.Key.String(): &res})
+	for key, res := range all {
+		apply(t, oneByOne, false, map[string]*translator.Resources{key: res})
 	}
 
 	for ty := range numTypes {
@@ -60,36 +65,5 @@ func TestFullBatchInParallelEqualsOneByOne(t *testing.T) {
 	}
 	if len(parallel.variants[endpointType]) == 0 || len(parallel.variants[clusterType]) == 0 {
 		t.Fatal("the world has no zone or class variants: the test covers less than it says")
-	}
-}
-
-// BenchmarkSyncFull is a cold start: a full world of 10k Services × 10
-// endpoints translated, marshalled and stored by the Syncer, on one core and
-// on every core (cores=all is GOMAXPROCS as set).
-func BenchmarkSyncFull(b *testing.B) {
-	services := 10000
-	if testing.Short() {
-		services = 2 * parallelMin
-	}
-	svcs := make(map[model.ServiceKey]*model.Service, services)
-	for i := range services {
-		svc := benchService(i, 10, 0)
-		svcs[svc.Key] = svc
-	}
-	for _, procs := range []int{1, 0} {
-		name := "cores=1"
-		if procs == 0 {
-			name = "cores=all"
-		}
-		b.Run(name, func(b *testing.B) {
-			if procs > 0 {
-				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				NewSyncer(NewCache(), SyncerOptions{}).Sink(model.Batch{Full: true, Services: svcs})
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(services*10), "ns/endpoint")
-		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
@@ -17,7 +18,7 @@ import (
 //	/readyz              the first full translation after sync is in the cache
 //	/debug/clients       every connected xDS client and its per-type state
 //	/debug/diagnostics   Services that could not be translated, or not fully
-func adminHandler(reg *prometheus.Registry, cache *xds.Cache, ads *xds.Server, syncer *xds.Syncer) http.Handler {
+func adminHandler(reg *prometheus.Registry, cache *xds.Cache, ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/watcher"
 	"github.com/switchboard-xds/switchboard/xds"
@@ -45,10 +46,10 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	}
 
 	cache := xds.NewCache()
-	syncer := xds.NewSyncer(cache, xds.SyncerOptions{
+	syncer := pipeline.NewSyncer(cache, pipeline.Options{
 		Translator: translator.Options{ClusterDomain: o.ClusterDomain},
 		Logger:     log.With("component", "translator"),
-		Metrics:    xdsMetrics,
+		Metrics:    pipeline.NewMetrics(reg),
 	})
 	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics})
 

@@ -23,7 +23,7 @@ import (
 )
 
 // switchboardPeer is the server under test: Switchboard's own cache and
-// ADS server, fed exactly as the Syncer feeds them.
+// ADS server, fed exactly as pipeline.Syncer feeds them.
 type switchboardPeer struct {
 	cache *xds.Cache
 	srv   *xds.Server

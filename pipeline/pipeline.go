@@ -1,4 +1,13 @@
-package xds
+// Package pipeline carries the watcher's batches through the translator into
+// the xDS cache: the one place where the three stages meet. Data flows one
+// way, watcher → translator → xds; nothing here feeds back.
+//
+// The watcher publishes a model.Batch of changed Services; the Syncer
+// translates those (and only those), hands the encoded resources to
+// xds.Cache.Apply, and keeps the current diagnostics for the debug endpoint.
+// Translation time, resource changes, diagnostics and readiness are measured
+// here, beside the code they measure.
+package pipeline
 
 import (
 	"log/slog"
@@ -7,12 +16,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
-// SyncerOptions configure a Syncer.
-type SyncerOptions struct {
+// Options configure a Syncer.
+type Options struct {
 	Translator translator.Options
 	// Logger receives new diagnostics and cache errors; nil discards them.
 	Logger *slog.Logger
@@ -22,12 +33,13 @@ type SyncerOptions struct {
 	Now func() time.Time
 }
 
-// Syncer carries watcher batches into the Cache: it translates the Services
-// that changed (and only those), stores the result and keeps the current
-// diagnostics for the debug endpoint. Its Sink method is a model.Sink.
+// Syncer carries watcher batches into an xds.Cache: it translates the
+// Services that changed (and only those), stores the result and keeps the
+// current diagnostics. Its Sink method is a model.Sink; the watcher calls it
+// from one goroutine, and Diagnostics may be called from any.
 type Syncer struct {
-	cache *Cache
-	opts  SyncerOptions
+	cache *xds.Cache
+	opts  Options
 	log   *slog.Logger
 
 	mu    sync.Mutex
@@ -35,7 +47,7 @@ type Syncer struct {
 }
 
 // NewSyncer returns a Syncer that fills cache.
-func NewSyncer(cache *Cache, opts SyncerOptions) *Syncer {
+func NewSyncer(cache *xds.Cache, opts Options) *Syncer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -49,28 +61,7 @@ func NewSyncer(cache *Cache, opts SyncerOptions) *Syncer {
 // Sink translates one batch and applies it to the cache.
 func (s *Syncer) Sink(b model.Batch) {
 	start := s.opts.Now()
-	u := Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
-	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(b.Services))
-	keys := make([]model.ServiceKey, 0, len(b.Services))
-	for key := range b.Services {
-		keys = append(keys, key)
-	}
-	// A full batch (start-up, resync) is translated on every core; the
-	// translator is pure, so the result is the same as one by one.
-	res := make([]*translator.Resources, len(keys))
-	ds := make([][]translator.Diagnostic, len(keys))
-	forEach(len(keys), func(i int) {
-		if svc := b.Services[keys[i]]; svc != nil {
-			r, d := translator.Service(s.opts.Translator, svc)
-			res[i], ds[i] = &r, d
-		}
-	})
-	for i, key := range keys {
-		u.Services[key.String()] = res[i]
-		if res[i] != nil {
-			diags[key] = ds[i]
-		}
-	}
+	u, diags := Translate(s.opts.Translator, b)
 	n, err := s.cache.Apply(u)
 	if err != nil {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
@@ -83,6 +74,34 @@ func (s *Syncer) Sink(b model.Batch) {
 			m.cacheReady.Set(1)
 		}
 	}
+}
+
+// Translate translates every Service of b into the cache Update that
+// carries it, with the diagnostics of each translated Service. A full batch
+// (start-up, resync) is translated on every core; the translator is pure,
+// so the result is the same as one by one.
+func Translate(opts translator.Options, b model.Batch) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
+	u := xds.Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
+	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(b.Services))
+	keys := make([]model.ServiceKey, 0, len(b.Services))
+	for key := range b.Services {
+		keys = append(keys, key)
+	}
+	res := make([]*translator.Resources, len(keys))
+	ds := make([][]translator.Diagnostic, len(keys))
+	parallel.ForEach(len(keys), func(i int) {
+		if svc := b.Services[keys[i]]; svc != nil {
+			r, d := translator.Service(opts, svc)
+			res[i], ds[i] = &r, d
+		}
+	})
+	for i, key := range keys {
+		u.Services[key.String()] = res[i]
+		if res[i] != nil {
+			diags[key] = ds[i]
+		}
+	}
+	return u, diags
 }
 
 func (s *Syncer) recordDiagnostics(b model.Batch, diags map[model.ServiceKey][]translator.Diagnostic) {
