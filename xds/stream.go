@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,9 +21,9 @@ import (
 type stream struct {
 	id  int64
 	srv *Server
-	// ns is the client's namespace (node metadata NAMESPACE), for short
-	// names; "" when the client did not say.
-	ns string
+	// client is what the translator decides about this client from its
+	// node (class, zone, namespace for short names); zero before the node.
+	client translator.Client
 	// view holds, per type, the keys of the variants this client gets, in
 	// the order they are tried (see viewKeys); nil for none.
 	view [numTypes][]string
@@ -138,13 +137,13 @@ func (st *stream) setNode(node *corev3.Node) {
 		return
 	}
 	st.node = node
-	st.ns = node.GetMetadata().GetFields()["NAMESPACE"].GetStringValue()
-	st.view = viewKeys(node)
+	st.client = translator.ClientOf(node)
+	st.view = viewKeys(st.client)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
 		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()
-		s.Class = translator.ClientClass(node.GetUserAgentName())
-		s.Zone = node.GetLocality().GetZone()
+		s.Class = st.client.Class
+		s.Zone = st.client.Zone
 	})
 }
 
@@ -237,21 +236,13 @@ func (st *stream) snapshot() ClientStatus {
 	return st.status
 }
 
-// resolve returns the name a subscribed name stands for: a listener name
-// without a dot in its host ("S:P", "S") is a Service in the client's own
-// namespace, as DNS search paths would read it.
+// resolve returns the name a subscribed name stands for (see
+// translator.Client.Resolve: short listener names).
 func (st *stream) resolve(t typeIndex, name string) string {
-	if t != listenerType || st.ns == "" {
+	if t != listenerType {
 		return name
 	}
-	host, port, hasPort := strings.Cut(name, ":")
-	if host == "" || strings.Contains(host, ".") {
-		return name
-	}
-	if hasPort {
-		return host + "." + st.ns + ":" + port
-	}
-	return host + "." + st.ns
+	return st.client.Resolve(name)
 }
 
 // get returns the resource a subscribed name gets, named as subscribed. A

@@ -1,21 +1,19 @@
 package xds
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
-// viewKeys returns, per resource type, the variant keys that a client with
-// this node looks resources up under, most specific first (see getView): the
+// viewKeys returns, per resource type, the variant keys that client looks
+// resources up under, most specific first (see getView): the
 // first key with a variant of a name wins, and with none the client gets
 // the plain resource. The view is fixed by the node, so it is computed once
 // per stream; clients with one view share one marshalled variant, and the
 // cost of variants is per view, not per client.
 //
-//   - CDS: the client's class (translator.ClientClass of its
-//     user_agent_name), for clusters shaped for it (C-core's round robin).
-//   - EDS: for a client with a class and a zone (its node locality), the
+//   - CDS: the client's class, for clusters shaped for it (C-core's round
+//     robin).
+//   - EDS: for a client with a class and a zone, the
 //     class and zone composite, then the zone, then the class: an Envoy in
 //     zone Z gets Z's DRAINING-aware variant, else (no draining endpoints)
 //     Z's variant, else (Z failed over, or has no endpoints) the un-zoned
@@ -24,11 +22,11 @@ import (
 //     hides one.
 //   - LDS, RDS: none.
 //
-// A nil node has no view.
-func viewKeys(node *corev3.Node) [numTypes][]string {
+// translator.Client says what class and zone are; this says in which order
+// the cache's variants are tried.
+func viewKeys(c translator.Client) [numTypes][]string {
 	var v [numTypes][]string
-	zone := node.GetLocality().GetZone()
-	class := translator.ClientClass(node.GetUserAgentName())
+	zone, class := c.Zone, c.Class
 	if class != "" {
 		v[clusterType] = []string{classKey(class)}
 	}

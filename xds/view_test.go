@@ -35,7 +35,7 @@ func TestViewKeys(t *testing.T) {
 		{"c-core in z1", node("gRPC C-core linux Python", "z1"), []string{"class/c-core"}, []string{"class/c-core+zone/z1", "zone/z1", "class/c-core"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := viewKeys(tc.node)
+			v := viewKeys(translator.ClientOf(tc.node))
 			if d := cmp.Diff(tc.cds, v[clusterType]); d != "" {
 				t.Errorf("CDS view (-want +got):\n%s", d)
 			}
@@ -128,7 +128,7 @@ func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 	}
 
 	// Two Envoys share one marshalled variant.
-	keys := viewKeys(envoy.node)[endpointType]
+	keys := viewKeys(translator.ClientOf(envoy.node))[endpointType]
 	if a, b := h.cache.getView(endpointType, cluster, keys), h.cache.getView(endpointType, cluster, keys); a != b || a == nil {
 		t.Fatal("two reads of the Envoy variant gave two resources")
 	}
