@@ -71,14 +71,6 @@ type ipAddr struct {
 // With no usable endpoint the assignment has no localities: gRPC clients then
 // fail calls fast with UNAVAILABLE.
 func loadAssignment(canonical string, key model.ServiceKey, portLabel string, eps []model.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
-	if cla := sortedAssignment(canonical, eps); cla != nil {
-		return cla, nil
-	}
-	return anyAssignment(canonical, key, portLabel, eps)
-}
-
-// anyAssignment is loadAssignment for any view.
-func anyAssignment(canonical string, key model.ServiceKey, portLabel string, eps []model.Endpoint) (*endpointv3.ClusterLoadAssignment, []Diagnostic) {
 	var diags []Diagnostic
 	n := 0
 	for i := range eps {
@@ -132,47 +124,35 @@ func anyAssignment(canonical string, key model.ServiceKey, portLabel string, eps
 	return cla, diags
 }
 
-// sortedAssignment is loadAssignment for the usual shape of a view, built
-// without loadAssignment's temporary copy of the endpoints: every endpoint
-// ready, with one IPv4 address (whose canonical spelling is the only one
-// netip.ParseAddr accepts) and a valid port, in strictly increasing
-// (address, port) order. Such a view is sorted as compareCandidates sorts
+// usualView reports whether eps has the usual shape that sortedWire
+// writes: not empty, every endpoint ready, with one IPv4 address in its one
+// spelling, a valid port and a valid place (see validPlace), in strictly
+// increasing (address, port) order, the order of the view (see
+// model.Port.Endpoints). Such a view is sorted as compareCandidates sorts
 // and has no duplicate pair, so loadAssignment would keep every endpoint in
-// view order and report nothing: this gives the same assignment. It
-// returns nil for any other view (or an empty one), having built nothing.
-func sortedAssignment(canonical string, eps []model.Endpoint) *endpointv3.ClusterLoadAssignment {
-	if !usualView(eps) {
-		return nil
-	}
-	cla := &endpointv3.ClusterLoadAssignment{ClusterName: canonical}
-	alloc := newEndpointAlloc(len(eps), 0)
-	assemble(cla, len(eps), func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }, func(i int) *endpointv3.LbEndpoint {
-		return alloc.lbEndpoint(eps[i].Addresses[0], nil, uint32(eps[i].Port))
-	})
-	return cla
-}
-
-// usualView reports whether eps has the usual shape that sortedAssignment
-// and sortedWire take: not empty, every endpoint ready, with one IPv4
-// address in its one spelling, a valid port and a valid place (see
-// validPlace), in strictly increasing (address, port) order.
+// view order and report nothing.
 func usualView(eps []model.Endpoint) bool {
 	if len(eps) == 0 {
 		return false
 	}
+	var prevIP netip.Addr
 	for i := range eps {
 		e := &eps[i]
 		if !e.Ready || len(e.Addresses) != 1 || e.Port < 1 || e.Port > 65535 {
 			return false
 		}
-		if ip, err := netip.ParseAddr(e.Addresses[0]); err != nil || !ip.Is4() {
+		ip, err := netip.ParseAddr(e.Addresses[0])
+		if err != nil || !ip.Is4() {
 			return false
 		}
-		if i > 0 {
+		if i == 0 {
+			prevIP = ip
+		} else {
 			prev := &eps[i-1]
-			if cmp.Or(cmp.Compare(prev.Addresses[0], e.Addresses[0]), cmp.Compare(prev.Port, e.Port)) >= 0 {
+			if cmp.Or(prevIP.Compare(ip), cmp.Compare(prev.Port, e.Port)) >= 0 {
 				return false
 			}
+			prevIP = ip
 			if prev.Zone == e.Zone && prev.Region == e.Region {
 				continue // checked already
 			}
@@ -352,7 +332,7 @@ func (m *localityMsgs) fill(p place, lbs []*endpointv3.LbEndpoint) *endpointv3.L
 // even for a view that breaks its one-entry-per-(address, port) promise.
 func compareCandidates(a, b candidate) int {
 	return cmp.Or(
-		cmp.Compare(a.addrs[0].s, b.addrs[0].s),
+		a.addrs[0].ip.Compare(b.addrs[0].ip),
 		cmp.Compare(a.port, b.port),
 		comparePlaces(a.at, b.at),
 		slices.CompareFunc(a.addrs, b.addrs, func(x, y ipAddr) int { return x.ip.Compare(y.ip) }),

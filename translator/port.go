@@ -74,33 +74,36 @@ func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int,
 }
 
 // buildAssignments builds the assignments of one port (see loadAssignment,
-// zoneAssignments and envoyAssignments), encoded. A usual view with no
-// topology preference, the common case, has no variants and is written
-// straight to wire form (sortedWire); any other is built as messages and
-// encoded.
+// zoneAssignments and envoyAssignments), encoded. It is the one builder of
+// assignments, with one fast path chosen by one predicate: a view in the
+// usual shape (usualView) with no topology preference has no variants and
+// is written straight from the view to wire form (sortedWire), the bytes
+// protobuf-go writes for the message loadAssignment would build. Measured
+// on views built by watcher.Store that is 2.5 to 5 times faster than
+// building the message and marshalling it with the fastest library
+// (vtprotobuf), so it stays (see the README's performance section). Any
+// other view is built as a message and marshalled by protobuf-go.
 func buildAssignments(canonical string, key model.ServiceKey, label string, eps []model.Endpoint, pref preference, threshold int) (portAssignments, []Diagnostic, error) {
-	if pref == preferNone {
-		if a, ok := sortedWire(canonical, eps); ok {
-			return portAssignments{plain: a}, nil, nil
-		}
+	if pref == preferNone && usualView(eps) {
+		return portAssignments{plain: sortedWire(canonical, eps)}, nil, nil
 	}
 	cla, diags := loadAssignment(canonical, key, label, eps)
 	zas := zoneAssignments(pref, eps, cla, threshold)
 	cas := envoyAssignments(pref, eps, cla, zas, threshold)
 	var out portAssignments
 	var err error
-	if out.plain, err = encodeCLA(cla); err != nil {
+	if out.plain, err = encode(canonical, cla); err != nil {
 		return portAssignments{}, diags, err
 	}
 	for _, za := range zas {
-		a, err := encodeCLA(za.Assignment)
+		a, err := encode(canonical, za.Assignment)
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("zone %s: %w", za.Zone, err)
 		}
 		out.zones = append(out.zones, ZoneAssignment{Zone: za.Zone, Assignment: a})
 	}
 	for _, ca := range cas {
-		a, err := encodeCLA(ca.Assignment)
+		a, err := encode(canonical, ca.Assignment)
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("class %s: %w", ca.Class, err)
 		}

@@ -1,7 +1,6 @@
 package translator
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -32,10 +31,10 @@ const (
 	healthy          = 1 // core.v3.HealthStatus HEALTHY
 )
 
-// sortedWire is sortedAssignment written straight to wire form, the same
-// bytes as encodeAssignment(sortedAssignment(canonical, eps)) (see
-// TestSortedWire), without building a message. It reports false, having
-// built nothing, for a view that is not usual.
+// sortedWire writes the assignment of a usual view (see usualView, which
+// the caller checks) straight to wire form: the same bytes as
+// encode(loadAssignment(canonical, ...)) (see TestSortedWire), without
+// building a message.
 //
 // Fields are written in the order protobuf-go's marshaller writes them, zero
 // scalars left out: one locality per place in place order (region, then
@@ -47,10 +46,7 @@ const (
 // host_identifier oneof). The same bytes as the message path keep versions,
 // which are hashes of the bytes, equal for equal content whichever path
 // built it.
-func sortedWire(canonical string, eps []model.Endpoint) (Encoded, bool) {
-	if !usualView(eps) {
-		return Encoded{}, false
-	}
+func sortedWire(canonical string, eps []model.Endpoint) Encoded {
 	at := func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }
 	var few [4]place
 	places := distinctPlaces(few[:0], len(eps), at)
@@ -120,7 +116,7 @@ func sortedWire(canonical string, eps []model.Endpoint) (Encoded, bool) {
 		// Unreachable: sizes and writes follow the same fields.
 		panic(fmt.Sprintf("translator: assignment %q encoded in %d bytes, sized %d", canonical, len(b), total))
 	}
-	return Encoded{Name: canonical, Wire: b}, true
+	return Encoded{Name: canonical, Wire: b}
 }
 
 // wireLocality is what sortedWire counts of one locality: its endpoints,
@@ -236,7 +232,7 @@ const (
 // (the manager's bytes come from hcmParts) when it can be.
 func listenerWire(name, routeName string) (Encoded, error) {
 	w := hcmParts()
-	if !w.ok || routeName == "" || !utf8.ValidString(routeName) || !utf8.ValidString(name) {
+	if w.filters == nil || routeName == "" || !utf8.ValidString(routeName) || !utf8.ValidString(name) {
 		lis := apiListener(name, routeName)
 		if lis == nil {
 			return Encoded{}, fmt.Errorf("listener %q: route name %q is not UTF-8", name, routeName)
@@ -302,13 +298,11 @@ const (
 )
 
 // edsWire are the marshalled parts of edsCluster that are the same
-// for every cluster: the ADS config source and the connect timeout. ok
-// reports that clusterWire, built from them, gives the bytes of the message
-// for a sample name; if a new protobuf-go ever wrote another order, every
-// cluster falls back to the message path rather than sending other bytes.
+// for every cluster: the ADS config source and the connect timeout.
+// TestWireShortcuts checks that clusterWire, built from them, gives the
+// bytes protobuf-go writes for the message.
 type edsWire struct {
 	configSource, timeout []byte
-	ok                    bool
 }
 
 // edsParts builds the edsWire once per process (a sync.OnceValue: never
@@ -320,11 +314,7 @@ var edsParts = sync.OnceValue(func() edsWire {
 	if err1 != nil || err2 != nil {
 		return edsWire{}
 	}
-	p := edsWire{configSource: cs, timeout: to}
-	const sample = "s.n.svc.cluster.local:80"
-	want, err := encode(sample, edsCluster(sample))
-	p.ok = err == nil && bytes.Equal(p.append(nil, sample), want.Wire)
-	return p
+	return edsWire{configSource: cs, timeout: to}
 })
 
 // append appends the wire form of edsCluster(name) to b: name,
@@ -355,7 +345,7 @@ func (p edsWire) size(name string) int {
 // error (the cluster is then served without its policy); err is a cluster
 // that does not encode.
 func clusterWire(pol policy, canonical, appProtocol string) (e Encoded, policyErr, err error) {
-	if p := edsParts(); p.ok && pol == (policy{}) && appProtocol == "" {
+	if p := edsParts(); p.configSource != nil && pol == (policy{}) && appProtocol == "" {
 		return Encoded{Name: canonical, Wire: p.append(make([]byte, 0, p.size(canonical)), canonical)}, nil, nil
 	}
 	c, policyErr := policyCluster(pol, canonical, appProtocol)
