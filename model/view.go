@@ -57,7 +57,12 @@ type Port struct {
 	TargetPortName string
 	// Endpoints are the endpoints of every slice whose port list carries a port
 	// with this port's Name and Protocol, with the port number that slice gives.
-	// Sorted by Addresses[0], then Port; one entry per (address, port).
+	// One entry per (address, port), in the one endpoint order: by
+	// Addresses[0] as a number (netip.Addr.Compare: every IPv4 address before
+	// every IPv6 one, 10.0.0.9 before 10.0.0.10), then by Port. The watcher
+	// produces this order (TestStoreEndpointOrder) and the translator relies
+	// on it for its fast path; a view in another order is still translated
+	// correctly, only slower.
 	Endpoints []Endpoint
 	// Unresolved is true when the Service has slices but none of them carries a
 	// port with this port's Name and Protocol.
