@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -125,5 +126,32 @@ func TestSortedWire(t *testing.T) {
 	}
 	if shortcuts < 300 {
 		t.Errorf("shortcut taken %d times only; the test does not exercise it", shortcuts)
+	}
+}
+
+// An endpoint whose address is not an IP is skipped with a diagnostic that
+// names it; the rest of the port is served. Neither source lets such an
+// address through (the API server and the manifest decoder both validate
+// EndpointSlice addresses), so this is the translator's own defence, tested
+// on a hand-made view.
+func TestBadAddressSkipped(t *testing.T) {
+	eps := []model.Endpoint{
+		{Addresses: []string{"10.11.0.1"}, Port: 7070, Ready: true, Serving: true, Zone: "z1"},
+		{Addresses: []string{"not-an-ip"}, Port: 7070, Ready: true, Serving: true, Zone: "z1"},
+		{Addresses: []string{"10.11.0.300"}, Port: 7070, Ready: true, Serving: true, Zone: "z2"},
+		{Addresses: []string{"fe80::1%eth0"}, Port: 7070, Ready: true, Serving: true, Zone: "z2"},
+	}
+	key := model.ServiceKey{Namespace: "mixed", Name: "flaky"}
+	cla, diags := loadAssignment("c", key, "grpc", eps)
+	if got := claAddrs(cla); !slices.Equal(got, []string{"10.11.0.1:7070"}) {
+		t.Fatalf("served %v, want only 10.11.0.1:7070", got)
+	}
+	if len(diags) != 3 {
+		t.Fatalf("diagnostics %v, want one per bad address", diags)
+	}
+	for i, bad := range []string{"not-an-ip", "10.11.0.300", "fe80::1%eth0"} {
+		if d := diags[i]; d.Service != key || d.Port != "grpc" || !strings.Contains(d.Reason, strconv.Quote(bad)) {
+			t.Errorf("diagnostic %d = %+v, want one naming %q", i, d, bad)
+		}
 	}
 }

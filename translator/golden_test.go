@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/switchboard-xds/switchboard/model"
+	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 // update rewrites testdata/out from testdata/in and deletes outputs whose
@@ -98,18 +99,20 @@ func translateFile(t testing.TB, path string) (map[model.ServiceKey]decoded, []D
 	return translateAll(t, goldenOptions, loadViews(t, path))
 }
 
-// loadViews reads a golden input into watcher views.
+// loadViews reads a golden input into the views the binary would serve
+// from it: decoded by the manifest source's decoder and joined by
+// watcher.Store, the same code as `switchboard serve --manifests`.
 func loadViews(t testing.TB, path string) []*model.Service {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcs, eps, err := decodeManifests(data)
+	views, err := watcher.ManifestViews(filepath.Base(path), data, watcher.Options{})
 	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatal(err)
 	}
-	return buildViews(svcs, eps)
+	return views
 }
 
 // validateAll runs the protos' ValidateAll on every resource and on the

@@ -29,6 +29,20 @@ type object struct {
 	obj runtime.Object // *corev1.Service or *discoveryv1.EndpointSlice; never mutated
 }
 
+// upsert records o in s and reports whether any view changed; a Node only
+// counts when Nodes are watched.
+func (o object) upsert(s *Store, nodeRegions bool) bool {
+	switch obj := o.obj.(type) {
+	case *corev1.Service:
+		return s.UpsertService(obj)
+	case *discoveryv1.EndpointSlice:
+		return s.UpsertSlice(obj)
+	case *corev1.Node:
+		return nodeRegions && s.UpsertNode(obj)
+	}
+	return false
+}
+
 // manifestDecoder turns file contents into objects.
 type manifestDecoder struct {
 	decoder runtime.Decoder

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/switchboard-xds/switchboard/model"
@@ -279,16 +277,7 @@ func (f *folder) diff() update {
 		default:
 			m.event(k.kind, eventUpdate)
 		}
-		switch obj := o.obj.(type) {
-		case *corev1.Service:
-			ops = append(ops, func(s *Store) bool { return s.UpsertService(obj) })
-		case *discoveryv1.EndpointSlice:
-			ops = append(ops, func(s *Store) bool { return s.UpsertSlice(obj) })
-		case *corev1.Node:
-			if f.cfg.nodeRegions {
-				ops = append(ops, func(s *Store) bool { return s.UpsertNode(obj) })
-			}
-		}
+		ops = append(ops, func(s *Store) bool { return o.upsert(s, f.cfg.nodeRegions) })
 	}
 	for k := range f.applied {
 		if _, ok := want[k]; ok {

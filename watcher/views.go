@@ -1,0 +1,44 @@
+package watcher
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/switchboard-xds/switchboard/model"
+)
+
+// ManifestViews returns the views that a manifest folder holding one file
+// named file with content data would publish: the objects decoded by the
+// manifest source's decoder and joined by a Store with opts' namespaces and
+// selector, sorted by key. It is for golden tests, benchmarks and tools
+// that want exactly what the binary serves for a piece of YAML, through the
+// same code. A file that does not decode is an error naming it.
+func ManifestViews(file string, data []byte, opts Options) ([]*model.Service, error) {
+	dec, err := newManifestDecoder(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := dec.decodeFile(file, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	s, err := NewStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		o.upsert(s, opts.NodeRegions)
+	}
+	views := s.TakeAll()
+	out := make([]*model.Service, 0, len(views))
+	for _, k := range slices.SortedFunc(maps.Keys(views), func(a, b model.ServiceKey) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	}) {
+		out = append(out, views[k])
+	}
+	return out, nil
+}
