@@ -60,67 +60,75 @@ func newManifestDecoder(log *slog.Logger) (*manifestDecoder, error) {
 	return &manifestDecoder{decoder: codecs.UniversalDeserializer(), log: log}, nil
 }
 
-// decodeFile returns the Services, EndpointSlices and Nodes in data: YAML documents
-// separated by "---", a stream of JSON objects, or either holding a v1 List.
-// Other kinds are skipped with a debug log. Any bad document makes the whole
-// file an error (the caller keeps the file's last good content), and the
-// error names every bad document.
-func (d *manifestDecoder) decodeFile(file string, data []byte) ([]object, error) {
+// badDoc is one document, or one item of a List, that is valid YAML or JSON
+// but not a valid object.
+type badDoc struct {
+	// key names the object the document meant to define, when its
+	// apiVersion, kind and metadata say so; known is false otherwise.
+	key   objKey
+	known bool
+	err   error
+}
+
+// decodeFile returns the Services, EndpointSlices and Nodes in data: YAML
+// documents separated by "---", a stream of JSON objects, or either holding
+// a v1 List. Other kinds are skipped with a debug log. Documents (and List
+// items) that are not valid objects come back in bad, each naming its
+// document; the valid ones still come back in objs. err is set only when the
+// stream itself does not parse (a YAML or JSON syntax error): then which
+// documents the file holds is unknown and objs and bad are nil.
+func (d *manifestDecoder) decodeFile(file string, data []byte) (objs []object, bad []badDoc, err error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var (
-		out  []object
-		errs []error
-	)
 	for doc := 1; ; doc++ {
 		var raw runtime.RawExtension
 		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				return objs, bad, nil
 			}
-			// A syntax error: the decoder cannot find the next document.
-			errs = append(errs, fmt.Errorf("document %d: %w", doc, err))
-			break
+			return nil, nil, fmt.Errorf("document %d: %w", doc, err)
 		}
 		raw.Raw = bytes.TrimSpace(raw.Raw)
 		if len(raw.Raw) == 0 || string(raw.Raw) == "null" {
 			continue // an empty document, such as a trailing "---"
 		}
-		objs, err := d.decodeObject(file, raw.Raw, 0)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("document %d: %w", doc, err))
-			continue
+		o, b := d.decodeObject(file, raw.Raw, 0)
+		objs = append(objs, o...)
+		for _, x := range b {
+			x.err = fmt.Errorf("document %d: %w", doc, x.err)
+			bad = append(bad, x)
 		}
-		out = append(out, objs...)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // maxListDepth bounds Lists nested in Lists.
 const maxListDepth = 8
 
-func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]object, error) {
+// decodeObject decodes one document or List item: the objects it holds and
+// the ones (items of a List, or itself) that are not valid.
+func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]object, []badDoc) {
 	obj, gvk, err := d.decoder.Decode(raw, nil, nil)
 	if runtime.IsNotRegisteredError(err) {
 		d.ignore(file, gvk, raw)
 		return nil, nil
 	}
+	fail := func(err error) ([]object, []badDoc) {
+		k, ok := identify(raw)
+		return nil, []badDoc{{key: k, known: ok, err: err}}
+	}
 	if err != nil {
-		return nil, err // strict errors too: obj may be set, but the file is wrong
+		return fail(err) // strict errors too: obj may be set, but the document is wrong
 	}
 	switch o := obj.(type) {
 	case *corev1.Service:
 		defaultNamespace(&o.ObjectMeta)
 		if o.Name == "" {
-			return nil, errors.New("a Service needs metadata.name")
+			return fail(errors.New("a Service needs metadata.name"))
 		}
 		return []object{{objKey{kindService, o.Namespace, o.Name}, o}}, nil
 	case *discoveryv1.EndpointSlice:
 		defaultNamespace(&o.ObjectMeta)
 		if err := validateSlice(o); err != nil {
-			return nil, fmt.Errorf("EndpointSlice %s/%s: %w", o.Namespace, o.Name, err)
+			return fail(fmt.Errorf("EndpointSlice %s/%s: %w", o.Namespace, o.Name, err))
 		}
 		if o.Labels[discoveryv1.LabelServiceName] == "" {
 			d.log.Warn("EndpointSlice has no "+discoveryv1.LabelServiceName+" label and serves no Service",
@@ -129,30 +137,50 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 		return []object{{objKey{kindEndpointSlice, o.Namespace, o.Name}, o}}, nil
 	case *corev1.Node:
 		if o.Name == "" {
-			return nil, errors.New("a Node needs metadata.name")
+			return fail(errors.New("a Node needs metadata.name"))
 		}
 		return []object{{objKey{kindNode, "", o.Name}, o}}, nil
 	case *corev1.List:
 		if depth >= maxListDepth {
-			return nil, fmt.Errorf("more than %d nested Lists", maxListDepth)
+			return fail(fmt.Errorf("more than %d nested Lists", maxListDepth))
 		}
 		var (
-			out  []object
-			errs []error
+			out []object
+			bad []badDoc
 		)
 		for i, item := range o.Items {
-			objs, err := d.decodeObject(file, item.Raw, depth+1)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("item %d of the List: %w", i, err))
-				continue
-			}
+			objs, b := d.decodeObject(file, item.Raw, depth+1)
 			out = append(out, objs...)
+			for _, x := range b {
+				x.err = fmt.Errorf("item %d of the List: %w", i, x.err)
+				bad = append(bad, x)
+			}
 		}
-		return out, errors.Join(errs...)
+		return out, bad
 	default:
 		d.ignore(file, gvk, raw)
 		return nil, nil
 	}
+}
+
+// identify reads which object a bad document meant to define, from its
+// apiVersion, kind and metadata alone. It reports false when they do not
+// name a Service, EndpointSlice or Node with a name.
+func identify(raw []byte) (objKey, bool) {
+	var meta metav1.PartialObjectMetadata
+	if json.Unmarshal(raw, &meta) != nil || meta.Name == "" {
+		return objKey{}, false
+	}
+	defaultNamespace(&meta.ObjectMeta)
+	switch {
+	case meta.APIVersion == "v1" && meta.Kind == "Service":
+		return objKey{kindService, meta.Namespace, meta.Name}, true
+	case meta.APIVersion == discoveryv1.SchemeGroupVersion.String() && meta.Kind == "EndpointSlice":
+		return objKey{kindEndpointSlice, meta.Namespace, meta.Name}, true
+	case meta.APIVersion == "v1" && meta.Kind == "Node":
+		return objKey{kindNode, "", meta.Name}, true
+	}
+	return objKey{}, false
 }
 
 func (d *manifestDecoder) ignore(file string, gvk *schema.GroupVersionKind, raw []byte) {

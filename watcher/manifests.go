@@ -1,18 +1,15 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	"github.com/fsnotify/fsnotify"
+	"k8s.io/utils/clock"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -24,20 +21,55 @@ import (
 //
 // A file may hold several YAML documents, a stream of JSON objects, or a v1
 // List; other kinds are skipped with a debug log. Objects without a namespace
-// are put in "default". A file that does not parse, or that holds one bad
-// document, is reported once per content (a warning naming the file and the
-// reason, and switchboard_watcher_manifest_errors_total) and the objects of
-// its last good content are kept, all of them; other files are unaffected.
-// A deleted file removes its objects. When two files define the same object,
-// the first file in name order wins and the clash is logged.
+// are put in "default". When two files define the same object, the first
+// file in name order wins and the clash is logged. A deleted file removes
+// its objects.
 //
-// The folder is polled every Options.PollInterval: stat every file, read the
-// ones whose size or mtime changed (and, for a couple of seconds after a
-// write, the ones whose mtime could hide a second write), and re-parse only
-// when the content hash changed. Polling needs no new dependency and copes
-// with editors and ConfigMap mounts that replace files by rename. Because an
-// editor may briefly delete or truncate a file while saving, a file that is
-// missing or empty takes effect only when a second poll still sees it so.
+// Changes arrive by inotify (fsnotify) within milliseconds; the folder is
+// also re-listed every Options.PollInterval as a safety net, and at once if
+// inotify reports that it dropped events. A burst of events for one file
+// leads to one read.
+//
+// It never serves a partial world. The rules, for each file:
+//
+//   - When content is read. A file renamed into place (an inotify create
+//     that directly follows a rename in the same folder: how editors, kubectl
+//     cp --atomic style tools and this project's tests write) is read at
+//     once. A file written in place is read only when its size and mtime
+//     have not changed for Options.SettleTime (its mtime is that old, or
+//     stat saw it unchanged across that time), and the read is used only if
+//     the open file still has that size and mtime after the read. So a file
+//     rewritten in chunks is never seen half written, unless its writer
+//     pauses longer than SettleTime mid-file. A file that is gone is removed
+//     only if it is still gone SettleTime later, so an editor's delete and
+//     create (or rename to a backup and write) is one change.
+//   - What is read. Only regular files: the name is looked at with
+//     os.Lstat, and a symlink is followed once (os.Stat) to a regular file
+//     (how ConfigMap volumes appear). Devices, FIFOs, sockets, folders,
+//     dangling symlinks and symlink loops are refused. Files are opened
+//     with O_NONBLOCK and checked again once open, and read through a
+//     reader bounded at Options.MaxManifestBytes+1, so neither a FIFO nor a
+//     link to /dev/zero can block or exhaust the process; a larger file is
+//     refused.
+//   - Which objects a file contributes. A file that is empty (only white
+//     space) while it had objects keeps them: `cmd > file` leaves a file
+//     empty for a moment; remove the file to remove its objects. A file that
+//     is not YAML or JSON (a syntax error anywhere: which documents it holds
+//     is unknown) keeps its whole last good content. A file that parses but
+//     has invalid documents (or List items: unknown fields, a bad address, no
+//     name) contributes its valid documents, and for each invalid one the
+//     last good version of the object it names (by apiVersion, kind,
+//     namespace and name); if an invalid document does not say which object
+//     it is, every object of the last good content that the valid documents
+//     no longer define is kept, so deletions within that file wait until it
+//     is valid again.
+//
+// Every refusal is logged once per file and distinct content or reason, as a
+// warning naming the file and the reason, and counted in
+// switchboard_watcher_manifest_refused_total{reason}; syntax errors and
+// invalid documents are also counted by file in
+// switchboard_watcher_manifest_errors_total. Nothing is published before the
+// whole folder has been read once (files still settling included).
 type ManifestSource struct {
 	dir string
 	cfg config
@@ -57,18 +89,36 @@ func NewManifestSource(dir string, opts Options) (*ManifestSource, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("manifest source: %s is not a directory", dir)
 	}
-	return &ManifestSource{dir: dir, cfg: cfg}, nil
+	return &ManifestSource{dir: filepath.Clean(dir), cfg: cfg}, nil
 }
 
-// Run implements Source. It loads the folder, publishes a Full batch, then
-// polls for changes until ctx is done. It returns an error only if the folder
-// cannot be read at start; later read errors are logged and the last state is
-// kept.
+// maxDrain bounds how many queued inotify events are folded into one pass,
+// so that a flood cannot starve the settle timers.
+const maxDrain = 1024
+
+// Run implements Source. It watches the folder, loads it, publishes a Full
+// batch once every file has been read, then follows changes until ctx is
+// done. It returns an error only if the folder cannot be watched or read at
+// start; later errors are logged and the last state is kept.
 func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 	dec, err := newManifestDecoder(m.cfg.log)
 	if err != nil {
 		return err
 	}
+	// Watch before the first listing, so no change falls between them.
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch manifests: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(m.dir); err != nil {
+		return fmt.Errorf("watch manifests %s: %w", m.dir, err)
+	}
+	f := newFolder(m.dir, dec, m.cfg)
+	if err := f.scan(); err != nil {
+		return fmt.Errorf("read manifests: %w", err)
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := newCoalescer(m.cfg)
@@ -82,228 +132,136 @@ func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 		<-ownerDone
 	}()
 
-	f := newFolder(m.dir, dec, m.cfg)
-	u, err := f.scan()
-	if err != nil {
-		return fmt.Errorf("read manifests: %w", err)
-	}
-	if u.apply != nil && !c.send(ctx, u) {
-		return nil
-	}
-	if !c.send(ctx, update{synced: true}) {
-		return nil
-	}
-	m.cfg.log.Info("manifests loaded", "dir", m.dir, "files", len(f.files), "objects", len(f.applied))
-
+	l := loop{m: m, f: f, w: w}
+	defer l.stopTimer()
 	ticker := m.cfg.clock.NewTicker(m.cfg.pollInterval)
 	defer ticker.Stop()
-	var lastErr string
+	synced := false
 	for {
+		if u := f.diff(); u.apply != nil && !c.send(ctx, u) {
+			return nil
+		}
+		if _, waiting := f.nextDue(); !synced && !waiting {
+			if !c.send(ctx, update{synced: true}) {
+				return nil
+			}
+			synced = true
+			m.cfg.log.Info("manifests loaded", "dir", m.dir, "files", len(f.files), "objects", len(f.applied))
+		}
+		l.arm()
 		select {
 		case <-ctx.Done():
 			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			l.event(ev)
+			l.drain()
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			m.cfg.log.Warn("inotify error; re-reading the manifest folder", "dir", m.dir, "error", err)
+			l.rescan = true
 		case <-ticker.C():
+			l.rescan = true
+		case <-l.timerC():
+			l.stopTimer()
+			f.checkDue(m.cfg.clock.Now())
 		}
-		u, err := f.scan()
-		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				m.cfg.log.Warn("cannot read manifest folder; keeping the last state", "dir", m.dir, "error", err)
-				lastErr = msg
+		if l.rescan {
+			l.scan()
+		}
+	}
+}
+
+// loop is Run's per-iteration state besides the folder.
+type loop struct {
+	m *ManifestSource
+	f *folder
+	w *fsnotify.Watcher
+	// prevRename is set when the last event was a rename away from a name
+	// in the folder: a create that follows it is the other half.
+	prevRename bool
+	rescan     bool
+	lastErr    string
+	timer      clock.Timer
+	armedFor   time.Time
+}
+
+// event handles one inotify event.
+func (l *loop) event(ev fsnotify.Event) {
+	renamed := ev.Has(fsnotify.Create) && l.prevRename
+	l.prevRename = ev.Has(fsnotify.Rename)
+	if filepath.Dir(ev.Name) != l.m.dir {
+		return
+	}
+	switch name := filepath.Base(ev.Name); {
+	case isManifest(name):
+		l.f.touch(name, renamed)
+	case strings.HasPrefix(name, ".."):
+		// Kubernetes' atomic writer (ConfigMap and Secret volumes) swaps
+		// the ..data symlink: every file behind it may have changed.
+		l.rescan = true
+	}
+}
+
+// drain handles the events already queued, so a burst is one pass.
+func (l *loop) drain() {
+	for range maxDrain {
+		select {
+		case ev, ok := <-l.w.Events:
+			if !ok {
+				return
 			}
-			continue
-		}
-		lastErr = ""
-		if u.apply != nil && !c.send(ctx, u) {
-			return nil
-		}
-	}
-}
-
-// racyWindow is how long after its mtime a file is re-read on every poll: a
-// second write within the file system's timestamp granularity may leave size
-// and mtime unchanged, so only the content tells.
-const racyWindow = 2 * time.Second
-
-// folder is the manifest poller's state. It belongs to the goroutine that
-// runs ManifestSource.Run; the Store sees it only through updates.
-type folder struct {
-	dir   string
-	dec   *manifestDecoder
-	cfg   config
-	files map[string]*fileState // by base name
-	// applied is what the Store has been told, by object.
-	applied map[objKey]object
-}
-
-type fileState struct {
-	modTime time.Time
-	size    int64
-	hash    [sha256.Size]byte // of the content last parsed, good or bad
-	objects []object          // of the last content that parsed
-	// missing and empty count polls that saw the file gone or empty but
-	// did not act on it yet.
-	missing int
-	empty   bool
-}
-
-func newFolder(dir string, dec *manifestDecoder, cfg config) *folder {
-	return &folder{dir: dir, dec: dec, cfg: cfg, files: map[string]*fileState{}, applied: map[objKey]object{}}
-}
-
-// scan looks at the folder once and returns the update that brings the Store
-// in line with it (apply is nil when nothing changed). It fails only when
-// the folder itself cannot be listed.
-func (f *folder) scan() (update, error) {
-	entries, err := os.ReadDir(f.dir)
-	if err != nil {
-		return update{}, fmt.Errorf("list %s: %w", f.dir, err)
-	}
-	changed := false
-	seen := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		name := e.Name()
-		if !isManifest(name) {
-			continue
-		}
-		fi, err := os.Stat(filepath.Join(f.dir, name)) // follows symlinks (ConfigMap mounts)
-		if err != nil || fi.IsDir() {
-			continue // gone since ReadDir, or a dangling link: counts as missing
-		}
-		seen[name] = true
-		if f.load(name, fi) {
-			changed = true
-		}
-	}
-	for name, fs := range f.files {
-		if seen[name] {
-			fs.missing = 0
-			continue
-		}
-		if fs.missing++; fs.missing >= 2 {
-			delete(f.files, name)
-			changed = changed || len(fs.objects) > 0
-			f.cfg.log.Info("manifest file removed", "file", name, "objects", len(fs.objects))
-		}
-	}
-	if !changed {
-		return update{}, nil
-	}
-	return f.diff(), nil
-}
-
-func isManifest(name string) bool {
-	if strings.HasPrefix(name, ".") { // hidden, editor lock files, ConfigMap internals
-		return false
-	}
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".yaml", ".yml", ".json":
-		return true
-	}
-	return false
-}
-
-// load reads one file if it may have changed and reports whether its objects
-// changed.
-func (f *folder) load(name string, fi os.FileInfo) bool {
-	fs, existed := f.files[name]
-	if existed && fi.ModTime().Equal(fs.modTime) && fi.Size() == fs.size &&
-		time.Since(fi.ModTime()) > racyWindow { // file times are wall-clock times, not the injected clock
-		return false
-	}
-	path := filepath.Join(f.dir, name)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false // raced with a rename or delete: the next poll sees the result
-	}
-	if !existed {
-		fs = &fileState{}
-		f.files[name] = fs
-	}
-	hash := sha256.Sum256(data)
-	if existed && hash == fs.hash {
-		fs.modTime, fs.size, fs.empty = fi.ModTime(), fi.Size(), false
-		return false
-	}
-	if len(bytes.TrimSpace(data)) == 0 && len(fs.objects) > 0 && !fs.empty {
-		// Maybe an editor truncating before it writes: wait for one more
-		// poll, leaving the recorded stat alone so that poll reads again.
-		fs.empty = true
-		return false
-	}
-	fs.empty = false
-	fs.modTime, fs.size, fs.hash = fi.ModTime(), fi.Size(), hash
-	objs, err := f.dec.decodeFile(name, data)
-	if err != nil {
-		f.cfg.log.Warn("manifest file does not parse; keeping its last good content",
-			"file", path, "kept_objects", len(fs.objects), "error", err)
-		f.cfg.metrics.manifestError(name)
-		return false
-	}
-	fs.objects = objs
-	return true
-}
-
-// diff works out the objects the folder defines now and returns one update
-// that applies every difference to the Store at once, so that an edit moving
-// an endpoint between slices is never seen half done.
-func (f *folder) diff() update {
-	want := map[objKey]object{}
-	from := map[objKey]string{}
-	for _, name := range slices.Sorted(maps.Keys(f.files)) {
-		for _, o := range f.files[name].objects {
-			if first, dup := from[o.key]; dup {
-				if first != name {
-					f.cfg.log.Warn("object defined in two manifest files; using the first",
-						"kind", o.key.kind, "namespace", o.key.namespace, "name", o.key.name,
-						"used", first, "ignored", name)
-					continue
-				}
-				// Twice in one file: the later one wins, as with kubectl apply.
-			}
-			from[o.key] = name
-			want[o.key] = o
-		}
-	}
-
-	var ops []func(*Store) bool
-	m := f.cfg.metrics
-	for k, o := range want {
-		old, ok := f.applied[k]
-		switch {
-		case !ok:
-			m.event(k.kind, eventAdd)
-		case old.obj == o.obj || equality.Semantic.DeepEqual(old.obj, o.obj):
-			continue
+			l.event(ev)
 		default:
-			m.event(k.kind, eventUpdate)
-		}
-		ops = append(ops, func(s *Store) bool { return o.upsert(s, f.cfg.nodeRegions) })
-	}
-	for k := range f.applied {
-		if _, ok := want[k]; ok {
-			continue
-		}
-		m.event(k.kind, eventDelete)
-		switch k.kind {
-		case kindService:
-			ops = append(ops, func(s *Store) bool { return s.DeleteService(k.namespace, k.name) })
-		case kindEndpointSlice:
-			ops = append(ops, func(s *Store) bool { return s.DeleteSlice(k.namespace, k.name) })
-		case kindNode:
-			ops = append(ops, func(s *Store) bool { return s.DeleteNode(k.name) })
+			return
 		}
 	}
-	f.applied = want
-	if len(ops) == 0 {
-		return update{}
+}
+
+func (l *loop) scan() {
+	l.rescan = false
+	err := l.f.scan()
+	if err == nil {
+		l.lastErr = ""
+		return
 	}
-	return update{apply: func(s *Store) bool {
-		changed := false
-		for _, op := range ops {
-			changed = op(s) || changed
-		}
-		return changed
-	}}
+	if msg := err.Error(); msg != l.lastErr {
+		l.m.cfg.log.Warn("cannot read manifest folder; keeping the last state", "dir", l.m.dir, "error", err)
+		l.lastErr = msg
+	}
+}
+
+// arm points the timer at the earliest pending check.
+func (l *loop) arm() {
+	due, ok := l.f.nextDue()
+	if !ok {
+		l.stopTimer()
+		return
+	}
+	if l.timer != nil && due.Equal(l.armedFor) {
+		return
+	}
+	l.stopTimer()
+	l.timer = l.m.cfg.clock.NewTimer(max(due.Sub(l.m.cfg.clock.Now()), 0))
+	l.armedFor = due
+}
+
+func (l *loop) timerC() <-chan time.Time {
+	if l.timer == nil {
+		return nil
+	}
+	return l.timer.C()
+}
+
+func (l *loop) stopTimer() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
 }
 
 // Assert at compile time that both sources implement Source.

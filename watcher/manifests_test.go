@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 )
 
 // writeFile replaces dir/name atomically (temp file and rename), as careful
-// tools do, so the poller never sees a half-written file.
+// tools do, so the source never sees a half-written file.
 func writeFile(t *testing.T, dir, name, content string) {
 	t.Helper()
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
@@ -107,14 +108,21 @@ type manifestHarness struct {
 	metrics *Metrics
 }
 
-func startManifests(t *testing.T, files map[string]string) *manifestHarness {
+// startManifests runs a ManifestSource on a folder holding files. Its safety
+// poll is an hour, so every change a test sees came by inotify; mods may
+// change the Options.
+func startManifests(t *testing.T, files map[string]string, mods ...func(*Options)) *manifestHarness {
 	t.Helper()
 	h := &manifestHarness{dir: t.TempDir(), rec: newSinkRecorder(t), logs: &logBuffer{}, metrics: NewMetrics(prometheus.NewRegistry())}
 	for name, content := range files {
 		writeFile(t, h.dir, name, content)
 	}
 	opts := fastOptions()
-	opts.PollInterval = 5 * time.Millisecond
+	opts.PollInterval = time.Hour
+	opts.SettleTime = 50 * time.Millisecond
+	for _, m := range mods {
+		m(&opts)
+	}
 	opts.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Metrics = h.metrics
 	src, err := NewManifestSource(h.dir, opts)
@@ -207,16 +215,22 @@ func TestManifestSourceBrokenFileKeepsLastGoodContent(t *testing.T) {
 		t.Fatalf("bad.yaml at start: errors=%v, logs:\n%s", errorsFor("bad.yaml"), h.logs.String())
 	}
 
-	// One good and one bad document: the whole file keeps its last good
-	// content, the Service edit in the good document included.
+	// One good and one bad document: the good one (the Service's new port)
+	// is used, the bad one (the slice) keeps its last good version.
 	writeFile(t, h.dir, "web.yaml", manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.1", "10.0.0.300"))
-	eventually(t, "the parse error to be counted", func() bool { return errorsFor("web.yaml") == 1 })
+	v := h.rec.until(key("demo", "web"), "the valid document", func(v *model.Service) bool { return v != nil && v.Ports[0].Port == 81 })
+	if got := strings.Join(addrs(v), ","); got != "10.0.0.1" {
+		t.Errorf("web endpoints = %s, want the last good slice's 10.0.0.1", got)
+	}
+	if errorsFor("web.yaml") != 1 {
+		t.Errorf("web.yaml errors = %v, want 1", errorsFor("web.yaml"))
+	}
 	logs := h.logs.String()
 	if !strings.Contains(logs, "web.yaml") || !strings.Contains(logs, "10.0.0.300") || !strings.Contains(logs, "document 2") {
 		t.Errorf("the log should name the file, the document and the reason:\n%s", logs)
 	}
 
-	// Other files are unaffected, and web did not change.
+	// Other files are unaffected, and web did not change again.
 	writeFile(t, h.dir, "other.yaml", manifestService("other", 82))
 	b := h.rec.next()
 	if len(b.Services) != 1 || b.Services[key("demo", "other")] == nil {
@@ -229,7 +243,7 @@ func TestManifestSourceBrokenFileKeepsLastGoodContent(t *testing.T) {
 
 	// Fixed: the new content is published.
 	writeFile(t, h.dir, "web.yaml", manifestService("web", 81)+"---\n"+manifestSlice("web", "10.0.0.2"))
-	v := h.rec.until(key("demo", "web"), "the fixed file", func(v *model.Service) bool { return v != nil })
+	v = h.rec.until(key("demo", "web"), "the fixed file", func(v *model.Service) bool { return len(addrs(v)) == 1 && addrs(v)[0] == "10.0.0.2" })
 	if v.Ports[0].Port != 81 || strings.Join(addrs(v), ",") != "10.0.0.2" {
 		t.Errorf("fixed web: %s", dump(v))
 	}
@@ -304,7 +318,10 @@ func TestDecodeFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, err := dec.decodeFile("f.yaml", []byte(tc.in))
+			objs, bad, err := dec.decodeFile("f.yaml", []byte(tc.in))
+			for _, b := range bad {
+				err = errors.Join(err, b.err)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
@@ -342,7 +359,22 @@ func TestManifestSourceEmptiedFileAndSameSizeEdit(t *testing.T) {
 	}
 	h.rec.until(key("demo", "web"), "the same-size edit", func(v *model.Service) bool { return v != nil && v.Ports[0].Port == 90 })
 
-	// An emptied file removes its objects (after a second look).
+	// An emptied file keeps its objects, with a warning; removing it
+	// removes them.
 	writeFile(t, h.dir, "api.yaml", "")
-	h.rec.until(key("demo", "api"), "the emptied file", func(v *model.Service) bool { return v == nil })
+	eventually(t, "the empty file to be refused", func() bool {
+		return testutil.ToFloat64(h.metrics.refused.WithLabelValues(refuseEmpty)) == 1
+	})
+	writeFile(t, h.dir, "web.yaml", manifestService("web", 91))
+	b := h.rec.next()
+	if _, ok := b.Services[key("demo", "api")]; ok || b.Services[key("demo", "web")] == nil {
+		t.Fatalf("batch after the next edit: %s; want demo/web only (demo/api kept as it was)", dump(b.Services))
+	}
+	if err := os.Remove(filepath.Join(h.dir, "api.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	b = h.rec.next()
+	if v, ok := b.Services[key("demo", "api")]; !ok || v != nil {
+		t.Fatalf("batch after removing the emptied api.yaml: %s; want demo/api deleted (and nothing before)", dump(b.Services))
+	}
 }

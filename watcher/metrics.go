@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	events         *prometheus.CounterVec
 	manifestErrors *prometheus.CounterVec
+	refused        *prometheus.CounterVec
 	batches        prometheus.Counter
 	batchServices  prometheus.Histogram
 	services       prometheus.Gauge
@@ -38,6 +39,11 @@ const (
 //     did not parse, by base name. The label is bounded by the number of files
 //     in the one folder an operator points us at, and naming the file is the
 //     point of the metric, so it is kept.
+//   - switchboard_watcher_manifest_refused_total{reason}: manifest file
+//     contents refused (the file's last good content is kept), counted once
+//     per file and distinct content or reason; reason is one of
+//     not_regular, dangling_symlink, symlink_loop, too_large, unreadable,
+//     empty, syntax, invalid_document (see ManifestSource).
 //   - switchboard_watcher_batches_total: batches handed to the sink.
 //   - switchboard_watcher_batch_services: Services per batch.
 //   - switchboard_watcher_services: Services currently published.
@@ -51,6 +57,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_watcher_manifest_errors_total",
 			Help: "Manifest files that failed to parse (their last good content is kept), by file.",
 		}, []string{"file"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_watcher_manifest_refused_total",
+			Help: "Manifest file contents refused (their last good content is kept), by reason.",
+		}, []string{"reason"}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_watcher_batches_total",
 			Help: "Batches of changed Services published by the watcher.",
@@ -71,8 +81,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.events.WithLabelValues(k, e)
 		}
 	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.manifestErrors, m.batches, m.batchServices, m.services)
+		reg.MustRegister(m.events, m.manifestErrors, m.refused, m.batches, m.batchServices, m.services)
 	}
 	return m
 }
@@ -86,6 +99,12 @@ func (m *Metrics) event(kind, event string) {
 func (m *Metrics) manifestError(file string) {
 	if m != nil {
 		m.manifestErrors.WithLabelValues(file).Inc()
+	}
+}
+
+func (m *Metrics) refusal(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -36,10 +36,22 @@ const (
 	DefaultMaxDelay = 50 * time.Millisecond
 )
 
-// DefaultPollInterval is how often the manifest source looks at its folder.
-// A stat of a few files every 200 ms costs nothing and keeps an edit visible
-// to clients well within a second.
-const DefaultPollInterval = 200 * time.Millisecond
+// DefaultPollInterval is how often the manifest source re-lists its folder as
+// a safety net behind inotify, which delivers changes in milliseconds: the
+// poll only matters if inotify loses events (queue overflow) or cannot see
+// them (some network and FUSE file systems).
+const DefaultPollInterval = 10 * time.Second
+
+// DefaultSettleTime is how long a manifest file written in place must keep
+// its size and mtime before it is read: long enough for a tool writing in
+// chunks (cp, a shell redirect, a slow editor) to finish, short enough to
+// keep an edit well under a second from the clients.
+const DefaultSettleTime = 100 * time.Millisecond
+
+// DefaultMaxManifestBytes is the largest manifest file the manifest source
+// reads: far above any hand-written folder (1 MiB holds about 5,000
+// Services), small enough that a runaway file cannot take the process down.
+const DefaultMaxManifestBytes = 16 << 20
 
 // Source produces the published view from somewhere (an API server, a folder
 // of manifests) and hands it to a model.Sink.
@@ -68,9 +80,18 @@ type Options struct {
 	// published even while changes keep coming; zero means DefaultMaxDelay.
 	// It must not be less than MinDelay.
 	MaxDelay time.Duration
-	// PollInterval is how often the manifest source checks its folder; zero
-	// means DefaultPollInterval. The informer source ignores it.
+	// PollInterval is how often the manifest source re-lists its folder as
+	// a safety net behind inotify; zero means DefaultPollInterval. The
+	// informer source ignores it.
 	PollInterval time.Duration
+	// SettleTime is how long a manifest file changed in place must keep its
+	// size and mtime before it is read (a file renamed into place is read
+	// at once); zero means DefaultSettleTime. The informer source ignores it.
+	SettleTime time.Duration
+	// MaxManifestBytes is the size limit of one manifest file; a larger file
+	// is refused and its last good content kept. Zero means
+	// DefaultMaxManifestBytes. The informer source ignores it.
+	MaxManifestBytes int64
 	// SyncTimeout makes the informer source's Run fail, naming the last watch
 	// error, when its caches have not synced within this time (an API server
 	// that cannot be reached or refuses us). Zero waits until ctx is done.
@@ -96,6 +117,8 @@ type config struct {
 	minDelay     time.Duration
 	maxDelay     time.Duration
 	pollInterval time.Duration
+	settleTime   time.Duration
+	maxBytes     int64
 	syncTimeout  time.Duration
 	nodeRegions  bool
 	clock        clock.WithTicker
@@ -113,6 +136,8 @@ func (o Options) config() (config, error) {
 		minDelay:     o.MinDelay,
 		maxDelay:     o.MaxDelay,
 		pollInterval: o.PollInterval,
+		settleTime:   o.SettleTime,
+		maxBytes:     o.MaxManifestBytes,
 		syncTimeout:  o.SyncTimeout,
 		nodeRegions:  o.NodeRegions,
 		clock:        o.Clock,
@@ -128,9 +153,18 @@ func (o Options) config() (config, error) {
 	if c.pollInterval == 0 {
 		c.pollInterval = DefaultPollInterval
 	}
+	if c.settleTime == 0 {
+		c.settleTime = DefaultSettleTime
+	}
+	if c.maxBytes == 0 {
+		c.maxBytes = DefaultMaxManifestBytes
+	}
 	var errs []error
-	if c.minDelay < 0 || c.maxDelay < 0 || c.pollInterval < 0 || c.syncTimeout < 0 {
-		errs = append(errs, errors.New("delays, poll interval and sync timeout must not be negative"))
+	if c.minDelay < 0 || c.maxDelay < 0 || c.pollInterval < 0 || c.settleTime < 0 || c.syncTimeout < 0 {
+		errs = append(errs, errors.New("delays, poll interval, settle time and sync timeout must not be negative"))
+	}
+	if c.maxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max manifest bytes %d is negative", c.maxBytes))
 	}
 	if c.maxDelay < c.minDelay {
 		errs = append(errs, fmt.Errorf("max delay %v is less than min delay %v", c.maxDelay, c.minDelay))

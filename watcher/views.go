@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -16,15 +17,24 @@ import (
 // manifest source's decoder and joined by a Store with opts' namespaces and
 // selector, sorted by key. It is for golden tests, benchmarks and tools
 // that want exactly what the binary serves for a piece of YAML, through the
-// same code. A file that does not decode is an error naming it.
+// same code. A file that does not decode, or holds any document that is not
+// a valid object, is an error naming it (the source would serve the valid
+// rest; a caller of this wants to know).
 func ManifestViews(file string, data []byte, opts Options) ([]*model.Service, error) {
 	dec, err := newManifestDecoder(slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
-	objs, err := dec.decodeFile(file, data)
+	objs, bad, err := dec.decodeFile(file, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(bad) > 0 {
+		errs := make([]error, len(bad))
+		for i, b := range bad {
+			errs[i] = b.err
+		}
+		return nil, fmt.Errorf("%s: %w", file, errors.Join(errs...))
 	}
 	s, err := NewStore(opts)
 	if err != nil {

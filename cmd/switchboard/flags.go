@@ -17,20 +17,23 @@ import (
 // serveOptions are the flags of "switchboard serve". Flag names are part of
 // the product: they are documented in the README and changed only on purpose.
 type serveOptions struct {
-	Kubeconfig    string
-	Manifests     string
-	XDSAddress    string
-	AdminAddress  string
-	Namespaces    []string
-	Selector      string
-	ClusterDomain string
-	LogLevel      slog.Level
-	LogFormat     string
-	MinDelay      time.Duration
-	MaxDelay      time.Duration
-	SyncTimeout   time.Duration
-	DrainTimeout  time.Duration
-	NodeRegions   bool
+	Kubeconfig string
+	Manifests  string
+	// ManifestMaxBytes and ManifestSettle configure the manifest source.
+	ManifestMaxBytes int64
+	ManifestSettle   time.Duration
+	XDSAddress       string
+	AdminAddress     string
+	Namespaces       []string
+	Selector         string
+	ClusterDomain    string
+	LogLevel         slog.Level
+	LogFormat        string
+	MinDelay         time.Duration
+	MaxDelay         time.Duration
+	SyncTimeout      time.Duration
+	DrainTimeout     time.Duration
+	NodeRegions      bool
 }
 
 func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
@@ -39,7 +42,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	fs := flag.NewFlagSet("switchboard serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
-	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: serve the Services and EndpointSlices in the YAML/JSON files of this folder, and follow changes to it")
+	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: serve the Services and EndpointSlices in the YAML/JSON files of this folder, and follow changes to it (inotify)")
+	fs.Int64Var(&o.ManifestMaxBytes, "manifest-max-bytes", watcher.DefaultMaxManifestBytes, "with --manifests: refuse (and keep the last good content of) a file larger than this many bytes")
+	fs.DurationVar(&o.ManifestSettle, "manifest-settle", watcher.DefaultSettleTime, "with --manifests: read a file written in place only once its size and mtime have not changed for this long (a file renamed into place is read at once)")
 	fs.StringVar(&o.XDSAddress, "xds-address", ":18000", "address of the ADS (gRPC) server")
 	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz, /debug/...")
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
@@ -82,6 +87,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	}
 	if err := (translator.Options{ClusterDomain: o.ClusterDomain}).Validate(); err != nil {
 		return o, fmt.Errorf("serve: --cluster-domain: %w", err)
+	}
+	if o.ManifestMaxBytes <= 0 || o.ManifestSettle <= 0 {
+		return o, fmt.Errorf("serve: --manifest-max-bytes (%d) and --manifest-settle (%v) must be positive", o.ManifestMaxBytes, o.ManifestSettle)
 	}
 	if o.MinDelay < 0 || o.MaxDelay < o.MinDelay {
 		return o, fmt.Errorf("serve: want 0 <= --coalesce-min (%v) <= --coalesce-max (%v)", o.MinDelay, o.MaxDelay)

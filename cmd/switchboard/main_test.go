@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-xds/switchboard/watcher"
 )
 
 func TestParseServeDefaults(t *testing.T) {
@@ -23,11 +25,11 @@ func TestParseServeDefaults(t *testing.T) {
 }
 
 func TestParseServeNamespaces(t *testing.T) {
-	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir"}, &bytes.Buffer{})
+	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir", "--manifest-max-bytes", "1024"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Namespaces, "|") != "a|b|c" || o.Manifests != "dir" {
+	if strings.Join(o.Namespaces, "|") != "a|b|c" || o.Manifests != "dir" || o.ManifestMaxBytes != 1024 || o.ManifestSettle != watcher.DefaultSettleTime {
 		t.Fatalf("got %+v", o)
 	}
 }
@@ -43,6 +45,8 @@ func TestParseServeErrors(t *testing.T) {
 		{[]string{"--xds-address", "nope"}, "--xds-address"},
 		{[]string{"--cluster-domain", "Bad_Domain"}, "--cluster-domain"},
 		{[]string{"--coalesce-min", "10ms", "--coalesce-max", "1ms"}, "coalesce"},
+		{[]string{"--manifest-max-bytes", "0"}, "--manifest-max-bytes"},
+		{[]string{"--manifest-settle", "-1s"}, "--manifest-settle"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {

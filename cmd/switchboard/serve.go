@@ -32,13 +32,15 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	xdsMetrics := xds.NewMetrics(reg)
 
 	wopts := watcher.Options{
-		Namespaces:  o.Namespaces,
-		Selector:    o.Selector,
-		MinDelay:    o.MinDelay,
-		MaxDelay:    o.MaxDelay,
-		NodeRegions: o.NodeRegions,
-		Logger:      log.With("component", "watcher"),
-		Metrics:     watcher.NewMetrics(reg),
+		Namespaces:       o.Namespaces,
+		Selector:         o.Selector,
+		MinDelay:         o.MinDelay,
+		MaxDelay:         o.MaxDelay,
+		NodeRegions:      o.NodeRegions,
+		SettleTime:       o.ManifestSettle,
+		MaxManifestBytes: o.ManifestMaxBytes,
+		Logger:           log.With("component", "watcher"),
+		Metrics:          watcher.NewMetrics(reg),
 	}
 	src, err := newSource(ctx, o, wopts)
 	if err != nil {
