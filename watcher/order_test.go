@@ -44,12 +44,22 @@ func TestStoreEndpointOrder(t *testing.T) {
 		if view == nil {
 			t.Fatalf("round %d: no view", round)
 		}
-		eps := view.Ports[0].Endpoints
-		for i := 1; i < len(eps); i++ {
-			a, b := netip.MustParseAddr(eps[i-1].Addresses[0]), netip.MustParseAddr(eps[i].Addresses[0])
-			if c := cmp.Or(a.Compare(b), cmp.Compare(eps[i-1].Port, eps[i].Port)); c >= 0 {
-				t.Fatalf("round %d: endpoint %d (%s:%d) does not sort after %d (%s:%d)", round, i, b, eps[i].Port, i-1, a, eps[i-1].Port)
-			}
+		checkEndpointOrder(t, view.Ports[0].Endpoints)
+	}
+}
+
+// checkEndpointOrder fails t unless eps is in the one endpoint order of
+// model.Port.Endpoints, strictly (one entry per address and port).
+func checkEndpointOrder(t *testing.T, eps []model.Endpoint) {
+	t.Helper()
+	for i := 1; i < len(eps); i++ {
+		a, errA := netip.ParseAddr(eps[i-1].Addresses[0])
+		b, errB := netip.ParseAddr(eps[i].Addresses[0])
+		if errA != nil || errB != nil {
+			t.Fatalf("endpoint address that is not an IP in a view: %v %v", errA, errB)
+		}
+		if c := cmp.Or(a.Compare(b), cmp.Compare(eps[i-1].Port, eps[i].Port)); c >= 0 {
+			t.Fatalf("endpoint %d (%s:%d) does not sort after %d (%s:%d)", i, b, eps[i].Port, i-1, a, eps[i-1].Port)
 		}
 	}
 }
