@@ -128,7 +128,9 @@ func TestWindow(t *testing.T) {
 }
 
 func TestReplacePod(t *testing.T) {
-	key := func(i int) model.ServiceKey { return model.ServiceKey{Namespace: "load", Name: "s" + string(rune('a'+i))} }
+	key := func(i int) model.ServiceKey {
+		return model.ServiceKey{Namespace: "load", Name: "s" + string(rune('a'+i))}
+	}
 	w, err := NewWorld(Options{Services: 2, Endpoints: 150, Key: key})
 	if err != nil {
 		t.Fatal(err)
