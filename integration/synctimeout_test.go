@@ -17,8 +17,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/switchboard-xds/switchboard/integration/harness"
 )
 
 // TestSyncTimeoutNamesForbiddenResource runs the binary as an identity that
@@ -32,11 +32,17 @@ func TestSyncTimeoutNamesForbiddenResource(t *testing.T) {
 	cp, admin := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ns := testNamespace(t, admin)
+	ns := harness.TestNamespace(t, admin)
 	token := identityWithout(ctx, t, admin, ns, "discovery.k8s.io", "endpointslices")
 
+	config, err := cp.TokenKubeconfig("limited", token)
+	if err != nil {
+		t.Fatal(err)
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	writeTokenKubeconfig(t, kubeconfig, cp.URL(), cp.AdminConfig().CAData, token)
+	if err := os.WriteFile(kubeconfig, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	const timeout = 3 * time.Second
 	cmd := exec.CommandContext(ctx, bin, "serve", "--kubeconfig", kubeconfig, "--sync-timeout", timeout.String(),
@@ -44,7 +50,7 @@ func TestSyncTimeoutNamesForbiddenResource(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	elapsed := time.Since(start)
 	t.Logf("exited after %v: %v", elapsed.Round(time.Millisecond), err)
 	if ctx.Err() != nil {
@@ -70,17 +76,6 @@ func TestSyncTimeoutNamesForbiddenResource(t *testing.T) {
 	if t.Failed() {
 		t.Logf("stderr:\n%s", stderr.String())
 	}
-}
-
-func testNamespace(t *testing.T, admin kubernetes.Interface) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ns, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-synctimeout-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
 }
 
 // identityWithout creates a ServiceAccount in ns bound to a copy of the
@@ -133,24 +128,4 @@ func identityWithout(ctx context.Context, t *testing.T, admin kubernetes.Interfa
 		t.Fatalf("token for %s/%s: %v", ns, sa, err)
 	}
 	return tr.Status.Token
-}
-
-// writeTokenKubeconfig writes a kubeconfig for server that authenticates
-// with a bearer token and verifies the server against caData.
-func writeTokenKubeconfig(t *testing.T, path, server string, caData []byte, token string) {
-	t.Helper()
-	cfg := clientcmdv1.Config{
-		Kind: "Config", APIVersion: "v1",
-		Clusters:       []clientcmdv1.NamedCluster{{Name: "c", Cluster: clientcmdv1.Cluster{Server: server, CertificateAuthorityData: caData}}},
-		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: "u", AuthInfo: clientcmdv1.AuthInfo{Token: token}}},
-		Contexts:       []clientcmdv1.NamedContext{{Name: "c", Context: clientcmdv1.Context{Cluster: "c", AuthInfo: "u"}}},
-		CurrentContext: "c",
-	}
-	data, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
