@@ -81,11 +81,11 @@ func (w *World) Change(k int) (int, error) {
 // gives its Service content it never had. A Service without endpoints has
 // nothing to change.
 func (w *World) ChangeService(k, i int) error {
-	eps := len(w.gen.View(i).Ports[0].Endpoints)
-	if eps == 0 {
+	pods := w.gen.Pods()
+	if pods == 0 {
 		return nil
 	}
-	if _, err := w.gen.ReplacePod(i, k%eps, worldgen.ChangeAddress(k)); err != nil {
+	if _, err := w.gen.ReplacePod(i, k%pods, worldgen.ChangeAddress(k)); err != nil {
 		return fmt.Errorf("change %d: %w", k, err)
 	}
 	return nil

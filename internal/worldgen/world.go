@@ -104,6 +104,9 @@ func NewWorld(o Options) (*World, error) {
 // Len is the number of Services.
 func (w *World) Len() int { return len(w.svcs) }
 
+// Pods is the number of pod slots of every Service (Options.Endpoints).
+func (w *World) Pods() int { return w.opts.Endpoints }
+
 // View returns the current view of the n-th Service. Views are never
 // mutated: a change makes a new one.
 func (w *World) View(n int) *model.Service { return w.views[n] }
