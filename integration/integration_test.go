@@ -78,7 +78,7 @@ func eachClient(t *testing.T, f func(t *testing.T, kind clients.Kind)) {
 
 // TestUnreachableAPIServer: a clear one-line error and a non-zero exit.
 func TestUnreachableAPIServer(t *testing.T) {
-	bin, _ := binaries(t)
+	bin := switchboardBinary(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	cfg := `apiVersion: v1
 kind: Config
@@ -105,7 +105,7 @@ current-context: c
 
 // TestBadFlags: a clear one-line error and a non-zero exit.
 func TestBadFlags(t *testing.T) {
-	bin, _ := binaries(t)
+	bin := switchboardBinary(t)
 	for _, args := range [][]string{
 		{"serve", "--kubeconfig", "x", "--manifests", "y"},
 		{"serve", "--log-format", "xml"},

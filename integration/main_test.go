@@ -26,9 +26,13 @@ func TestMain(m *testing.M) { os.Exit(harness.RunInNetns(m)) }
 // env holds what the tests of this package share: built once, on first use.
 var env struct {
 	buildOnce sync.Once
+	dir       string
 	bin       string
-	runner    *clients.Runner
 	buildErr  error
+
+	clientsOnce sync.Once
+	runner      *clients.Runner
+	clientsErr  error
 
 	cpOnce sync.Once
 	cp     *harness.ControlPlane
@@ -39,26 +43,38 @@ var env struct {
 // binaries builds Switchboard and prepares the three client programs.
 func binaries(t *testing.T) (string, *clients.Runner) {
 	t.Helper()
+	bin := switchboardBinary(t)
+	env.clientsOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		env.runner, env.clientsErr = clients.Prepare(ctx, clients.PrepareOptions{Dir: env.dir})
+	})
+	if env.clientsErr != nil {
+		t.Fatalf("build: clients: %v", env.clientsErr)
+	}
+	return bin, env.runner
+}
+
+// switchboardBinary builds Switchboard, for tests that run no client.
+func switchboardBinary(t *testing.T) string {
+	t.Helper()
 	env.buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "switchboard-integration-")
-		if err != nil {
-			env.buildErr = err
+		env.dir, env.buildErr = os.MkdirTemp("", "switchboard-integration-")
+		if env.buildErr != nil {
 			return
 		}
-		env.bin = filepath.Join(dir, "switchboard")
+		env.bin = filepath.Join(env.dir, "switchboard")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "go", "build", "-o", env.bin, "github.com/switchboard-xds/switchboard/cmd/switchboard").CombinedOutput()
 		if err != nil {
 			env.buildErr = &buildError{out: string(out), err: err}
-			return
 		}
-		env.runner, env.buildErr = clients.Prepare(ctx, clients.PrepareOptions{Dir: dir})
 	})
 	if env.buildErr != nil {
 		t.Fatalf("build: %v", env.buildErr)
 	}
-	return env.bin, env.runner
+	return env.bin
 }
 
 type buildError struct {

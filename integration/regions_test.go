@@ -22,19 +22,21 @@ import (
 )
 
 // TestNodeRegions: --node-regions needs list/watch on nodes, which the
-// default ClusterRole does not grant (a clear error at start); with
+// default ClusterRole does not grant (a warning at start, and an exit that
+// names the forbidden resource after --sync-timeout); with
 // deploy/rbac-node-regions.yaml applied, each endpoint's locality carries
 // its Node's region. Localities do not change how a gRPC client spreads
 // calls, so this test reads the assignment as a client would, over ADS.
 func TestNodeRegions(t *testing.T) {
-	bin, _ := binaries(t)
+	bin := switchboardBinary(t)
 	kubeconfig, admin := switchboardKubeconfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	out, err := exec.CommandContext(ctx, bin, "serve", "--kubeconfig", kubeconfig, "--node-regions",
+	out, err := exec.CommandContext(ctx, bin, "serve", "--kubeconfig", kubeconfig, "--node-regions", "--sync-timeout", "2s",
 		"--xds-address", freeAddr(t), "--admin-address", freeAddr(t)).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "list nodes") {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err == nil || !strings.Contains(string(out), "rbac-node-regions.yaml") || !strings.Contains(lines[len(lines)-1], "nodes is forbidden") {
 		t.Fatalf("--node-regions without the nodes ClusterRole: err %v, output:\n%s", err, out)
 	}
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/switchboard-xds/switchboard/model"
 )
 
@@ -106,51 +108,20 @@ func portNames(buf *[7]string, domain string, key model.ServiceKey, port int32, 
 }
 
 // validKey reports whether the key can be part of a name on the wire. The
-// rules are the ones the API server applies to Services, so names built
-// from a valid key are ASCII, contain no dots inside S or N, and never
-// collide with the names of another Service.
+// rules are the ones the API server applies to Services (apimachinery's
+// validation: the name a DNS-1035 label, the namespace a DNS-1123 label),
+// so names built from a valid key are ASCII, contain no dots inside S or N,
+// and never collide with the names of another Service.
+//
+// apimachinery matches regular expressions: this and Options.Validate cost
+// about 0.96 µs per translated Service together, against 29 ns for the
+// hand-written loops they replaced (BenchmarkValidKey, -benchtime 200000x).
+// That is about 9 ms of the 130-140 ms that BenchmarkAll takes for 10k
+// Services × 10 endpoints: paid to keep one copy of the Kubernetes rules.
 func validKey(key model.ServiceKey) bool {
-	return isDNS1035Label(key.Name) && isDNS1123Label(key.Namespace)
+	return len(validation.IsDNS1035Label(key.Name)) == 0 && len(validation.IsDNS1123Label(key.Namespace)) == 0
 }
 
-// isDNS1123Label mirrors k8s.io/apimachinery/pkg/util/validation.IsDNS1123Label:
-// at most 63 characters of [a-z0-9-], starting and ending with [a-z0-9].
-func isDNS1123Label(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i != 0 && i != len(s)-1:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// isDNS1035Label mirrors validation.IsDNS1035Label: a DNS-1123 label that
-// starts with a letter.
-func isDNS1035Label(s string) bool {
-	return isDNS1123Label(s) && s[0] >= 'a' && s[0] <= 'z'
-}
-
-// isDNS1123Subdomain mirrors validation.IsDNS1123Subdomain: at most 253
-// characters of DNS-1123 labels joined by dots.
-func isDNS1123Subdomain(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '.' {
-			if !isDNS1123Label(s[start:i]) {
-				return false
-			}
-			start = i + 1
-		}
-	}
-	return true
-}
+// isDNS1123Subdomain is validation.IsDNS1123Subdomain as a predicate: at
+// most 253 characters of DNS-1123 labels joined by dots.
+func isDNS1123Subdomain(s string) bool { return len(validation.IsDNS1123Subdomain(s)) == 0 }

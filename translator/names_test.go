@@ -3,6 +3,7 @@ package translator
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-xds/switchboard/model"
@@ -91,6 +92,54 @@ func TestPortNames(t *testing.T) {
 			if !slices.Equal(aliases, wantAliases) || !slices.Equal(slices.Sorted(slices.Values(short)), wantShort) {
 				t.Errorf("%v %d single=%v: aliases %q short %q, want %q and %q", tc.key, tc.port, single, aliases, short, wantAliases, wantShort)
 			}
+		}
+	}
+}
+
+// TestValidNames pins the Kubernetes rules that validKey and
+// Options.Validate apply (apimachinery's validation).
+func TestValidNames(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	for _, tc := range []struct {
+		key  model.ServiceKey
+		want bool
+	}{
+		{model.ServiceKey{Namespace: "n", Name: "s"}, true},
+		{model.ServiceKey{Namespace: "1-ns", Name: "s-1"}, true},
+		{model.ServiceKey{Namespace: long, Name: long}, true},
+		{model.ServiceKey{Namespace: long + "a", Name: "s"}, false},
+		{model.ServiceKey{Namespace: "n", Name: "1s"}, false}, // DNS-1035: starts with a letter
+		{model.ServiceKey{Namespace: "n", Name: "s-"}, false},
+		{model.ServiceKey{Namespace: "-n", Name: "s"}, false},
+		{model.ServiceKey{Namespace: "n", Name: "s.t"}, false},
+		{model.ServiceKey{Namespace: "N", Name: "s"}, false},
+		{model.ServiceKey{Namespace: "", Name: "s"}, false},
+		{model.ServiceKey{Namespace: "n", Name: ""}, false},
+	} {
+		if got := validKey(tc.key); got != tc.want {
+			t.Errorf("validKey(%v) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+	for domain, want := range map[string]bool{
+		"": true, "cluster.local": true, "a-b.c": true, "x": true,
+		"cluster.local.": false, ".local": false, "Cluster.local": false, "a..b": false, "a_b.c": false,
+		strings.Repeat("a.", 126) + "a": true, strings.Repeat("a.", 127) + "a": false,
+	} {
+		if err := (Options{ClusterDomain: domain}).Validate(); (err == nil) != want {
+			t.Errorf("Validate(%q) = %v, want valid %v", domain, err, want)
+		}
+	}
+}
+
+// BenchmarkValidKey is the per-Service cost of the name checks that every
+// translation of a Service makes (Options.Validate and validKey).
+func BenchmarkValidKey(b *testing.B) {
+	opts := Options{ClusterDomain: DefaultClusterDomain}
+	key := model.ServiceKey{Namespace: "ns-42", Name: "svc-4242"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if opts.Validate() != nil || !validKey(key) {
+			b.Fatal("valid names rejected")
 		}
 	}
 }

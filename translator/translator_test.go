@@ -230,7 +230,7 @@ func TestDeterminism(t *testing.T) {
 	for _, in := range inputs {
 		views = append(views, loadViews(t, in)...)
 	}
-	views = append(views, benchServices(20, 30)...)
+	views = append(views, benchServices(t, 20, 30)...)
 	first, firstDiags := All(goldenOptions, views)
 
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -269,7 +269,7 @@ func TestDeterminism(t *testing.T) {
 // TestGRPCRulesCatch checks that the checker itself rejects what grpc-go
 // rejects, so a passing golden run means something.
 func TestGRPCRulesCatch(t *testing.T) {
-	base, _ := translate(t, Options{}, benchServices(1, 3)[0])
+	base, _ := translate(t, Options{}, benchServices(t, 1, 3)[0])
 	if errs := grpcRuleErrors(base); len(errs) != 0 {
 		t.Fatalf("valid resources rejected: %v", errs)
 	}

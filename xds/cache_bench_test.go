@@ -7,18 +7,24 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
+	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // benchWorld translates n single-port Services with perService ready
-// endpoints each. variant changes the address of every Service's first
-// endpoint, so two variants differ in every assignment and nothing else.
+// endpoints each (worldgen.Plain: generated Services and EndpointSlices,
+// viewed through the real watcher.Store). variant > 0 replaces every
+// Service's first pod with one at an address of that variant's own, so two
+// variants differ in every assignment and nothing else.
 func benchWorld(b *testing.B, n, perService, variant int) map[string]*translator.Resources {
 	b.Helper()
+	svcs, err := benchViews(0, n, perService, variant)
+	if err != nil {
+		b.Fatal(err)
+	}
 	out := make(map[string]*translator.Resources, n)
-	for i := range n {
-		svc := benchService(i, perService, variant)
+	for _, svc := range svcs {
 		res, diags := translator.Service(translator.Options{}, svc)
 		if len(diags) > 0 {
 			b.Fatalf("translate: %v", diags)
@@ -28,22 +34,31 @@ func benchWorld(b *testing.B, n, perService, variant int) map[string]*translator
 	return out
 }
 
+// benchService is the view of the i-th Service of benchWorld's world.
 func benchService(i, perService, variant int) *model.Service {
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	eps := make([]model.Endpoint, 0, perService)
-	for j := range perService {
-		addr := fmt.Sprintf("10.%d.%d.%d", (i/256)%128, i%256, j+1)
-		if j == 0 {
-			addr = fmt.Sprintf("10.%d.%d.%d", 128+(i/256)%128, i%256, variant%250)
+	svcs, err := benchViews(i, 1, perService, variant)
+	if err != nil {
+		panic(err) // only for sizes the benchmarks never ask for
+	}
+	return svcs[0]
+}
+
+// benchViews returns the views of Services first to first+n-1 of
+// benchWorld's world.
+func benchViews(first, n, perService, variant int) ([]*model.Service, error) {
+	w, err := worldgen.NewWorld(worldgen.Options{Services: n, Endpoints: perService, First: first})
+	if err != nil {
+		return nil, err
+	}
+	if variant > 0 && perService > 0 {
+		for k := range n {
+			// Unique per (Service, variant) for up to 256 variants.
+			if _, err := w.ReplacePod(k, 0, worldgen.ChangeAddress((first+k)<<8|variant%256)); err != nil {
+				return nil, err
+			}
 		}
-		eps = append(eps, model.Endpoint{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true, Zone: zones[j%len(zones)]})
 	}
-	return &model.Service{
-		Key:        model.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc-%d", i)},
-		Type:       model.TypeClusterIP,
-		Ports:      []model.Port{{Name: "grpc", Port: 8080, Protocol: "TCP", Endpoints: eps}},
-		SliceCount: 1,
-	}
+	return w.Views(), nil
 }
 
 func benchCache(b *testing.B, world map[string]*translator.Resources) *Cache {

@@ -36,6 +36,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		Selector:         o.Selector,
 		MinDelay:         o.MinDelay,
 		MaxDelay:         o.MaxDelay,
+		SyncTimeout:      o.SyncTimeout,
 		NodeRegions:      o.NodeRegions,
 		SettleTime:       o.ManifestSettle,
 		MaxManifestBytes: o.ManifestMaxBytes,
@@ -85,7 +86,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
 	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
 	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
-	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout, log) }()
+	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout+readyGrace, log) }()
 
 	var first error
 	select {
@@ -97,8 +98,16 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	return first
 }
 
-// waitReady fails when the sources do not sync in time: better a clear
-// error and a restart than a replica that never becomes ready.
+// readyGrace is how much longer than --sync-timeout waitReady waits. The
+// informer source gives up after --sync-timeout itself, naming the last
+// watch error (a forbidden resource, an unreachable server); waitReady is
+// the backstop for any other way of not becoming ready, and must not beat
+// the source's more telling error.
+const readyGrace = 5 * time.Second
+
+// waitReady fails when the cache has not had its first full translation
+// within timeout: better a clear error and a restart than a replica that
+// never becomes ready.
 func waitReady(ctx context.Context, cache *xds.Cache, timeout time.Duration, log *slog.Logger) error {
 	start := time.Now()
 	t := time.NewTimer(timeout)
@@ -111,7 +120,7 @@ func waitReady(ctx context.Context, cache *xds.Cache, timeout time.Duration, log
 		<-ctx.Done()
 		return nil
 	case <-t.C:
-		return fmt.Errorf("sources did not sync within --sync-timeout %v", timeout)
+		return fmt.Errorf("no full translation in the cache within --sync-timeout + %v (%v)", readyGrace, timeout)
 	}
 }
 

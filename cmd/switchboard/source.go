@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -36,7 +38,7 @@ func newSource(ctx context.Context, o serveOptions, wopts watcher.Options) (watc
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	if err := preflight(ctx, client, o.Namespaces, o.NodeRegions, cfg.Host); err != nil {
+	if err := preflight(ctx, client, o.Namespaces, o.NodeRegions, cfg.Host, wopts.Logger); err != nil {
 		return nil, err
 	}
 	return watcher.NewInformerSource(client, wopts)
@@ -63,27 +65,45 @@ func restConfig(path string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// preflight lists one Service and one EndpointSlice, so that an unreachable
-// API server or a missing permission is a clear error at start rather than
-// a replica that never becomes ready.
-func preflight(ctx context.Context, client kubernetes.Interface, namespaces []string, nodes bool, host string) error {
+// preflight lists one Service and one EndpointSlice (and one Node with
+// --node-regions), so that an unreachable API server or credentials it
+// refuses are a clear error at start rather than a replica that never
+// becomes ready. A missing permission (403) is only logged: RBAC is often
+// applied together with the Deployment and may land a moment later, and the
+// informer source keeps retrying and gives up after --sync-timeout, naming
+// the forbidden resource.
+func preflight(ctx context.Context, client kubernetes.Interface, namespaces []string, nodes bool, host string, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	one := metav1.ListOptions{Limit: 1}
-	for _, ns := range namespaces {
-		if _, err := client.CoreV1().Services(ns).List(ctx, one); err != nil {
-			return fmt.Errorf("API server %s: list services: %w", host, err)
+	check := func(what string, err error) error {
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsForbidden(err):
+			log.Warn("permission missing; waiting for it until --sync-timeout", "api_server", host, "check", what, "error", err)
+			return nil
+		default:
+			return fmt.Errorf("API server %s: %s: %w", host, what, err)
 		}
-		if _, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, one); err != nil {
-			return fmt.Errorf("API server %s: list endpointslices: %w", host, err)
+	}
+	for _, ns := range namespaces {
+		_, err := client.CoreV1().Services(ns).List(ctx, one)
+		if err := check("list services", err); err != nil {
+			return err
+		}
+		_, err = client.DiscoveryV1().EndpointSlices(ns).List(ctx, one)
+		if err := check("list endpointslices", err); err != nil {
+			return err
 		}
 	}
 	if nodes {
-		if _, err := client.CoreV1().Nodes().List(ctx, one); err != nil {
-			return fmt.Errorf("API server %s: list nodes (for --node-regions; see deploy/rbac-node-regions.yaml): %w", host, err)
+		_, err := client.CoreV1().Nodes().List(ctx, one)
+		if err := check("list nodes (for --node-regions; see deploy/rbac-node-regions.yaml)", err); err != nil {
+			return err
 		}
 	}
 	return nil

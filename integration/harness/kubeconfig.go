@@ -31,6 +31,13 @@ func (cp *ControlPlane) Kubeconfig(user string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("harness: unknown user %q (want %q or %q)", user, AdminUser, SwitchboardUser)
 	}
+	return cp.TokenKubeconfig(user, tok)
+}
+
+// TokenKubeconfig returns a kubeconfig like WriteKubeconfig's for any bearer
+// token (such as a ServiceAccount's, from a TokenRequest), with name as its
+// user and context.
+func (cp *ControlPlane) TokenKubeconfig(name, token string) ([]byte, error) {
 	const cluster = "switchboard-harness"
 	cfg := clientcmdv1.Config{
 		Kind:       "Config",
@@ -40,14 +47,14 @@ func (cp *ControlPlane) Kubeconfig(user string) ([]byte, error) {
 			Cluster: clientcmdv1.Cluster{Server: cp.url, CertificateAuthorityData: cp.caData},
 		}},
 		AuthInfos: []clientcmdv1.NamedAuthInfo{{
-			Name:     user,
-			AuthInfo: clientcmdv1.AuthInfo{Token: tok},
+			Name:     name,
+			AuthInfo: clientcmdv1.AuthInfo{Token: token},
 		}},
 		Contexts: []clientcmdv1.NamedContext{{
-			Name:    user,
-			Context: clientcmdv1.Context{Cluster: cluster, AuthInfo: user},
+			Name:    name,
+			Context: clientcmdv1.Context{Cluster: cluster, AuthInfo: name},
 		}},
-		CurrentContext: user,
+		CurrentContext: name,
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -144,7 +144,9 @@ func (r *churnRun) phase(ctx context.Context, rate, firstK int) (ChurnResult, er
 			return res, err
 		}
 		i, k := picker.next(), firstK+j
-		r.world.ChangeService(k, i)
+		if err := r.world.ChangeService(k, i); err != nil {
+			return res, err
+		}
 		if err := r.world.digest(r.hash, r.want, i); err != nil {
 			return res, err
 		}

@@ -112,7 +112,7 @@ func TestStalenessQuantileBounds(t *testing.T) {
 // TestFinalMismatches checks the final-state comparison: a client that holds
 // the world's state passes, one with an old or a wrong assignment is caught.
 func TestFinalMismatches(t *testing.T) {
-	w := NewWorld(3, 4)
+	w := newWorld(t, 3, 4)
 	h := newHasher()
 	want, err := w.expected(h)
 	if err != nil {
@@ -131,7 +131,9 @@ func TestFinalMismatches(t *testing.T) {
 		t.Fatalf("clients holding the world: %d mismatches, want 0", n)
 	}
 	old := &expectedState{clusters: slices.Clone(want.clusters), assignments: slices.Clone(want.assignments)}
-	w.ChangeService(1, 2)
+	if err := w.ChangeService(1, 2); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.digest(h, want, 2); err != nil {
 		t.Fatal(err)
 	}

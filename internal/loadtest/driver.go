@@ -261,7 +261,10 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	heapWorld, _ := strconv.ParseUint(first[2], 10, 64)
 
 	h := newHasher()
-	world := NewWorld(opts.Services, opts.Endpoints)
+	world, err := NewWorld(opts.Services, opts.Endpoints)
+	if err != nil {
+		return res, err
+	}
 	want, err := world.expected(h)
 	if err != nil {
 		return res, err
@@ -333,7 +336,10 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		if k > opts.MinChanges && opts.Budget > 0 && time.Since(phase) > opts.Budget {
 			break
 		}
-		i := world.Change(k)
+		i, err := world.Change(k)
+		if err != nil {
+			return res, err
+		}
 		if err := world.digest(h, want, i); err != nil {
 			return res, err
 		}

@@ -127,7 +127,7 @@ func TestLoadSmoke(t *testing.T) {
 }
 
 func TestClusterName(t *testing.T) {
-	w := NewWorld(2, 3)
+	w := newWorld(t, 2, 3)
 	res, err := w.Translate(1)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestClusterName(t *testing.T) {
 // Service content it never had, so a convergence cannot be confused with an
 // older version.
 func TestChangeIsNewContent(t *testing.T) {
-	w := NewWorld(3, 4)
+	w := newWorld(t, 3, 4)
 	h := newHasher()
 	seen := map[uint64]bool{}
 	e, err := w.expected(h)
@@ -153,7 +153,10 @@ func TestChangeIsNewContent(t *testing.T) {
 		seen[d] = true
 	}
 	for k := 1; k <= 50; k++ {
-		i := w.Change(k)
+		i, err := w.Change(k)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := w.digest(h, e, i); err != nil {
 			t.Fatal(err)
 		}
@@ -194,4 +197,13 @@ func TestLoadChurnBehind(t *testing.T) {
 	if l := strings.Join(Lines(results), "\n"); !strings.Contains(l, "not converged)") {
 		t.Errorf("report lines do not say that changes did not converge:\n%s", l)
 	}
+}
+
+func newWorld(t *testing.T, services, endpoints int) *World {
+	t.Helper()
+	w, err := NewWorld(services, endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

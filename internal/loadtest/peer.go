@@ -140,7 +140,10 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 
 	// The World is the harness's input model, not server state: the heap
 	// figures start after it is built.
-	world := NewWorld(*services, *endpoints)
+	world, err := NewWorld(*services, *endpoints)
+	if err != nil {
+		return fmt.Errorf("serve-peer: %w", err)
+	}
 	heapEmpty := liveHeap()
 	srv, err := newPeerServer(ctx, kind, log)
 	if err != nil {
@@ -236,9 +239,12 @@ func applyChange(ctx context.Context, srv peerServer, world *World, arg string, 
 		if err != nil || i < 0 || i >= world.Len() {
 			return fmt.Errorf("bad Service index in change %q", arg)
 		}
-		world.ChangeService(k, i)
+		err = world.ChangeService(k, i)
 	} else {
-		i = world.Change(k)
+		i, err = world.Change(k)
+	}
+	if err != nil {
+		return err
 	}
 	res, err := world.Translate(i)
 	if err != nil {

@@ -13,9 +13,8 @@ package loadtest
 import (
 	"fmt"
 	"hash/maphash"
-	"slices"
-	"strings"
 
+	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
@@ -24,43 +23,29 @@ import (
 const Namespace = "load"
 
 // servicePort is the one port of every generated Service.
-const servicePort = 8080
-
-var zones = []string{"zone-a", "zone-b", "zone-c"}
+const servicePort = worldgen.Port
 
 // World is a deterministic set of Services that the driver and a peer
 // process both build from the same two numbers, and change the same way, so
 // that they agree on every resource without shipping it between processes.
-// A World is not safe for concurrent use.
+// It is generated as Services and EndpointSlices (worldgen.Zones2) and kept
+// in a watcher.Store, which builds every view, as in production; a change is
+// an EndpointSlice write. A World is not safe for concurrent use.
 type World struct {
-	services []*model.Service
+	gen *worldgen.World
 }
 
 // NewWorld returns services single-port Services with endpoints ready
-// endpoints each, spread over three zones.
-func NewWorld(services, endpoints int) *World {
-	w := &World{services: make([]*model.Service, services)}
-	for i := range services {
-		eps := make([]model.Endpoint, endpoints)
-		for j := range endpoints {
-			eps[j] = model.Endpoint{
-				// 10.0.0.0/9: never collides with the changed addresses (changeAddress).
-				Addresses: []string{fmt.Sprintf("10.%d.%d.%d", (i/256)%128, i%256, j%250+1)},
-				Port:      int32(servicePort + j/250),
-				Ready:     true,
-				Serving:   true,
-				Zone:      zones[j%len(zones)],
-			}
-		}
-		sortEndpoints(eps)
-		w.services[i] = &model.Service{
-			Key:        ServiceKey(i),
-			Type:       model.TypeClusterIP,
-			Ports:      []model.Port{{Name: "grpc", Port: servicePort, Protocol: "TCP", TargetPort: servicePort, Endpoints: eps}},
-			SliceCount: 1,
-		}
+// endpoints each, spread over two zones. It fails when the world does not
+// fit the generator's address space (see worldgen.Options).
+func NewWorld(services, endpoints int) (*World, error) {
+	w, err := worldgen.NewWorld(worldgen.Options{
+		Services: services, Endpoints: endpoints, Shape: worldgen.Zones2, Key: ServiceKey,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("world: %w", err)
 	}
-	return w
+	return &World{gen: w}, nil
 }
 
 // ServiceKey names the i-th Service of a World.
@@ -73,55 +58,46 @@ func ServiceKey(i int) model.ServiceKey {
 func ResourceName(i int) string { return translator.CanonicalName("", ServiceKey(i), servicePort) }
 
 // Len is the number of Services.
-func (w *World) Len() int { return len(w.services) }
+func (w *World) Len() int { return w.gen.Len() }
 
 // ChangedService is the index of the Service that change k (k ≥ 1) touches.
 // Changes walk the Services in a scrambled order, so consecutive changes hit
 // different Services.
 func (w *World) ChangedService(k int) int {
-	return int((uint64(k) * 2654435761) % uint64(len(w.services)))
+	return int((uint64(k) * 2654435761) % uint64(w.Len()))
 }
 
 // Change applies change k (k ≥ 1) to the Service ChangedService(k) and
 // returns its index.
-func (w *World) Change(k int) int {
+func (w *World) Change(k int) (int, error) {
 	i := w.ChangedService(k)
-	w.ChangeService(k, i)
-	return i
+	return i, w.ChangeService(k, i)
 }
 
-// ChangeService applies change k (k ≥ 1) to the i-th Service: one endpoint
-// moves to an address never used before, as when a pod is replaced. Change
-// numbers must not repeat within a World, so every change gives its Service
-// content it never had. Published Services are never mutated: the changed one
-// is copied, as the watcher does.
-func (w *World) ChangeService(k, i int) {
-	old := w.services[i]
-	svc := *old
-	svc.Ports = slices.Clone(old.Ports)
-	eps := slices.Clone(old.Ports[0].Endpoints)
-	if len(eps) > 0 {
-		j := k % len(eps)
-		ep := eps[j]
-		ep.Addresses = []string{changeAddress(k)}
-		eps[j] = ep
-		sortEndpoints(eps)
+// ChangeService applies change k (k ≥ 1) to the i-th Service: the pod in
+// slot k mod endpoints is replaced by one at an address never used before
+// (worldgen.ChangeAddress(k)), written as an EndpointSlice update through
+// the Store. Change numbers must not repeat within a World, so every change
+// gives its Service content it never had. A Service without endpoints has
+// nothing to change.
+func (w *World) ChangeService(k, i int) error {
+	pods := w.gen.Pods()
+	if pods == 0 {
+		return nil
 	}
-	svc.Ports[0].Endpoints = eps
-	w.services[i] = &svc
-}
-
-// changeAddress is a unique address in 10.128.0.0/9 for change k.
-func changeAddress(k int) string {
-	return fmt.Sprintf("10.%d.%d.%d", 128+(k>>16)%128, (k>>8)%256, k%256)
+	if _, err := w.gen.ReplacePod(i, k%pods, worldgen.ChangeAddress(k)); err != nil {
+		return fmt.Errorf("change %d: %w", k, err)
+	}
+	return nil
 }
 
 // Translate returns the resources of the i-th Service, translated by
 // Switchboard's translator, as every peer serves them.
 func (w *World) Translate(i int) (*translator.Resources, error) {
-	res, diags := translator.Service(translator.Options{}, w.services[i])
+	svc := w.gen.View(i)
+	res, diags := translator.Service(translator.Options{}, svc)
 	if len(diags) > 0 {
-		return nil, fmt.Errorf("translate %s: %v", w.services[i].Key, diags)
+		return nil, fmt.Errorf("translate %s: %v", svc.Key, diags)
 	}
 	return &res, nil
 }
@@ -129,24 +105,15 @@ func (w *World) Translate(i int) (*translator.Resources, error) {
 // TranslateAll returns the resources of every Service, keyed by
 // "namespace/name" as xds.Update wants them.
 func (w *World) TranslateAll() (map[string]*translator.Resources, error) {
-	out := make(map[string]*translator.Resources, len(w.services))
-	for i, svc := range w.services {
+	out := make(map[string]*translator.Resources, w.Len())
+	for i := range w.Len() {
 		res, err := w.Translate(i)
 		if err != nil {
 			return nil, err
 		}
-		out[svc.Key.String()] = res
+		out[ServiceKey(i).String()] = res
 	}
 	return out, nil
-}
-
-func sortEndpoints(eps []model.Endpoint) {
-	slices.SortFunc(eps, func(a, b model.Endpoint) int {
-		if c := strings.Compare(a.Addresses[0], b.Addresses[0]); c != 0 {
-			return c
-		}
-		return int(a.Port - b.Port)
-	})
 }
 
 // hasher digests marshalled resources so that N clients × R resources of
@@ -170,7 +137,7 @@ type expectedState struct {
 // expected digests the current cluster and assignment of every Service.
 func (w *World) expected(h hasher) (*expectedState, error) {
 	e := &expectedState{clusters: make([]uint64, w.Len()), assignments: make([]uint64, w.Len())}
-	for i := range w.services {
+	for i := range w.Len() {
 		if err := w.digest(h, e, i); err != nil {
 			return nil, err
 		}
