@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// The ServiceAccount that SwitchboardUser is, as deploy/kubernetes/rbac.yaml
+// The ServiceAccount that SwitchboardUser is, as deploy/kubernetes/base/rbac.yaml
 // names it.
 const (
 	serviceAccountNamespace = "switchboard-system"
@@ -30,7 +30,7 @@ const (
 	AdminUser = "admin"
 	// SwitchboardUser is the ServiceAccount switchboard-system/switchboard,
 	// the identity of Switchboard's pods in a cluster, with a token from the
-	// TokenRequest API: it can do exactly what deploy/kubernetes/rbac.yaml
+	// TokenRequest API: it can do exactly what deploy/kubernetes/base/rbac.yaml
 	// grants that ServiceAccount, so a test that runs Switchboard as this
 	// user fails when the committed ClusterRole or binding lacks a
 	// permission.

@@ -7,7 +7,7 @@
 // listen on. The API server runs with RBAC authorization and two static-token
 // identities: AdminUser (system:masters) for setting up fixtures, and
 // SwitchboardUser, a token of the ServiceAccount switchboard-system/switchboard
-// bound only by the committed deploy/kubernetes/rbac.yaml, for running
+// bound only by the committed deploy/kubernetes/base/rbac.yaml, for running
 // Switchboard the way a cluster would.
 //
 // No controllers run: nothing creates EndpointSlices (tests do, with the
@@ -50,7 +50,7 @@ type Options struct {
 	// RBACFile is the manifest whose Namespace, ServiceAccount, ClusterRole
 	// and bindings are applied before Start returns; it must hold the
 	// ServiceAccount switchboard-system/switchboard, whose token
-	// SwitchboardUser is. Empty means deploy/kubernetes/rbac.yaml in the
+	// SwitchboardUser is. Empty means deploy/kubernetes/base/rbac.yaml in the
 	// enclosing Switchboard module, found by walking up from the working
 	// directory.
 	RBACFile string

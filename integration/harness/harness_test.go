@@ -184,7 +184,7 @@ func testEndpointSliceLifecycle(t *testing.T, admin kubernetes.Interface) {
 	}
 }
 
-// testSwitchboardIdentity proves that deploy/kubernetes/rbac.yaml grants the
+// testSwitchboardIdentity proves that deploy/kubernetes/base/rbac.yaml grants the
 // switchboard ServiceAccount what Switchboard needs, cluster-wide, and
 // nothing else.
 func testSwitchboardIdentity(t *testing.T, admin, sb kubernetes.Interface) {
