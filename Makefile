@@ -16,12 +16,15 @@ GOLANGCI := $(CACHE)/lint-$(GOLANGCI_VERSION)/golangci-lint
 # (CI runs as root) and the tools from `make tools`.
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
+IMAGE ?= switchboard:dev
+
+.PHONY: help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
 	@echo "make test        everything: tools, unit, golden, integration (real kube-apiserver + etcd, 3 real xDS clients)"
 	@echo "make build       build bin/switchboard"
+	@echo "make image       docker build the image $(IMAGE) (needs a Docker engine)"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min)"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
@@ -29,6 +32,11 @@ help:
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/switchboard ./cmd/switchboard
+
+# The container image (Dockerfile). Needs a Docker engine, which CI does not
+# have: this target has not been run there.
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 tools:
 	@bash hack/tools/install.sh

@@ -23,7 +23,7 @@ func TestStandalone(t *testing.T) {
 }
 
 // TestAPIServer runs the core story against a real kube-apiserver, with
-// Switchboard reading through its least-privilege identity (deploy/rbac.yaml),
+// Switchboard reading through its least-privilege identity (deploy/kubernetes/base/rbac.yaml),
 // for each of the three client implementations.
 func TestAPIServer(t *testing.T) {
 	bin, runner := binaries(t)

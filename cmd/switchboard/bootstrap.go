@@ -48,20 +48,36 @@ type locality struct {
 	Zone   string `json:"zone,omitempty"`
 }
 
+const bootstrapUsage = `usage: switchboard bootstrap grpc --server HOST:PORT --node-id ID [flags]
+
+Print a bootstrap file for proxyless gRPC xDS clients (grpc-go, grpc-js-xds,
+gRPC C-core) that points them at Switchboard ("bootstrap grpc -h" lists the
+flags).
+`
+
+// bootstrap runs "switchboard bootstrap": only "grpc" for now. Help goes to
+// stdout and comes back as flag.ErrHelp.
 func bootstrap(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stdout, bootstrapUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "grpc" {
+		fmt.Fprint(stderr, bootstrapUsage)
 		return errors.New(`usage: switchboard bootstrap grpc --server ADDR --node-id ID [--zone Z] [--namespace NS]`)
 	}
 	var o bootstrapOptions
-	fs := flag.NewFlagSet("switchboard bootstrap grpc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
 	fs.StringVar(&o.Server, "server", "", "xDS server address HOST:PORT (required)")
 	fs.StringVar(&o.NodeID, "node-id", "", "node id the client reports (required)")
 	fs.StringVar(&o.Zone, "zone", "", "the client's zone (node locality), for zone-aware routing")
 	fs.StringVar(&o.Region, "region", "", "the client's region (node locality)")
 	fs.StringVar(&o.Namespace, "namespace", "", "the client's namespace (node metadata NAMESPACE), for short names")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bootstrap grpc: unexpected argument %q", fs.Arg(0))
 	}
 	b, err := o.build()
 	if err != nil {

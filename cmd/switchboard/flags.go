@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,13 +33,22 @@ type serveOptions struct {
 	SyncTimeout      time.Duration
 	DrainTimeout     time.Duration
 	NodeRegions      bool
+	// MaxConnectionAge and MaxConnectionAgeGrace go to grpc-go's
+	// keepalive.ServerParameters: after about MaxConnectionAge (grpc-go adds
+	// +/-10% jitter) a connection gets GOAWAY, and its streams are closed
+	// MaxConnectionAgeGrace later, so clients reconnect, and spread over
+	// the replicas behind a Service again after a rollout or scale-up.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 }
 
-func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
+// parseServe parses the flags of "switchboard serve". Help (-h, --help)
+// goes to stdout and comes back as flag.ErrHelp; every other error is one
+// line.
+func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	var o serveOptions
 	var namespaces, level string
-	fs := flag.NewFlagSet("switchboard serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "[flags]", "Run the control plane: watch Services and EndpointSlices (of an API server, or of a folder with\n--manifests) and serve them over xDS (ADS, SotW and delta) on --xds-address.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: serve the Services and EndpointSlices in the YAML/JSON files of this folder, and follow changes to it (inotify)")
 	fs.Int64Var(&o.ManifestMaxBytes, "manifest-max-bytes", watcher.DefaultMaxManifestBytes, "with --manifests: refuse (and keep the last good content of) a file larger than this many bytes")
@@ -57,11 +65,10 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.DurationVar(&o.SyncTimeout, "sync-timeout", 2*time.Minute, "give up (exit non-zero) if the sources have not synced within this time")
 	fs.BoolVar(&o.NodeRegions, "node-regions", false, "also watch Nodes and put each endpoint's region (label topology.kubernetes.io/region of its Node) in its locality; needs deploy/rbac-node-regions.yaml")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long to wait for streams and requests to end")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, fmt.Errorf("serve: %w (see 'switchboard serve -h')", err)
+	fs.DurationVar(&o.MaxConnectionAge, "max-connection-age", 30*time.Minute, "send GOAWAY to a client connection after about this long (+/-10% jitter), so that clients spread over the replicas again; 0 turns it off")
+	fs.DurationVar(&o.MaxConnectionAgeGrace, "max-connection-age-grace", time.Minute, "after that GOAWAY, close the connection's streams this much later, so that the client reconnects and resubscribes; 0: never (an ADS stream then stays until the client ends it)")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -90,6 +97,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	}
 	if o.ManifestMaxBytes <= 0 || o.ManifestSettle <= 0 {
 		return o, fmt.Errorf("serve: --manifest-max-bytes (%d) and --manifest-settle (%v) must be positive", o.ManifestMaxBytes, o.ManifestSettle)
+	}
+	if o.MaxConnectionAge < 0 || o.MaxConnectionAgeGrace < 0 {
+		return o, fmt.Errorf("serve: want --max-connection-age (%v) and --max-connection-age-grace (%v) >= 0", o.MaxConnectionAge, o.MaxConnectionAgeGrace)
 	}
 	if o.MinDelay < 0 || o.MaxDelay < o.MinDelay {
 		return o, fmt.Errorf("serve: want 0 <= --coalesce-min (%v) <= --coalesce-max (%v)", o.MinDelay, o.MaxDelay)

@@ -5,9 +5,11 @@
 //	switchboard serve [flags]              run the control plane
 //	switchboard bootstrap grpc [flags]     print a gRPC xDS bootstrap file
 //	switchboard version                    print the version
+//	switchboard help [command]             print usage
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -26,9 +29,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
-		}
+		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
 		os.Exit(1)
 	}
 }
@@ -37,18 +38,29 @@ const usage = `usage:
   switchboard serve [flags]             run the control plane (serve -h lists the flags)
   switchboard bootstrap grpc [flags]    print a gRPC xDS bootstrap JSON
   switchboard version                   print the version
+  switchboard help [command]            print this, or a command's usage
 `
 
 // run dispatches to a subcommand. It returns an error instead of exiting so
-// that it can be tested and so that deferred cleanups run.
+// that it can be tested and so that deferred cleanups run. Help asked for
+// (-h, --help, help) is not an error: the usage goes to stdout and run
+// returns nil.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("missing command")
 	}
 	switch args[0] {
 	case "serve":
-		opts, err := parseServe(args[1:], stderr)
+		opts, err := parseServe(args[1:], stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -56,13 +68,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bootstrap":
 		return bootstrap(args[1:], stdout, stderr)
 	case "version":
+		fs := newFlagSet("version", "", "print the version")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
+		}
 		fmt.Fprintf(stdout, "switchboard %s\n", version)
 		return nil
-	case "-h", "--help", "help":
+	case "help":
+		if len(args) > 1 {
+			// "help serve" is "serve --help", "help bootstrap grpc" is
+			// "bootstrap grpc --help".
+			return dispatch(ctx, append(args[1:len(args):len(args)], "--help"), stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// newFlagSet returns a flag set for "switchboard <command>" whose usage
+// starts with the synopsis line and a one-line description, then the flags.
+func newFlagSet(command, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet("switchboard "+command, flag.ContinueOnError)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: %s\n\n%s\n", strings.TrimSpace("switchboard "+command+" "+synopsis), description)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(out, "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args into fs. Asked for help (-h, --help) it prints the
+// usage to stdout and returns flag.ErrHelp, which run turns into success.
+// A bad flag comes back as a one-line error that names the command and
+// points at its -h; the flag package's own printout of it is dropped.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = out.WriteTo(stdout)
+		return err
+	default:
+		return fmt.Errorf("%s: %w (see '%s -h')", strings.TrimPrefix(fs.Name(), "switchboard "), err, fs.Name())
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestParseServeDefaults(t *testing.T) {
-	o, err := parseServe(nil, &bytes.Buffer{})
+	o, err := parseServe(nil, &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,10 +22,23 @@ func TestParseServeDefaults(t *testing.T) {
 	if o.MinDelay != 5*time.Millisecond || o.MaxDelay != 50*time.Millisecond {
 		t.Fatalf("coalescing defaults = %v/%v", o.MinDelay, o.MaxDelay)
 	}
+	if o.MaxConnectionAge != 30*time.Minute || o.MaxConnectionAgeGrace != time.Minute {
+		t.Fatalf("connection age defaults = %v/%v, want 30m/1m", o.MaxConnectionAge, o.MaxConnectionAgeGrace)
+	}
+}
+
+func TestParseServeConnectionAge(t *testing.T) {
+	o, err := parseServe([]string{"--max-connection-age", "0", "--max-connection-age-grace", "5s"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxConnectionAge != 0 || o.MaxConnectionAgeGrace != 5*time.Second {
+		t.Fatalf("got %v/%v, want 0/5s", o.MaxConnectionAge, o.MaxConnectionAgeGrace)
+	}
 }
 
 func TestParseServeNamespaces(t *testing.T) {
-	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir", "--manifest-max-bytes", "1024"}, &bytes.Buffer{})
+	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir", "--manifest-max-bytes", "1024"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +60,12 @@ func TestParseServeErrors(t *testing.T) {
 		{[]string{"--coalesce-min", "10ms", "--coalesce-max", "1ms"}, "coalesce"},
 		{[]string{"--manifest-max-bytes", "0"}, "--manifest-max-bytes"},
 		{[]string{"--manifest-settle", "-1s"}, "--manifest-settle"},
+		{[]string{"--max-connection-age", "-1s"}, "--max-connection-age"},
+		{[]string{"--max-connection-age-grace", "-1s"}, "--max-connection-age-grace"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
-		_, err := parseServe(tc.args, &bytes.Buffer{})
+		_, err := parseServe(tc.args, &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseServe(%v) = %v, want an error mentioning %q", tc.args, err, tc.want)
 		}
@@ -102,6 +117,10 @@ func TestBootstrapErrors(t *testing.T) {
 		{"bootstrap", "grpc", "--node-id", "n"},
 		{"bootstrap", "grpc", "--server", "nohostport", "--node-id", "n"},
 		{"bootstrap", "grpc", "--server", "h:1"},
+		{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n", "extra"},
+		{"bootstrap", "grpc", "--bogus"},
+		{"version", "extra"},
+		{"version", "--bogus"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%v) succeeded", args)
@@ -113,5 +132,57 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, &out, &bytes.Buffer{}); err != nil || !strings.HasPrefix(out.String(), "switchboard ") {
 		t.Fatalf("version: %q %v", out.String(), err)
+	}
+}
+
+// TestHelp: every way of asking for help prints that command's usage to
+// stdout, nothing to stderr, and succeeds (exit 0).
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of stdout
+	}{
+		{[]string{"--help"}, []string{"switchboard serve [flags]", "switchboard bootstrap grpc"}},
+		{[]string{"-h"}, []string{"switchboard serve [flags]"}},
+		{[]string{"help"}, []string{"switchboard serve [flags]", "switchboard version"}},
+		{[]string{"serve", "--help"}, []string{"usage: switchboard serve", "-max-connection-age", "-max-connection-age-grace", "-xds-address"}},
+		{[]string{"serve", "-h"}, []string{"usage: switchboard serve", "-manifests"}},
+		{[]string{"serve", "--manifests", "dir", "-h"}, []string{"usage: switchboard serve"}},
+		{[]string{"help", "serve"}, []string{"usage: switchboard serve", "-drain-timeout"}},
+		{[]string{"bootstrap", "--help"}, []string{"usage: switchboard bootstrap grpc"}},
+		{[]string{"bootstrap", "-h"}, []string{"usage: switchboard bootstrap grpc"}},
+		{[]string{"bootstrap", "grpc", "--help"}, []string{"usage: switchboard bootstrap grpc", "-node-id", "-server"}},
+		{[]string{"help", "bootstrap", "grpc"}, []string{"-node-id"}},
+		{[]string{"version", "--help"}, []string{"usage: switchboard version"}},
+		{[]string{"version", "-h"}, []string{"usage: switchboard version"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		// With help, serve must return before it listens on anything.
+		if err := run(context.Background(), tc.args, &stdout, &stderr); err != nil {
+			t.Errorf("run(%q) = %v, want nil", tc.args, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("run(%q): stdout lacks %q:\n%s", tc.args, w, stdout.String())
+			}
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("run(%q): stderr = %q, want nothing", tc.args, stderr.String())
+		}
+	}
+}
+
+// TestBadFlagIsOneLine: a flag a command lacks is an error of one line
+// that names the command and its -h, and the usage is not dumped.
+func TestBadFlagIsOneLine(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--bogus"}, {"bootstrap", "grpc", "--bogus"}, {"version", "--bogus"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "bogus") || !strings.Contains(err.Error(), "-h'") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run(%q) = %v, want a one-line error naming the flag and -h", args, err)
+		}
+		if stdout.Len() != 0 || stderr.Len() != 0 {
+			t.Errorf("run(%q) printed stdout %q, stderr %q; want nothing (main prints the error)", args, stdout.String(), stderr.String())
+		}
 	}
 }

@@ -71,7 +71,17 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		xds.GRPCServerOption(),
 		// Clients may ping idle streams; do not answer those pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// MaxConnectionAge sends GOAWAY (grpc-go jitters it by +/-10%, so a
+		// rollout's clients do not all reconnect at once); the streams end
+		// MaxConnectionAgeGrace later and the client resubscribes,
+		// possibly on another replica. Versions are content-derived, so it
+		// gets the same versions there. Zero in grpc-go means infinity.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  30 * time.Second,
+			Timeout:               10 * time.Second,
+			MaxConnectionAge:      o.MaxConnectionAge,
+			MaxConnectionAgeGrace: o.MaxConnectionAgeGrace,
+		}),
 	)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
 	admin := &http.Server{

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,15 +11,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The ServiceAccount that SwitchboardUser is, as deploy/kubernetes/base/rbac.yaml
+// names it.
+const (
+	serviceAccountNamespace = "switchboard-system"
+	serviceAccountName      = "switchboard"
 )
 
 // The identities the API server knows, through its static token file.
 const (
 	// AdminUser is in group system:masters, which RBAC never denies.
 	AdminUser = "admin"
-	// SwitchboardUser has no groups: it can do exactly what deploy/rbac.yaml
-	// grants to User "switchboard", so a test that runs Switchboard as this
-	// user fails when the committed ClusterRole lacks a permission.
+	// SwitchboardUser is the ServiceAccount switchboard-system/switchboard,
+	// the identity of Switchboard's pods in a cluster, with a token from the
+	// TokenRequest API: it can do exactly what deploy/kubernetes/base/rbac.yaml
+	// grants that ServiceAccount, so a test that runs Switchboard as this
+	// user fails when the committed ClusterRole or binding lacks a
+	// permission.
 	SwitchboardUser = "switchboard"
 )
 
@@ -27,22 +42,18 @@ type credentials struct {
 	tokens map[string]string // user name -> bearer token
 }
 
-// writeCredentials generates a bearer token per user and a service-account
+// writeCredentials generates AdminUser's bearer token and a service-account
 // signing key pair, and writes the API server's token file and key files into
 // dir. It returns the credentials and the paths the API server flags need.
+// SwitchboardUser's token comes later, from serviceAccountToken.
 func writeCredentials(dir string) (creds credentials, tokenFile, saPub, saKey string, err error) {
-	creds.tokens = map[string]string{}
-	for _, user := range []string{AdminUser, SwitchboardUser} {
-		tok, err := randomToken()
-		if err != nil {
-			return credentials{}, "", "", "", err
-		}
-		creds.tokens[user] = tok
+	tok, err := randomToken()
+	if err != nil {
+		return credentials{}, "", "", "", err
 	}
+	creds.tokens = map[string]string{AdminUser: tok}
 	// Format: token,user,uid[,"group1,group2"].
-	tokens := fmt.Sprintf("%s,%s,%s,system:masters\n%s,%s,%s\n",
-		creds.tokens[AdminUser], AdminUser, AdminUser,
-		creds.tokens[SwitchboardUser], SwitchboardUser, SwitchboardUser)
+	tokens := fmt.Sprintf("%s,%s,%s,system:masters\n", tok, AdminUser, AdminUser)
 	tokenFile = filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
 		return credentials{}, "", "", "", fmt.Errorf("write token file: %w", err)
@@ -80,4 +91,17 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("random token: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// serviceAccountToken asks the API server (TokenRequest, as the kubelet does
+// for a pod) for a token of the ServiceAccount that SwitchboardUser is,
+// valid for longer than any test run.
+func serviceAccountToken(ctx context.Context, admin kubernetes.Interface) (string, error) {
+	expiry := int64(24 * 60 * 60)
+	tr, err := admin.CoreV1().ServiceAccounts(serviceAccountNamespace).CreateToken(ctx, serviceAccountName,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for ServiceAccount %s/%s (the RBAC manifest must create it): %w", serviceAccountNamespace, serviceAccountName, err)
+	}
+	return tr.Status.Token, nil
 }

@@ -6,7 +6,8 @@
 // EndpointSlices can name 10.244.x.y addresses that test backends really
 // listen on. The API server runs with RBAC authorization and two static-token
 // identities: AdminUser (system:masters) for setting up fixtures, and
-// SwitchboardUser, bound only by the committed deploy/rbac.yaml, for running
+// SwitchboardUser, a token of the ServiceAccount switchboard-system/switchboard
+// bound only by the committed deploy/kubernetes/base/rbac.yaml, for running
 // Switchboard the way a cluster would.
 //
 // No controllers run: nothing creates EndpointSlices (tests do, with the
@@ -46,9 +47,12 @@ type Options struct {
 	// ToolsDir holds bin/kube-apiserver and bin/etcd. Empty means
 	// $SWITCHBOARD_TOOLS_DIR, else DefaultToolsDir().
 	ToolsDir string
-	// RBACFile is the manifest whose ClusterRole and bindings are applied
-	// before Start returns. Empty means deploy/rbac.yaml in the enclosing
-	// Switchboard module, found by walking up from the working directory.
+	// RBACFile is the manifest whose Namespace, ServiceAccount, ClusterRole
+	// and bindings are applied before Start returns; it must hold the
+	// ServiceAccount switchboard-system/switchboard, whose token
+	// SwitchboardUser is. Empty means deploy/kubernetes/base/rbac.yaml in the
+	// enclosing Switchboard module, found by walking up from the working
+	// directory.
 	RBACFile string
 	// Log, when not nil, also receives etcd's and the API server's output.
 	// It always goes to log files in the control plane's temporary folder,
@@ -82,7 +86,8 @@ func DefaultToolsDir() (string, error) {
 }
 
 // Start runs etcd and kube-apiserver on free loopback ports, waits until the
-// API server's /readyz passes, applies the RBAC manifest, and waits for the
+// API server's /readyz passes, applies the RBAC manifest, gets a token for
+// its ServiceAccount (SwitchboardUser) through the TokenRequest API, and waits for the
 // Service default/kubernetes that the API server makes itself. It fails with
 // an error naming `make tools` when the binaries are missing; it never skips.
 //
@@ -200,6 +205,9 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		return nil, fmt.Errorf("build admin client: %w", err)
 	}
 	if err := ApplyRBAC(ctx, admin, rbacFile); err != nil {
+		return nil, err
+	}
+	if cp.creds.tokens[SwitchboardUser], err = serviceAccountToken(ctx, admin); err != nil {
 		return nil, err
 	}
 	// /readyz passes once the API server's bootstrap controller has

@@ -184,8 +184,9 @@ func testEndpointSliceLifecycle(t *testing.T, admin kubernetes.Interface) {
 	}
 }
 
-// testSwitchboardIdentity proves that deploy/rbac.yaml grants the switchboard
-// user what Switchboard needs, cluster-wide, and nothing else.
+// testSwitchboardIdentity proves that deploy/kubernetes/base/rbac.yaml grants the
+// switchboard ServiceAccount what Switchboard needs, cluster-wide, and
+// nothing else.
 func testSwitchboardIdentity(t *testing.T, admin, sb kubernetes.Interface) {
 	ctx := t.Context()
 	ns := harness.TestNamespace(t, admin)

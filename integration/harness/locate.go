@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// rootModule is the module path of the repository whose deploy/rbac.yaml is
-// applied by default.
+// rootModule is the module path of the repository whose
+// deploy/kubernetes/base/rbac.yaml is applied by default.
 const rootModule = "github.com/switchboard-xds/switchboard"
 
 // pollInterval is how often Start looks at a process that is coming up.
@@ -57,18 +57,19 @@ func locateBinaries(toolsDir string) (etcd, apiserver string, err error) {
 }
 
 // findRBACFile walks up from the working directory to the root of the
-// Switchboard module and returns its deploy/rbac.yaml.
+// Switchboard module and returns its deploy/kubernetes/base/rbac.yaml, the
+// kustomize base's, which a cluster install applies too.
 func findRBACFile() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("find deploy/rbac.yaml: %w", err)
+		return "", fmt.Errorf("find deploy/kubernetes/base/rbac.yaml: %w", err)
 	}
 	for dir := wd; ; dir = filepath.Dir(dir) {
 		if modulePath(filepath.Join(dir, "go.mod")) == rootModule {
-			return filepath.Join(dir, "deploy", "rbac.yaml"), nil
+			return filepath.Join(dir, "deploy", "kubernetes", "base", "rbac.yaml"), nil
 		}
 		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("find deploy/rbac.yaml: no go.mod of %s above %s; set Options.RBACFile", rootModule, wd)
+			return "", fmt.Errorf("find deploy/kubernetes/base/rbac.yaml: no go.mod of %s above %s; set Options.RBACFile", rootModule, wd)
 		}
 	}
 }
