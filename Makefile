@@ -18,7 +18,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 
 IMAGE ?= switchboard:dev
 
-.PHONY: help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
+.PHONY: fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
@@ -29,6 +29,7 @@ help:
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
+	@echo "make fuzz        run every fuzz target for FUZZTIME each (default $(FUZZTIME)); their seeds run in make test"
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/switchboard ./cmd/switchboard
@@ -104,6 +105,21 @@ bench-quick: $(LOAD)
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 
 FORCE:
+
+# Fuzzing (go test -fuzz): each target for FUZZTIME. Their seed corpora
+# (the golden inputs, the demo's manifests, hand-picked requests) run in
+# every `go test`, so `make test` runs them too; this searches further.
+# Crashers land in the package's testdata/fuzz/ and then run in every
+# `go test` as regression seeds: commit them with the fix.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./watcher/:FuzzManifestDecode ./translator/:FuzzTranslateManifest ./translator/:FuzzService ./xds/:FuzzRequestCodec
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Runs every benchmark once at its smallest size so that none can rot (the
 # packages that have benchmarks; the load tool's smoke test runs in `test`).
