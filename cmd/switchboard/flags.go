@@ -21,6 +21,8 @@ type serveOptions struct {
 	Manifests     string
 	XDSAddress    string
 	AdminAddress  string
+	DebugAddress  string
+	XDSTLS        xdsTLSOptions
 	Namespaces    []string
 	Selector      string
 	ClusterDomain string
@@ -41,7 +43,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: serve the Services and EndpointSlices in the YAML/JSON files of this folder, and follow changes to it")
 	fs.StringVar(&o.XDSAddress, "xds-address", ":18000", "address of the ADS (gRPC) server")
-	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz, /debug/...")
+	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz")
+	fs.StringVar(&o.DebugAddress, "debug-address", "127.0.0.1:9091", `address of the debug server: /debug/clients, /debug/diagnostics; "" disables it`)
+	o.XDSTLS.register(fs)
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
@@ -75,10 +79,13 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return o, fmt.Errorf("serve: --log-format %q: want text or json", o.LogFormat)
 	}
-	for name, addr := range map[string]string{"--xds-address": o.XDSAddress, "--admin-address": o.AdminAddress} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+	for name, addr := range map[string]string{"--xds-address": o.XDSAddress, "--admin-address": o.AdminAddress, "--debug-address": o.DebugAddress} {
+		if _, _, err := net.SplitHostPort(addr); err != nil && (name != "--debug-address" || addr != "") {
 			return o, fmt.Errorf("serve: %s %q: %w", name, addr, err)
 		}
+	}
+	if err := o.XDSTLS.validate(); err != nil {
+		return o, err
 	}
 	if err := (translator.Options{ClusterDomain: o.ClusterDomain}).Validate(); err != nil {
 		return o, fmt.Errorf("serve: --cluster-domain: %w", err)
