@@ -179,3 +179,36 @@ func streamOf(t *testing.T, sb *switchboard, nodeID string) int64 {
 	}
 	return found[0]
 }
+
+// TestTLSChannelCredsUnsupported pins what was measured: grpc-js-xds
+// 1.14.1 and C-core 1.51 do not know channel_creds type "tls" (gRFC A65),
+// so a bootstrap from `bootstrap grpc --tls-...` leaves them without an xDS
+// client; every call fails, with these messages. When a new version passes
+// here, update the README table and move it to TestMutualTLS.
+func TestTLSChannelCredsUnsupported(t *testing.T) {
+	bin, runner := binaries(t)
+	for kind, msg := range map[clients.Kind]string{
+		// grpc-js-xds accepts only google_default and insecure, and its
+		// resolver then fails on the bootstrap it did not load.
+		clients.NodeGRPCJS:  "Cannot read properties of null",
+		clients.PythonCCore: "channel_creds error:no known creds type found",
+	} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			w := newFolderWorld(t)
+			m := startMTLS(t, bin, w)
+			s := newScenario(t, w, m.sb, runner, kind, time.Minute)
+			ns := w.Namespace(t)
+			b := backends(t, "u", 1)
+			w.ApplyService(t, newService(ns, "echo", port...))
+			w.ApplySlice(t, newSlice(ns, "echo", "echo-1", port, ep(b[0], harness.Ready, "z1")))
+			_, _, tlsArgs := m.identity(t, m.ca, "client", ns, "client")
+			p := s.start(clients.Options{Target: "xds:///echo." + ns + ":50051"}, tlsArgs...)
+			rs, err := p.WaitFailing(s.ctx, 20, codes.Unavailable, msg)
+			s.check(string(kind)+" with tls channel_creds", rs, err)
+			if ok := slices.IndexFunc(p.Results(), clients.Result.OK); ok >= 0 {
+				t.Errorf("a call succeeded: %v", p.Results()[ok])
+			}
+		})
+	}
+}
