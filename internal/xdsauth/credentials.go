@@ -123,7 +123,7 @@ func (c *Credentials) TLSConfig() *tls.Config {
 // Secret volume updates by swapping a "..data" symlink in the folder,
 // which a watch on the file itself never sees, and cert-manager or an
 // operator may replace the files in any order. Reading three small files
-// every few seconds costs microseconds and sees every one of these cases,
+// every few seconds costs about 25 µs a poll (BenchmarkPollUnchanged) and sees every one of these cases,
 // on any file system, with no watch to re-establish.
 func (c *Credentials) Run(ctx context.Context) error {
 	t := time.NewTicker(c.opts.PollInterval)

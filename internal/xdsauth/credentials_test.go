@@ -32,7 +32,7 @@ type pki struct {
 	cert, key, clientCA string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	p := &pki{dir: t.TempDir(), ca: testpki.NewCA(t, "ca-1")}
 	p.cert, p.key = p.ca.Issue(t, p.dir, "server", testpki.Leaf{CommonName: "switchboard", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
@@ -263,5 +263,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkPollUnchanged is the cost of one poll when nothing changed: what
+// Run spends every PollInterval.
+func BenchmarkPollUnchanged(b *testing.B) {
+	p := newPKI(b)
+	creds, err := New(Options{CertFile: p.cert, KeyFile: p.key, ClientCAFile: p.clientCA})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		creds.poll()
 	}
 }
