@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"net"
 	"path/filepath"
@@ -62,16 +60,7 @@ func (m *mtls) identity(t *testing.T, ca *testpki.CA, name, ns, sa string) (cert
 // nil when a response came.
 func (m *mtls) adsStatus(t *testing.T, certFile, keyFile string, node *corev3.Node) error {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(m.ca.PEM)
-	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if certFile != "" {
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
+	cfg := testpki.ClientConfig(t, m.ca.PEM, certFile, keyFile)
 	conn, err := grpc.NewClient(m.sb.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -135,4 +136,24 @@ func serial(t testing.TB) *big.Int {
 		t.Fatalf("testpki: serial: %v", err)
 	}
 	return n
+}
+
+// ClientConfig returns a client tls.Config that trusts the CA certificates
+// in roots (PEM) and presents the certificate in certFile and keyFile, or
+// none when certFile is empty.
+func ClientConfig(t testing.TB, roots []byte, certFile, keyFile string) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(roots) {
+		t.Fatal("testpki: no certificate in roots")
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatalf("testpki: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg
 }

@@ -3,7 +3,6 @@ package xdsauth
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,16 +76,7 @@ type adsStream struct {
 // certificate in certFile/keyFile (none when certFile is empty).
 func dial(t *testing.T, addr string, roots []byte, certFile, keyFile string) *adsStream {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if certFile != "" {
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
+	cfg := testpki.ClientConfig(t, roots, certFile, keyFile)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)
