@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 XDS=${DEMO_XDS_ADDRESS:-127.0.0.1:18000}
 ADMIN=${DEMO_ADMIN_ADDRESS:-127.0.0.1:9090}
+DEBUG=${DEMO_DEBUG_ADDRESS:-127.0.0.1:9091}
 STEP=${DEMO_STEP_SECONDS:-5}
 work=.demo
 rm -rf "$work" && mkdir -p "$work/manifests" bin
@@ -45,7 +46,7 @@ trap 'exit 1' HUP PIPE
 bin/testbackend --listen 127.0.0.11:50051=greeter-a,127.0.0.12:50051=greeter-b,127.0.0.13:50051=greeter-c \
 	>"$work/backends.log" 2>&1 &
 pids+=($!)
-bin/switchboard serve --manifests "$work/manifests" --xds-address "$XDS" --admin-address "$ADMIN" \
+bin/switchboard serve --manifests "$work/manifests" --xds-address "$XDS" --admin-address "$ADMIN" --debug-address "$DEBUG" \
 	>"$work/switchboard.log" 2>&1 &
 pids+=($!)
 bin/switchboard bootstrap grpc --server "$XDS" --node-id demo-client --zone zone-a --namespace demo >"$work/bootstrap.json"
@@ -64,7 +65,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 ready || { echo "demo: switchboard did not become ready; see $work/switchboard.log"; cat "$work/switchboard.log"; exit 1; }
-echo "demo: switchboard ready (xDS $XDS, admin http://$ADMIN: /metrics /debug/clients)"
+echo "demo: switchboard ready (xDS $XDS, admin http://$ADMIN/metrics, debug http://$DEBUG/debug/clients)"
 echo "demo: client dialing xds:///greeter.demo:50051; one line per second"
 GRPC_XDS_BOOTSTRAP="$work/bootstrap.json" bin/goclient --target xds:///greeter.demo:50051 --interval-ms 10 --report-every 1s &
 pids+=($!)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ type switchboard struct {
 	args  []string
 	xds   string
 	admin string
+	debug string
 	cmd   *exec.Cmd
 	done  chan struct{}
 	out   *lockedBuffer
@@ -56,7 +58,7 @@ func freeAddr(t *testing.T) string {
 // waits until /readyz passes. The process is stopped when the test ends.
 func startSwitchboard(t *testing.T, bin string, args ...string) *switchboard {
 	t.Helper()
-	sb := &switchboard{t: t, bin: bin, args: args, xds: freeAddr(t), admin: freeAddr(t), out: &lockedBuffer{}}
+	sb := &switchboard{t: t, bin: bin, args: args, xds: freeAddr(t), admin: freeAddr(t), debug: freeAddr(t), out: &lockedBuffer{}}
 	sb.start()
 	t.Cleanup(func() {
 		sb.stop()
@@ -69,7 +71,7 @@ func startSwitchboard(t *testing.T, bin string, args ...string) *switchboard {
 
 func (sb *switchboard) start() {
 	sb.t.Helper()
-	args := append([]string{"serve", "--xds-address", sb.xds, "--admin-address", sb.admin, "--log-level", "debug"}, sb.args...)
+	args := append([]string{"serve", "--xds-address", sb.xds, "--admin-address", sb.admin, "--debug-address", sb.debug, "--log-level", "debug"}, sb.args...)
 	sb.cmd = exec.Command(sb.bin, args...)
 	sb.cmd.Stdout, sb.cmd.Stderr = sb.out, sb.out
 	sb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -128,9 +130,15 @@ func (sb *switchboard) bootstrap(nodeID string, extra ...string) []byte {
 	return out
 }
 
+// get fetches path from the admin server, or from the debug server for
+// /debug/ paths.
 func (sb *switchboard) get(path string) (int, string) {
 	sb.t.Helper()
-	resp, err := http.Get("http://" + sb.admin + path)
+	addr := sb.admin
+	if strings.HasPrefix(path, "/debug/") {
+		addr = sb.debug
+	}
+	resp, err := http.Get("http://" + addr + path)
 	if err != nil {
 		sb.t.Fatal(err)
 	}
@@ -141,5 +149,5 @@ func (sb *switchboard) get(path string) (int, string) {
 }
 
 func (sb *switchboard) String() string {
-	return fmt.Sprintf("switchboard xds=%s admin=%s", sb.xds, sb.admin)
+	return fmt.Sprintf("switchboard xds=%s admin=%s debug=%s", sb.xds, sb.admin, sb.debug)
 }

@@ -28,9 +28,9 @@ import (
 
 // handleDelta takes one request of a delta stream.
 func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
-	t, ok := st.begin(req.GetNode(), req.GetTypeUrl())
-	if !ok {
-		return nil
+	t, ok, err := st.begin(req.GetNode(), req.GetTypeUrl())
+	if err != nil || !ok {
+		return err
 	}
 	ts := st.types[t]
 	if n := req.GetResponseNonce(); n != "" && n == ts.nonce {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,6 +31,12 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Metrics records stream metrics; nil records nothing.
 	Metrics *Metrics
+	// Authorize, when set, is called once per stream, with the stream's
+	// context, when the stream first learns the client's node; an error
+	// ends the stream with that error (a status error, e.g.
+	// codes.PermissionDenied, reaches the client as is). Nil serves every
+	// client.
+	Authorize func(ctx context.Context, node *corev3.Node) error
 }
 
 // Server implements the Aggregated Discovery Service, state of the world and
@@ -38,9 +45,10 @@ type ServerOptions struct {
 type Server struct {
 	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
 
-	cache   *Cache
-	log     *slog.Logger
-	metrics *Metrics
+	cache     *Cache
+	log       *slog.Logger
+	metrics   *Metrics
+	authorize func(context.Context, *corev3.Node) error
 
 	nextID    atomic.Int64
 	mu        sync.Mutex
@@ -56,11 +64,12 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{
-		cache:    cache,
-		log:      log,
-		metrics:  opts.Metrics,
-		streams:  map[int64]*stream{},
-		draining: make(chan struct{}),
+		cache:     cache,
+		log:       log,
+		metrics:   opts.Metrics,
+		authorize: opts.Authorize,
+		streams:   map[int64]*stream{},
+		draining:  make(chan struct{}),
 	}
 }
 
@@ -89,6 +98,7 @@ func run[R any](s *Server, st *stream, ctx context.Context, recv func() (R, erro
 		return errDraining
 	default:
 	}
+	st.ctx = ctx
 	s.mu.Lock()
 	s.streams[st.id] = st
 	s.mu.Unlock()

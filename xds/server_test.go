@@ -37,9 +37,17 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, ServerOptions{})
+}
+
+// newHarnessWith is newHarness with opts for the server (its Metrics are
+// the harness's own).
+func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	h := &harness{cache: NewCache(), metrics: NewMetrics(reg)}
-	h.srv = NewServer(h.cache, ServerOptions{Metrics: h.metrics})
+	opts.Metrics = h.metrics
+	h.srv = NewServer(h.cache, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

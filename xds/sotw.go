@@ -14,9 +14,9 @@ import (
 // handleSotW takes one request of a state-of-the-world stream: an ACK, a
 // NACK or a new subscription.
 func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
-	t, ok := st.begin(req.GetNode(), req.GetTypeUrl())
-	if !ok {
-		return nil
+	t, ok, err := st.begin(req.GetNode(), req.GetTypeUrl())
+	if err != nil || !ok {
+		return err
 	}
 	ts := st.types[t]
 	if ts.nonce != "" && req.GetResponseNonce() != ts.nonce {

@@ -21,6 +21,8 @@ import (
 type stream struct {
 	id  int64
 	srv *Server
+	// ctx is the stream's context, for ServerOptions.Authorize.
+	ctx context.Context
 	// client is what the translator decides about this client from its
 	// node (class, zone, namespace for short names); zero before the node.
 	client translator.Client
@@ -121,20 +123,29 @@ func (st *stream) recordResponse(t typeIndex, version string, n int) {
 // begin starts on a request of either protocol: it learns the node from
 // the first request that names one, and returns the request's type, or
 // false for a type Switchboard does not serve (such requests are ignored).
-func (st *stream) begin(node *corev3.Node, typeURL string) (typeIndex, bool) {
-	st.setNode(node)
+// An error (the node is not authorized) ends the stream.
+func (st *stream) begin(node *corev3.Node, typeURL string) (typeIndex, bool, error) {
+	if err := st.setNode(node); err != nil {
+		return 0, false, err
+	}
 	t, ok := typeOf(typeURL)
 	if !ok {
 		st.logger().Debug("ignoring request for a type Switchboard does not serve", "type_url", typeURL)
 	}
-	return t, ok
+	return t, ok, nil
 }
 
 // setNode records who the client is, from the first request that names a
-// node: its namespace for short names, and the views it gets.
-func (st *stream) setNode(node *corev3.Node) {
+// node: its namespace for short names, and the views it gets. A node that
+// ServerOptions.Authorize refuses is not recorded, and the error returned.
+func (st *stream) setNode(node *corev3.Node) error {
 	if node == nil || st.node != nil {
-		return
+		return nil
+	}
+	if st.srv.authorize != nil {
+		if err := st.srv.authorize(st.ctx, node); err != nil {
+			return err
+		}
 	}
 	st.node = node
 	st.client = translator.ClientOf(node)
@@ -145,6 +156,7 @@ func (st *stream) setNode(node *corev3.Node) {
 		s.Class = st.client.Class
 		s.Zone = st.client.Zone
 	})
+	return nil
 }
 
 // subscribe applies a change of subscription to type t: names added and

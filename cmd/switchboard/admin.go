@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,14 +14,13 @@ import (
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
-// adminHandler serves the operator's endpoints:
+// adminHandler serves what the cluster scrapes and probes, on
+// --admin-address:
 //
 //	/metrics             Prometheus metrics
 //	/healthz             the process is alive
 //	/readyz              the first full translation after sync is in the cache
-//	/debug/clients       every connected xDS client and its per-type state
-//	/debug/diagnostics   Services that could not be translated, or not fully
-func adminHandler(reg *prometheus.Registry, cache *xds.Cache, ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
+func adminHandler(reg *prometheus.Registry, cache *xds.Cache) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -31,6 +33,17 @@ func adminHandler(reg *prometheus.Registry, cache *xds.Cache, ads *xds.Server, s
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	return mux
+}
+
+// debugHandler serves the views for operators, on --debug-address, which
+// is loopback by default: they name every client and Service, which is not
+// for whoever can reach the metrics port.
+//
+//	/debug/clients       every connected xDS client and its per-type state
+//	/debug/diagnostics   Services that could not be translated, or not fully
+func debugHandler(ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/clients", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ads.Clients())
 	})
@@ -54,4 +67,30 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// debugServer is the debug HTTP server, or nothing when --debug-address is
+// empty.
+type debugServer struct {
+	srv *http.Server
+	lis net.Listener
+}
+
+// listenDebug listens on addr for debugHandler; "" means no debug server.
+func listenDebug(addr string, ads *xds.Server, syncer *pipeline.Syncer) (debugServer, error) {
+	if addr == "" {
+		return debugServer{}, nil
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return debugServer{}, fmt.Errorf("--debug-address: %w", err)
+	}
+	return debugServer{lis: lis, srv: &http.Server{Handler: debugHandler(ads, syncer), ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+func (d debugServer) addr() string {
+	if d.lis == nil {
+		return "off"
+	}
+	return d.lis.Addr().String()
 }

@@ -16,6 +16,10 @@ type bootstrapOptions struct {
 	Zone      string
 	Region    string
 	Namespace string
+	// TLSCA, TLSCert and TLSKey are files on the client's machine: the CA
+	// bundle that verifies the xDS server, and the client's certificate
+	// and key for mTLS. Any of them makes the channel TLS.
+	TLSCA, TLSCert, TLSKey string
 }
 
 // grpcBootstrap is the subset of the gRPC xDS bootstrap format (gRFC A27)
@@ -32,7 +36,18 @@ type xdsServer struct {
 }
 
 type channelCred struct {
-	Type string `json:"type"`
+	Type   string          `json:"type"`
+	Config *tlsCredsConfig `json:"config,omitempty"`
+}
+
+// tlsCredsConfig is the config of channel_creds type "tls" (gRFC A65): the
+// keys of the "file_watcher" certificate provider, which grpc-go
+// (internal/xds/bootstrap/tlscreds) hands to its pemfile provider; it
+// re-reads the files every refresh_interval (default 10 minutes).
+type tlsCredsConfig struct {
+	CACertificateFile string `json:"ca_certificate_file,omitempty"`
+	CertificateFile   string `json:"certificate_file,omitempty"`
+	PrivateKeyFile    string `json:"private_key_file,omitempty"`
 }
 
 type bootstrapNode struct {
@@ -64,7 +79,7 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 || args[0] != "grpc" {
 		fmt.Fprint(stderr, bootstrapUsage)
-		return errors.New(`usage: switchboard bootstrap grpc --server ADDR --node-id ID [--zone Z] [--namespace NS]`)
+		return errors.New(`usage: switchboard bootstrap grpc --server ADDR --node-id ID [--zone Z] [--namespace NS] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]`)
 	}
 	var o bootstrapOptions
 	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
@@ -73,6 +88,9 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Zone, "zone", "", "the client's zone (node locality), for zone-aware routing")
 	fs.StringVar(&o.Region, "region", "", "the client's region (node locality)")
 	fs.StringVar(&o.Namespace, "namespace", "", "the client's namespace (node metadata NAMESPACE), for short names")
+	fs.StringVar(&o.TLSCA, "tls-ca", "", "connect over TLS and verify the xDS server with this PEM CA bundle (a path on the client's machine)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "the client's PEM certificate, for a server that requires mTLS (--xds-client-ca)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
 	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
@@ -98,10 +116,22 @@ func (o bootstrapOptions) build() (grpcBootstrap, error) {
 	if o.NodeID == "" {
 		return grpcBootstrap{}, errors.New("bootstrap grpc: --node-id is required")
 	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return grpcBootstrap{}, errors.New("bootstrap grpc: --tls-cert and --tls-key go together")
+	}
+	creds := channelCred{Type: "insecure"}
+	if o.TLSCA != "" || o.TLSCert != "" {
+		// Without a CA the client verifies the server against the
+		// system roots, which a private CA is not in.
+		if o.TLSCA == "" {
+			return grpcBootstrap{}, errors.New("bootstrap grpc: --tls-cert needs --tls-ca, the CA that verifies the server")
+		}
+		creds = channelCred{Type: "tls", Config: &tlsCredsConfig{CACertificateFile: o.TLSCA, CertificateFile: o.TLSCert, PrivateKeyFile: o.TLSKey}}
+	}
 	b := grpcBootstrap{
 		XDSServers: []xdsServer{{
 			ServerURI:      o.Server,
-			ChannelCreds:   []channelCred{{Type: "insecure"}},
+			ChannelCreds:   []channelCred{creds},
 			ServerFeatures: []string{"xds_v3"},
 		}},
 		Node: bootstrapNode{ID: o.NodeID, Locality: locality{Region: o.Region, Zone: o.Zone}},

@@ -23,6 +23,8 @@ type serveOptions struct {
 	ManifestSettle   time.Duration
 	XDSAddress       string
 	AdminAddress     string
+	DebugAddress     string
+	XDSTLS           xdsTLSOptions
 	Namespaces       []string
 	Selector         string
 	ClusterDomain    string
@@ -54,7 +56,9 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	fs.Int64Var(&o.ManifestMaxBytes, "manifest-max-bytes", watcher.DefaultMaxManifestBytes, "with --manifests: refuse (and keep the last good content of) a file larger than this many bytes")
 	fs.DurationVar(&o.ManifestSettle, "manifest-settle", watcher.DefaultSettleTime, "with --manifests: read a file written in place only once its size and mtime have not changed for this long (a file renamed into place is read at once)")
 	fs.StringVar(&o.XDSAddress, "xds-address", ":18000", "address of the ADS (gRPC) server")
-	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz, /debug/...")
+	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz")
+	fs.StringVar(&o.DebugAddress, "debug-address", "127.0.0.1:9091", `address of the debug server: /debug/clients, /debug/diagnostics; "" disables it`)
+	o.XDSTLS.register(fs)
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
@@ -87,10 +91,13 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return o, fmt.Errorf("serve: --log-format %q: want text or json", o.LogFormat)
 	}
-	for name, addr := range map[string]string{"--xds-address": o.XDSAddress, "--admin-address": o.AdminAddress} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+	for name, addr := range map[string]string{"--xds-address": o.XDSAddress, "--admin-address": o.AdminAddress, "--debug-address": o.DebugAddress} {
+		if _, _, err := net.SplitHostPort(addr); err != nil && (name != "--debug-address" || addr != "") {
 			return o, fmt.Errorf("serve: %s %q: %w", name, addr, err)
 		}
+	}
+	if err := o.XDSTLS.validate(); err != nil {
+		return o, err
 	}
 	if err := (translator.Options{ClusterDomain: o.ClusterDomain}).Validate(); err != nil {
 		return o, fmt.Errorf("serve: --cluster-domain: %w", err)

@@ -54,7 +54,11 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		Logger:     log.With("component", "translator"),
 		Metrics:    pipeline.NewMetrics(reg),
 	})
-	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics})
+	sec, err := o.XDSTLS.build(log.With("component", "xds-tls"), reg)
+	if err != nil {
+		return err
+	}
+	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics, Authorize: sec.authorize})
 
 	xdsLis, err := net.Listen("tcp", o.XDSAddress)
 	if err != nil {
@@ -65,7 +69,12 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		_ = xdsLis.Close()
 		return fmt.Errorf("--admin-address: %w", err)
 	}
-	grpcServer := grpc.NewServer(
+	debug, err := listenDebug(o.DebugAddress, ads, syncer)
+	if err != nil {
+		_, _ = xdsLis.Close(), adminLis.Close()
+		return err
+	}
+	grpcServer := grpc.NewServer(append(sec.serverOptions,
 		// SotW ACKs are checked against the subscription without turning
 		// every name into a string.
 		xds.GRPCServerOption(),
@@ -82,21 +91,27 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			MaxConnectionAge:      o.MaxConnectionAge,
 			MaxConnectionAgeGrace: o.MaxConnectionAgeGrace,
 		}),
-	)
+	)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
 	admin := &http.Server{
-		Handler:           adminHandler(reg, cache, ads, syncer),
+		Handler:           adminHandler(reg, cache),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	log.Info("switchboard serving", "version", version, "xds", xdsLis.Addr().String(), "admin", adminLis.Addr().String(), "source", o.source())
+	log.Info("switchboard serving", "version", version, "xds", xdsLis.Addr().String(), "admin", adminLis.Addr().String(), "debug", debug.addr(), "tls", o.XDSTLS.Cert != "", "mtls", sec.authorize != nil, "source", o.source())
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 6)
 	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
 	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
 	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
 	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout+readyGrace, log) }()
+	if sec.run != nil {
+		go func() { errc <- wrap("xds tls", sec.run(runCtx)) }()
+	}
+	if debug.srv != nil {
+		go func() { errc <- wrap("debug server", ignoreClosed(debug.srv.Serve(debug.lis))) }()
+	}
 
 	var first error
 	select {
@@ -104,7 +119,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	case first = <-errc:
 	}
 	cancel()
-	shutdown(grpcServer, ads, admin, o.DrainTimeout, log)
+	shutdown(grpcServer, ads, []*http.Server{admin, debug.srv}, o.DrainTimeout, log)
 	return first
 }
 
@@ -134,7 +149,7 @@ func waitReady(ctx context.Context, cache *xds.Cache, timeout time.Duration, log
 	}
 }
 
-func shutdown(grpcServer *grpc.Server, ads *xds.Server, admin *http.Server, timeout time.Duration, log *slog.Logger) {
+func shutdown(grpcServer *grpc.Server, ads *xds.Server, https []*http.Server, timeout time.Duration, log *slog.Logger) {
 	log.Info("shutting down: draining xDS streams")
 	ads.Drain()
 	done := make(chan struct{})
@@ -149,7 +164,11 @@ func shutdown(grpcServer *grpc.Server, ads *xds.Server, admin *http.Server, time
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_ = admin.Shutdown(ctx)
+	for _, h := range https {
+		if h != nil {
+			_ = h.Shutdown(ctx)
+		}
+	}
 }
 
 func wrap(what string, err error) error {
