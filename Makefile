@@ -18,7 +18,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 
 IMAGE ?= switchboard:dev
 
-.PHONY: fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
+.PHONY: bench-encoders fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
@@ -89,6 +89,7 @@ $(LOAD): FORCE
 
 bench: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
+	$(MAKE) bench-encoders
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
 		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
 	$(LOAD) --clients 1000 --services 1000 --endpoints 100 --per-client 10 --changes 0 \
@@ -105,6 +106,14 @@ bench-quick: $(LOAD)
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 
 FORCE:
+
+# The measurement behind the translator's choice of encoders: the hand
+# writers against protobuf-go and vtprotobuf (its marshalers are compiled
+# only with -tags vtprotobuf; the product does not use them), on views
+# built by watcher.Store. See "Encoders" in the README.
+bench-encoders:
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; $(GO) test -tags vtprotobuf -run '^$$' -bench 'BenchmarkEncode' -benchmem ./translator/ | tee $(BENCH_OUT)/encoders.txt
 
 # Fuzzing (go test -fuzz): each target for FUZZTIME. Their seed corpora
 # (the golden inputs, the demo's manifests, hand-picked requests) run in
@@ -125,6 +134,7 @@ fuzz:
 # packages that have benchmarks; the load tool's smoke test runs in `test`).
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -short ./translator/... ./xds/... ./watcher/...
+	$(GO) test -tags vtprotobuf -run '^$$' -bench BenchmarkEncode -benchtime 1x -short ./translator/
 
 $(GOLANGCI):
 	@mkdir -p $(dir $(GOLANGCI))

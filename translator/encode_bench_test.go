@@ -1,0 +1,110 @@
+package translator
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/switchboard-xds/switchboard/internal/worldgen"
+)
+
+// BenchmarkEncodeAssignment compares, on views built by watcher.Store from
+// generated EndpointSlices, the ways an assignment can reach wire form:
+// written from the view (sortedWire, the usual shape only), built as a
+// message and marshalled by protobuf-go (what every other view takes), and
+// the same message marshalled by vtprotobuf (MarshalVTStrict; only with
+// -tags vtprotobuf, see encode_bench_vt_test.go), plus the whole Service. It
+// is the measurement behind the choice of encoder in buildAssignments.
+func BenchmarkEncodeAssignment(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		for _, shape := range []struct {
+			name  string
+			shape worldgen.Shape
+		}{{"zones2", worldgen.Zones2}, {"rollout", worldgen.Rollout}} {
+			svc := benchShape(b, shape.shape, 1, n)[0]
+			eps := svc.Ports[0].Endpoints
+			if usualView(eps) {
+				b.Run(fmt.Sprintf("endpoints=%d/%s/view-to-wire", n, shape.name), func(b *testing.B) {
+					for b.Loop() {
+						sortedWire("c", eps)
+					}
+				})
+			}
+			b.Run(fmt.Sprintf("endpoints=%d/%s/msg+protobuf-go", n, shape.name), func(b *testing.B) {
+				for b.Loop() {
+					cla, _ := loadAssignment("c", svc.Key, "grpc", eps)
+					if _, err := deterministic.Marshal(cla); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			if vtMarshal != nil {
+				b.Run(fmt.Sprintf("endpoints=%d/%s/msg+vtproto", n, shape.name), func(b *testing.B) {
+					for b.Loop() {
+						cla, _ := loadAssignment("c", svc.Key, "grpc", eps)
+						if _, err := vtMarshal(cla); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+			b.Run(fmt.Sprintf("endpoints=%d/%s/service", n, shape.name), func(b *testing.B) {
+				for b.Loop() {
+					Service(Options{}, svc)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEncodeSmall compares the hand-written listener, route and
+// cluster writers with building the message and marshalling it.
+func BenchmarkEncodeSmall(b *testing.B) {
+	const name = "greeter.demo.svc.cluster.local:50051"
+	aliases := []string{"greeter.demo:50051", "greeter.demo.svc:50051"}
+	b.Run("listener/hand", func(b *testing.B) {
+		for b.Loop() {
+			listenerWire(name, name)
+		}
+	})
+	b.Run("listener/protobuf-go", func(b *testing.B) {
+		for b.Loop() {
+			encode(name, listenerOf(name, newHCM(name)))
+		}
+	})
+	b.Run("route/hand", func(b *testing.B) {
+		for b.Loop() {
+			routeWire(policy{}, name, aliases, nil)
+		}
+	})
+	b.Run("route/protobuf-go", func(b *testing.B) {
+		for b.Loop() {
+			encode(name, routeConfiguration(name, aliases, nil))
+		}
+	})
+	b.Run("cluster/hand", func(b *testing.B) {
+		for b.Loop() {
+			clusterWire(policy{}, name, "")
+		}
+	})
+	b.Run("cluster/protobuf-go", func(b *testing.B) {
+		for b.Loop() {
+			encode(name, edsCluster(name))
+		}
+	})
+}
+
+// BenchmarkEncodeSmallVT is BenchmarkEncodeSmall's library path with
+// vtprotobuf (only with -tags vtprotobuf).
+func BenchmarkEncodeSmallVT(b *testing.B) {
+	const name = "greeter.demo.svc.cluster.local:50051"
+	aliases := []string{"greeter.demo:50051", "greeter.demo.svc:50051"}
+	for k, f := range vtSmall {
+		b.Run(k+"/vtproto", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := f(name, aliases); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
