@@ -3,9 +3,10 @@
 // Everything here is a pure function: no I/O, clocks, loggers, metrics or
 // mutable package state. The only package-level values are immutable
 // prototypes (parts of messages and their wire bytes that are the same for
-// every Service), each built once by a sync.OnceValue and never changed. Output is deterministic (sorted, no timestamps), so the same
-// world gives byte-identical resources, and so identical content-derived
-// versions, on every replica and after every restart.
+// every Service), each built once by a sync.OnceValue and never changed.
+// Output is deterministic (sorted, no timestamps), so the same world gives
+// byte-identical resources, and so identical content-derived versions, on
+// every replica and after every restart.
 package translator
 
 import (
