@@ -30,7 +30,8 @@ func TestDebugViewsOnDebugPort(t *testing.T) {
 	}
 
 	off := startSwitchboard(t, bin, "--manifests", w.dir, "--debug-address", "")
-	if _, err := http.Get("http://" + off.debug + "/debug/clients"); err == nil {
+	if resp, err := http.Get("http://" + off.debug + "/debug/clients"); err == nil {
+		resp.Body.Close()
 		t.Errorf("with --debug-address \"\", %s still answers", off.debug)
 	}
 	if !strings.Contains(off.out.String(), "debug=off") {

@@ -89,8 +89,10 @@ func get(h http.Handler, path string) *httptest.ResponseRecorder {
 
 func TestBootstrapTLS(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n",
-		"--tls-ca", "/etc/xds/ca.pem", "--tls-cert", "/etc/xds/tls.crt", "--tls-key", "/etc/xds/tls.key"}, &out, &bytes.Buffer{})
+	err := run(context.Background(), []string{
+		"bootstrap", "grpc", "--server", "h:1", "--node-id", "n",
+		"--tls-ca", "/etc/xds/ca.pem", "--tls-cert", "/etc/xds/tls.crt", "--tls-key", "/etc/xds/tls.key",
+	}, &out, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

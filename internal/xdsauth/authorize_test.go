@@ -41,12 +41,18 @@ func TestAuthorizeOverMutualTLS(t *testing.T) {
 	}{
 		{name: "own namespace", cert: team, key: teamKey, namespace: "team", code: codes.OK},
 		{name: "no NAMESPACE", cert: team, key: teamKey, code: codes.OK},
-		{name: "other namespace", cert: team, key: teamKey, namespace: "other", code: codes.PermissionDenied,
-			msgHas: []string{`"other"`, `"team"`, "spiffe://cluster.local/ns/team/sa/app", `node "other namespace"`}, reasonSeen: reasonNamespace},
-		{name: "no URI SAN", cert: plain, key: plainKey, namespace: "team", code: codes.PermissionDenied,
-			msgHas: []string{"no SPIFFE ID", "CN=plain"}, reasonSeen: reasonNoSPIFFE},
-		{name: "not a workload ID", cert: odd, key: oddKey, code: codes.PermissionDenied,
-			msgHas: []string{"not of the form"}, reasonSeen: reasonBadSPIFFE},
+		{
+			name: "other namespace", cert: team, key: teamKey, namespace: "other", code: codes.PermissionDenied,
+			msgHas: []string{`"other"`, `"team"`, "spiffe://cluster.local/ns/team/sa/app", `node "other namespace"`}, reasonSeen: reasonNamespace,
+		},
+		{
+			name: "no URI SAN", cert: plain, key: plainKey, namespace: "team", code: codes.PermissionDenied,
+			msgHas: []string{"no SPIFFE ID", "CN=plain"}, reasonSeen: reasonNoSPIFFE,
+		},
+		{
+			name: "not a workload ID", cert: odd, key: oddKey, code: codes.PermissionDenied,
+			msgHas: []string{"not of the form"}, reasonSeen: reasonBadSPIFFE,
+		},
 		{name: "another CA", cert: foreign, key: foreignKey, namespace: "team", code: codes.Unavailable},
 		{name: "no certificate", namespace: "team", code: codes.Unavailable},
 	} {
