@@ -63,23 +63,27 @@ type locality struct {
 	Zone   string `json:"zone,omitempty"`
 }
 
-const bootstrapUsage = `usage: switchboard bootstrap grpc --server HOST:PORT --node-id ID [flags]
+const bootstrapUsage = `usage: switchboard bootstrap grpc|envoy --server HOST:PORT --node-id ID [flags]
 
-Print a bootstrap file for proxyless gRPC xDS clients (grpc-go, grpc-js-xds,
-gRPC C-core) that points them at Switchboard ("bootstrap grpc -h" lists the
-flags).
+Print a bootstrap file that points a client at Switchboard:
+  grpc    JSON for proxyless gRPC xDS clients (grpc-go, grpc-js-xds, gRPC C-core)
+  envoy   YAML for an Envoy sidecar (delta ADS; --sotw for state of the world)
+("bootstrap grpc -h" and "bootstrap envoy -h" list the flags.)
 `
 
-// bootstrap runs "switchboard bootstrap": only "grpc" for now. Help goes to
+// bootstrap runs "switchboard bootstrap grpc" or "switchboard bootstrap envoy". Help goes to
 // stdout and comes back as flag.ErrHelp.
 func bootstrap(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		fmt.Fprint(stdout, bootstrapUsage)
 		return flag.ErrHelp
 	}
+	if len(args) > 0 && args[0] == "envoy" {
+		return bootstrapEnvoy(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "grpc" {
 		fmt.Fprint(stderr, bootstrapUsage)
-		return errors.New(`usage: switchboard bootstrap grpc --server ADDR --node-id ID [--zone Z] [--namespace NS] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]`)
+		return errors.New(`usage: switchboard bootstrap grpc|envoy --server ADDR --node-id ID [flags] (see 'switchboard bootstrap -h')`)
 	}
 	var o bootstrapOptions
 	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")

@@ -4,6 +4,7 @@
 //
 //	switchboard serve [flags]              run the control plane
 //	switchboard bootstrap grpc [flags]     print a gRPC xDS bootstrap file
+//	switchboard bootstrap envoy [flags]    print an Envoy sidecar bootstrap
 //	switchboard version                    print the version
 //	switchboard help [command]             print usage
 package main
@@ -37,6 +38,7 @@ func main() {
 const usage = `usage:
   switchboard serve [flags]             run the control plane (serve -h lists the flags)
   switchboard bootstrap grpc [flags]    print a gRPC xDS bootstrap JSON
+  switchboard bootstrap envoy [flags]   print an Envoy sidecar bootstrap YAML
   switchboard version                   print the version
   switchboard help [command]            print this, or a command's usage
 `
