@@ -136,7 +136,7 @@ func (o envoyBootstrapOptions) build() (*bootstrapv3.Bootstrap, error) {
 		}
 	}
 	b := &bootstrapv3.Bootstrap{
-		Node: node,
+		Node:  node,
 		Admin: &bootstrapv3.Admin{Address: socketAddress("127.0.0.1", envoyAdminPort)},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
 			AdsConfig: &corev3.ApiConfigSource{
@@ -227,4 +227,3 @@ func socketAddress(host string, port uint32) *corev3.Address {
 		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 	}}}
 }
-
