@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 )
 
-// bootstrapOptions are the flags of "switchboard bootstrap grpc".
+// bootstrapOptions are the flags of "switchboard bootstrap grpc" and
+// "switchboard bootstrap envoy" that say who the client is and how it
+// reaches Switchboard.
 type bootstrapOptions struct {
 	Server    string
 	NodeID    string
@@ -20,6 +23,47 @@ type bootstrapOptions struct {
 	// bundle that verifies the xDS server, and the client's certificate
 	// and key for mTLS. Any of them makes the channel TLS.
 	TLSCA, TLSCert, TLSKey string
+}
+
+// register defines the flags on fs; client names the kind of client in
+// their help ("client", "sidecar").
+func (o *bootstrapOptions) register(fs *flag.FlagSet, client string) {
+	fs.StringVar(&o.Server, "server", "", "xDS server address HOST:PORT (required)")
+	fs.StringVar(&o.NodeID, "node-id", "", "node id the "+client+" reports (required)")
+	fs.StringVar(&o.Zone, "zone", "", "the "+client+"'s zone (node locality), for zone-aware routing")
+	fs.StringVar(&o.Region, "region", "", "the "+client+"'s region (node locality)")
+	fs.StringVar(&o.Namespace, "namespace", "", "the "+client+"'s namespace (node metadata NAMESPACE), for short names")
+	fs.StringVar(&o.TLSCA, "tls-ca", "", "connect over TLS and verify the xDS server with this PEM CA bundle (a path on the "+client+"'s machine)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "the "+client+"'s PEM certificate, for a server that requires mTLS (--xds-client-ca)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
+}
+
+// check returns the server's host and port, or what is wrong with the
+// flags; command prefixes the error.
+func (o bootstrapOptions) check(command string) (host string, port uint32, err error) {
+	if o.Server == "" {
+		return "", 0, fmt.Errorf("%s: --server is required", command)
+	}
+	host, portStr, err := net.SplitHostPort(o.Server)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: --server %q: %w", command, o.Server, err)
+	}
+	p, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("%s: --server %q: bad port", command, o.Server)
+	}
+	if o.NodeID == "" {
+		return "", 0, fmt.Errorf("%s: --node-id is required", command)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return "", 0, fmt.Errorf("%s: --tls-cert and --tls-key go together", command)
+	}
+	// Without a CA the client verifies the server against the system
+	// roots, which a private CA is not in.
+	if o.TLSCert != "" && o.TLSCA == "" {
+		return "", 0, fmt.Errorf("%s: --tls-cert needs --tls-ca, the CA that verifies the server", command)
+	}
+	return host, uint32(p), nil
 }
 
 // grpcBootstrap is the subset of the gRPC xDS bootstrap format (gRFC A27)
@@ -87,14 +131,7 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	}
 	var o bootstrapOptions
 	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
-	fs.StringVar(&o.Server, "server", "", "xDS server address HOST:PORT (required)")
-	fs.StringVar(&o.NodeID, "node-id", "", "node id the client reports (required)")
-	fs.StringVar(&o.Zone, "zone", "", "the client's zone (node locality), for zone-aware routing")
-	fs.StringVar(&o.Region, "region", "", "the client's region (node locality)")
-	fs.StringVar(&o.Namespace, "namespace", "", "the client's namespace (node metadata NAMESPACE), for short names")
-	fs.StringVar(&o.TLSCA, "tls-ca", "", "connect over TLS and verify the xDS server with this PEM CA bundle (a path on the client's machine)")
-	fs.StringVar(&o.TLSCert, "tls-cert", "", "the client's PEM certificate, for a server that requires mTLS (--xds-client-ca)")
-	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
+	o.register(fs, "client")
 	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
@@ -111,25 +148,11 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 }
 
 func (o bootstrapOptions) build() (grpcBootstrap, error) {
-	if o.Server == "" {
-		return grpcBootstrap{}, errors.New("bootstrap grpc: --server is required")
-	}
-	if _, _, err := net.SplitHostPort(o.Server); err != nil {
-		return grpcBootstrap{}, fmt.Errorf("bootstrap grpc: --server %q: %w", o.Server, err)
-	}
-	if o.NodeID == "" {
-		return grpcBootstrap{}, errors.New("bootstrap grpc: --node-id is required")
-	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return grpcBootstrap{}, errors.New("bootstrap grpc: --tls-cert and --tls-key go together")
+	if _, _, err := o.check("bootstrap grpc"); err != nil {
+		return grpcBootstrap{}, err
 	}
 	creds := channelCred{Type: "insecure"}
-	if o.TLSCA != "" || o.TLSCert != "" {
-		// Without a CA the client verifies the server against the
-		// system roots, which a private CA is not in.
-		if o.TLSCA == "" {
-			return grpcBootstrap{}, errors.New("bootstrap grpc: --tls-cert needs --tls-ca, the CA that verifies the server")
-		}
+	if o.TLSCA != "" {
 		creds = channelCred{Type: "tls", Config: &tlsCredsConfig{CACertificateFile: o.TLSCA, CertificateFile: o.TLSCert, PrivateKeyFile: o.TLSKey}}
 	}
 	b := grpcBootstrap{

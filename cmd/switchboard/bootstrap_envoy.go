@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -24,14 +21,12 @@ import (
 
 // envoyBootstrapOptions are the flags of "switchboard bootstrap envoy".
 type envoyBootstrapOptions struct {
-	Server, NodeID, Cluster, Namespace, Zone, Region string
+	bootstrapOptions
+	// Cluster is the node's cluster, which Envoy requires.
+	Cluster string
 	// SotW makes the ADS stream state of the world (api_type GRPC) instead
 	// of delta (DELTA_GRPC).
 	SotW bool
-	// TLSCA, TLSCert and TLSKey are files on the sidecar's machine, as for
-	// bootstrap grpc: the CA that verifies Switchboard, and the client
-	// certificate and key for mTLS.
-	TLSCA, TLSCert, TLSKey string
 }
 
 // The names an Envoy bootstrap of Switchboard's uses. They are part of the
@@ -47,16 +42,9 @@ func bootstrapEnvoy(args []string, stdout, stderr io.Writer) error {
 	var o envoyBootstrapOptions
 	fs := newFlagSet("bootstrap envoy", "--server HOST:PORT --node-id ID [flags]",
 		"Print an Envoy bootstrap (YAML) for a sidecar that takes its listeners and clusters from Switchboard over ADS.")
-	fs.StringVar(&o.Server, "server", "", "Switchboard's xDS address HOST:PORT; a host name is resolved by Envoy (STRICT_DNS) (required)")
-	fs.StringVar(&o.NodeID, "node-id", "", "node id the sidecar reports (required)")
+	o.register(fs, "sidecar")
 	fs.StringVar(&o.Cluster, "cluster", "", "node cluster, which Envoy requires (default: --namespace, else \"sidecar\")")
-	fs.StringVar(&o.Namespace, "namespace", "", "the sidecar's namespace (node metadata NAMESPACE): short names and per-namespace routes")
-	fs.StringVar(&o.Zone, "zone", "", "the sidecar's zone (node locality), for zone-aware routing")
-	fs.StringVar(&o.Region, "region", "", "the sidecar's region (node locality)")
 	fs.BoolVar(&o.SotW, "sotw", false, "state-of-the-world ADS (api_type GRPC) instead of delta (DELTA_GRPC)")
-	fs.StringVar(&o.TLSCA, "tls-ca", "", "connect over TLS and verify Switchboard with this PEM CA bundle (a path on the sidecar's machine)")
-	fs.StringVar(&o.TLSCert, "tls-cert", "", "the sidecar's PEM certificate, for a Switchboard that requires mTLS (--xds-client-ca)")
-	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -90,22 +78,9 @@ func bootstrapYAML(b *bootstrapv3.Bootstrap) ([]byte, error) {
 // it must be one); ADS over delta (or SotW) with LDS and CDS from it; the
 // node with its namespace and locality. It is checked with ValidateAll.
 func (o envoyBootstrapOptions) build() (*bootstrapv3.Bootstrap, error) {
-	if o.Server == "" || o.NodeID == "" {
-		return nil, errors.New("bootstrap envoy: --server and --node-id are required")
-	}
-	host, portStr, err := net.SplitHostPort(o.Server)
+	host, port, err := o.check("bootstrap envoy")
 	if err != nil {
-		return nil, fmt.Errorf("bootstrap envoy: --server %q: %w", o.Server, err)
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("bootstrap envoy: --server %q: bad port", o.Server)
-	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return nil, errors.New("bootstrap envoy: --tls-cert and --tls-key go together")
-	}
-	if o.TLSCert != "" && o.TLSCA == "" {
-		return nil, errors.New("bootstrap envoy: --tls-cert needs --tls-ca, the CA that verifies Switchboard")
+		return nil, err
 	}
 	cluster := o.Cluster
 	if cluster == "" {
@@ -121,7 +96,7 @@ func (o envoyBootstrapOptions) build() (*bootstrapv3.Bootstrap, error) {
 	if o.Namespace != "" {
 		node.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(o.Namespace)}}
 	}
-	xds, err := o.xdsCluster(host, uint32(port))
+	xds, err := o.xdsCluster(host, port)
 	if err != nil {
 		return nil, err
 	}
