@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -24,16 +25,17 @@ import (
 // that cannot be re-established because the API server refuses connections
 // is retried with backoff inside the reflector and never reaches it.
 type health struct {
-	m *Metrics
+	m   *Metrics
+	log *slog.Logger
 
 	mu      sync.Mutex
 	synced  bool            // the initial state was published
 	failing map[string]bool // informer id -> its latest request failed
 }
 
-func newHealth(m *Metrics) *health {
+func newHealth(m *Metrics, log *slog.Logger) *health {
 	m.setSynced(false)
-	return &health{m: m, failing: map[string]bool{}}
+	return &health{m: m, log: log, failing: map[string]bool{}}
 }
 
 // initialSync records that the initial state was published.
@@ -52,13 +54,15 @@ func (h *health) record(ctx context.Context, kind, id string, err error) {
 	}
 	if err != nil {
 		h.m.watchError(kind)
+		h.log.Debug("list or watch request failed; client-go retries with backoff", "informer", id, "error", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		h.failing[id] = true
-	} else {
+	} else if h.failing[id] {
 		delete(h.failing, id)
+		h.log.Debug("list or watch request succeeded again", "informer", id)
 	}
 	h.publish()
 }

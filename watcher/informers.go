@@ -86,7 +86,7 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 			f.Shutdown() // waits for the informer goroutines
 		}
 	}()
-	h := newHealth(s.cfg.metrics)
+	h := newHealth(s.cfg.metrics, s.cfg.log)
 	for _, ns := range namespaces {
 		// Two factories per namespace, as a factory holds one informer per
 		// type; the selector is for Services only.
