@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -92,7 +93,19 @@ func (h *health) informer(factory informers.SharedInformerFactory, example runti
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				w, err := watchFn(ctx, o)
 				h.record(ctx, kind, id, err)
-				return w, err
+				if err != nil {
+					return w, err
+				}
+				// A watch that was accepted can still end at once with an
+				// ERROR event: a restarted API server answers a resumed watch
+				// with 410 Gone, and the view is stale until the relist, which
+				// the reflector starts only after its backoff.
+				return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+					if e.Type == watch.Error {
+						h.record(ctx, kind, id, apierrors.FromObject(e.Object))
+					}
+					return e, true
+				}), nil
 			},
 		}
 		return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example,
