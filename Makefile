@@ -18,7 +18,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 
 IMAGE ?= switchboard:dev
 
-.PHONY: bench-encoders fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
+.PHONY: bench-encoders soak fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
@@ -29,6 +29,7 @@ help:
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
+	@echo "make soak        churn soak against the binary for SOAK_DURATION (default $(SOAK_DURATION)); not part of make test"
 	@echo "make fuzz        run every fuzz target for FUZZTIME each (default $(FUZZTIME)); their seeds run in make test"
 
 build:
@@ -114,6 +115,15 @@ FORCE:
 bench-encoders:
 	@mkdir -p $(BENCH_OUT)
 	set -o pipefail; $(GO) test -tags vtprotobuf -run '^$$' -bench 'BenchmarkEncode' -benchmem ./translator/ | tee $(BENCH_OUT)/encoders.txt
+
+# Churn soak (integration/soak_test.go, build tag soak, so `make test` never
+# builds or lists it): endpoint changes and reconnecting clients against the
+# real binary for SOAK_DURATION, ending with goroutines and heap within the
+# test's stated bounds of their values after warm-up.
+SOAK_DURATION ?= 10m
+
+soak: tools clients
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -count=1 -timeout 2h -run '^TestSoak$$' -v ./integration/
 
 # Fuzzing (go test -fuzz): each target for FUZZTIME. Their seed corpora
 # (the golden inputs, the demo's manifests, hand-picked requests) run in

@@ -43,13 +43,13 @@ func TestDeltaThroughTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	stream, err := openDelta(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	send := func(req *discoveryv3.DeltaDiscoveryRequest) {
 		t.Helper()
-		if err := stream.Send(req); err != nil {
+		if err := stream.send(req); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,11 +58,10 @@ func TestDeltaThroughTheBinary(t *testing.T) {
 	next := func(typeURL string) *discoveryv3.DeltaDiscoveryResponse {
 		t.Helper()
 		for {
-			r, err := stream.Recv()
+			r, err := stream.next()
 			if err != nil {
 				t.Fatalf("waiting for %s: %v", typeURL, err)
 			}
-			send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
 			mentions := slices.Contains(r.GetRemovedResources(), name) ||
 				slices.ContainsFunc(r.GetResources(), func(res *discoveryv3.Resource) bool { return res.GetName() == name })
 			if r.GetTypeUrl() == typeURL && mentions {
@@ -78,11 +77,7 @@ func TestDeltaThroughTheBinary(t *testing.T) {
 			if err := res.GetResource().UnmarshalTo(cla); err != nil {
 				t.Fatal(err)
 			}
-			for _, loc := range cla.GetEndpoints() {
-				for _, lb := range loc.GetLbEndpoints() {
-					out = append(out, lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
-				}
-			}
+			out = append(out, claAddresses(cla)...)
 		}
 		return out
 	}

@@ -71,6 +71,13 @@ func startSwitchboard(t *testing.T, bin string, args ...string) *switchboard {
 
 func (sb *switchboard) start() {
 	sb.t.Helper()
+	sb.launch()
+	sb.waitReady()
+}
+
+// launch starts the process and returns at once.
+func (sb *switchboard) launch() {
+	sb.t.Helper()
 	args := append([]string{"serve", "--xds-address", sb.xds, "--admin-address", sb.admin, "--debug-address", sb.debug, "--log-level", "debug"}, sb.args...)
 	sb.cmd = exec.Command(sb.bin, args...)
 	sb.cmd.Stdout, sb.cmd.Stderr = sb.out, sb.out
@@ -80,6 +87,11 @@ func (sb *switchboard) start() {
 	}
 	sb.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(sb.cmd, sb.done)
+}
+
+// waitReady waits until the launched process's /readyz passes.
+func (sb *switchboard) waitReady() {
+	sb.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
@@ -98,6 +110,16 @@ func (sb *switchboard) start() {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// kill sends SIGKILL, as a crash or an OOM kill would, and waits for the
+// process to be gone.
+func (sb *switchboard) kill() {
+	sb.t.Helper()
+	if err := sb.cmd.Process.Kill(); err != nil {
+		sb.t.Fatal(err)
+	}
+	<-sb.done
 }
 
 // stop sends SIGTERM and waits for a clean exit.

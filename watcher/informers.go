@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -84,18 +86,28 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 			f.Shutdown() // waits for the informer goroutines
 		}
 	}()
+	h := newHealth(s.cfg.metrics, s.cfg.log)
 	for _, ns := range namespaces {
-		// Two factories per namespace, because a factory's list options apply
-		// to all its informers and the selector is for Services only.
-		svcFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
-			informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+		// Two factories per namespace, as a factory holds one informer per
+		// type; the selector is for Services only.
+		svcFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithNamespace(ns))
 		sliceFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithNamespace(ns))
 		factories = append(factories, svcFactory, sliceFactory)
+		services, slices := s.client.CoreV1().Services(ns), s.client.DiscoveryV1().EndpointSlices(ns)
 
 		regs, err := s.register(ctx, c, ns,
-			svcFactory.Core().V1().Services().Informer(),
-			sliceFactory.Discovery().V1().EndpointSlices().Informer())
+			h.informer(svcFactory, &corev1.Service{}, kindService, kindService+"/"+ns,
+				func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+					o.LabelSelector = selector
+					return services.List(ctx, o)
+				},
+				func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+					o.LabelSelector = selector
+					return services.Watch(ctx, o)
+				}),
+			h.informer(sliceFactory, &discoveryv1.EndpointSlice{}, kindEndpointSlice, kindEndpointSlice+"/"+ns,
+				func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return slices.List(ctx, o) },
+				func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return slices.Watch(ctx, o) }))
 		if err != nil {
 			return err
 		}
@@ -104,7 +116,11 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 	if s.cfg.nodeRegions {
 		nodeFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0)
 		factories = append(factories, nodeFactory)
-		synced1, err := s.watch(nodeFactory.Core().V1().Nodes().Informer(), kindNode, "", handler(ctx, c, s.cfg.metrics, kindNode,
+		nodes := s.client.CoreV1().Nodes()
+		informer := h.informer(nodeFactory, &corev1.Node{}, kindNode, kindNode,
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return nodes.List(ctx, o) },
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return nodes.Watch(ctx, o) })
+		synced1, err := s.watch(informer, kindNode, "", handler(ctx, c, s.cfg.metrics, kindNode,
 			(*Store).UpsertNode, func(st *Store, _, name string) bool { return st.DeleteNode(name) }))
 		if err != nil {
 			return err
@@ -144,6 +160,7 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 	if !c.send(ctx, update{synced: true}) {
 		return nil
 	}
+	h.initialSync()
 	s.cfg.log.Info("informer caches synced", "duration", time.Since(start))
 	<-ctx.Done()
 	return nil

@@ -146,6 +146,7 @@ func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 				return nil
 			}
 			synced = true
+			m.cfg.metrics.setSynced(true)
 			m.cfg.log.Info("manifests loaded", "dir", m.dir, "files", len(f.files), "objects", len(f.applied))
 		}
 		l.arm()

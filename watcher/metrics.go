@@ -13,6 +13,8 @@ type Metrics struct {
 	batches        prometheus.Counter
 	batchServices  prometheus.Histogram
 	services       prometheus.Gauge
+	synced         prometheus.Gauge
+	watchErrors    *prometheus.CounterVec
 }
 
 // Event kinds and types used as label values of
@@ -47,6 +49,12 @@ const (
 //   - switchboard_watcher_batches_total: batches handed to the sink.
 //   - switchboard_watcher_batch_services: Services per batch.
 //   - switchboard_watcher_services: Services currently published.
+//   - switchboard_watcher_synced: 1 once the initial state was published and,
+//     for an API server, while every informer's latest list or watch request
+//     succeeded; 0 before the first sync and while any informer is failing to
+//     list or watch (the last state keeps being served).
+//   - switchboard_watcher_watch_errors_total{resource}: failed list and watch
+//     requests to the API server, resource service|endpointslice|node.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,6 +82,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_watcher_services",
 			Help: "Services currently published by the watcher.",
 		}),
+		synced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_watcher_synced",
+			Help: "1 when the published state is current with its source (initial sync done, no informer failing to list or watch), else 0.",
+		}),
+		watchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_watcher_watch_errors_total",
+			Help: "Failed list and watch requests to the API server, by resource.",
+		}, []string{"resource"}),
 	}
 	// Pre-create the event series so dashboards show zeros, not gaps.
 	for _, k := range []string{kindService, kindEndpointSlice} {
@@ -81,11 +97,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.events.WithLabelValues(k, e)
 		}
 	}
+	for _, k := range []string{kindService, kindEndpointSlice, kindNode} {
+		m.watchErrors.WithLabelValues(k)
+	}
 	for _, r := range refusalReasons {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.manifestErrors, m.refused, m.batches, m.batchServices, m.services)
+		reg.MustRegister(m.events, m.manifestErrors, m.refused, m.batches, m.batchServices, m.services, m.synced, m.watchErrors)
 	}
 	return m
 }
@@ -113,5 +132,21 @@ func (m *Metrics) batch(services, published int) {
 		m.batches.Inc()
 		m.batchServices.Observe(float64(services))
 		m.services.Set(float64(published))
+	}
+}
+
+func (m *Metrics) setSynced(ok bool) {
+	if m != nil {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		m.synced.Set(v)
+	}
+}
+
+func (m *Metrics) watchError(kind string) {
+	if m != nil {
+		m.watchErrors.WithLabelValues(kind).Inc()
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -67,11 +68,19 @@ type Options struct {
 // concurrent use; Stop must be called once, after which only Dir and URL may
 // be used.
 type ControlPlane struct {
-	dir       string // temporary folder for data, certs, logs
-	url       string // https://127.0.0.1:port
-	caData    []byte // PEM bundle that verifies the API server's certificate
-	creds     credentials
-	etcd      *process
+	dir    string // temporary folder for data, certs, logs
+	url    string // https://127.0.0.1:port
+	caData []byte // PEM bundle that verifies the API server's certificate
+	creds  credentials
+	etcd   *process
+	// apiserverBin and apiserverArgs (without --secure-port and
+	// --cert-dir) start an API server on this etcd, for StartAPIServer
+	// and SecondAPIServer.
+	apiserverBin  string
+	apiserverArgs []string
+	port          int
+
+	mu        sync.Mutex // guards apiserver
 	apiserver *process
 }
 
@@ -159,18 +168,15 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	cp.creds = creds
 	certDir := filepath.Join(dir, "certs")
-	cp.apiserver, err = startProcess("kube-apiserver", apiserverBin, []string{
+	cp.apiserverBin, cp.port = apiserverBin, ports[2]
+	cp.apiserverArgs = []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(ports[2]),
 		// A loopback advertise address is refused by the endpoints
 		// reconciler, so it is switched off; nothing here needs the
 		// default/kubernetes endpoints.
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
-		// With no --tls-cert-file the API server makes a self-signed CA
-		// and serving certificate here; Start trusts that CA.
-		"--cert-dir=" + certDir,
 		"--authorization-mode=RBAC",
 		"--anonymous-auth=false",
 		"--token-auth-file=" + tokenFile,
@@ -179,7 +185,8 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		"--service-account-signing-key-file=" + saKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--profiling=false",
-	}, filepath.Join(dir, "kube-apiserver.log"), opts.Log)
+	}
+	cp.apiserver, err = cp.startAPIServerProcess(cp.port, certDir, "kube-apiserver.log", opts.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +199,8 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if cp.caData, err = waitServingCA(ctx, cp.apiserver, certDir); err != nil {
 		return nil, err
 	}
-	client, err := rest.HTTPClientFor(cp.AdminConfig())
-	if err != nil {
-		return nil, fmt.Errorf("build API server HTTP client: %w", err)
-	}
-	if err := waitHTTP(ctx, cp.apiserver, client, cp.url+"/readyz"); err != nil {
-		return nil, fmt.Errorf("kube-apiserver did not become ready: %w", err)
+	if err := cp.waitReady(ctx, cp.apiserver, cp.AdminConfig()); err != nil {
+		return nil, err
 	}
 
 	admin, err := kubernetes.NewForConfig(cp.AdminConfig())
@@ -235,9 +238,11 @@ func (cp *ControlPlane) kill() error {
 	// gets SIGKILL at once: its graceful termination takes over a second and
 	// protects nothing here, where all state is thrown away. etcd stops on
 	// SIGTERM in tens of milliseconds.
+	cp.mu.Lock()
 	if cp.apiserver != nil {
 		errs = append(errs, cp.apiserver.stop(0))
 	}
+	cp.mu.Unlock()
 	if cp.etcd != nil {
 		errs = append(errs, cp.etcd.stop(time.Second))
 	}
