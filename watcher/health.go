@@ -32,6 +32,15 @@ type health struct {
 	mu      sync.Mutex
 	synced  bool            // the initial state was published
 	failing map[string]bool // informer id -> its latest request failed
+	lastErr error           // the latest failure of any request
+}
+
+// lastError returns the latest failure of any list or watch request, nil
+// if none failed.
+func (h *health) lastError() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastErr
 }
 
 func newHealth(m *Metrics, log *slog.Logger) *health {
@@ -55,11 +64,16 @@ func (h *health) record(ctx context.Context, kind, id string, err error) {
 	}
 	if err != nil {
 		h.m.watchError(kind)
-		h.log.Debug("list or watch request failed; client-go retries with backoff", "informer", id, "error", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
+		h.lastErr = err
+		if !h.failing[id] {
+			h.log.Warn("list or watch request failed; retrying, last state kept", "informer", id, "error", err)
+		} else {
+			h.log.Debug("list or watch request failed again", "informer", id, "error", err)
+		}
 		h.failing[id] = true
 	} else if h.failing[id] {
 		delete(h.failing, id)
@@ -86,13 +100,18 @@ func (h *health) informer(factory informers.SharedInformerFactory, example runti
 	return factory.InformerFor(example, func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		lw := &cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				obj, err := list(ctx, o)
-				h.record(ctx, kind, id, err)
-				return obj, err
+				return untilReachable(ctx, func() (runtime.Object, error) {
+					obj, err := list(ctx, o)
+					h.record(ctx, kind, id, err)
+					return obj, err
+				})
 			},
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				w, err := watchFn(ctx, o)
-				h.record(ctx, kind, id, err)
+				w, err := untilReachable(ctx, func() (watch.Interface, error) {
+					w, err := watchFn(ctx, o)
+					h.record(ctx, kind, id, err)
+					return w, err
+				})
 				if err != nil {
 					return w, err
 				}
@@ -114,4 +133,37 @@ func (h *health) informer(factory informers.SharedInformerFactory, example runti
 				Indexers:     cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
 			})
 	})
+}
+
+// reachRetry is how often a list or watch request is retried while the API
+// server cannot be reached.
+const reachRetry = 500 * time.Millisecond
+
+// untilReachable calls f until it returns anything but a failure to reach
+// the API server (an error that is not an API status: connection refused or
+// reset, a timeout), retrying every reachRetry, or until ctx ends.
+//
+// Without it a 30 s outage cost about 30 s more of stale state after the API
+// server came back (TestFaultAPIServerDown): every failed request grows the
+// reflector's backoff (0.8 s doubling to 30 s, jitter up to 2x), shared
+// informers offer no way to set it, and the relist after the restarted API
+// server's 410 Gone waits that backoff out. Retrying here, the reflector
+// sees one slow request instead of many failed ones, so its backoff stays
+// at its first step. The cost is one request per reachRetry per informer
+// while the API server is down.
+func untilReachable[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for {
+		v, err := f()
+		var status apierrors.APIStatus
+		if err == nil || errors.As(err, &status) || ctx.Err() != nil {
+			return v, err
+		}
+		t := time.NewTimer(reachRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
 }

@@ -151,9 +151,12 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 		if ctx.Err() != nil {
 			return nil // a normal shutdown before sync
 		}
-		err := errors.New("no watch error reported")
-		if last := s.lastWatchErr.Load(); last != nil {
+		err := h.lastError()
+		if last := s.lastWatchErr.Load(); err == nil && last != nil {
 			err = *last
+		}
+		if err == nil {
+			err = errors.New("no watch error reported")
 		}
 		return fmt.Errorf("informer caches not synced after %v: %w", s.cfg.syncTimeout, err)
 	}
