@@ -40,28 +40,35 @@ func TestNames(t *testing.T) {
 			t.Logf("typo %s: calls time out: %q", kind, rs[len(rs)-1].Err)
 			return
 		}
-		// The calls fail UNAVAILABLE naming the target well before a
-		// client's 15 s does-not-exist timer. Under load grpc-go's first
-		// call sometimes fails first with its generic "produced zero
-		// addresses" (seen 1 in 8 runs with the machine busy, also before
-		// any of this session's server changes): the resolver has
-		// published its empty state before the error for the unmatched
-		// virtual host. So a failure naming the target is awaited, and
-		// every failure before it must be UNAVAILABLE too.
-		named := func(r clients.Result) bool { return strings.Contains(r.Err, "greeeter") }
-		rs, err := typo.WaitFor(ctx, 0, func(rs []clients.Result) bool { return slices.ContainsFunc(rs, named) })
-		s.check("typo answered", rs, err)
-		i := slices.IndexFunc(rs, named)
-		got := rs[i]
-		after := got.T.Sub(typo.Started())
+		got, i, after := s.failsAsUnknown(typo, "greeeter")
 		t.Logf("typo %s: call %d failed %v after the client started: %v %q", kind, i+1, after.Round(time.Millisecond), got.Code, got.Err)
-		for _, r := range rs[:i+1] {
-			if r.Code != codes.Unavailable {
-				t.Fatalf("call to a typo: %v %q, want UNAVAILABLE", r.Code, r.Err)
-			}
-		}
-		if after > 5*time.Second {
-			t.Fatalf("the first failure naming the target came %v after the client started: not at once", after)
-		}
 	})
+}
+
+// failsAsUnknown waits until a call of p fails as a call to a name of no
+// Service does (grpc-go, C-core): UNAVAILABLE with a message naming
+// substr, well before a client's 15 s does-not-exist timer. Under load
+// grpc-go's first call sometimes fails first with its generic "produced
+// zero addresses" (seen 1 in 8 runs with the machine busy, also before any
+// of this session's server changes): the resolver has published its empty
+// state before the error for the unmatched virtual host. So a failure
+// naming the target is awaited, and every call before it must have failed
+// UNAVAILABLE too. It returns that failure, its index and how long after
+// the client started it came.
+func (s *scenario) failsAsUnknown(p *clients.Process, substr string) (clients.Result, int, time.Duration) {
+	s.t.Helper()
+	named := func(r clients.Result) bool { return strings.Contains(r.Err, substr) }
+	rs, err := p.WaitFor(s.ctx, 0, func(rs []clients.Result) bool { return slices.ContainsFunc(rs, named) })
+	s.check("unknown name answered", rs, err)
+	i := slices.IndexFunc(rs, named)
+	for _, r := range rs[:i+1] {
+		if r.Code != codes.Unavailable {
+			s.t.Fatalf("call to %q: %v %q, want UNAVAILABLE", substr, r.Code, r.Err)
+		}
+	}
+	after := rs[i].T.Sub(p.Started())
+	if after > 5*time.Second {
+		s.t.Fatalf("the first failure naming %q came %v after the client started: not at once", substr, after)
+	}
+	return rs[i], i, after
 }

@@ -1,6 +1,7 @@
 package translator
 
 import (
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -16,7 +17,8 @@ import (
 //     (ZoneAssignment); with a class too, the composite ClassAssignment;
 //   - Namespace (node metadata NAMESPACE) lets a listener name without a dot
 //     in its host ("S:P", "S") stand for a Service of that namespace, as a
-//     DNS search path would (Resolve).
+//     DNS search path would (Resolve), and says which Services limited by
+//     AnnotationVisibleTo the client may see (MaySee).
 //
 // And for a listener name a client subscribes to: an alias of a Service
 // port (Resources.Aliases, or a short name Resolve expanded) gets
@@ -56,6 +58,26 @@ func (c Client) Resolve(name string) string {
 		return host + "." + c.Namespace + ":" + port
 	}
 	return host + "." + c.Namespace
+}
+
+// MaySee reports whether this client may see a Service of namespace
+// serviceNamespace whose Resources.Visibility is visibleTo: always when
+// visibleTo is empty (no AnnotationVisibleTo); else only a client in the
+// Service's own namespace or in one listed. A client without a namespace
+// sees no limited Service.
+//
+// The namespace is whatever the node says, so this is only as strong as
+// the node's word: with mutual TLS the server checks it against the
+// client's SPIFFE identity (internal/xdsauth) and visibility holds; without,
+// a client can claim any namespace and visibility is advisory only.
+func (c Client) MaySee(visibleTo []string, serviceNamespace string) bool {
+	if len(visibleTo) == 0 {
+		return true
+	}
+	if c.Namespace == "" {
+		return false
+	}
+	return c.Namespace == serviceNamespace || slices.Contains(visibleTo, c.Namespace)
 }
 
 // ClassCCore is the client class of gRPC C-core (node user_agent_name

@@ -23,6 +23,7 @@ type decoded struct {
 	ClusterVariants  []clusterVariant
 	ClassAssignments []classCLA
 	Aliases          map[string]string
+	Visibility       []string
 }
 
 // clusterVariant is a ClusterVariant decoded.
@@ -79,10 +80,11 @@ func decodeCLA(t testing.TB, e Encoded) *endpointv3.ClusterLoadAssignment {
 func decode(t testing.TB, r Resources) decoded {
 	t.Helper()
 	out := decoded{
-		Listeners: decodeAll[listenerv3.Listener](t, r.Listeners),
-		Routes:    decodeAll[routev3.RouteConfiguration](t, r.Routes),
-		Clusters:  decodeAll[clusterv3.Cluster](t, r.Clusters),
-		Aliases:   r.Aliases,
+		Listeners:  decodeAll[listenerv3.Listener](t, r.Listeners),
+		Routes:     decodeAll[routev3.RouteConfiguration](t, r.Routes),
+		Clusters:   decodeAll[clusterv3.Cluster](t, r.Clusters),
+		Aliases:    r.Aliases,
+		Visibility: r.Visibility,
 	}
 	for _, a := range r.Assignments {
 		out.Assignments = append(out.Assignments, decodeCLA(t, a))

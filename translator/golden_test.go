@@ -175,12 +175,14 @@ type goldenDiagnostic struct {
 }
 
 type goldenService struct {
-	Service     string            `json:"service"`
-	Aliases     map[string]string `json:"aliases,omitempty"`
-	Listeners   []any             `json:"listeners,omitempty"`
-	Routes      []any             `json:"routes,omitempty"`
-	Clusters    []any             `json:"clusters,omitempty"`
-	Assignments []any             `json:"assignments,omitempty"`
+	Service string            `json:"service"`
+	Aliases map[string]string `json:"aliases,omitempty"`
+	// Visibility is Resources.Visibility: absent when everyone sees it.
+	Visibility  []string `json:"visibility,omitempty"`
+	Listeners   []any    `json:"listeners,omitempty"`
+	Routes      []any    `json:"routes,omitempty"`
+	Clusters    []any    `json:"clusters,omitempty"`
+	Assignments []any    `json:"assignments,omitempty"`
 	// ZoneAssignments maps zone to that zone's assignments.
 	ZoneAssignments map[string][]any `json:"zoneAssignments,omitempty"`
 	// ClusterVariants maps client class to that class's clusters.
@@ -206,7 +208,7 @@ func renderGolden(t testing.TB, byKey map[model.ServiceKey]decoded, diags []Diag
 	slices.SortFunc(keys, func(a, b model.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		res := byKey[k]
-		gs := goldenService{Service: k.String(), Aliases: res.Aliases}
+		gs := goldenService{Service: k.String(), Aliases: res.Aliases, Visibility: res.Visibility}
 		for _, m := range res.Listeners {
 			gs.Listeners = append(gs.Listeners, protoValue(t, m))
 		}

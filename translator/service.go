@@ -133,6 +133,10 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		return Resources{}, diags
 	}
 	pol, problems := parsePolicy(svc.Annotations)
+	visibleTo, bad := visibility(svc)
+	if bad != "" {
+		problems = append(problems, bad)
+	}
 	for _, pr := range problems {
 		diags = append(diags, diag("", "%s", pr))
 	}
@@ -143,6 +147,7 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		Clusters:    make([]Encoded, 0, n),
 		Assignments: make([]Encoded, 0, n),
 		Aliases:     make(map[string]string, n*5),
+		Visibility:  visibleTo,
 	}
 	for _, p := range ports {
 		label := portLabel(p)

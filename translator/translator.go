@@ -48,6 +48,12 @@ type Resources struct {
 	// are not built here: the server builds one with AliasListener only when a
 	// client subscribes to it.
 	Aliases map[string]string
+	// Visibility lists the namespaces whose clients may see this Service's
+	// resources, sorted, the Service's own among them (from
+	// AnnotationVisibleTo); nil means every client may. A client that may
+	// not (see Client.MaySee) is served none of them, aliases included:
+	// to it the Service does not exist.
+	Visibility []string
 }
 
 // Diagnostic reports an input that could not be translated, or not fully.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/translator"
@@ -52,6 +53,11 @@ type Cache struct {
 	// per client class. Clients with one view share one marshalled
 	// variant: the cost is per view, not per client.
 	variants [numTypes]map[string]map[string]*Resource
+	// limited maps, per type, every resource and alias name of a Service
+	// with a visibility to it (see visibility.go); anyLimited is whether
+	// it holds any, read without the lock.
+	limited    [numTypes]map[string]*visibility
+	anyLimited atomic.Bool
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -80,6 +86,8 @@ type group struct {
 	// variants lists, per type, the names that have variants; nil for a
 	// Service without any (most).
 	variants *[numTypes][]string
+	// vis is who may see the Service; nil for everyone (most).
+	vis *visibility
 }
 
 // newGroup returns the group of the resources, aliases and variants in b.
@@ -88,7 +96,7 @@ func newGroup(b *built) *group {
 	for t := range numTypes {
 		n += len(b.res[t])
 	}
-	g := &group{names: make([]string, 0, n)}
+	g := &group{names: make([]string, 0, n), vis: b.vis}
 	for t := range numTypes {
 		for _, r := range b.res[t] {
 			g.names = append(g.names, r.Name)
@@ -172,14 +180,15 @@ type built struct {
 	res      [numTypes][]*Resource
 	aliases  map[string]string
 	variants [numTypes]map[string]map[string]*Resource
+	vis      *visibility
 }
 
-// build wraps the translated resources of one group for the cache. The
+// build wraps the translated resources of the group of key for the cache. The
 // translator hands them over encoded, so nothing is marshalled here; the
 // error is for two variants of one resource for one view, which the
 // translator never makes.
-func build(r *translator.Resources) (*built, error) {
-	b := &built{aliases: r.Aliases}
+func build(key string, r *translator.Resources) (*built, error) {
+	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility)}
 	for t, list := range [numTypes][]translator.Encoded{
 		listenerType: r.Listeners,
 		routeType:    r.Routes,
@@ -233,7 +242,7 @@ func (c *Cache) Apply(u Update) (int, error) {
 	buildErrs := make([]error, len(keys))
 	parallel.ForEach(len(keys), func(i int) {
 		if r := u.Services[keys[i]]; r != nil {
-			builds[i], buildErrs[i] = build(r)
+			builds[i], buildErrs[i] = build(keys[i], r)
 		}
 	})
 	next := make(map[string]*built, len(u.Services))
@@ -316,6 +325,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 		}
 	}
 	c.replaceVariants(old, b, mark)
+	c.replaceVisibility(old, b, mark)
 	if b == nil {
 		delete(c.groups, key)
 		return

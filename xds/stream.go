@@ -285,13 +285,19 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 
 // lookup returns the resource a subscribed name gets, named as subscribed,
 // or nil when there is none: the client's variant if it has one, the alias
-// listener for an alias or a short name.
+// listener for an alias or a short name; nil too for a Service this client
+// may not see (see visibility.go).
 func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
 	var r *Resource
-	if rn, ok := ts.resolved[name]; ok {
+	rn, short := ts.resolved[name]
+	if short {
 		r = st.srv.cache.getAlias(name, rn)
 	} else {
+		rn = name
 		r = st.srv.cache.getView(t, name, st.view[t])
+	}
+	if r != nil && !st.srv.cache.visible(t, rn, st.client) {
+		return nil
 	}
 	if r != nil && t == listenerType {
 		ts.setKnown(name)

@@ -1,0 +1,75 @@
+package translator
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-xds/switchboard/model"
+)
+
+func TestVisibilityAnnotation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ann     map[string]string // nil: no annotation
+		want    []string
+		problem string // a substring of the one diagnostic; "" for none
+	}{
+		{name: "absent: everyone", want: nil},
+		{name: "list", ann: map[string]string{AnnotationVisibleTo: "ns-b, ns-a"}, want: []string{"ns-a", "ns-b", "own"}},
+		{name: "own and repeats", ann: map[string]string{AnnotationVisibleTo: "own,ns-a,ns-a,"}, want: []string{"ns-a", "own"}},
+		{name: "empty: own only", ann: map[string]string{AnnotationVisibleTo: ""}, want: []string{"own"}},
+		{name: "invalid name: own only", ann: map[string]string{AnnotationVisibleTo: "ns-a,Bad_NS"}, want: []string{"own"},
+			problem: `annotation switchboard.io/visible-to="ns-a,Bad_NS": "Bad_NS" is not a namespace name`},
+		{name: "wildcard is not a namespace", ann: map[string]string{AnnotationVisibleTo: "*"}, want: []string{"own"},
+			problem: `"*" is not a namespace name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &model.Service{
+				Key:         model.ServiceKey{Namespace: "own", Name: "s"},
+				Annotations: tc.ann,
+				Ports:       []model.Port{{Name: "grpc", Port: 80}},
+			}
+			res, diags := Service(Options{}, svc)
+			if !slices.Equal(res.Visibility, tc.want) || (tc.want == nil) != (res.Visibility == nil) {
+				t.Errorf("Visibility = %q, want %q", res.Visibility, tc.want)
+			}
+			if len(res.Listeners) != 1 {
+				t.Errorf("got %d listeners, want the Service translated as usual", len(res.Listeners))
+			}
+			var got []string
+			for _, d := range diags {
+				if strings.Contains(d.Reason, AnnotationVisibleTo) {
+					got = append(got, d.Reason)
+				}
+			}
+			switch {
+			case tc.problem == "" && len(got) > 0:
+				t.Errorf("unexpected diagnostics %q", got)
+			case tc.problem != "" && (len(got) != 1 || !strings.Contains(got[0], tc.problem) || !strings.HasSuffix(got[0], "visible to namespace own only")):
+				t.Errorf("diagnostics %q, want one containing %q that says what is served", got, tc.problem)
+			}
+		})
+	}
+}
+
+func TestMaySee(t *testing.T) {
+	limited := []string{"ns-a", "own"}
+	for _, tc := range []struct {
+		client    string
+		visibleTo []string
+		want      bool
+	}{
+		{"ns-x", nil, true},
+		{"", nil, true},
+		{"ns-a", limited, true},
+		{"own", limited, true},
+		{"own", []string{"ns-a"}, true}, // the own namespace always sees it
+		{"ns-x", limited, false},
+		{"", limited, false},
+	} {
+		if got := (Client{Namespace: tc.client}).MaySee(tc.visibleTo, "own"); got != tc.want {
+			t.Errorf("Client{Namespace: %q}.MaySee(%q, own) = %v, want %v", tc.client, tc.visibleTo, got, tc.want)
+		}
+	}
+}
