@@ -16,6 +16,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -37,6 +38,11 @@ type ServerOptions struct {
 	// codes.PermissionDenied, reaches the client as is). Nil serves every
 	// client.
 	Authorize func(ctx context.Context, node *corev3.Node) error
+	// Limits bound what one client may cost (see Limits); zero fields take
+	// their defaults.
+	Limits Limits
+	// Now is the clock of the rate limits; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server implements the Aggregated Discovery Service, state of the world and
@@ -49,6 +55,8 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	authorize func(context.Context, *corev3.Node) error
+	limits    Limits
+	now       func() time.Time
 
 	nextID    atomic.Int64
 	mu        sync.Mutex
@@ -63,7 +71,13 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Server{
+		limits:    opts.Limits.withDefaults(),
+		now:       now,
 		cache:     cache,
 		log:       log,
 		metrics:   opts.Metrics,
