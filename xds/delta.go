@@ -76,9 +76,11 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 				held = append(held, n)
 			}
 		}
-		// Map order is no order: room for all first, so that each is
-		// not an insertion into the sorted entries.
+		// Map order is no order: sorted, and room for all first, so that
+		// each is not an insertion into the sorted entries, and the
+		// searches go in order.
 		held = st.srv.cache.internAll(t, held)
+		slices.Sort(held)
 		ts.reserve(held)
 		for _, n := range held {
 			ts.setSent(n, parseVersion(ivs[n]))

@@ -126,8 +126,18 @@ var limitInfo = [numLimits]struct{ label, flag string }{
 // refuse counts a request refused by limit l and returns the error that
 // ends its stream: what was asked, the limit, and the flag that sets it.
 func (s *Server) refuse(l limit, what string, got, max int) error {
-	s.metrics.limitExceeded(l)
+	s.refused(l, what, got, max)
 	return status.Errorf(codes.ResourceExhausted, "%s: %d exceeds the limit of %d (switchboard serve %s)", what, got, max, limitInfo[l].flag)
+}
+
+// refused counts a refusal by limit l and logs it, at most one line per
+// NackLogInterval for the whole server: a client refused retries, and
+// many clients may.
+func (s *Server) refused(l limit, what string, got, max int) {
+	s.metrics.limitExceeded(l)
+	if s.refusals.AllowN(s.now(), 1) {
+		s.log.Warn("refused a client past a limit", "limit", limitInfo[l].label, "what", what, "got", got, "max", max, "flag", limitInfo[l].flag)
+	}
 }
 
 // cut returns s cut to at most max bytes (at a rune boundary) followed by
@@ -158,6 +168,11 @@ type nackLog struct {
 	suppressed int
 }
 
+// newRefusalLog spaces the server's log lines about refusals.
+func newRefusalLog(l Limits) *rate.Limiter {
+	return rate.NewLimiter(rate.Every(l.NackLogInterval), 1)
+}
+
 func newNackLog(l Limits) nackLog {
 	return nackLog{limiter: rate.NewLimiter(rate.Every(l.NackLogInterval), int(numTypes))}
 }
@@ -183,8 +198,9 @@ func (st *stream) allowNackLog() (bool, int) {
 // one stream more than that, so that such a stream reaches the server to
 // be told why (a grpc client would otherwise queue it without a word),
 // and a client that ignores it has its streams reset. A request over
-// MaxRequestBytes ends its stream with grpc's RESOURCE_EXHAUSTED, to which
-// the flag is added.
+// MaxRequestBytes ends its stream with grpc's own RESOURCE_EXHAUSTED,
+// "grpc: received message larger than max (N vs. MAX)": grpc writes that
+// status itself, so only the server's log line names the flag.
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		GRPCServerOption(),
@@ -220,7 +236,7 @@ func (s *Server) limitStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServer
 	return handler(srv, &limitedStream{ServerStream: ss, srv: s})
 }
 
-// limitedStream names the flag in grpc's error for a request too large.
+// limitedStream counts and logs the requests too large for grpc.
 type limitedStream struct {
 	grpc.ServerStream
 	srv *Server
@@ -228,9 +244,8 @@ type limitedStream struct {
 
 func (ls *limitedStream) RecvMsg(m any) error {
 	err := ls.ServerStream.RecvMsg(m)
-	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted {
-		ls.srv.metrics.limitExceeded(limitRequestBytes)
-		return status.Errorf(codes.ResourceExhausted, "%s (switchboard serve %s=%d)", st.Message(), limitInfo[limitRequestBytes].flag, ls.srv.limits.MaxRequestBytes)
+	if status.Code(err) == codes.ResourceExhausted {
+		ls.srv.refused(limitRequestBytes, status.Convert(err).Message(), 0, ls.srv.limits.MaxRequestBytes)
 	}
 	return err
 }
@@ -244,18 +259,13 @@ func (ls *limitedStream) RecvMsg(m any) error {
 // hold a backlog slot that a well-behaved client needs once a connection
 // ends. Refusals are counted and logged at most once per NackLogInterval.
 func (s *Server) LimitListener(lis net.Listener) net.Listener {
-	return &limitListener{
-		Listener: lis,
-		srv:      s,
-		logs:     rate.NewLimiter(rate.Every(s.limits.NackLogInterval), 1),
-	}
+	return &limitListener{Listener: lis, srv: s}
 }
 
 type limitListener struct {
 	net.Listener
 	srv  *Server
 	open atomic.Int64
-	logs *rate.Limiter
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -270,10 +280,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.open.Add(-1)
 		_ = c.Close()
-		l.srv.metrics.limitExceeded(limitConnections)
-		if l.logs.AllowN(l.srv.now(), 1) {
-			l.srv.log.Warn("refused a connection: too many open", "remote", c.RemoteAddr().String(), "limit", max, "flag", limitInfo[limitConnections].flag)
-		}
+		l.srv.refused(limitConnections, "connection from "+c.RemoteAddr().String(), int(max)+1, int(max))
 	}
 }
 

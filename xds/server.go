@@ -20,6 +20,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -57,6 +58,7 @@ type Server struct {
 	authorize func(context.Context, *corev3.Node) error
 	limits    Limits
 	now       func() time.Time
+	refusals  *rate.Limiter // limits.go
 
 	nextID    atomic.Int64
 	mu        sync.Mutex
@@ -75,9 +77,11 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 	if now == nil {
 		now = time.Now
 	}
+	limits := opts.Limits.withDefaults()
 	return &Server{
-		limits:    opts.Limits.withDefaults(),
+		limits:    limits,
 		now:       now,
+		refusals:  newRefusalLog(limits),
 		cache:     cache,
 		log:       log,
 		metrics:   opts.Metrics,
