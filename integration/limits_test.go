@@ -37,7 +37,7 @@ func metricValue(t *testing.T, sb *switchboard, series string) float64 {
 	return 0
 }
 
-// adsStream opens a SotW ADS stream to sb as node id.
+// adsStream opens a SotW ADS stream to sb.
 func adsStream(t *testing.T, sb *switchboard) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
 	t.Helper()
 	conn, err := grpc.NewClient(sb.xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -47,7 +47,9 @@ func adsStream(t *testing.T, sb *switchboard) discoveryv3.AggregatedDiscoverySer
 	t.Cleanup(func() { _ = conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	// Waiting for ready: a connection refused by --xds-max-connections is
+	// retried, as clients do, until a slot is free.
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,9 +97,8 @@ func newWellBehaved(t *testing.T, h *harness) *wellBehaved {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	other := *h
-	other.conn = conn
-	g := &wellBehaved{h: h, c: other.client(t), w: 1}
+	c, _ := clientOn(t, conn)
+	g := &wellBehaved{h: h, c: c, w: 1}
 	g.c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
 	g.c.request(resourcev3.EndpointType, []string{"a"}, g.c.next(), "")
 	return g
@@ -334,14 +333,7 @@ func TestStreamsPerConnectionBounded(t *testing.T) {
 	h := newHarnessWith(t, ServerOptions{Limits: Limits{MaxStreamsPerConnection: 3}})
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
 	open := func() (*client, context.CancelFunc) {
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn).StreamAggregatedResources(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := &client{t: t, stream: s, first: true}
-		c.resps, c.errc = receive(s.Recv)
+		c, cancel := clientOn(t, h.conn)
 		c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
 		return c, cancel
 	}

@@ -80,15 +80,22 @@ type client struct {
 
 func (h *harness) client(t *testing.T) *client {
 	t.Helper()
+	c, _ := clientOn(t, h.conn)
+	return c
+}
+
+// clientOn opens a SotW stream on conn; cancel ends it.
+func clientOn(t *testing.T, conn *grpc.ClientConn) (c *client, cancel context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn).StreamAggregatedResources(ctx)
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, stream: s, first: true}
+	c = &client{t: t, stream: s, first: true}
 	c.resps, c.errc = receive(s.Recv)
-	return c
+	return c, cancel
 }
 
 func (c *client) request(typeURL string, names []string, ack *discoveryv3.DiscoveryResponse, nack string) {
