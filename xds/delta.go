@@ -2,7 +2,6 @@ package xds
 
 import (
 	"slices"
-	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 )
@@ -41,6 +40,9 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 		}
 	}
 
+	if err := st.checkDeltaNames(t, ts, req); err != nil {
+		return err
+	}
 	first := !ts.started
 	ts.started = true
 	wildcard := ts.wildcard || (first && t.fullState() && len(req.GetResourceNamesSubscribe()) == 0)
@@ -59,16 +61,31 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 			removed = append(removed, n)
 		}
 	}
+	if err := st.checkNames(t, "names subscribed", ts.nsub+len(added)-len(removed)); err != nil {
+		return err
+	}
 	wildcardOn := wildcard && !ts.wildcard
 	if first || len(added) > 0 || len(removed) > 0 || wildcard != ts.wildcard {
 		st.subscribe(t, added, removed, wildcard)
 	}
 	if first {
-		for n, v := range req.GetInitialResourceVersions() {
+		ivs := req.GetInitialResourceVersions()
+		var held []string
+		for n := range ivs {
 			if wildcard || ts.isSubscribed(n) {
-				ts.setSent(st.srv.cache.intern(t, n), parseVersion(v))
+				held = append(held, n)
 			}
 		}
+		// Map order is no order: sorted, and room for all first, so that
+		// each is not an insertion into the sorted entries, and the
+		// searches go in order.
+		held = st.srv.cache.internAll(t, held)
+		slices.Sort(held)
+		ts.reserve(held)
+		for _, n := range held {
+			ts.setSent(n, parseVersion(ivs[n]))
+		}
+		ts.settle()
 	}
 	st.publishType(t)
 	if !st.srv.cache.Ready() {
@@ -127,6 +144,17 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	ts := st.types[t]
 	var out []*Resource
 	var gone []string
+	// Candidates come in no order: room for their entries first (those
+	// left empty go in settle, below).
+	ts.reserve(candidates)
+	defer ts.settle()
+	var askedSet map[string]struct{}
+	if len(asked) > 0 {
+		askedSet = make(map[string]struct{}, len(asked))
+		for _, n := range asked {
+			askedSet[n] = struct{}{}
+		}
+	}
 	for _, n := range candidates {
 		subscribed := ts.isSubscribed(n)
 		if !subscribed && !ts.wildcard {
@@ -135,7 +163,8 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 		r := st.lookup(ts, t, n)
 		if r == nil {
 			_, had := ts.sentVersion(n)
-			if had || (subscribed && slices.Contains(asked, n)) {
+			_, wasAsked := askedSet[n]
+			if had || (subscribed && wasAsked) {
 				ts.clearSent(n)
 				gone = append(gone, n)
 			}
@@ -172,13 +201,40 @@ func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string
 }
 
 // nacked records that the client rejected the response of type t with the
-// given version and nonce.
+// given version and nonce. A NACK of the response NACKed last (or of no
+// response) says nothing new: it is neither counted nor logged. The
+// message is kept and logged cut short (Limits.MaxNackDetailBytes), and
+// the log lines of one stream spaced (Limits.NackLogInterval).
 func (st *stream) nacked(t typeIndex, msg, version, nonce string) {
 	ts := st.types[t]
+	if nonce == "" || nonce == ts.nackedNonce {
+		st.srv.metrics.limitExceeded(limitNackLog)
+		return
+	}
+	ts.nackedNonce = nonce
 	st.srv.metrics.nack(t)
-	st.logger().Warn("client rejected xDS response",
-		"type", t.String(), "version", version, "nonce", nonce, "error", msg)
+	full := len(msg)
+	msg = st.srv.cutCounted(limitNackDetail, msg, st.srv.limits.MaxNackDetailBytes)
+	if ok, suppressed := st.allowNackLog(); ok {
+		st.logger().Warn("client rejected xDS response",
+			"type", t.String(), "version", version, "nonce", nonce, "error", msg, "error_bytes", full, "nack_lines_suppressed", suppressed)
+	}
 	ts.status.Nacks++
 	ts.status.LastNack = msg
-	ts.status.LastNackAt = time.Now()
+	ts.status.LastNackBytes = 0
+	if full > st.srv.limits.MaxNackDetailBytes {
+		ts.status.LastNackBytes = full
+	}
+	ts.status.LastNackAt = st.srv.now()
+}
+
+// checkDeltaNames refuses a delta request that would take the stream's
+// subscription of type t, or the names it says it holds, past MaxNames.
+func (st *stream) checkDeltaNames(t typeIndex, ts *typeState, req *discoveryv3.DeltaDiscoveryRequest) error {
+	if err := st.checkNames(t, "initial_resource_versions", len(req.GetInitialResourceVersions())); err != nil {
+		return err
+	}
+	// Before distinct: a list longer than this many names takes a stream
+	// past the limit whatever its repeats.
+	return st.checkNames(t, "names to subscribe in one request", len(req.GetResourceNamesSubscribe()))
 }

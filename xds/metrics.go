@@ -13,6 +13,8 @@ type Metrics struct {
 	resources *prometheus.CounterVec
 	nacks     *prometheus.CounterVec
 	removals  *prometheus.CounterVec
+	limits    *prometheus.CounterVec
+	byLimit   [numLimits]prometheus.Counter
 	// byType holds the children of the per-type vectors, resolved once.
 	byType [numTypes]struct{ responses, resources, nacks, removed prometheus.Counter }
 }
@@ -40,6 +42,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_xds_removed_resources_total",
 			Help: "Resource names sent as removed in delta responses, by type.",
 		}, []string{"type"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_xds_limit_exceeded_total",
+			Help: "Times a client went past one of the server's limits (see Limits): connections and streams refused, requests refused, node ids, NACK messages and NACK log lines cut, unknown listener names left unanswered (once per stream).",
+		}, []string{"limit"}),
+	}
+	for l := range numLimits {
+		m.byLimit[l] = m.limits.WithLabelValues(limitInfo[l].label)
 	}
 	for t := range numTypes {
 		l := t.String()
@@ -48,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.byType[t].resources = m.resources.WithLabelValues(l)
 		m.byType[t].removed = m.removals.WithLabelValues(l)
 	}
-	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals)
+	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals, m.limits)
 	return m
 }
 
@@ -74,5 +83,11 @@ func (m *Metrics) nack(t typeIndex) {
 func (m *Metrics) removed(t typeIndex, n int) {
 	if m != nil && n > 0 {
 		m.byType[t].removed.Add(float64(n))
+	}
+}
+
+func (m *Metrics) limitExceeded(l limit) {
+	if m != nil {
+		m.byLimit[l].Inc()
 	}
 }

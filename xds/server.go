@@ -16,9 +16,11 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -37,6 +39,11 @@ type ServerOptions struct {
 	// codes.PermissionDenied, reaches the client as is). Nil serves every
 	// client.
 	Authorize func(ctx context.Context, node *corev3.Node) error
+	// Limits bound what one client may cost (see Limits); zero fields take
+	// their defaults.
+	Limits Limits
+	// Now is the clock of the rate limits; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server implements the Aggregated Discovery Service, state of the world and
@@ -49,6 +56,9 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	authorize func(context.Context, *corev3.Node) error
+	limits    Limits
+	now       func() time.Time
+	refusals  *rate.Limiter // limits.go
 
 	nextID    atomic.Int64
 	mu        sync.Mutex
@@ -63,7 +73,15 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	limits := opts.Limits.withDefaults()
 	return &Server{
+		limits:    limits,
+		now:       now,
+		refusals:  newRefusalLog(limits),
 		cache:     cache,
 		log:       log,
 		metrics:   opts.Metrics,

@@ -32,7 +32,10 @@ type harness struct {
 	cache   *Cache
 	srv     *Server
 	metrics *Metrics
+	reg     *prometheus.Registry
 	conn    *grpc.ClientConn
+	// addr is the server's address, for more connections than conn.
+	addr string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -45,16 +48,18 @@ func newHarness(t *testing.T) *harness {
 func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h := &harness{cache: NewCache(), metrics: NewMetrics(reg)}
+	h := &harness{cache: NewCache(), metrics: NewMetrics(reg), reg: reg}
 	opts.Metrics = h.metrics
 	h.srv = NewServer(h.cache, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(GRPCServerOption())
+	h.addr = lis.Addr().String()
+	// As cmd/switchboard wires it: the limits included.
+	gs := grpc.NewServer(h.srv.GRPCServerOptions()...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
-	go func() { _ = gs.Serve(lis) }()
+	go func() { _ = gs.Serve(h.srv.LimitListener(lis)) }()
 	t.Cleanup(gs.Stop)
 	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -75,15 +80,22 @@ type client struct {
 
 func (h *harness) client(t *testing.T) *client {
 	t.Helper()
+	c, _ := clientOn(t, h.conn)
+	return c
+}
+
+// clientOn opens a SotW stream on conn; cancel ends it.
+func clientOn(t *testing.T, conn *grpc.ClientConn) (c *client, cancel context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn).StreamAggregatedResources(ctx)
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, stream: s, first: true}
+	c = &client{t: t, stream: s, first: true}
 	c.resps, c.errc = receive(s.Recv)
-	return c
+	return c, cancel
 }
 
 func (c *client) request(typeURL string, names []string, ack *discoveryv3.DiscoveryResponse, nack string) {

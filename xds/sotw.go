@@ -35,6 +35,9 @@ func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := st.checkNames(t, "resource names in one request", rn.count); err != nil {
+		return err
+	}
 	added, removed, wildcard := st.diffSubscription(t, ts, rn)
 	first := !ts.started
 	ts.started = true
@@ -134,8 +137,11 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	}
 	var out []*Resource
 	if ts.wildcard {
-		// Every resource of the type, each in the client's view.
-		for _, r := range c.all(t) {
+		// Every resource of the type, each in the client's view; room
+		// for their entries first, as they come in no order.
+		all := c.all(t)
+		reserveFor(ts, all)
+		for _, r := range all {
 			if ts.isSubscribed(r.Name) {
 				continue
 			}
@@ -150,6 +156,9 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		}
 	}
 	ts.clearAllSent()
+	if ts.wildcard {
+		reserveFor(ts, out)
+	}
 	for _, r := range out {
 		ts.setSent(r.Name, r.v)
 	}
@@ -170,4 +179,17 @@ func (st *stream) sendResources(t typeIndex, out []*Resource) error {
 	}
 	st.recordResponse(t, resp.VersionInfo, len(out))
 	return st.send(resp)
+}
+
+// reserveFor makes room in ts for the names of rs (typeState.reserve).
+func reserveFor(ts *typeState, rs []*Resource) {
+	if len(rs) < reserveMin {
+		return
+	}
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Name
+	}
+	ts.reserve(names)
+	ts.settle()
 }

@@ -19,6 +19,11 @@ type typeState struct {
 	started  bool
 	wildcard bool
 	names    []nameState // sorted by name
+	// empty counts the entries of names that hold nothing but their name.
+	// They are dropped all at once when they are more than half (see
+	// settle), so that emptying many entries one by one costs linear time,
+	// as reserve does for filling them.
+	empty int
 	// nsub counts the names with subscribed set, and digest is the sum
 	// of their nameHash: a SotW request with the same count and digest
 	// repeats the subscription.
@@ -34,6 +39,12 @@ type typeState struct {
 	// listener name that names no Service (built per stream: typos are
 	// rare and should not grow a shared map); nil until the first.
 	unknown map[string]*Resource
+	// nackedNonce is the nonce of the response last NACKed: a NACK of it
+	// again is not counted again (see stream.nacked).
+	nackedNonce string
+	// unknownCapped is set once the stream went without a placeholder
+	// listener for want of room (Limits.MaxUnknownListeners).
+	unknownCapped bool
 	// status is what /debug/clients shows.
 	status TypeStatus
 }
@@ -72,15 +83,15 @@ func (ts *typeState) get(name string) nameState {
 	return nameState{name: name}
 }
 
-// update applies f to the state of name and drops the entry once it holds
-// nothing.
+// update applies f to the state of name; an entry that then holds nothing
+// is dropped in time (see settle).
 func (ts *typeState) update(name string, f func(*nameState)) {
 	i, ok := ts.find(name)
 	s := nameState{name: name}
 	if ok {
 		s = ts.names[i]
 	}
-	was := s.subscribed
+	was, wasEmpty := s.subscribed, s.empty()
 	f(&s)
 	switch {
 	case was && !s.subscribed:
@@ -91,21 +102,40 @@ func (ts *typeState) update(name string, f func(*nameState)) {
 		ts.digest += nameHash(name)
 	}
 	switch {
-	case ok && s.empty():
-		ts.names = slices.Delete(ts.names, i, i+1)
 	case ok:
 		ts.names[i] = s
+		if isEmpty := s.empty(); isEmpty != wasEmpty {
+			if isEmpty {
+				ts.empty++
+				ts.settle()
+			} else {
+				ts.empty--
+			}
+		}
 	case !s.empty():
 		ts.names = slices.Insert(ts.names, i, s)
 	}
 }
+
+// settle drops the empty entries once they are more than half of all:
+// each drop costs a pass over the entries, paid for by the half that
+// became empty since the last.
+func (ts *typeState) settle() {
+	if ts.empty*2 > len(ts.names) {
+		ts.names = slices.DeleteFunc(ts.names, nameState.empty)
+		ts.empty = 0
+	}
+}
+
+// reserveMin is the fewest names for which reserve makes room at once.
+const reserveMin = 16
 
 // reserve adds entries for the names that have none, with one sort rather
 // than one insertion each (a first subscription brings a thousand names),
 // and no spare capacity. The entries stay empty only until the caller
 // subscribes them.
 func (ts *typeState) reserve(names []string) {
-	if len(names) < 16 {
+	if len(names) < reserveMin {
 		return
 	}
 	var missing []nameState
@@ -120,7 +150,9 @@ func (ts *typeState) reserve(names []string) {
 	out := make([]nameState, 0, len(ts.names)+len(missing))
 	out = append(append(out, ts.names...), missing...)
 	slices.SortFunc(out, func(a, b nameState) int { return strings.Compare(a.name, b.name) })
+	before := len(ts.names)
 	ts.names = slices.CompactFunc(out, func(a, b nameState) bool { return a.name == b.name })
+	ts.empty += len(ts.names) - before
 }
 
 func (ts *typeState) isSubscribed(name string) bool { return ts.get(name).subscribed }
@@ -142,10 +174,11 @@ func (ts *typeState) clearSent(name string) {
 // clearAllSent forgets every version sent (a SotW full-state response
 // replaces them all).
 func (ts *typeState) clearAllSent() {
-	ts.names = slices.DeleteFunc(ts.names, func(s nameState) bool { return s.hasSent && !s.subscribed && s.refs == 0 && !s.known })
 	for i := range ts.names {
 		ts.names[i].sent, ts.names[i].hasSent = 0, false
 	}
+	ts.names = slices.DeleteFunc(ts.names, nameState.empty)
+	ts.empty = 0
 }
 
 func (ts *typeState) isKnown(name string) bool { return ts.get(name).known }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,13 +38,15 @@ type stream struct {
 	types     [numTypes]*typeState
 	nonce     int64
 	started   time.Time
+	// nackLog spaces the stream's NACK log lines (limits.go).
+	nackLog nackLog
 
 	statusMu sync.Mutex
 	status   ClientStatus
 }
 
 func newStream(id int64, srv *Server) *stream {
-	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now()}
+	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), nackLog: newNackLog(srv.limits)}
 	for t := range numTypes {
 		st.types[t] = newTypeState()
 	}
@@ -142,6 +145,10 @@ func (st *stream) setNode(node *corev3.Node) error {
 	if node == nil || st.node != nil {
 		return nil
 	}
+	// Kept, logged and shown to Authorize cut short (Limits.MaxNodeIDBytes).
+	idBytes := len(node.GetId())
+	node.Id = st.srv.cutCounted(limitNodeID, node.GetId(), st.srv.limits.MaxNodeIDBytes)
+	agent := st.srv.cutCounted(limitNodeID, node.GetUserAgentName()+" "+node.GetUserAgentVersion(), st.srv.limits.MaxNodeIDBytes)
 	if st.srv.authorize != nil {
 		if err := st.srv.authorize(st.ctx, node); err != nil {
 			return err
@@ -152,7 +159,10 @@ func (st *stream) setNode(node *corev3.Node) error {
 	st.view = viewKeys(st.client)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
-		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()
+		if idBytes > st.srv.limits.MaxNodeIDBytes {
+			s.NodeIDBytes = idBytes
+		}
+		s.UserAgent = agent
 		s.Class = st.client.Class
 		s.Zone = st.client.Zone
 	})
@@ -174,7 +184,20 @@ func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool)
 	// The cache's copy of each name, so that a thousand clients of one
 	// name hold one string.
 	added = st.srv.cache.internAll(t, added)
+	if len(added) >= reserveMin {
+		// In order, the searches below stay in cache (limits.go's
+		// BenchmarkDeltaUnknownNames).
+		slices.Sort(added)
+	}
 	ts.reserve(added)
+	if t == listenerType && st.client.Namespace != "" && len(added) >= reserveMin {
+		// Short names resolve to other names: room for those too.
+		rns := make([]string, len(added))
+		for i, n := range added {
+			rns[i] = st.resolve(t, n)
+		}
+		ts.reserve(rns)
+	}
 	for _, n := range added {
 		if rn := ts.subscribeName(n, st.resolve(t, n)); rn != "" {
 			watchAdd = append(watchAdd, rn)
@@ -262,6 +285,7 @@ func (st *stream) resolve(t typeIndex, name string) string {
 // that the client fails fast with an error naming it.
 func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	if r := st.lookup(ts, t, name); r != nil {
+		delete(ts.unknown, name)
 		return r
 	}
 	// A name the client had a real listener for was deleted: leave it
@@ -271,6 +295,10 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 		return nil
 	}
 	r := ts.unknown[name]
+	if r == nil && len(ts.unknown) >= st.srv.limits.MaxUnknownListeners {
+		st.unknownCapped(ts, name)
+		return nil
+	}
 	if r == nil {
 		r, _ = newResource(name, translator.UnknownListener(name))
 		if r != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // serveOptions are the flags of "switchboard serve". Flag names are part of
@@ -42,6 +44,8 @@ type serveOptions struct {
 	// the replicas behind a Service again after a rollout or scale-up.
 	MaxConnectionAge      time.Duration
 	MaxConnectionAgeGrace time.Duration
+	// Limits bound what one xDS client may cost (xds.Limits).
+	Limits xds.Limits
 }
 
 // parseServe parses the flags of "switchboard serve". Help (-h, --help)
@@ -71,6 +75,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long to wait for streams and requests to end")
 	fs.DurationVar(&o.MaxConnectionAge, "max-connection-age", 30*time.Minute, "send GOAWAY to a client connection after about this long (+/-10% jitter), so that clients spread over the replicas again; 0 turns it off")
 	fs.DurationVar(&o.MaxConnectionAgeGrace, "max-connection-age-grace", time.Minute, "after that GOAWAY, close the connection's streams this much later, so that the client reconnects and resubscribes; 0: never (an ADS stream then stays until the client ends it)")
+	registerLimits(fs, &o.Limits)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return o, err
 	}
@@ -108,6 +113,9 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	if o.MaxConnectionAge < 0 || o.MaxConnectionAgeGrace < 0 {
 		return o, fmt.Errorf("serve: want --max-connection-age (%v) and --max-connection-age-grace (%v) >= 0", o.MaxConnectionAge, o.MaxConnectionAgeGrace)
 	}
+	if err := validateLimits(o.Limits); err != nil {
+		return o, err
+	}
 	if o.MinDelay < 0 || o.MaxDelay < o.MinDelay {
 		return o, fmt.Errorf("serve: want 0 <= --coalesce-min (%v) <= --coalesce-max (%v)", o.MinDelay, o.MaxDelay)
 	}
@@ -120,4 +128,34 @@ func (o serveOptions) logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// registerLimits adds the flags of xds.Limits, with its defaults.
+func registerLimits(fs *flag.FlagSet, l *xds.Limits) {
+	d := xds.DefaultLimits()
+	fs.IntVar(&l.MaxConnections, "xds-max-connections", d.MaxConnections, "xDS connections open at once; one more is closed as soon as it is accepted (the client retries)")
+	fs.IntVar(&l.MaxStreamsPerConnection, "xds-max-streams-per-connection", d.MaxStreamsPerConnection, "ADS streams open at once on one connection; one more is refused with RESOURCE_EXHAUSTED")
+	fs.IntVar(&l.MaxRequestBytes, "xds-max-request-bytes", d.MaxRequestBytes, "largest xDS request message; a larger one ends its stream with RESOURCE_EXHAUSTED")
+	fs.IntVar(&l.MaxNames, "xds-max-names", d.MaxNames, "most resource names of one type a stream may subscribe to, and most initial_resource_versions of a delta request; past it the stream ends with RESOURCE_EXHAUSTED")
+	fs.IntVar(&l.MaxNodeIDBytes, "xds-max-node-id-bytes", d.MaxNodeIDBytes, "node ids (and user agents) are kept, shown and logged cut to this many bytes, with a marker giving the full length")
+	fs.IntVar(&l.MaxNackDetailBytes, "xds-max-nack-detail-bytes", d.MaxNackDetailBytes, "NACK error messages are kept, shown and logged cut to this many bytes, with a marker giving the full length")
+	fs.DurationVar(&l.NackLogInterval, "xds-nack-log-interval", d.NackLogInterval, "per stream, log one NACK per resource type at once, then at most one NACK line per this interval (the others are counted)")
+	fs.IntVar(&l.MaxUnknownListeners, "xds-max-unknown-listeners", d.MaxUnknownListeners, "placeholder listeners one stream gets for listener names that name no Service; further such names go unanswered")
+}
+
+func validateLimits(l xds.Limits) error {
+	for name, v := range map[string]int{
+		"--xds-max-connections": l.MaxConnections, "--xds-max-streams-per-connection": l.MaxStreamsPerConnection,
+		"--xds-max-request-bytes": l.MaxRequestBytes, "--xds-max-names": l.MaxNames,
+		"--xds-max-node-id-bytes": l.MaxNodeIDBytes, "--xds-max-nack-detail-bytes": l.MaxNackDetailBytes,
+		"--xds-max-unknown-listeners": l.MaxUnknownListeners,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("serve: %s (%d) must be positive", name, v)
+		}
+	}
+	if l.NackLogInterval <= 0 {
+		return fmt.Errorf("serve: --xds-nack-log-interval (%v) must be positive", l.NackLogInterval)
+	}
+	return nil
 }

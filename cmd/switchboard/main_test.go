@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-xds/switchboard/watcher"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 func TestParseServeDefaults(t *testing.T) {
@@ -24,6 +25,19 @@ func TestParseServeDefaults(t *testing.T) {
 	}
 	if o.MaxConnectionAge != 30*time.Minute || o.MaxConnectionAgeGrace != time.Minute {
 		t.Fatalf("connection age defaults = %v/%v, want 30m/1m", o.MaxConnectionAge, o.MaxConnectionAgeGrace)
+	}
+	if o.Limits != xds.DefaultLimits() {
+		t.Fatalf("limit defaults = %+v, want xds.DefaultLimits() %+v", o.Limits, xds.DefaultLimits())
+	}
+}
+
+func TestParseServeLimits(t *testing.T) {
+	o, err := parseServe([]string{"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Limits.MaxConnections != 7 || o.Limits.MaxNames != 9 || o.Limits.NackLogInterval != time.Minute || o.Limits.MaxUnknownListeners != xds.DefaultLimits().MaxUnknownListeners {
+		t.Fatalf("limits = %+v", o.Limits)
 	}
 }
 
@@ -62,6 +76,9 @@ func TestParseServeErrors(t *testing.T) {
 		{[]string{"--manifest-settle", "-1s"}, "--manifest-settle"},
 		{[]string{"--max-connection-age", "-1s"}, "--max-connection-age"},
 		{[]string{"--max-connection-age-grace", "-1s"}, "--max-connection-age-grace"},
+		{[]string{"--xds-max-names", "0"}, "--xds-max-names"},
+		{[]string{"--xds-max-streams-per-connection", "-1"}, "--xds-max-streams-per-connection"},
+		{[]string{"--xds-nack-log-interval", "0s"}, "--xds-nack-log-interval"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {

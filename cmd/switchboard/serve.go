@@ -58,7 +58,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics, Authorize: sec.authorize})
+	ads := xds.NewServer(cache, xds.ServerOptions{Logger: log.With("component", "xds"), Metrics: xdsMetrics, Authorize: sec.authorize, Limits: o.Limits})
 
 	xdsLis, err := net.Listen("tcp", o.XDSAddress)
 	if err != nil {
@@ -74,10 +74,13 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		_, _ = xdsLis.Close(), adminLis.Close()
 		return err
 	}
-	grpcServer := grpc.NewServer(append(sec.serverOptions,
+	// --xds-max-connections.
+	xdsLis = ads.LimitListener(xdsLis)
+	grpcServer := grpc.NewServer(append(append(sec.serverOptions,
 		// SotW ACKs are checked against the subscription without turning
-		// every name into a string.
-		xds.GRPCServerOption(),
+		// every name into a string; and --xds-max-streams-per-connection,
+		// --xds-max-request-bytes.
+		ads.GRPCServerOptions()...),
 		// Clients may ping idle streams; do not answer those pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// MaxConnectionAge sends GOAWAY (grpc-go jitters it by +/-10%, so a
