@@ -38,6 +38,7 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 			st.nacked(t, req.GetErrorDetail().GetMessage(), ts.status.SentVersion, n)
 		} else {
 			ts.status.AckedVersion = ts.status.SentVersion
+			st.ackedResponse(t)
 		}
 	}
 
@@ -149,6 +150,7 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	if len(out) == 0 && len(gone) == 0 && !force {
 		return nil
 	}
+	st.stageNew(t, out)
 	return st.sendDeltaResources(t, out, gone)
 }
 
@@ -175,7 +177,8 @@ func (st *stream) sendDeltaResources(t typeIndex, out []*Resource, gone []string
 // given version and nonce.
 func (st *stream) nacked(t typeIndex, msg, version, nonce string) {
 	ts := st.types[t]
-	st.srv.metrics.nack(t)
+	st.srv.metrics.nack(t, clientClass(st.conv.class.Load()))
+	st.nackedResponse(t)
 	st.logger().Warn("client rejected xDS response",
 		"type", t.String(), "version", version, "nonce", nonce, "error", msg)
 	ts.status.Nacks++

@@ -63,7 +63,7 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cache:     cache,
 		log:       log,
 		metrics:   opts.Metrics,
@@ -71,6 +71,10 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 		streams:   map[int64]*stream{},
 		draining:  make(chan struct{}),
 	}
+	if opts.Metrics != nil {
+		opts.Metrics.server.Store(s)
+	}
+	return s
 }
 
 // StreamAggregatedResources serves one state-of-the-world ADS stream: what
@@ -102,12 +106,12 @@ func run[R any](s *Server, st *stream, ctx context.Context, recv func() (R, erro
 	s.mu.Lock()
 	s.streams[st.id] = st
 	s.mu.Unlock()
-	s.metrics.connected(1)
+	s.metrics.streamStarted(st)
 	defer func() {
 		s.mu.Lock()
 		delete(s.streams, st.id)
 		s.mu.Unlock()
-		s.metrics.connected(-1)
+		s.metrics.streamEnded(st)
 	}()
 
 	reqs := make(chan R)

@@ -288,8 +288,8 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 	if got := weight(t, r, 0); got != 7 {
 		t.Fatalf("after NACK the next EDS response had weight %d, want the new version (7)", got)
 	}
-	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds")); got != 1 {
-		t.Fatalf("nacks{eds} = %v, want 1", got)
+	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds", "other")); got != 1 {
+		t.Fatalf("nacks{eds,other} = %v, want 1", got)
 	}
 	cs := h.srv.Clients()
 	if len(cs) != 1 || cs[0].NodeID != "test-node" || cs[0].Types[endpointType].Nacks != 1 || cs[0].Types[endpointType].LastNack != "bad weight" {

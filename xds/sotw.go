@@ -29,6 +29,7 @@ func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
 		st.nacked(t, req.GetErrorDetail().GetMessage(), req.GetVersionInfo(), req.GetResponseNonce())
 	case req.GetResponseNonce() != "":
 		ts.status.AckedVersion = req.GetVersionInfo()
+		st.ackedResponse(t)
 	}
 
 	rn, err := namesOf(req)
@@ -109,6 +110,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		if len(out) == 0 {
 			return nil
 		}
+		st.stageNew(t, out)
 		for _, r := range out {
 			ts.setSent(r.Name, r.v)
 		}
@@ -149,6 +151,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			out = append(out, r)
 		}
 	}
+	st.stageChanged(t, ts, out)
 	ts.clearAllSent()
 	for _, r := range out {
 		ts.setSent(r.Name, r.v)

@@ -37,6 +37,7 @@ type stream struct {
 	types     [numTypes]*typeState
 	nonce     int64
 	started   time.Time
+	conv      convergence // see convergence.go
 
 	statusMu sync.Mutex
 	status   ClientStatus
@@ -118,6 +119,7 @@ func (st *stream) recordResponse(t typeIndex, version string, n int) {
 	ts.status.Responses++
 	st.publishType(t)
 	st.srv.metrics.response(t, n)
+	st.sentResponse(t)
 }
 
 // begin starts on a request of either protocol: it learns the node from
@@ -150,6 +152,7 @@ func (st *stream) setNode(node *corev3.Node) error {
 	st.node = node
 	st.client = translator.ClientOf(node)
 	st.view = viewKeys(st.client)
+	st.srv.metrics.identified(st)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
 		s.UserAgent = node.GetUserAgentName() + " " + node.GetUserAgentVersion()

@@ -30,6 +30,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	xdsMetrics := xds.NewMetrics(reg)
+	registerBuildInfo(reg)
+	grpcMetrics := grpcMetrics(reg)
 
 	wopts := watcher.Options{
 		Namespaces:       o.Namespaces,
@@ -53,6 +55,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		Translator: translator.Options{ClusterDomain: o.ClusterDomain},
 		Logger:     log.With("component", "translator"),
 		Metrics:    pipeline.NewMetrics(reg),
+		// The coalesce and translate stages of convergence.
+		Convergence: xdsMetrics,
 	})
 	sec, err := o.XDSTLS.build(log.With("component", "xds-tls"), reg)
 	if err != nil {
@@ -74,7 +78,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		_, _ = xdsLis.Close(), adminLis.Close()
 		return err
 	}
-	grpcServer := grpc.NewServer(append(sec.serverOptions,
+	grpcServer := grpc.NewServer(append(append(sec.serverOptions, grpcMetricsOptions(grpcMetrics)...),
 		// SotW ACKs are checked against the subscription without turning
 		// every name into a string.
 		xds.GRPCServerOption(),
@@ -93,6 +97,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}),
 	)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
+	// Every method's series exist from the start, at 0.
+	grpcMetrics.InitializeMetrics(grpcServer)
 	admin := &http.Server{
 		Handler:           adminHandler(reg, cache),
 		ReadHeaderTimeout: 5 * time.Second,
