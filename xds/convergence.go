@@ -94,7 +94,9 @@ func older(a, b int64) int64 {
 // sentResponse records that a response of type t was sent now, carrying
 // what was staged.
 func (st *stream) sentResponse(t typeIndex) {
-	f := flight{trigger: st.conv.staged[t], sent: time.Now().UnixNano()}
+	now := time.Now()
+	st.types[t].status.SentAt = now
+	f := flight{trigger: st.conv.staged[t], sent: now.UnixNano()}
 	st.conv.staged[t] = 0
 	if n := len(st.conv.inflight[t]); n == maxInflight {
 		st.conv.inflight[t][n-1].trigger = older(st.conv.inflight[t][n-1].trigger, f.trigger)
@@ -108,7 +110,9 @@ func (st *stream) sentResponse(t typeIndex) {
 // t: it has everything sent before it too (a client answers every
 // response, and the server reads only the answer to the latest).
 func (st *stream) ackedResponse(t typeIndex) {
-	now := time.Now().UnixNano()
+	at := time.Now()
+	st.types[t].status.AckedAt = at
+	now := at.UnixNano()
 	m := st.srv.metrics
 	for _, f := range st.conv.inflight[t] {
 		m.ObserveStage(StagePush, time.Duration(now-f.sent))

@@ -182,6 +182,6 @@ func (st *stream) nacked(t typeIndex, msg, version, nonce string) {
 	st.logger().Warn("client rejected xDS response",
 		"type", t.String(), "version", version, "nonce", nonce, "error", msg)
 	ts.status.Nacks++
-	ts.status.LastNack = msg
+	ts.status.LastNack = nackMessage(msg)
 	ts.status.LastNackAt = time.Now()
 }

@@ -151,16 +151,22 @@ func (s *Server) Drain() {
 
 // Clients returns the status of every connected client, ordered by stream.
 func (s *Server) Clients() []ClientStatus {
+	streams := s.sortedStreams()
+	out := make([]ClientStatus, len(streams))
+	for i, st := range streams {
+		out[i] = st.snapshot()
+	}
+	return out
+}
+
+// sortedStreams returns the open streams, ordered by id.
+func (s *Server) sortedStreams() []*stream {
 	s.mu.Lock()
 	streams := make([]*stream, 0, len(s.streams))
 	for _, st := range s.streams {
 		streams = append(streams, st)
 	}
 	s.mu.Unlock()
-	out := make([]ClientStatus, len(streams))
-	for i, st := range streams {
-		out[i] = st.snapshot()
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
-	return out
+	sort.Slice(streams, func(i, j int) bool { return streams[i].id < streams[j].id })
+	return streams
 }

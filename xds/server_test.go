@@ -12,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -54,6 +55,7 @@ func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
 	}
 	gs := grpc.NewServer(GRPCServerOption())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
+	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, NewCSDS(h.srv))
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

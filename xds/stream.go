@@ -38,13 +38,15 @@ type stream struct {
 	nonce     int64
 	started   time.Time
 	conv      convergence // see convergence.go
+	// queries carries questions to the stream's goroutine (config.go).
+	queries chan func()
 
 	statusMu sync.Mutex
 	status   ClientStatus
 }
 
 func newStream(id int64, srv *Server) *stream {
-	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now()}
+	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), queries: make(chan func())}
 	for t := range numTypes {
 		st.types[t] = newTypeState()
 	}
@@ -76,6 +78,8 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 			if err := st.handleChanges(); err != nil {
 				return err
 			}
+		case q := <-st.queries:
+			q()
 		}
 	}
 }
@@ -117,9 +121,9 @@ func (st *stream) recordResponse(t typeIndex, version string, n int) {
 	ts := st.types[t]
 	ts.status.SentVersion = version
 	ts.status.Responses++
+	st.sentResponse(t)
 	st.publishType(t)
 	st.srv.metrics.response(t, n)
-	st.sentResponse(t)
 }
 
 // begin starts on a request of either protocol: it learns the node from

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/switchboard-xds/switchboard/pipeline"
@@ -97,6 +99,9 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}),
 	)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
+	statusv3.RegisterClientStatusDiscoveryServiceServer(grpcServer, xds.NewCSDS(ads))
+	hs := newHealth()
+	healthpb.RegisterHealthServer(grpcServer, hs)
 	// Every method's series exist from the start, at 0.
 	grpcMetrics.InitializeMetrics(grpcServer)
 	admin := &http.Server{
@@ -107,11 +112,12 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
 	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
 	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
 	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout+readyGrace, log) }()
+	go func() { errc <- serveHealth(runCtx, hs, cache) }()
 	if sec.run != nil {
 		go func() { errc <- wrap("xds tls", sec.run(runCtx)) }()
 	}
@@ -125,6 +131,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	case first = <-errc:
 	}
 	cancel()
+	hs.Shutdown() // NOT_SERVING from the start of the drain
 	shutdown(grpcServer, ads, []*http.Server{admin, debug.srv}, o.DrainTimeout, log)
 	return first
 }
