@@ -118,14 +118,18 @@ func (st *stream) readConfig() ClientConfig {
 // peek is lookup without its side effects: the resource name gets for
 // this client now, the unknown listener included.
 func (st *stream) peek(ts *typeState, t typeIndex, name string) *Resource {
-	var r *Resource
+	if r := st.current(ts, t, name); r != nil {
+		return r
+	}
+	return ts.unknown[name]
+}
+
+// current returns the resource name gets for this client now, named as
+// subscribed (its variant, or the alias listener for an alias or a short
+// name), or nil; the one lookup of lookup and peek.
+func (st *stream) current(ts *typeState, t typeIndex, name string) *Resource {
 	if rn, ok := ts.resolved[name]; ok {
-		r = st.srv.cache.getAlias(name, rn)
-	} else {
-		r = st.srv.cache.getView(t, name, st.view[t])
+		return st.srv.cache.getAlias(name, rn)
 	}
-	if r == nil {
-		r = ts.unknown[name]
-	}
-	return r
+	return st.srv.cache.getView(t, name, st.view[t])
 }

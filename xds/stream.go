@@ -294,12 +294,7 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 // or nil when there is none: the client's variant if it has one, the alias
 // listener for an alias or a short name.
 func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
-	var r *Resource
-	if rn, ok := ts.resolved[name]; ok {
-		r = st.srv.cache.getAlias(name, rn)
-	} else {
-		r = st.srv.cache.getView(t, name, st.view[t])
-	}
+	r := st.current(ts, t, name)
 	if r != nil && t == listenerType {
 		ts.setKnown(name)
 	}
