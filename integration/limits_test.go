@@ -116,7 +116,7 @@ func TestLimitsAgainstHostileClients(t *testing.T) {
 		if n := len(sb.out.String()) - logBefore; n > 16<<10 {
 			t.Errorf("%d bytes of log for 2000 NACKs of 1 MB, want at most 16 KiB", n)
 		}
-		if got := metricValue(t, sb, "switchboard_xds_nacks_total", `type="cds"`); got != 1 {
+		if got := metricValue(t, sb, "switchboard_xds_nacks_total", `client_class="other",type="cds"`); got != 1 {
 			t.Errorf("nacks_total{cds} = %v, want 1", got)
 		}
 		if got := metricValue(t, sb, "switchboard_xds_limit_exceeded_total", `limit="nack_log"`); got != 1999 {

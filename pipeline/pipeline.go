@@ -31,6 +31,10 @@ type Options struct {
 	Metrics *Metrics
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
+	// Convergence records the coalesce and translate stages of
+	// switchboard_convergence_stage_seconds (the xDS server records the
+	// push stage and convergence itself); nil records nothing.
+	Convergence *xds.Metrics
 }
 
 // Syncer carries watcher batches into an xds.Cache: it translates the
@@ -61,8 +65,12 @@ func NewSyncer(cache *xds.Cache, opts Options) *Syncer {
 // Sink translates one batch and applies it to the cache.
 func (s *Syncer) Sink(b model.Batch) {
 	start := s.opts.Now()
+	if !b.FirstEvent.IsZero() {
+		s.opts.Convergence.ObserveStage(xds.StageCoalesce, start.Sub(b.FirstEvent))
+	}
 	u, diags := Translate(s.opts.Translator, b)
 	n, err := s.cache.Apply(u)
+	s.opts.Convergence.ObserveStage(xds.StageTranslate, s.opts.Now().Sub(start))
 	if err != nil {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
 	}
@@ -95,6 +103,12 @@ func Translate(opts translator.Options, b model.Batch) (xds.Update, map[model.Se
 			res[i], ds[i] = &r, d
 		}
 	})
+	if len(b.Changed) > 0 {
+		u.Changed = make(map[string]time.Time, len(b.Changed))
+		for key, at := range b.Changed {
+			u.Changed[key.String()] = at
+		}
+	}
 	for i, key := range keys {
 		u.Services[key.String()] = res[i]
 		if res[i] != nil {

@@ -17,6 +17,8 @@ type update struct {
 	apply func(*Store) bool
 	// synced marks that the source has delivered its whole initial state.
 	synced bool
+	// at is when the source saw the change; send sets it when zero.
+	at time.Time
 }
 
 // updateBuffer lets sources run a little ahead of the owner goroutine. It is
@@ -39,7 +41,9 @@ type coalescer struct {
 }
 
 func newCoalescer(cfg config) *coalescer {
-	return &coalescer{cfg: cfg, store: newStore(cfg.filter), updates: make(chan update, updateBuffer)}
+	store := newStore(cfg.filter)
+	store.started = cfg.clock.Now()
+	return &coalescer{cfg: cfg, store: store, updates: make(chan update, updateBuffer)}
 }
 
 // send hands u to the owner goroutine. It returns false, dropping u, if ctx
@@ -47,6 +51,9 @@ func newCoalescer(cfg config) *coalescer {
 func (c *coalescer) send(ctx context.Context, u update) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	if u.at.IsZero() {
+		u.at = c.cfg.clock.Now()
 	}
 	select {
 	case c.updates <- u:
@@ -104,7 +111,9 @@ type owner struct {
 	pending bool // the Store has changes not yet published
 	first   time.Time
 	last    time.Time
-	timer   clock.Timer // armed only while synced, pending and not busy
+	// firstEvent is when the source saw the first pending change.
+	firstEvent time.Time
+	timer      clock.Timer // armed only while synced, pending and not busy
 }
 
 func (o *owner) apply(u update) {
@@ -115,12 +124,13 @@ func (o *owner) apply(u update) {
 		}
 		return
 	}
+	o.c.store.setTrigger(u.at)
 	if !u.apply(o.c.store) {
 		return
 	}
 	now := o.c.cfg.clock.Now()
 	if !o.pending {
-		o.pending, o.first = true, now
+		o.pending, o.first, o.firstEvent = true, now, u.at
 	}
 	o.last = now
 	o.schedule()
@@ -162,7 +172,8 @@ func (o *owner) publish(full bool) {
 	if full {
 		b.Services = o.c.store.TakeAll()
 	} else {
-		b.Services = o.c.store.TakeChanges()
+		b.Services, b.Changed = o.c.store.takeChanges()
+		b.FirstEvent = o.firstEvent
 		if len(b.Services) == 0 {
 			return // everything changed back since the last batch
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -42,7 +43,13 @@ type Store struct {
 	// published holds what the last TakeChanges or TakeAll handed out, so a
 	// Service that changes and changes back within one batch is left out.
 	published map[model.ServiceKey]*model.Service
-	dirty     map[model.ServiceKey]struct{}
+	// dirty holds the Services changed since the last take, each with the
+	// time of its earliest change (see trigger.go); zero when unknown.
+	dirty map[model.ServiceKey]time.Time
+	// at is when the change being applied happened (see setTrigger), and
+	// started when the Store's owner started: a slice trigger time before
+	// it is stale.
+	at, started time.Time
 	// regions maps a Node name to its region label, for Nodes that have one
 	// (only when Nodes are watched).
 	regions map[string]string
@@ -69,7 +76,7 @@ func newStore(f filter) *Store {
 		bySvc:     map[model.ServiceKey]map[sliceKey]*sliceInfo{},
 		views:     map[model.ServiceKey]*model.Service{},
 		published: map[model.ServiceKey]*model.Service{},
-		dirty:     map[model.ServiceKey]struct{}{},
+		dirty:     map[model.ServiceKey]time.Time{},
 		regions:   map[string]string{},
 	}
 }
@@ -120,6 +127,7 @@ func (s *Store) UpsertSlice(es *discoveryv1.EndpointSlice) bool {
 	if old != nil && old.equal(info) {
 		return false
 	}
+	defer s.sliceTrigger(es)()
 	changed := false
 	if old != nil && old.service != info.service {
 		s.unindex(key, old.service)
@@ -169,13 +177,24 @@ func (s *Store) Dirty() bool { return len(s.dirty) > 0 }
 // clears the dirty marks. A Service that changed and changed back is left
 // out. The map is new and belongs to the caller.
 func (s *Store) TakeChanges() map[model.ServiceKey]*model.Service {
+	out, _ := s.takeChanges()
+	return out
+}
+
+// takeChanges is TakeChanges that also returns when each Service's
+// earliest change happened, for those where it is known.
+func (s *Store) takeChanges() (map[model.ServiceKey]*model.Service, map[model.ServiceKey]time.Time) {
 	out := make(map[model.ServiceKey]*model.Service, len(s.dirty))
-	for key := range s.dirty {
+	changed := make(map[model.ServiceKey]time.Time, len(s.dirty))
+	for key, at := range s.dirty {
 		v := s.views[key]
 		if viewEqual(v, s.published[key]) {
 			continue
 		}
 		out[key] = v
+		if !at.IsZero() {
+			changed[key] = at
+		}
 		if v == nil {
 			delete(s.published, key)
 		} else {
@@ -183,7 +202,7 @@ func (s *Store) TakeChanges() map[model.ServiceKey]*model.Service {
 		}
 	}
 	clear(s.dirty)
-	return out
+	return out, changed
 }
 
 // TakeAll returns every published Service and clears the dirty marks. The map
@@ -206,7 +225,7 @@ func (s *Store) refresh(key model.ServiceKey) bool {
 	} else {
 		s.views[key] = v
 	}
-	s.dirty[key] = struct{}{}
+	s.markDirty(key)
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/translator"
@@ -18,6 +19,11 @@ type Update struct {
 	// Services maps a Service key ("namespace/name") to its resources; a nil
 	// value deletes the Service's resources.
 	Services map[string]*translator.Resources
+	// Changed holds, per Service key, when the change that this Update
+	// carries happened (model.Batch.Changed); the versions it makes keep
+	// it, for switchboard_convergence_seconds. Services without a time
+	// (a full world) are not measured.
+	Changed map[string]time.Time
 }
 
 // Cache holds the marshalled resources that the ADS server serves, indexed by
@@ -177,6 +183,8 @@ func (c *Cache) ReadyC() <-chan struct{} { return c.readyC }
 
 // built is a group made ready outside the lock.
 type built struct {
+	// trigger is Resource.trigger of every resource built.
+	trigger  int64
 	res      [numTypes][]*Resource
 	aliases  map[string]string
 	variants [numTypes]map[string]map[string]*Resource
@@ -187,8 +195,13 @@ type built struct {
 // translator hands them over encoded, so nothing is marshalled here; the
 // error is for two variants of one resource for one view, which the
 // translator never makes.
-func build(key string, r *translator.Resources) (*built, error) {
-	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility)}
+func build(key string, r *translator.Resources, trigger int64) (*built, error) {
+	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility), trigger: trigger}
+	wireResource := func(name, typeURL string, wire []byte) *Resource {
+		res := wireResource(name, typeURL, wire)
+		res.trigger = trigger
+		return res
+	}
 	for t, list := range [numTypes][]translator.Encoded{
 		listenerType: r.Listeners,
 		routeType:    r.Routes,
@@ -242,7 +255,7 @@ func (c *Cache) Apply(u Update) (int, error) {
 	buildErrs := make([]error, len(keys))
 	parallel.ForEach(len(keys), func(i int) {
 		if r := u.Services[keys[i]]; r != nil {
-			builds[i], buildErrs[i] = build(keys[i], r)
+			builds[i], buildErrs[i] = build(keys[i], r, unixNano(u.Changed[keys[i]]))
 		}
 	})
 	next := make(map[string]*built, len(u.Services))
@@ -256,12 +269,18 @@ func (c *Cache) Apply(u Update) (int, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var changed [numTypes]map[string]struct{}
+	// changed maps each changed name to when its change happened, for the
+	// oldest-unacked gauge: the group's trigger, or now when unknown.
+	var changed [numTypes]map[string]int64
+	now := time.Now().UnixNano()
+	at := now
 	mark := func(t typeIndex, name string) {
 		if changed[t] == nil {
-			changed[t] = map[string]struct{}{}
+			changed[t] = map[string]int64{}
 		}
-		changed[t][name] = struct{}{}
+		if old, ok := changed[t][name]; !ok || at < old {
+			changed[t][name] = at
+		}
 	}
 	if u.Full {
 		for key := range c.groups {
@@ -271,6 +290,10 @@ func (c *Cache) Apply(u Update) (int, error) {
 		}
 	}
 	for key, b := range next {
+		at = now
+		if b != nil {
+			at = older(now, b.trigger)
+		}
 		c.replaceGroup(key, b, mark)
 	}
 	n := 0
@@ -357,7 +380,7 @@ func (b *built) has(t typeIndex, name string) bool {
 // notifyLocked tells every live watcher of a changed name, and drops the
 // entries of ended streams from the lists it walks. Must be called with
 // c.mu held; a watcher's own lock is never held while taking c.mu.
-func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady bool) {
+func (c *Cache) notifyLocked(changed [numTypes]map[string]int64, becameReady bool) {
 	if becameReady {
 		for w := range c.watchers {
 			w.markReady()
@@ -371,14 +394,14 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]struct{}, becameReady 
 		for w := range c.wildcard[t] {
 			w.mark(t, changed[t])
 		}
-		for name := range changed[t] {
+		for name, at := range changed[t] {
 			dead := false
 			for _, w := range c.byName[t][name] {
 				if w.dead {
 					dead = true
 					continue
 				}
-				w.markOne(t, name)
+				w.markOne(t, name, at)
 			}
 			if dead {
 				c.compactLocked(t, name)
@@ -432,3 +455,11 @@ func sameVersions(a, b map[string]*Resource) bool {
 // variants under classKey(C).
 func zoneKey(zone string) string   { return "zone/" + zone }
 func classKey(class string) string { return "class/" + class }
+
+// unixNano is t as Resource.trigger keeps it: 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

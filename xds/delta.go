@@ -37,6 +37,7 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 			st.nacked(t, req.GetErrorDetail().GetMessage(), ts.status.SentVersion, n)
 		} else {
 			ts.status.AckedVersion = ts.status.SentVersion
+			st.ackedResponse(t)
 		}
 	}
 
@@ -178,6 +179,7 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	if len(out) == 0 && len(gone) == 0 && !force {
 		return nil
 	}
+	st.stageNew(t, out)
 	return st.sendDeltaResources(t, out, gone)
 }
 
@@ -212,7 +214,8 @@ func (st *stream) nacked(t typeIndex, msg, version, nonce string) {
 		return
 	}
 	ts.nackedNonce = nonce
-	st.srv.metrics.nack(t)
+	st.srv.metrics.nack(t, clientClass(st.conv.class.Load()))
+	st.nackedResponse(t)
 	full := len(msg)
 	msg = st.srv.cutCounted(limitNackDetail, msg, st.srv.limits.MaxNackDetailBytes)
 	if ok, suppressed := st.allowNackLog(); ok {

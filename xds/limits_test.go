@@ -148,7 +148,7 @@ func TestNackFloodCountedOnceAndLoggedOnce(t *testing.T) {
 	c.next()
 	good.check(t)
 
-	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("cds")); got != 1 {
+	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("cds", "other")); got != 1 {
 		t.Errorf("nacks{cds} = %v after 2000 NACKs of one response, want 1", got)
 	}
 	if got := limitHits(h, limitNackLog); got != 1999 {
@@ -209,7 +209,7 @@ func TestNackLogsSpaced(t *testing.T) {
 	if !strings.Contains(logs.String(), `error="bad 7"`) || !strings.Contains(logs.String(), "nack_lines_suppressed=2") {
 		t.Fatalf("the line after the pause does not carry NACK 7 and the 2 held back:\n%s", logs.String())
 	}
-	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds")); got != 7 {
+	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds", "other")); got != 7 {
 		t.Fatalf("nacks{eds} = %v, want 7", got)
 	}
 }

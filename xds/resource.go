@@ -72,8 +72,12 @@ type Resource struct {
 	// only, so the same content has the same version on every replica and
 	// after every restart. Per-client state keeps it as it is; Version
 	// formats it for the wire.
-	v    uint64
-	wire anypb.Any
+	v uint64
+	// trigger is when the change that made this version happened
+	// (UnixNano; 0 when unknown, as for the initial world): see
+	// convergence.go.
+	trigger int64
+	wire    anypb.Any
 	// delta is the same resource as a delta response carries it, built
 	// when a delta stream first sends it (most clients speak SotW).
 	delta atomic.Pointer[discoveryv3.Resource]

@@ -78,7 +78,7 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 		now = time.Now
 	}
 	limits := opts.Limits.withDefaults()
-	return &Server{
+	s := &Server{
 		limits:    limits,
 		now:       now,
 		refusals:  newRefusalLog(limits),
@@ -89,6 +89,10 @@ func NewServer(cache *Cache, opts ServerOptions) *Server {
 		streams:   map[int64]*stream{},
 		draining:  make(chan struct{}),
 	}
+	if opts.Metrics != nil {
+		opts.Metrics.server.Store(s)
+	}
+	return s
 }
 
 // StreamAggregatedResources serves one state-of-the-world ADS stream: what
@@ -120,12 +124,12 @@ func run[R any](s *Server, st *stream, ctx context.Context, recv func() (R, erro
 	s.mu.Lock()
 	s.streams[st.id] = st
 	s.mu.Unlock()
-	s.metrics.connected(1)
+	s.metrics.streamStarted(st)
 	defer func() {
 		s.mu.Lock()
 		delete(s.streams, st.id)
 		s.mu.Unlock()
-		s.metrics.connected(-1)
+		s.metrics.streamEnded(st)
 	}()
 
 	reqs := make(chan R)
@@ -165,16 +169,22 @@ func (s *Server) Drain() {
 
 // Clients returns the status of every connected client, ordered by stream.
 func (s *Server) Clients() []ClientStatus {
+	streams := s.sortedStreams()
+	out := make([]ClientStatus, len(streams))
+	for i, st := range streams {
+		out[i] = st.snapshot()
+	}
+	return out
+}
+
+// sortedStreams returns the open streams, ordered by id.
+func (s *Server) sortedStreams() []*stream {
 	s.mu.Lock()
 	streams := make([]*stream, 0, len(s.streams))
 	for _, st := range s.streams {
 		streams = append(streams, st)
 	}
 	s.mu.Unlock()
-	out := make([]ClientStatus, len(streams))
-	for i, st := range streams {
-		out[i] = st.snapshot()
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
-	return out
+	sort.Slice(streams, func(i, j int) bool { return streams[i].id < streams[j].id })
+	return streams
 }

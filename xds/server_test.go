@@ -12,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -59,6 +60,7 @@ func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
 	// As cmd/switchboard wires it: the limits included.
 	gs := grpc.NewServer(h.srv.GRPCServerOptions()...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
+	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, NewCSDS(h.srv))
 	go func() { _ = gs.Serve(h.srv.LimitListener(lis)) }()
 	t.Cleanup(gs.Stop)
 	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -300,8 +302,8 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 	if got := weight(t, r, 0); got != 7 {
 		t.Fatalf("after NACK the next EDS response had weight %d, want the new version (7)", got)
 	}
-	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds")); got != 1 {
-		t.Fatalf("nacks{eds} = %v, want 1", got)
+	if got := testutil.ToFloat64(h.metrics.nacks.WithLabelValues("eds", "other")); got != 1 {
+		t.Fatalf("nacks{eds,other} = %v, want 1", got)
 	}
 	cs := h.srv.Clients()
 	if len(cs) != 1 || cs[0].NodeID != "test-node" || cs[0].Types[endpointType].Nacks != 1 || cs[0].Types[endpointType].LastNack != "bad weight" {

@@ -29,6 +29,7 @@ func (st *stream) handleSotW(req *discoveryv3.DiscoveryRequest) error {
 		st.nacked(t, req.GetErrorDetail().GetMessage(), req.GetVersionInfo(), req.GetResponseNonce())
 	case req.GetResponseNonce() != "":
 		ts.status.AckedVersion = req.GetVersionInfo()
+		st.ackedResponse(t)
 	}
 
 	rn, err := namesOf(req)
@@ -112,6 +113,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		if len(out) == 0 {
 			return nil
 		}
+		st.stageNew(t, out)
 		for _, r := range out {
 			ts.setSent(r.Name, r.v)
 		}
@@ -155,6 +157,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			out = append(out, r)
 		}
 	}
+	st.stageChanged(t, ts, out)
 	ts.clearAllSent()
 	if ts.wildcard {
 		reserveFor(ts, out)

@@ -40,13 +40,16 @@ type stream struct {
 	started   time.Time
 	// nackLog spaces the stream's NACK log lines (limits.go).
 	nackLog nackLog
+	conv    convergence // see convergence.go
+	// queries carries questions to the stream's goroutine (config.go).
+	queries chan func()
 
 	statusMu sync.Mutex
 	status   ClientStatus
 }
 
 func newStream(id int64, srv *Server) *stream {
-	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), nackLog: newNackLog(srv.limits)}
+	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), nackLog: newNackLog(srv.limits), queries: make(chan func())}
 	for t := range numTypes {
 		st.types[t] = newTypeState()
 	}
@@ -78,6 +81,8 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 			if err := st.handleChanges(); err != nil {
 				return err
 			}
+		case q := <-st.queries:
+			q()
 		}
 	}
 }
@@ -119,6 +124,7 @@ func (st *stream) recordResponse(t typeIndex, version string, n int) {
 	ts := st.types[t]
 	ts.status.SentVersion = version
 	ts.status.Responses++
+	st.sentResponse(t)
 	st.publishType(t)
 	st.srv.metrics.response(t, n)
 }
@@ -157,6 +163,7 @@ func (st *stream) setNode(node *corev3.Node) error {
 	st.node = node
 	st.client = translator.ClientOf(node)
 	st.view = viewKeys(st.client)
+	st.srv.metrics.identified(st)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
 		if idBytes > st.srv.limits.MaxNodeIDBytes {
@@ -316,17 +323,7 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 // listener for an alias or a short name; nil too for a Service this client
 // may not see (see visibility.go).
 func (st *stream) lookup(ts *typeState, t typeIndex, name string) *Resource {
-	var r *Resource
-	rn, short := ts.resolved[name]
-	if short {
-		r = st.srv.cache.getAlias(name, rn)
-	} else {
-		rn = name
-		r = st.srv.cache.getView(t, name, st.view[t])
-	}
-	if r != nil && !st.srv.cache.visible(t, rn, st.client) {
-		return nil
-	}
+	r := st.current(ts, t, name)
 	if r != nil && t == listenerType {
 		ts.setKnown(name)
 	}

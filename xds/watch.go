@@ -20,6 +20,9 @@ type subscriber struct {
 	entries int
 	ready   bool
 	dead    bool
+	// since is when the oldest pending change happened (UnixNano, 0 for
+	// none), for the oldest-unacked gauge; guarded by mu.
+	since int64
 }
 
 func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
@@ -31,23 +34,27 @@ func (w *subscriber) wake() {
 	}
 }
 
-func (w *subscriber) markOne(t typeIndex, name string) {
+// markOne marks name of type t changed, at (UnixNano) its change.
+func (w *subscriber) markOne(t typeIndex, name string, at int64) {
 	w.mu.Lock()
 	if w.pending[t] == nil {
 		w.pending[t] = map[string]struct{}{}
 	}
 	w.pending[t][name] = struct{}{}
+	w.since = older(w.since, at)
 	w.mu.Unlock()
 	w.wake()
 }
 
-func (w *subscriber) mark(t typeIndex, names map[string]struct{}) {
+// mark marks names of type t changed, each at its change (UnixNano).
+func (w *subscriber) mark(t typeIndex, names map[string]int64) {
 	w.mu.Lock()
 	if w.pending[t] == nil {
 		w.pending[t] = make(map[string]struct{}, len(names))
 	}
-	for n := range names {
+	for n, at := range names {
 		w.pending[t][n] = struct{}{}
+		w.since = older(w.since, at)
 	}
 	w.mu.Unlock()
 	w.wake()
@@ -67,7 +74,16 @@ func (w *subscriber) take() (pending [numTypes]map[string]struct{}, ready bool) 
 	pending, ready = w.pending, w.ready
 	w.pending = [numTypes]map[string]struct{}{}
 	w.ready = false
+	w.since = 0
 	return pending, ready
+}
+
+// pendingSince returns when the oldest change pending for w happened
+// (UnixNano), 0 when none is.
+func (w *subscriber) pendingSince() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.since
 }
 
 // register adds w to the cache; it is told when the cache becomes ready.

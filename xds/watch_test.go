@@ -78,10 +78,10 @@ func sweepAll(c *Cache) {
 
 // notify marks names of type t as changed, as Apply does.
 func notify(c *Cache, t typeIndex, names ...string) {
-	var changed [numTypes]map[string]struct{}
-	changed[t] = map[string]struct{}{}
+	var changed [numTypes]map[string]int64
+	changed[t] = map[string]int64{}
 	for _, n := range names {
-		changed[t][n] = struct{}{}
+		changed[t][n] = 1
 	}
 	c.mu.Lock()
 	c.notifyLocked(changed, false)

@@ -41,12 +41,14 @@ func adminHandler(reg *prometheus.Registry, cache *xds.Cache) http.Handler {
 // for whoever can reach the metrics port.
 //
 //	/debug/clients       every connected xDS client and its per-type state
+//	/debug/config_dump   ?node=ID: what that client was last sent, per type
 //	/debug/diagnostics   Services that could not be translated, or not fully
 func debugHandler(ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/clients", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ads.Clients())
 	})
+	mux.Handle("GET /debug/config_dump", http.TimeoutHandler(configDump(ads), debugQueryTimeout, "timed out asking the streams\n"))
 	mux.HandleFunc("GET /debug/diagnostics", func(w http.ResponseWriter, _ *http.Request) {
 		type diag struct {
 			Service string `json:"service"`

@@ -5,6 +5,7 @@
 //	switchboard serve [flags]              run the control plane
 //	switchboard bootstrap grpc [flags]     print a gRPC xDS bootstrap file
 //	switchboard bootstrap envoy [flags]    print an Envoy sidecar bootstrap
+//	switchboard status [flags]             print every xDS client's sync state
 //	switchboard version                    print the version
 //	switchboard help [command]             print usage
 package main
@@ -39,6 +40,7 @@ const usage = `usage:
   switchboard serve [flags]             run the control plane (serve -h lists the flags)
   switchboard bootstrap grpc [flags]    print a gRPC xDS bootstrap JSON
   switchboard bootstrap envoy [flags]   print an Envoy sidecar bootstrap YAML
+  switchboard status [flags]            print every xDS client's sync state (from --debug-address)
   switchboard version                   print the version
   switchboard help [command]            print this, or a command's usage
 `
@@ -69,6 +71,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return serve(ctx, opts, stderr)
 	case "bootstrap":
 		return bootstrap(args[1:], stdout, stderr)
+	case "status":
+		opts, err := parseStatus(args[1:], stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return status(ctx, opts, stdout)
 	case "version":
 		fs := newFlagSet("version", "", "print the version")
 		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {

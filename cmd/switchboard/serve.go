@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/switchboard-xds/switchboard/pipeline"
@@ -30,6 +33,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	xdsMetrics := xds.NewMetrics(reg)
+	registerBuildInfo(reg)
+	grpcMetrics := grpcMetrics(reg)
 
 	wopts := watcher.Options{
 		Namespaces:       o.Namespaces,
@@ -53,6 +58,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		Translator: translator.Options{ClusterDomain: o.ClusterDomain},
 		Logger:     log.With("component", "translator"),
 		Metrics:    pipeline.NewMetrics(reg),
+		// The coalesce and translate stages of convergence.
+		Convergence: xdsMetrics,
 	})
 	sec, err := o.XDSTLS.build(log.With("component", "xds-tls"), reg)
 	if err != nil {
@@ -76,11 +83,12 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	}
 	// --xds-max-connections.
 	xdsLis = ads.LimitListener(xdsLis)
-	grpcServer := grpc.NewServer(append(append(sec.serverOptions,
-		// SotW ACKs are checked against the subscription without turning
-		// every name into a string; and --xds-max-streams-per-connection,
-		// --xds-max-request-bytes.
-		ads.GRPCServerOptions()...),
+	serverOpts := append(slices.Clone(sec.serverOptions), grpcMetricsOptions(grpcMetrics)...)
+	// SotW ACKs are checked against the subscription without turning every
+	// name into a string; and --xds-max-streams-per-connection,
+	// --xds-max-request-bytes.
+	serverOpts = append(serverOpts, ads.GRPCServerOptions()...)
+	grpcServer := grpc.NewServer(append(serverOpts,
 		// Clients may ping idle streams; do not answer those pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// MaxConnectionAge sends GOAWAY (grpc-go jitters it by +/-10%, so a
@@ -96,6 +104,11 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}),
 	)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
+	statusv3.RegisterClientStatusDiscoveryServiceServer(grpcServer, xds.NewCSDS(ads))
+	hs := newHealth()
+	healthpb.RegisterHealthServer(grpcServer, hs)
+	// Every method's series exist from the start, at 0.
+	grpcMetrics.InitializeMetrics(grpcServer)
 	admin := &http.Server{
 		Handler:           adminHandler(reg, cache),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -104,11 +117,12 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
 	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
 	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
 	go func() { errc <- waitReady(runCtx, cache, o.SyncTimeout+readyGrace, log) }()
+	go func() { errc <- serveHealth(runCtx, hs, cache) }()
 	if sec.run != nil {
 		go func() { errc <- wrap("xds tls", sec.run(runCtx)) }()
 	}
@@ -122,6 +136,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	case first = <-errc:
 	}
 	cancel()
+	hs.Shutdown() // NOT_SERVING from the start of the drain
 	shutdown(grpcServer, ads, []*http.Server{admin, debug.srv}, o.DrainTimeout, log)
 	return first
 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// statusOptions are the flags of "switchboard status".
+type statusOptions struct {
+	Debug  string
+	Output string
+	// now is the clock for ages; tests set it.
+	now func() time.Time
+}
+
+// parseStatus parses the flags of "switchboard status".
+func parseStatus(args []string, stdout, stderr io.Writer) (statusOptions, error) {
+	o := statusOptions{now: time.Now}
+	fs := newFlagSet("status", "[flags]", "Print one line per connected xDS client, read from a running switchboard's /debug/clients:\nnode id, class, zone and, per type, SYNCED, STALE (sent, not ACKed), NACKED or NOT SENT with its age.")
+	fs.StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address")
+	fs.StringVar(&o.Output, "output", "text", "output format: text or json")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+	}
+	if o.Output != "text" && o.Output != "json" {
+		return o, fmt.Errorf("status: --output %q: want text or json", o.Output)
+	}
+	return o, nil
+}
+
+// debugClient is the part of a /debug/clients entry that status reads.
+type debugClient struct {
+	Stream   int64                    `json:"stream"`
+	NodeID   string                   `json:"node_id"`
+	Class    string                   `json:"class"`
+	Zone     string                   `json:"zone"`
+	Protocol string                   `json:"protocol"`
+	Types    map[string]debugTypeInfo `json:"types"`
+}
+
+type debugTypeInfo struct {
+	State      string    `json:"state"`
+	SentAt     time.Time `json:"sent_at"`
+	AckedAt    time.Time `json:"acked_at"`
+	LastNackAt time.Time `json:"last_nack_at"`
+	LastNack   string    `json:"last_nack"`
+}
+
+// clientLine is one client as status prints it.
+type clientLine struct {
+	NodeID string               `json:"node_id"`
+	Stream int64                `json:"stream"`
+	Class  string               `json:"class"`
+	Zone   string               `json:"zone"`
+	Types  map[string]typeState `json:"types"`
+}
+
+type typeState struct {
+	// State is SYNCED, STALE, NACKED or NOT SENT.
+	State string `json:"state"`
+	// Age is how long the state has held: since the ACK (SYNCED), the
+	// response (STALE) or the NACK (NACKED).
+	Age      float64 `json:"age_seconds,omitempty"`
+	LastNack string  `json:"last_nack,omitempty"`
+}
+
+// status fetches /debug/clients and prints it.
+func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	url := "http://" + o.Debug + "/debug/clients"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("status: %w (is --debug the switchboard's --debug-address?)", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status: GET %s: %s", url, resp.Status)
+	}
+	var clients []debugClient
+	if err := json.NewDecoder(resp.Body).Decode(&clients); err != nil {
+		return fmt.Errorf("status: decoding %s: %w", url, err)
+	}
+	lines := make([]clientLine, 0, len(clients))
+	for _, c := range clients {
+		lines = append(lines, lineOf(c, o.now()))
+	}
+	if o.Output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(lines)
+	}
+	return printStatus(stdout, lines)
+}
+
+func lineOf(c debugClient, now time.Time) clientLine {
+	l := clientLine{NodeID: c.NodeID, Stream: c.Stream, Class: c.Class, Zone: c.Zone, Types: map[string]typeState{}}
+	for _, t := range typeNames {
+		ti, ok := c.Types[t]
+		s := typeState{State: "NOT SENT"}
+		var since time.Time
+		switch {
+		case !ok || ti.State == "NOT_SENT" || ti.State == "":
+		case ti.State == "SYNCED":
+			s.State, since = "SYNCED", ti.AckedAt
+		case ti.State == "NACKED":
+			s.State, since, s.LastNack = "NACKED", ti.LastNackAt, ti.LastNack
+		default:
+			s.State, since = "STALE", ti.SentAt
+		}
+		if !since.IsZero() {
+			s.Age = max(now.Sub(since).Seconds(), 0)
+		}
+		l.Types[t] = s
+	}
+	return l
+}
+
+func printStatus(w io.Writer, lines []clientLine) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tCLASS\tZONE\t"+strings.ToUpper(strings.Join(typeNames[:], "\t")))
+	for _, l := range lines {
+		cols := []string{orDash(l.NodeID), orDash(l.Class), orDash(l.Zone)}
+		for _, t := range typeNames {
+			s := l.Types[t]
+			cell := s.State
+			if s.State != "NOT SENT" {
+				cell += " (" + age(s.Age) + ")"
+			}
+			cols = append(cols, cell)
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// age formats seconds the way kubectl does: 45s, 3m12s, 2h5m.
+func age(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+}

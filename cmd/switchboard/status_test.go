@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+const debugClientsJSON = `[
+  {"stream": 1, "protocol": "sotw", "node_id": "web-1", "class": "envoy", "zone": "z1",
+   "types": {
+     "lds": {"state": "SYNCED", "acked_at": "2030-01-01T00:00:00Z", "sent_at": "2030-01-01T00:00:00Z"},
+     "rds": {"state": "SYNCED", "acked_at": "2030-01-01T00:00:00Z"},
+     "cds": {"state": "STALE", "sent_at": "2030-01-01T00:01:00Z"},
+     "eds": {"state": "NACKED", "last_nack_at": "2030-01-01T00:01:40Z", "last_nack": "bad weight"}
+   }},
+  {"stream": 2, "protocol": "sotw", "node_id": "", "types": {}}
+]`
+
+func statusServer(t *testing.T, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/debug/clients" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestStatusText checks the text output: one line per client, each type's
+// state with its age.
+func TestStatusText(t *testing.T) {
+	addr := statusServer(t, debugClientsJSON)
+	now := time.Date(2030, 1, 1, 0, 2, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := status(context.Background(), statusOptions{Debug: addr, Output: "text", now: func() time.Time { return now }}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want a header and 2 clients:\n%s", len(lines), out.String())
+	}
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "NODE CLASS ZONE LDS RDS CDS EDS" {
+		t.Errorf("header = %q", lines[0])
+	}
+	want := []string{"web-1", "envoy", "z1", "SYNCED", "(2m0s)", "SYNCED", "(2m0s)", "STALE", "(1m0s)", "NACKED", "(20s)"}
+	if f := strings.Fields(lines[1]); strings.Join(f, " ") != strings.Join(want, " ") {
+		t.Errorf("client line = %q, want fields %q", lines[1], want)
+	}
+	if f := strings.Fields(lines[2]); strings.Join(f, " ") != "- - - NOT SENT NOT SENT NOT SENT NOT SENT" {
+		t.Errorf("client without a node = %q", lines[2])
+	}
+}
+
+// TestStatusJSON checks the JSON output.
+func TestStatusJSON(t *testing.T) {
+	addr := statusServer(t, debugClientsJSON)
+	now := time.Date(2030, 1, 1, 0, 2, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := status(context.Background(), statusOptions{Debug: addr, Output: "json", now: func() time.Time { return now }}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got []clientLine
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(got) != 2 || got[0].NodeID != "web-1" || got[0].Types["eds"].State != "NACKED" ||
+		got[0].Types["eds"].LastNack != "bad weight" || got[0].Types["eds"].Age != 20 || got[0].Types["cds"].State != "STALE" {
+		t.Fatalf("json = %s", out.String())
+	}
+}
+
+// TestStatusErrors checks flags and an unreachable or wrong address.
+func TestStatusErrors(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"status", "--output", "yaml"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "text or json") {
+		t.Errorf("--output yaml: %v", err)
+	}
+	if err := run(context.Background(), []string{"status", "--help"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "usage: switchboard status") || !strings.Contains(stdout.String(), "-debug") {
+		t.Errorf("status --help = %v, stdout:\n%s", err, stdout.String())
+	}
+	addr := statusServer(t, "not json")
+	if err := status(context.Background(), statusOptions{Debug: addr, Output: "text", now: time.Now}, &stdout); err == nil || !strings.Contains(err.Error(), "decoding") {
+		t.Errorf("a body that is not JSON: %v", err)
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	if err := status(context.Background(), statusOptions{Debug: strings.TrimPrefix(srv.URL, "http://"), Output: "text", now: time.Now}, &stdout); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a server without /debug/clients: %v", err)
+	}
+}
