@@ -1,0 +1,91 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// bigService is svc with an assignment of n endpoints: about 60 bytes each
+// on the wire.
+func bigService(name string, n int, port uint32) *translator.Resources {
+	r := svc(name, 1)
+	lbs := make([]*endpointv3.LbEndpoint, n)
+	for i := range lbs {
+		lbs[i] = &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+			}}},
+		}}}
+	}
+	r.Assignments = encs(&endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
+		LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs,
+	}}})
+	return r
+}
+
+// A client that subscribes and then never reads stalls no one: its
+// responses (megabytes, far past gRPC's flow-control windows) block only
+// its own stream, and another client on another connection still gets
+// every change at once.
+func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"big": bigService("big", 20000, 1), "small": svc("small", 1)})
+
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	mute, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subscribe, and never call Recv.
+	if err := mute.Send(&discoveryv3.DiscoveryRequest{
+		Node: &corev3.Node{Id: "mute"}, TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"big"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := h.client(t)
+	c.request(resourcev3.EndpointType, []string{"small", "big"}, nil, "")
+	first := c.next()
+	if got := names(t, first); !slices.Contains(got, "small") {
+		t.Fatalf("first response %v", got)
+	}
+	resp := first
+	if !slices.Contains(names(t, first), "big") {
+		c.request(resourcev3.EndpointType, []string{"small", "big"}, first, "")
+		resp = c.next()
+	}
+	// Each version of "big" is about 1.2 MB: five of them are far more than
+	// the mute stream's windows can hold, so its sends block.
+	for i := range 5 {
+		apply(t, h.cache, false, map[string]*translator.Resources{"big": bigService("big", 20000, uint32(2+i))})
+		c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
+		resp = c.next()
+	}
+	apply(t, h.cache, false, map[string]*translator.Resources{"small": svc("small", 7)})
+	c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
+	for {
+		resp = c.next() // fails the test if nothing comes within 10 s
+		if slices.Contains(names(t, resp), "small") {
+			break
+		}
+		c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
+	}
+}
