@@ -19,7 +19,6 @@ import (
 	"github.com/switchboard-xds/switchboard/integration/harness"
 )
 
-
 // adsStream opens a SotW ADS stream to sb.
 func adsStream(t *testing.T, sb *switchboard) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
 	t.Helper()

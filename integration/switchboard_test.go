@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard-xds/switchboard/integration/harness"
 )
 
 // switchboard is a running `switchboard serve` process.
@@ -44,14 +47,14 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// freeAddr returns 127.0.0.1 and a free port (harness.FreePort).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 }
 
 // startSwitchboard runs the binary with args plus its own free ports and

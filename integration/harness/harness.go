@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -289,17 +288,15 @@ func (cp *ControlPlane) UserConfig(user string) (*rest.Config, error) {
 }
 
 // freePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment
-// ago. All listeners are held open until every port is chosen, so the n are
-// distinct; another process could still take one before it is used.
+// ago (see FreePort).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
