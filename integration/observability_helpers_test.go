@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -194,11 +195,12 @@ const (
 // NACKs or ignores what it gets, which no real client does on purpose.
 type rawADS struct {
 	responses atomic.Int64
+	stop      func()
 }
 
 // startRawADS opens one SotW ADS stream to addr as a node with the given
 // user agent (which picks its client class) and runs it until the test
-// ends.
+// ends or until its stop is called.
 func startRawADS(t *testing.T, addr, nodeID, userAgent string, mode adsMode) *rawADS {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -211,9 +213,10 @@ func startRawADS(t *testing.T, addr, nodeID, userAgent string, mode adsMode) *ra
 		cancel()
 		t.Fatal(err)
 	}
-	c := &rawADS{}
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; _ = conn.Close() })
+	var once sync.Once
+	c := &rawADS{stop: func() { once.Do(func() { cancel(); <-done; _ = conn.Close() }) }}
+	t.Cleanup(c.stop)
 	node := &corev3.Node{Id: nodeID, UserAgentName: userAgent, Locality: &corev3.Locality{Zone: "z1"}}
 	for i, typ := range []string{resourcev3.ListenerType, resourcev3.ClusterType} {
 		req := &discoveryv3.DiscoveryRequest{TypeUrl: typ}

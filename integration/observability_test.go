@@ -52,8 +52,8 @@ func TestObservabilityMetricsAtStart(t *testing.T) {
 // TestObservabilityPrometheus runs a real Prometheus (Debian's 2.42) that
 // scrapes a running Switchboard every second and evaluates the rules file
 // every second, under a small workload: a real grpc-go xDS client, a raw
-// ADS client (class envoy) that NACKs everything and one (class c-core)
-// that never ACKs, and an EndpointSlice change. The rules are a copy of
+// ADS client (class envoy) that NACKs everything, one (class c-core)
+// that never ACKs, one that ends its stream, and an EndpointSlice change. The rules are a copy of
 // deploy/prometheus/switchboard-rules.yaml with every `for:` at 1s (the
 // real ones, up to 15m, outlast a test); thresholds are unchanged. It
 // asserts through Prometheus's HTTP API that every rule evaluates without
@@ -84,6 +84,12 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	api := promv1.NewAPI(pc)
+	// Prometheus hands its first targets to the scrapers some seconds after
+	// start; events before its first scrape would be in the counters' first
+	// samples, which increase() does not count.
+	upCtx, cancelUp := context.WithTimeout(context.Background(), 60*time.Second)
+	waitQuery(upCtx, t, api, `up{job="switchboard"} == 1`)
+	cancelUp()
 
 	// The workload.
 	s := newScenario(t, w, sb, runner, clients.GoGRPC, 5*time.Minute)
@@ -98,11 +104,14 @@ scrape_configs:
 	}
 	nacker := startRawADS(t, sb.xds, "nacker", "envoy", nackAll)
 	silent := startRawADS(t, sb.xds, "silent", "gRPC C-core linux Test", neverAck)
-	for _, c := range []*rawADS{nacker, silent} {
+	brief := startRawADS(t, sb.xds, "brief", "gRPC Go", neverAck)
+	for _, c := range []*rawADS{nacker, silent, brief} {
 		if err := c.waitResponses(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// A stream that ends, so that stream durations have an observation.
+	brief.stop()
 	// A change, so that convergence and translation have observations.
 	w.ApplySlice(t, newSlice(ns, "echo", "echo-1", port, ep(b[1], harness.Ready, "z1")))
 	if _, err := p.WaitOnlyFrom(ctx, 10, b[1].ID()); err != nil {
@@ -115,6 +124,22 @@ scrape_configs:
 		"SwitchboardNACKs":       {"client_class": "envoy"},
 		"SwitchboardClientStale": {"client_class": "c-core"},
 	})
+}
+
+// waitQuery waits until query returns data.
+func waitQuery(ctx context.Context, t *testing.T, api promv1.API, query string) {
+	t.Helper()
+	for {
+		v, _, _, err := api.Query(ctx, query, time.Now())
+		if err == nil && !empty(v) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: no data (last error %v): %v", query, err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // checkRulesHealthy waits until every rule has been evaluated and fails
