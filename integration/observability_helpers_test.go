@@ -162,24 +162,10 @@ func startPrometheus(t *testing.T, config string, extra map[string][]byte) *prom
 			t.Logf("prometheus output:\n%s", p.out.String())
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		resp, err := http.Get("http://" + p.addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("prometheus exited before ready:\n%s", p.out.String())
-		case <-ctx.Done():
-			t.Fatalf("prometheus not ready in 60s:\n%s", p.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := waitHTTPOK("http://"+p.addr+"/-/ready", done, 60*time.Second); err != nil {
+		t.Fatalf("prometheus %v:\n%s", err, p.out.String())
 	}
+	return p
 }
 
 // adsMode is how a rawADS client answers responses.

@@ -16,6 +16,15 @@ const rateWindow = "[$__rate_interval]"
 
 func rate(metric string) string { return "rate(" + metric + sel + rateWindow + ")" }
 
+// sumRate is the per-second rate of a counter summed by the labels in by
+// (a comma-separated list; empty: over everything).
+func sumRate(by, metric string) string {
+	if by == "" {
+		return "sum(" + rate(metric) + ")"
+	}
+	return "sum by (" + by + ") (" + rate(metric) + ")"
+}
+
 // quantile is the q-quantile of a histogram, over the labels in by.
 func quantile(q float64, metric, by string) string {
 	return fmt.Sprintf("histogram_quantile(%g, sum by (%sle) (%s))", q, by, rate(metric+"_bucket"))
@@ -83,7 +92,7 @@ func rows() []row {
 			{title: "Oldest un-ACKed response", description: "Age of the oldest response sent and not yet ACKed (or NACKed), by client class. Over 30 s for a minute alerts (SwitchboardClientStale).", kind: timeseries, unit: "s", width: 12, warnAt: f(30),
 				queries: []Query{{Expr: "max by (client_class) (switchboard_xds_oldest_unacked_seconds" + sel + ")", Legend: "{{client_class}}"}}},
 			{title: "NACKs by type and class", description: "Responses rejected by clients per second, by type and client class (SwitchboardNACKs).", kind: timeseries, unit: "short", width: 12,
-				queries: []Query{{Expr: "sum by (type, client_class) (" + rate("switchboard_xds_nacks_total") + ")", Legend: "{{type}} {{client_class}}"}}},
+				queries: []Query{{Expr: sumRate("type, client_class", "switchboard_xds_nacks_total"), Legend: "{{type}} {{client_class}}"}}},
 			{title: "Stream duration", description: "How long ADS streams lasted when they ended, by client class (p50, p99). Short streams mean reconnecting clients.", kind: timeseries, unit: "s", width: 12,
 				queries: p50p99("switchboard_xds_stream_duration_seconds", "client_class, ", "{{client_class}}")},
 		}},
@@ -99,32 +108,32 @@ func rows() []row {
 		}},
 		{"Pushes", []spec{
 			{title: "Responses by type", description: "DiscoveryResponses sent per second, by type.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (type) (" + rate("switchboard_xds_responses_total") + ")", Legend: "{{type}}"}}},
+				queries: []Query{{Expr: sumRate("type", "switchboard_xds_responses_total"), Legend: "{{type}}"}}},
 			{title: "Resources pushed by type", description: "Resources carried in responses per second, by type.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (type) (" + rate("switchboard_xds_response_resources_total") + ")", Legend: "{{type}}"}}},
+				queries: []Query{{Expr: sumRate("type", "switchboard_xds_response_resources_total"), Legend: "{{type}}"}}},
 			{title: "Resources removed by type", description: "Resource names sent as removed in delta responses per second, by type.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (type) (" + rate("switchboard_xds_removed_resources_total") + ")", Legend: "{{type}}"}}},
+				queries: []Query{{Expr: sumRate("type", "switchboard_xds_removed_resources_total"), Legend: "{{type}}"}}},
 			{title: "Cache resource changes", description: "Resources whose version changed in the cache per second.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum(" + rate("switchboard_cache_resource_changes_total") + ")", Legend: "changes"}}},
+				queries: []Query{{Expr: sumRate("", "switchboard_cache_resource_changes_total"), Legend: "changes"}}},
 			{title: "gRPC streams", description: "RPCs started per second by method, and ended per second by method and status code.", kind: timeseries, unit: "short", width: 8,
 				queries: []Query{
-					{Expr: "sum by (grpc_method) (" + rate("grpc_server_started_total") + ")", Legend: "started {{grpc_method}}"},
-					{Expr: "sum by (grpc_method, grpc_code) (" + rate("grpc_server_handled_total") + ")", Legend: "ended {{grpc_method}} {{grpc_code}}"},
+					{Expr: sumRate("grpc_method", "grpc_server_started_total"), Legend: "started {{grpc_method}}"},
+					{Expr: sumRate("grpc_method, grpc_code", "grpc_server_handled_total"), Legend: "ended {{grpc_method}} {{grpc_code}}"},
 				}},
 			{title: "gRPC handling time", description: "How long RPCs took, by method (p99); for the ADS streams this is their lifetime.", kind: timeseries, unit: "s", width: 8,
 				queries: []Query{{Expr: quantile(0.99, "grpc_server_handling_seconds", "grpc_method, "), Legend: "p99 {{grpc_method}}"}}},
 		}},
 		{"Watcher", []spec{
 			{title: "Watcher events", description: "Service and EndpointSlice events seen per second, by kind and event.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (kind, event) (" + rate("switchboard_watcher_events_total") + ")", Legend: "{{kind}} {{event}}"}}},
+				queries: []Query{{Expr: sumRate("kind, event", "switchboard_watcher_events_total"), Legend: "{{kind}} {{event}}"}}},
 			{title: "Batches published", description: "Batches of changed Services handed to translation per second.", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum(" + rate("switchboard_watcher_batches_total") + ")", Legend: "batches"}}},
+				queries: []Query{{Expr: sumRate("", "switchboard_watcher_batches_total"), Legend: "batches"}}},
 			{title: "Services per batch", description: "How many Services each batch carried (p50, p99).", kind: timeseries, unit: "short", width: 8,
 				queries: p50p99("switchboard_watcher_batch_services", "", "")},
 			{title: "Watch errors by resource", description: "Errors watching the API server per second, by resource (SwitchboardWatchErrors).", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (resource) (" + rate("switchboard_watcher_watch_errors_total") + ")", Legend: "{{resource}}"}}},
+				queries: []Query{{Expr: sumRate("resource", "switchboard_watcher_watch_errors_total"), Legend: "{{resource}}"}}},
 			{title: "Manifest contents refused", description: "Standalone mode: manifest file contents refused per second, by reason (the file's last good content is kept).", kind: timeseries, unit: "short", width: 8,
-				queries: []Query{{Expr: "sum by (reason) (" + rate("switchboard_watcher_manifest_refused_total") + ")", Legend: "{{reason}}"}}},
+				queries: []Query{{Expr: sumRate("reason", "switchboard_watcher_manifest_refused_total"), Legend: "{{reason}}"}}},
 			{title: "Diagnostics", description: "Services that could not be translated, or not fully, by replica.", kind: timeseries, unit: "short", width: 8,
 				queries: []Query{{Expr: "switchboard_translate_diagnostics" + sel, Legend: "{{instance}}"}}},
 		}},
