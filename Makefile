@@ -25,7 +25,7 @@ help:
 	@echo "make test        everything: tools, unit, golden, integration (real kube-apiserver + etcd, 3 real xDS clients)"
 	@echo "make build       build bin/switchboard"
 	@echo "make image       docker build the image $(IMAGE) (needs a Docker engine)"
-	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min)"
+	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus if missing"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
@@ -42,6 +42,7 @@ image:
 
 tools:
 	@bash hack/tools/install.sh
+	@bash hack/tools/prometheus.sh
 
 clients:
 	@bash hack/clients.sh
@@ -51,17 +52,19 @@ test: tools clients golden-check
 	$(MAKE) bench-smoke
 
 test-unit:
-	$(GO) test $(TEST_FLAGS) ./watcher/... ./translator/... ./xds/... ./cmd/...
+	$(GO) test $(TEST_FLAGS) ./watcher/... ./translator/... ./xds/... ./cmd/... ./deploy/...
 
 test-integration: tools clients
 	$(GO) test $(TEST_FLAGS) ./integration/...
 
-# The translator's golden files must be what the code writes: regenerate and
-# fail when that leaves a difference.
+# The translator's golden files, the dashboard and the PrometheusRule must be
+# what the code writes: regenerate and fail when that leaves a difference.
+GENERATED := translator/testdata deploy/grafana deploy/kubernetes/overlays/monitoring/prometheusrule.yaml
 golden-check:
 	$(GO) test -count=1 ./translator/ -run Golden -update
-	@git diff --exit-code -- translator/testdata || { echo "golden files are stale: run 'go test ./translator -run Golden -update' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- translator/testdata)" || { git status --porcelain -- translator/testdata; echo "golden files not committed"; exit 1; }
+	$(GO) test -count=1 ./deploy/observability/ -run Generated -update
+	@git diff --exit-code -- $(GENERATED) || { echo "generated files are stale: run 'go test ./translator -run Golden -update' and 'go test ./deploy/observability -run Generated -update' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "generated files not committed"; exit 1; }
 
 # Load comparison (cmd/switchboard-load): Switchboard, go-control-plane's
 # LinearCache and SnapshotCache, and a fan-out floor on the same world; the

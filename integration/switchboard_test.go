@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -95,21 +96,29 @@ func (sb *switchboard) launch() {
 // waitReady waits until the launched process's /readyz passes.
 func (sb *switchboard) waitReady() {
 	sb.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if err := waitHTTPOK("http://"+sb.admin+"/readyz", sb.done, 60*time.Second); err != nil {
+		sb.t.Fatalf("switchboard %v:\n%s", err, sb.out.String())
+	}
+}
+
+// waitHTTPOK polls url until it answers 200 OK; it fails when done closes
+// first (the process behind url exited) or after timeout.
+func waitHTTPOK(url string, done <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
-		resp, err := http.Get("http://" + sb.admin + "/readyz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
-		case <-sb.done:
-			sb.t.Fatalf("switchboard exited before ready:\n%s", sb.out.String())
+		case <-done:
+			return errors.New("exited before ready")
 		case <-ctx.Done():
-			sb.t.Fatalf("switchboard not ready in 60s:\n%s", sb.out.String())
+			return fmt.Errorf("not ready in %v", timeout)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
