@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	prommodel "github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
@@ -205,23 +206,9 @@ func metricValue(t *testing.T, sb *switchboard, name, labels string) float64 {
 }
 
 func scrape(sb *switchboard, name, labels string) (float64, error) {
-	// Not sb.get: scrape is called off the test goroutine too.
-	resp, err := http.Get("http://" + sb.admin + "/metrics")
+	families, err := scrapeFamilies(sb)
 	if err != nil {
-		return 0, fmt.Errorf("/metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("/metrics: %w", err)
-	}
-	parser := expfmt.NewTextParser(prommodel.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return 0, fmt.Errorf("/metrics: %w", err)
+		return 0, err
 	}
 	f, ok := families[name]
 	if !ok {
@@ -245,6 +232,29 @@ func scrape(sb *switchboard, name, labels string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/metrics has no %s{%s}", name, labels)
+}
+
+// scrapeFamilies reads and parses sb's /metrics.
+func scrapeFamilies(sb *switchboard) (map[string]*dto.MetricFamily, error) {
+	// Not sb.get: scrape is called off the test goroutine too.
+	resp, err := http.Get("http://" + sb.admin + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	parser := expfmt.NewTextParser(prommodel.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	return families, nil
 }
 
 // waitSeries polls name{labels} on sb's /metrics until ok holds, for at

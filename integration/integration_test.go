@@ -31,6 +31,9 @@ func TestAPIServer(t *testing.T) {
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
 		runCore(t, apiWorld{admin}, sb, runner, kind)
+		// From each EndpointSlice write (its last-change-trigger-time, or
+		// when the watcher saw it) to the client's ACK.
+		reportConvergence(t, sb, "TestAPIServer/"+string(kind))
 	})
 }
 

@@ -23,13 +23,27 @@ import (
 
 // TestObservabilityMetricsAtStart: every metric a dashboard panel or an
 // alert rule reads is in a live scrape of the real binary right after it
-// is ready, in standalone mode on the demo's manifests, with at least one
+// is ready, in standalone mode on the demo's manifests and in Kubernetes mode on
+// the real API server (an empty world), with at least one
 // sample: a panel that shows "No data" on a healthy idle install, or a rule
 // whose increase() misses the first event because its series did not
 // exist yet, is a bug. The names come from parsing every query with
 // Prometheus's PromQL parser, not from a hand list.
 func TestObservabilityMetricsAtStart(t *testing.T) {
-	_, sb := demoSwitchboard(t, switchboardBinary(t))
+	t.Run("standalone", func(t *testing.T) {
+		_, sb := demoSwitchboard(t, switchboardBinary(t))
+		checkMetricsAtStart(t, sb)
+	})
+	t.Run("kubernetes", func(t *testing.T) {
+		kubeconfig, _ := switchboardKubeconfig(t)
+		checkMetricsAtStart(t, startSwitchboard(t, switchboardBinary(t), "--kubeconfig", kubeconfig))
+	})
+}
+
+// checkMetricsAtStart fails t unless every metric the dashboard and the
+// rules read has a sample on sb's /metrics.
+func checkMetricsAtStart(t *testing.T, sb *switchboard) {
+	t.Helper()
 	have := scrapedNames(t, sb)
 	refs := referencedNames(t)
 	var missing []string
