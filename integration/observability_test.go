@@ -24,7 +24,7 @@ import (
 // TestObservabilityMetricsAtStart: every metric a dashboard panel or an
 // alert rule reads is in a live scrape of the real binary right after it
 // is ready, in standalone mode on the demo's manifests and in Kubernetes mode on
-// the real API server (an empty world), with at least one
+// the real API server, with at least one
 // sample: a panel that shows "No data" on a healthy idle install, or a rule
 // whose increase() misses the first event because its series did not
 // exist yet, is a bug. The names come from parsing every query with
