@@ -92,7 +92,7 @@ $(LOAD): FORCE
 	$(GO) build -o $(LOAD) ./cmd/switchboard-load
 
 bench: $(LOAD)
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ ./pipeline/ | tee $(BENCH_OUT)/go-bench.txt
 	$(MAKE) bench-encoders
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
 		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
@@ -103,7 +103,7 @@ bench: $(LOAD)
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 
 bench-quick: $(LOAD)
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ | tee $(BENCH_OUT)/go-bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ ./pipeline/ | tee $(BENCH_OUT)/go-bench.txt
 	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 200 --budget 10s \
 		--churn-rates 100 --churn-duration 10s --churn-drain 20s --churn-kind-max-rate gcp-snapshot=10 --out $(BENCH_OUT)
 	$(LOAD) --clients 100 --services 100 --endpoints 100 --changes 100 --budget 5s \
@@ -146,7 +146,7 @@ fuzz:
 # Runs every benchmark once at its smallest size so that none can rot (the
 # packages that have benchmarks; the load tool's smoke test runs in `test`).
 bench-smoke:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -short ./translator/... ./xds/... ./watcher/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -short ./translator/... ./xds/... ./watcher/... ./pipeline/...
 	$(GO) test -tags vtprotobuf -run '^$$' -bench BenchmarkEncode -benchtime 1x -short ./translator/
 
 $(GOLANGCI):
