@@ -16,9 +16,10 @@ import (
 // oldest trigger among the resources a response carries that are new to
 // that client (staged), remembers it with the response (inflight) and,
 // when the client ACKs, observes now - trigger in
-// switchboard_convergence_seconds, once per client and response; a
-// response with no new change (a first subscription, the initial world)
-// observes only the push stage. The per-client cost is a few words per
+// switchboard_convergence_seconds, once per client and response. A change
+// made before the stream began is not counted for it (see since): a
+// response with no change made since (a first subscription, the initial
+// world) observes only the push stage. The per-client cost is a few words per
 // type and a comparison per resource sent.
 //
 // Deleting a Service is not measured: a deleted resource has no version
@@ -60,27 +61,28 @@ func (f flight) since() int64 {
 	return f.sent
 }
 
-// stageNew notes the resources of a response that are all new to the
-// client (an incremental SotW or a delta response: the caller compared
-// versions already).
-func (st *stream) stageNew(t typeIndex, out []*Resource) {
-	for _, r := range out {
-		st.conv.staged[t] = older(st.conv.staged[t], r.trigger)
+// stage notes r, about to be sent to this client for type t, when it
+// carries a change the client converges on: a new version of a resource
+// it had, or a resource that changed after the stream began. A resource
+// the client gets for the first time with an older change is part of the
+// world it found when it connected, not a change it waited for. It must
+// run before r's version is recorded as sent. Only a resource that would
+// become the oldest is looked up.
+func (st *stream) stage(t typeIndex, ts *typeState, r *Resource) {
+	if r.trigger == 0 || (st.conv.staged[t] != 0 && r.trigger >= st.conv.staged[t]) {
+		return
 	}
+	v, had := ts.sentVersion(r.Name)
+	if had && v == r.v || !had && r.trigger < st.started.UnixNano() {
+		return
+	}
+	st.conv.staged[t] = r.trigger
 }
 
-// stageChanged notes the resources of a full-state response that the
-// client does not have yet; it must run before the response's versions
-// are recorded as sent. Only a resource that would become the oldest is
-// looked up.
-func (st *stream) stageChanged(t typeIndex, ts *typeState, out []*Resource) {
+// stageAll is stage for every resource of a response.
+func (st *stream) stageAll(t typeIndex, ts *typeState, out []*Resource) {
 	for _, r := range out {
-		if r.trigger == 0 || (st.conv.staged[t] != 0 && r.trigger >= st.conv.staged[t]) {
-			continue
-		}
-		if v, had := ts.sentVersion(r.Name); !had || v != r.v {
-			st.conv.staged[t] = r.trigger
-		}
+		st.stage(t, ts, r)
 	}
 }
 

@@ -249,3 +249,37 @@ func TestMetricsExistFromTheStart(t *testing.T) {
 		}
 	}
 }
+
+// TestConvergenceIgnoresTheWorldAClientFinds checks that a client that
+// connects after a change gets it as part of its initial world, not as a
+// change it converged on: only a later change to what it holds counts.
+func TestConvergenceIgnoresTheWorldAClientFinds(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.cache.Apply(Update{
+		Full:     true,
+		Services: map[string]*translator.Resources{"ns/a": svc("a", 1)},
+		Changed:  map[string]time.Time{"ns/a": time.Now().Add(-time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.client(t)
+	c.node = envoyNode("n1", "z1")
+	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+	r := c.next()
+	c.request(resourcev3.EndpointType, []string{"a"}, r, "")
+	conv := h.metrics.byClass[classEnvoy].convergence[endpointType]
+	push := h.metrics.byStage[StagePush]
+	waitFor(t, func() bool { n, _ := histogram(t, push); return n == 1 })
+	if n, _ := histogram(t, conv); n != 0 {
+		t.Fatalf("a change made before the client connected was observed as its convergence (%d)", n)
+	}
+	if _, err := h.cache.Apply(Update{
+		Services: map[string]*translator.Resources{"ns/a": svc("a", 2)},
+		Changed:  map[string]time.Time{"ns/a": time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r = c.next()
+	c.request(resourcev3.EndpointType, []string{"a"}, r, "")
+	waitFor(t, func() bool { n, _ := histogram(t, conv); return n == 1 })
+}

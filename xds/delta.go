@@ -172,6 +172,7 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 			continue
 		}
 		if v, had := ts.sentVersion(n); !had || v != r.v {
+			st.stage(t, ts, r)
 			ts.setSent(r.Name, r.v)
 			out = append(out, r)
 		}
@@ -179,7 +180,6 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	if len(out) == 0 && len(gone) == 0 && !force {
 		return nil
 	}
-	st.stageNew(t, out)
 	return st.sendDeltaResources(t, out, gone)
 }
 

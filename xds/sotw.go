@@ -113,7 +113,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		if len(out) == 0 {
 			return nil
 		}
-		st.stageNew(t, out)
+		st.stageAll(t, ts, out)
 		for _, r := range out {
 			ts.setSent(r.Name, r.v)
 		}
@@ -157,7 +157,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			out = append(out, r)
 		}
 	}
-	st.stageChanged(t, ts, out)
+	st.stageAll(t, ts, out)
 	ts.clearAllSent()
 	if ts.wildcard {
 		reserveFor(ts, out)
