@@ -19,10 +19,14 @@ func TestVisibilityAnnotation(t *testing.T) {
 		{name: "list", ann: map[string]string{AnnotationVisibleTo: "ns-b, ns-a"}, want: []string{"ns-a", "ns-b", "own"}},
 		{name: "own and repeats", ann: map[string]string{AnnotationVisibleTo: "own,ns-a,ns-a,"}, want: []string{"ns-a", "own"}},
 		{name: "empty: own only", ann: map[string]string{AnnotationVisibleTo: ""}, want: []string{"own"}},
-		{name: "invalid name: own only", ann: map[string]string{AnnotationVisibleTo: "ns-a,Bad_NS"}, want: []string{"own"},
-			problem: `annotation switchboard.io/visible-to="ns-a,Bad_NS": "Bad_NS" is not a namespace name`},
-		{name: "wildcard is not a namespace", ann: map[string]string{AnnotationVisibleTo: "*"}, want: []string{"own"},
-			problem: `"*" is not a namespace name`},
+		{
+			name: "invalid name: own only", ann: map[string]string{AnnotationVisibleTo: "ns-a,Bad_NS"}, want: []string{"own"},
+			problem: `annotation switchboard.io/visible-to="ns-a,Bad_NS": "Bad_NS" is not a namespace name`,
+		},
+		{
+			name: "wildcard is not a namespace", ann: map[string]string{AnnotationVisibleTo: "*"}, want: []string{"own"},
+			problem: `"*" is not a namespace name`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := &model.Service{

@@ -354,15 +354,3 @@ func (c *Cache) internAll(t typeIndex, names []string) []string {
 	}
 	return names
 }
-
-// intern returns the cache's copy of name when a resource of type t has
-// that name, else name itself: per-stream state then shares one string per
-// name instead of holding one per client.
-func (c *Cache) intern(t typeIndex, name string) string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if r, ok := c.resources[t][name]; ok {
-		return r.Name
-	}
-	return name
-}
