@@ -258,17 +258,19 @@ func (f *folder) refuse(name string, err error) {
 		return
 	}
 	fs.refused = key
-	f.cfg.metrics.refusal(r.reason)
 	msg := "manifest file refused; keeping its last good content"
 	switch r.reason {
 	case refuseSyntax:
-		f.cfg.metrics.manifestError(name)
 		msg = "manifest file does not parse; keeping its last good content"
 	case refuseInvalidDocument:
-		f.cfg.metrics.manifestError(name)
 		msg = "manifest file has invalid documents; using its valid ones and the last good version of the others"
 	}
+	// Logged before it is counted: whoever sees the count can find the line.
 	f.cfg.log.Warn(msg, "file", filepath.Join(f.dir, name), "reason", r.reason, "kept_objects", len(fs.objects), "error", r.err)
+	f.cfg.metrics.refusal(r.reason)
+	if r.reason == refuseSyntax || r.reason == refuseInvalidDocument {
+		f.cfg.metrics.manifestError(name)
+	}
 }
 
 // remove forgets a file that is gone.
