@@ -10,13 +10,14 @@ import (
 // Encoded is one xDS resource in wire form: the bytes of its message as
 // protobuf-go's deterministic marshalling writes them, which is what a
 // server sends and what content versions hash. The translator hands every
-// resource over encoded: the common shapes (an assignment of ready IPv4
-// endpoints, a listener, a route without policy) are written directly
+// resource over encoded: the common shapes (an assignment of a usual view,
+// a listener, a route and a cluster without policy) are written directly
 // with no message built at all, which is most of what a full translation
-// used to cost (see BenchmarkAll), and the rest are built as messages and
-// marshalled here, so a consumer never marshals. Tests check that both
-// ways give the same bytes for the same content (TestSortedAssignment,
-// TestWireShortcuts), so a resource's version does not depend on the way
+// used to cost (see BenchmarkAll and BenchmarkEncodeAssignment), and the
+// rest are built as messages and marshalled here by protobuf-go, so a
+// consumer never marshals. Tests check that both ways give the same bytes
+// for the same content (TestSortedWire, TestWireShortcuts,
+// TestAPIListenerWire), so a resource's version does not depend on the way
 // it was built.
 //
 // Name is the resource's name (an assignment's cluster_name). Wire is

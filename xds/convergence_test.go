@@ -42,6 +42,18 @@ func oldest(t *testing.T, m *Metrics) map[string]float64 {
 	return out
 }
 
+// subscribed opens a stream for node, subscribes it to names of typeURL
+// and ACKs the first response.
+func subscribed(t *testing.T, h *harness, node *corev3.Node, typeURL string, names ...string) *client {
+	t.Helper()
+	c := h.client(t)
+	c.node = node
+	c.request(typeURL, names, nil, "")
+	r := c.next()
+	c.request(typeURL, names, r, "")
+	return c
+}
+
 func envoyNode(id, zone string) *corev3.Node {
 	return &corev3.Node{Id: id, UserAgentName: "envoy", Locality: &corev3.Locality{Zone: zone}}
 }
@@ -54,11 +66,7 @@ func envoyNode(id, zone string) *corev3.Node {
 func TestConvergenceObservedOnACK(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
-	c := h.client(t)
-	c.node = envoyNode("n1", "z1")
-	c.request(resourcev3.EndpointType, []string{"a", "b"}, nil, "")
-	r := c.next()
-	c.request(resourcev3.EndpointType, []string{"a", "b"}, r, "")
+	c := subscribed(t, h, envoyNode("n1", "z1"), resourcev3.EndpointType, []string{"a", "b"}...)
 	conv := h.metrics.byClass[classEnvoy].convergence[endpointType]
 	push := h.metrics.byStage[StagePush]
 	waitFor(t, func() bool { n, _ := histogram(t, push); return n == 1 })
@@ -76,7 +84,7 @@ func TestConvergenceObservedOnACK(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r = c.next()
+	r := c.next()
 	// The server records a response before sending it.
 	if age := oldest(t, h.metrics)["envoy"]; age < 2 {
 		t.Fatalf("oldest_unacked{envoy} = %v before the ACK, want >= 2 (the change's age)", age)
@@ -112,11 +120,7 @@ func TestConvergenceObservedOnACK(t *testing.T) {
 func TestConvergenceFullStateCountsOnlyNewResources(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
-	c := h.client(t)
-	c.node = envoyNode("n1", "")
-	c.request(resourcev3.ListenerType, []string{"a", "b"}, nil, "")
-	r := c.next()
-	c.request(resourcev3.ListenerType, []string{"a", "b"}, r, "")
+	c := subscribed(t, h, envoyNode("n1", ""), resourcev3.ListenerType, []string{"a", "b"}...)
 
 	changedA := svc("a", 1)
 	changedA.Listeners = encs(&listenerv3.Listener{Name: "a", StatPrefix: "changed"})
@@ -128,7 +132,7 @@ func TestConvergenceFullStateCountsOnlyNewResources(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r = c.next()
+	r := c.next()
 	if got := names(t, r); !equal(got, []string{"a", "b"}) {
 		t.Fatalf("LDS = %v, want both listeners", got)
 	}
@@ -149,18 +153,14 @@ func TestConvergenceFullStateCountsOnlyNewResources(t *testing.T) {
 func TestNACKIsNotConvergence(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
-	c := h.client(t)
-	c.node = &corev3.Node{Id: "n1", UserAgentName: "gRPC Python"}
-	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
-	r := c.next()
-	c.request(resourcev3.EndpointType, []string{"a"}, r, "")
+	c := subscribed(t, h, &corev3.Node{Id: "n1", UserAgentName: "gRPC Python"}, resourcev3.EndpointType, []string{"a"}...)
 	if _, err := h.cache.Apply(Update{
 		Services: map[string]*translator.Resources{"ns/a": svc("a", 2)},
 		Changed:  map[string]time.Time{"ns/a": time.Now()},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r = c.next()
+	r := c.next()
 	c.request(resourcev3.EndpointType, []string{"a"}, r, "bad")
 	class := classOf(translator.ClientClass("gRPC Python"))
 	waitFor(t, func() bool { return testutil.ToFloat64(h.metrics.byClass[class].nacks[endpointType]) == 1 })
@@ -262,11 +262,7 @@ func TestConvergenceIgnoresTheWorldAClientFinds(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c := h.client(t)
-	c.node = envoyNode("n1", "z1")
-	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
-	r := c.next()
-	c.request(resourcev3.EndpointType, []string{"a"}, r, "")
+	c := subscribed(t, h, envoyNode("n1", "z1"), resourcev3.EndpointType, []string{"a"}...)
 	conv := h.metrics.byClass[classEnvoy].convergence[endpointType]
 	push := h.metrics.byStage[StagePush]
 	waitFor(t, func() bool { n, _ := histogram(t, push); return n == 1 })
@@ -279,7 +275,7 @@ func TestConvergenceIgnoresTheWorldAClientFinds(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r = c.next()
+	r := c.next()
 	c.request(resourcev3.EndpointType, []string{"a"}, r, "")
 	waitFor(t, func() bool { n, _ := histogram(t, conv); return n == 1 })
 }

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // Kind names a server under test.
@@ -164,9 +163,10 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return fmt.Errorf("serve-peer: %w", err)
 	}
 	var gopts []grpc.ServerOption
-	if kind == KindSwitchboard {
-		// As switchboard serve runs it.
-		gopts = append(gopts, xds.GRPCServerOption())
+	if sp, ok := srv.(*switchboardPeer); ok {
+		// As switchboard serve runs it: the request codec and the
+		// transport limits, at their defaults.
+		gopts = sp.srv.GRPCServerOptions()
 	}
 	gs := grpc.NewServer(gopts...)
 	srv.register(gs)
