@@ -32,6 +32,12 @@ type Service struct {
 	Type string
 	// Headless is true for clusterIP: None.
 	Headless bool
+	// ClusterIPs are spec.clusterIPs (spec.clusterIP when that list is
+	// empty, as in manifests written before dual-stack), valid IP
+	// addresses only, primary first: one per IP family. Empty for a
+	// headless or ExternalName Service, and for a Service not yet given an
+	// address.
+	ClusterIPs []string
 	// ExternalName is spec.externalName for TypeExternalName.
 	ExternalName string
 	// TrafficDistribution is spec.trafficDistribution ("" when unset).

@@ -35,6 +35,9 @@ type Options struct {
 	// switchboard_convergence_stage_seconds (the xDS server records the
 	// push stage and convergence itself); nil records nothing.
 	Convergence *xds.Metrics
+	// Sidecars turns on the sidecar stage (see Sidecars): the listeners,
+	// route configurations and DNS table that Envoy sidecars route with.
+	Sidecars bool
 }
 
 // Syncer carries watcher batches into an xds.Cache: it translates the
@@ -45,6 +48,8 @@ type Syncer struct {
 	cache *xds.Cache
 	opts  Options
 	log   *slog.Logger
+
+	sidecars *Sidecars // nil when off
 
 	mu    sync.Mutex
 	diags map[model.ServiceKey][]translator.Diagnostic
@@ -59,7 +64,11 @@ func NewSyncer(cache *xds.Cache, opts Options) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}}
+	s := &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}}
+	if opts.Sidecars {
+		s.sidecars = NewSidecars(opts.Translator)
+	}
+	return s
 }
 
 // Sink translates one batch and applies it to the cache.
@@ -69,6 +78,21 @@ func (s *Syncer) Sink(b model.Batch) {
 		s.opts.Convergence.ObserveStage(xds.StageCoalesce, start.Sub(b.FirstEvent))
 	}
 	u, diags := Translate(s.opts.Translator, b)
+	if s.sidecars != nil {
+		groups, changed, err := s.sidecars.Apply(b)
+		if err != nil {
+			s.log.Error("some sidecar resources could not be built; their previous version keeps serving", "error", err)
+		}
+		for key, r := range groups {
+			u.Services[key] = r
+		}
+		if len(changed) > 0 && u.Changed == nil {
+			u.Changed = make(map[string]time.Time, len(changed))
+		}
+		for key, at := range changed {
+			u.Changed[key] = at
+		}
+	}
 	n, err := s.cache.Apply(u)
 	s.opts.Convergence.ObserveStage(xds.StageTranslate, s.opts.Now().Sub(start))
 	if err != nil {

@@ -45,9 +45,10 @@ func ClientOf(node *corev3.Node) Client {
 // name without a dot in its host ("S:P", "S") is a Service in the client's
 // own namespace ("S.N:P", "S.N"); any other name, an xdstp:// or other URI
 // name among them, or any name for a client without a namespace, stands
-// for itself.
+// for itself, as does every name for an Envoy client (its listener names,
+// "dns" among them, are names of the sidecar stage, never short names).
 func (c Client) Resolve(name string) string {
-	if c.Namespace == "" || strings.Contains(name, "/") {
+	if c.Namespace == "" || c.Class == ClassEnvoy || strings.Contains(name, "/") {
 		return name
 	}
 	host, port, hasPort := strings.Cut(name, ":")

@@ -37,6 +37,10 @@ func TestClientOfAndResolve(t *testing.T) {
 	if (ClientOf(nil) != Client{}) {
 		t.Fatalf("ClientOf(nil) = %+v", ClientOf(nil))
 	}
+	if got := c.Resolve("dns"); got != "dns" {
+		t.Errorf("an Envoy client's Resolve(%q) = %q: Envoy's listener names are never short names", "dns", got)
+	}
+	c.Class = ""
 	for name, want := range map[string]string{
 		"greeter:50051":      "greeter.demo:50051",
 		"greeter":            "greeter.demo",

@@ -29,12 +29,12 @@ func (o Options) domain() string {
 // diagnostic and no resources.
 func (o Options) Validate() error {
 	if o.ClusterDomain == "" {
-		return nil
+		return o.validateSidecarDNS()
 	}
 	if !isDNS1123Subdomain(o.ClusterDomain) {
 		return fmt.Errorf("cluster domain %q is not a DNS subdomain (lower-case labels of a-z, 0-9 and '-', joined by '.')", o.ClusterDomain)
 	}
-	return nil
+	return o.validateSidecarDNS()
 }
 
 // CanonicalName returns the name that the Listener, RouteConfiguration,

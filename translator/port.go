@@ -73,6 +73,37 @@ func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int,
 	return out, diags, nil
 }
 
+// udpName is the name of the Cluster and ClusterLoadAssignment of a UDP
+// Service port, whose canonical name is canonical: "S.N.svc.<domain>:P/udp",
+// so that a Service with TCP and UDP on one port number (DNS) has two
+// clusters. Only Envoy uses them (its UDP listeners, see SidecarPart).
+func udpName(canonical string) string { return canonical + "/udp" }
+
+// translateUDPPort builds the cluster and assignments of UDP port p of
+// svc, named name (see udpName): the same EDS cluster, policy and endpoint
+// data as a TCP port, without listener or route (gRPC clients do not speak
+// UDP; Envoy's UDP listeners come from the sidecar stage).
+func translateUDPPort(svc *model.Service, p *model.Port, pol policy, threshold int, name string) (portOut, []Diagnostic, error) {
+	var out portOut
+	label := portLabel(p)
+	var diags []Diagnostic
+	var perr, err error
+	out.cluster, perr, err = clusterWire(pol, name, "")
+	if perr != nil {
+		diags = append(diags, Diagnostic{Service: svc.Key, Port: label, Reason: perr.Error()})
+	}
+	if err != nil {
+		return portOut{}, diags, err
+	}
+	as, d, err := buildAssignments(name, svc.Key, label, p.Endpoints, topologyPreference(svc, p.Endpoints), threshold)
+	diags = append(diags, d...)
+	if err != nil {
+		return portOut{}, diags, err
+	}
+	out.hasAssignments, out.assignments = true, as
+	return out, diags, nil
+}
+
 // buildAssignments builds the assignments of one port (see loadAssignment,
 // zoneAssignments and envoyAssignments), encoded. It is the one builder of
 // assignments, with one fast path chosen by one predicate: a view in the

@@ -124,12 +124,15 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		return Resources{}, []Diagnostic{diag("", "Service has no ports; nothing to serve")}
 	}
 	domain := opts.domain()
-	ports, diags := servedPorts(svc, diag)
+	ports, udpPorts, diags := servedPorts(svc, diag)
 	threshold, bad := failoverThreshold(svc)
 	if bad != "" {
 		diags = append(diags, diag("", "%s", bad))
 	}
-	if len(ports) == 0 {
+	if svc.Type == model.TypeExternalName {
+		udpPorts = nil // no endpoints to send datagrams to
+	}
+	if len(ports) == 0 && len(udpPorts) == 0 {
 		return Resources{}, diags
 	}
 	pol, problems := parsePolicy(svc.Annotations)
@@ -176,6 +179,18 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 			res.ClassAssignments = append(res.ClassAssignments, out.assignments.classes...)
 		}
 	}
+	for _, p := range udpPorts {
+		out, d, err := translateUDPPort(svc, p, pol, threshold, udpName(CanonicalName(domain, key, p.Port)))
+		diags = append(diags, d...)
+		if err != nil {
+			diags = append(diags, diag(portLabel(p), "%v; port skipped", err))
+			continue
+		}
+		res.Clusters = append(res.Clusters, out.cluster)
+		res.Assignments = append(res.Assignments, out.assignments.plain)
+		res.ZoneAssignments = append(res.ZoneAssignments, out.assignments.zones...)
+		res.ClassAssignments = append(res.ClassAssignments, out.assignments.classes...)
+	}
 	// Ports are in number order, names compare as strings (":443" < ":80").
 	for _, list := range [][]Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
 		slices.SortFunc(list, byName)
@@ -193,19 +208,23 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 	return res, diags
 }
 
-// servedPorts returns the ports of svc that get resources, in input order,
-// and a diagnostic for each port it leaves out.
-func servedPorts(svc *model.Service, diag func(port, format string, args ...any) Diagnostic) ([]*model.Port, []Diagnostic) {
-	var diags []Diagnostic
-	ports := make([]*model.Port, 0, len(svc.Ports))
+// servedPorts returns the TCP ports of svc that get resources and its UDP
+// ports that get a cluster and an assignment for Envoy (see udpName), in
+// input order, and a diagnostic for each port it leaves out.
+func servedPorts(svc *model.Service, diag func(port, format string, args ...any) Diagnostic) (tcp, udp []*model.Port, diags []Diagnostic) {
+	tcp = make([]*model.Port, 0, len(svc.Ports))
 	numbers := make(map[int32]bool, len(svc.Ports))
+	udpNumbers := map[int32]bool{}
 	for i := range svc.Ports {
 		p := &svc.Ports[i]
 		label := portLabel(p)
+		taken := numbers
 		switch p.Protocol {
 		case "", protocolTCP:
-		case protocolUDP, protocolSCTP:
-			diags = append(diags, diag(label, "protocol %s is not served to gRPC clients; port skipped (kept for Envoy)", p.Protocol))
+		case protocolUDP:
+			taken = udpNumbers
+		case protocolSCTP:
+			diags = append(diags, diag(label, "protocol %s is not served; port skipped", p.Protocol))
 			continue
 		default:
 			diags = append(diags, diag(label, "unknown protocol %q; port skipped", p.Protocol))
@@ -221,14 +240,26 @@ func servedPorts(svc *model.Service, diag func(port, format string, args ...any)
 			diags = append(diags, diag(label, "unnamed port in a Service with several ports; port skipped"))
 			continue
 		}
-		if numbers[p.Port] {
-			diags = append(diags, diag(label, "duplicate TCP port %d; port skipped", p.Port))
+		if taken[p.Port] {
+			diags = append(diags, diag(label, "duplicate %s port %d; port skipped", protocolOrTCP(p.Protocol), p.Port))
 			continue
 		}
-		numbers[p.Port] = true
-		ports = append(ports, p)
+		taken[p.Port] = true
+		if p.Protocol == protocolUDP {
+			udp = append(udp, p)
+			continue
+		}
+		tcp = append(tcp, p)
 	}
-	return ports, diags
+	return tcp, udp, diags
+}
+
+// protocolOrTCP is a port's protocol, "" read as TCP.
+func protocolOrTCP(p string) string {
+	if p == "" {
+		return protocolTCP
+	}
+	return p
 }
 
 // portLabel names a port in diagnostics: its name, else its number.

@@ -17,6 +17,9 @@ import (
 type Options struct {
 	// ClusterDomain is the cluster's DNS domain, "cluster.local" by default.
 	ClusterDomain string
+	// SidecarDNS is the address ("IP:port") of the DNS listener that Envoy
+	// sidecars get (DNSListenerName); "" for none.
+	SidecarDNS string
 }
 
 // Resources are the xDS resources that one Service contributes. Every slice is
@@ -54,6 +57,17 @@ type Resources struct {
 	// not (see Client.MaySee) is served none of them, aliases included:
 	// to it the Service does not exist.
 	Visibility []string
+	// EnvoyOnly is set on the resources of the sidecar stage (Sidecar):
+	// their listeners are served to Envoy clients (ClassEnvoy) only, and
+	// are the only listeners an Envoy client gets: the api_listener
+	// listeners of Service are for gRPC clients, and Envoy does not take
+	// those over LDS.
+	EnvoyOnly bool
+	// ListenerVariants and RouteVariants are the namespace variants of
+	// Listeners and Routes (see NamespaceVariant), sorted by name, then
+	// namespace.
+	ListenerVariants []NamespaceVariant
+	RouteVariants    []NamespaceVariant
 }
 
 // Diagnostic reports an input that could not be translated, or not fully.

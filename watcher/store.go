@@ -243,6 +243,7 @@ func (s *Store) build(key model.ServiceKey) *model.Service {
 		Key:                 key,
 		Type:                info.typ,
 		Headless:            info.headless,
+		ClusterIPs:          info.clusterIPs, // never mutated, like Annotations
 		ExternalName:        info.externalName,
 		TrafficDistribution: info.trafficDistribution,
 		Annotations:         info.annotations, // never mutated: a new svcInfo replaces it
@@ -428,7 +429,7 @@ func viewEqual(a, b *model.Service) bool {
 		return a == b
 	}
 	return a.Key == b.Key && a.Type == b.Type && a.Headless == b.Headless &&
-		a.ExternalName == b.ExternalName && a.TrafficDistribution == b.TrafficDistribution &&
+		slices.Equal(a.ClusterIPs, b.ClusterIPs) && a.ExternalName == b.ExternalName && a.TrafficDistribution == b.TrafficDistribution &&
 		maps.Equal(a.Annotations, b.Annotations) && a.SliceCount == b.SliceCount &&
 		slices.EqualFunc(a.Ports, b.Ports, portEqual)
 }

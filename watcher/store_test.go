@@ -74,7 +74,6 @@ func TestStore(t *testing.T) {
 					s.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
 					s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
 					s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}
-					s.Spec.ClusterIP = "10.96.0.10"
 				}), false),
 				upSlice(newSlice("ns", "web-1", "web", v4, httpPort, newEp("10.0.0.1")), true),
 				upSlice(withSliceMeta(newSlice("ns", "web-1", "web", v4, httpPort, newEp("10.0.0.1")), func(es *discoveryv1.EndpointSlice) {
@@ -84,6 +83,22 @@ func TestStore(t *testing.T) {
 				}), false),
 			},
 			want: map[model.ServiceKey]*model.Service{key("ns", "web"): webView(1, readyEp(8080, "10.0.0.1"))},
+		},
+		{
+			name: "cluster IPs are kept, valid ones only, spec.clusterIP when clusterIPs is empty",
+			steps: []step{
+				upSvc(web(), true),
+				upSvc(withMeta(web(), func(s *corev1.Service) { s.Spec.ClusterIP = "10.96.0.10" }), true),
+				upSvc(withMeta(web(), func(s *corev1.Service) {
+					s.Spec.ClusterIP = "10.96.0.10"
+					s.Spec.ClusterIPs = []string{"10.96.0.10", "bogus", "fd00::0a"}
+				}), true),
+			},
+			want: map[model.ServiceKey]*model.Service{key("ns", "web"): func() *model.Service {
+				v := webView(0)
+				v.ClusterIPs = []string{"10.96.0.10", "fd00::a"}
+				return v
+			}()},
 		},
 		{
 			name: "switchboard annotations are kept",

@@ -25,6 +25,7 @@ const AnnotationPrefix = "switchboard.io/"
 type svcInfo struct {
 	typ                 string
 	headless            bool
+	clusterIPs          []string // valid addresses only, in spec order
 	externalName        string
 	trafficDistribution string
 	annotations         map[string]string // nil when none
@@ -46,6 +47,7 @@ func trimService(svc *corev1.Service) *svcInfo {
 		headless:     svc.Spec.ClusterIP == corev1.ClusterIPNone,
 		externalName: svc.Spec.ExternalName,
 		annotations:  keptAnnotations(svc.Annotations),
+		clusterIPs:   clusterIPs(svc),
 	}
 	if info.typ == "" {
 		info.typ = model.TypeClusterIP
@@ -77,8 +79,30 @@ func trimService(svc *corev1.Service) *svcInfo {
 	return info
 }
 
+// clusterIPs returns the Service's cluster IPs (spec.clusterIPs, else
+// spec.clusterIP), keeping only valid addresses, each once; nil for a
+// headless Service.
+func clusterIPs(svc *corev1.Service) []string {
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	var out []string
+	for _, ip := range ips {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			continue // "None", "" or garbage in a manifest
+		}
+		if s := a.String(); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (a *svcInfo) equal(b *svcInfo) bool {
-	return a.typ == b.typ && a.headless == b.headless && a.externalName == b.externalName &&
+	return a.typ == b.typ && a.headless == b.headless && slices.Equal(a.clusterIPs, b.clusterIPs) &&
+		a.externalName == b.externalName &&
 		a.trafficDistribution == b.trafficDistribution && maps.Equal(a.annotations, b.annotations) &&
 		slices.Equal(a.ports, b.ports)
 }

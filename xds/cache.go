@@ -64,6 +64,10 @@ type Cache struct {
 	// it holds any, read without the lock.
 	limited    [numTypes]map[string]*visibility
 	anyLimited atomic.Bool
+	// envoyListeners holds the names of the Envoy-only listeners (see
+	// scope.go); envoyListenerCount is its size, read without the lock.
+	envoyListeners     map[string]struct{}
+	envoyListenerCount atomic.Int64
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -94,6 +98,8 @@ type group struct {
 	variants *[numTypes][]string
 	// vis is who may see the Service; nil for everyone (most).
 	vis *visibility
+	// envoyOnly is translator.Resources.EnvoyOnly (see scope.go).
+	envoyOnly bool
 }
 
 // newGroup returns the group of the resources, aliases and variants in b.
@@ -102,7 +108,7 @@ func newGroup(b *built) *group {
 	for t := range numTypes {
 		n += len(b.res[t])
 	}
-	g := &group{names: make([]string, 0, n), vis: b.vis}
+	g := &group{names: make([]string, 0, n), vis: b.vis, envoyOnly: b.envoyOnly}
 	for t := range numTypes {
 		for _, r := range b.res[t] {
 			g.names = append(g.names, r.Name)
@@ -157,6 +163,7 @@ func NewCache() *Cache {
 		aliases:        map[string]string{},
 		aliasListeners: map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
+		envoyListeners: map[string]struct{}{},
 	}
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}
@@ -184,11 +191,12 @@ func (c *Cache) ReadyC() <-chan struct{} { return c.readyC }
 // built is a group made ready outside the lock.
 type built struct {
 	// trigger is Resource.trigger of every resource built.
-	trigger  int64
-	res      [numTypes][]*Resource
-	aliases  map[string]string
-	variants [numTypes]map[string]map[string]*Resource
-	vis      *visibility
+	trigger   int64
+	res       [numTypes][]*Resource
+	aliases   map[string]string
+	variants  [numTypes]map[string]map[string]*Resource
+	vis       *visibility
+	envoyOnly bool
 }
 
 // build wraps the translated resources of the group of key for the cache. The
@@ -196,7 +204,7 @@ type built struct {
 // error is for two variants of one resource for one view, which the
 // translator never makes.
 func build(key string, r *translator.Resources, trigger int64) (*built, error) {
-	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility), trigger: trigger}
+	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility), trigger: trigger, envoyOnly: r.EnvoyOnly}
 	wireResource := func(name, typeURL string, wire []byte) *Resource {
 		res := wireResource(name, typeURL, wire)
 		res.trigger = trigger
@@ -234,6 +242,12 @@ func build(key string, r *translator.Resources, trigger int64) (*built, error) {
 	}
 	for _, cv := range r.ClusterVariants {
 		variant(clusterType, classKey(cv.Class), cv.Cluster)
+	}
+	for _, nv := range r.ListenerVariants {
+		variant(listenerType, nsKey(nv.Namespace), nv.Resource)
+	}
+	for _, nv := range r.RouteVariants {
+		variant(routeType, nsKey(nv.Namespace), nv.Resource)
 	}
 	return b, errors.Join(errs...)
 }
@@ -349,6 +363,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	c.replaceVariants(old, b, mark)
 	c.replaceVisibility(old, b, mark)
+	c.replaceScope(old, b)
 	if b == nil {
 		delete(c.groups, key)
 		return

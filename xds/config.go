@@ -142,5 +142,9 @@ func (st *stream) current(ts *typeState, t typeIndex, name string) *Resource {
 	if r != nil && !st.srv.cache.visible(t, rn, st.client) {
 		return nil
 	}
+	// A wildcard brings a client only the listeners of its scope.
+	if r != nil && !ts.isSubscribed(name) && !st.srv.cache.inScope(t, rn, st.client) {
+		return nil
+	}
 	return r
 }

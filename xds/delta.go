@@ -127,7 +127,7 @@ func (st *stream) deltaEverything(t typeIndex) []string {
 	ts := st.types[t]
 	names := append(ts.subscribedNames(), ts.sentNames()...)
 	if ts.wildcard {
-		for _, r := range st.srv.cache.all(t) {
+		for _, r := range st.srv.cache.all(t, st.client) {
 			if s := ts.get(r.Name); !s.subscribed && !s.hasSent {
 				names = append(names, r.Name)
 			}

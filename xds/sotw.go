@@ -141,7 +141,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	if ts.wildcard {
 		// Every resource of the type, each in the client's view; room
 		// for their entries first, as they come in no order.
-		all := c.all(t)
+		all := c.all(t, st.client)
 		reserveFor(ts, all)
 		for _, r := range all {
 			if ts.isSubscribed(r.Name) {

@@ -20,13 +20,19 @@ import (
 //     DRAINING-aware one. translator.ClassAssignment guarantees that the
 //     composite exists whenever both of the others do, so the order never
 //     hides one.
-//   - LDS, RDS: none.
+//   - LDS, RDS: the client's namespace, for the sidecar stage's
+//     listeners and route configurations of that namespace
+//     (translator.NamespaceVariant).
 //
 // translator.Client says what class and zone are; this says in which order
 // the cache's variants are tried.
 func viewKeys(c translator.Client) [numTypes][]string {
 	var v [numTypes][]string
 	zone, class := c.Zone, c.Class
+	if c.Namespace != "" {
+		ns := []string{nsKey(c.Namespace)}
+		v[listenerType], v[routeType] = ns, ns
+	}
 	if class != "" {
 		v[clusterType] = []string{classKey(class)}
 	}

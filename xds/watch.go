@@ -330,11 +330,22 @@ func (c *Cache) getAlias(name, alias string) *Resource {
 	return built
 }
 
-// all returns every resource of type t (for wildcard subscribers). Alias
-// listeners are not part of a wildcard: nobody asked for them by name.
-func (c *Cache) all(t typeIndex) []*Resource {
+// all returns every resource of type t that client may be served (for
+// wildcard subscribers): for an Envoy client, only the Envoy-only
+// listeners (scope.go). Alias listeners are not part of a wildcard: nobody
+// asked for them by name.
+func (c *Cache) all(t typeIndex, client translator.Client) []*Resource {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if t == listenerType && client.Class == translator.ClassEnvoy {
+		out := make([]*Resource, 0, len(c.envoyListeners))
+		for name := range c.envoyListeners {
+			if r := c.resources[t][name]; r != nil {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
 	out := make([]*Resource, 0, len(c.resources[t]))
 	for _, r := range c.resources[t] {
 		out = append(out, r)

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // BenchmarkDisconnect isolates what the end of a stream costs the cache
@@ -25,7 +27,7 @@ func BenchmarkDisconnect(b *testing.B) {
 	c := benchCache(b, benchWorld(b, names, 1, 0))
 	var watched [numTypes][]string
 	for _, t := range []typeIndex{clusterType, endpointType} {
-		for _, r := range c.all(t) {
+		for _, r := range c.all(t, translator.Client{}) {
 			watched[t] = append(watched[t], r.Name)
 		}
 	}
@@ -134,7 +136,7 @@ func BenchmarkConnect(b *testing.B) {
 		c := benchCache(b, world)
 		var watched [numTypes][]string
 		for _, t := range []typeIndex{clusterType, endpointType} {
-			for _, r := range c.all(t) {
+			for _, r := range c.all(t, translator.Client{}) {
 				watched[t] = append(watched[t], r.Name)
 			}
 		}

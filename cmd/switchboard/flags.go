@@ -30,6 +30,8 @@ type serveOptions struct {
 	Namespaces       []string
 	Selector         string
 	ClusterDomain    string
+	EnvoySidecars    bool
+	EnvoyDNSAddress  string
 	LogLevel         slog.Level
 	LogFormat        string
 	MinDelay         time.Duration
@@ -66,6 +68,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
+	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, routes and DNS table they route with (virtualOutbound, 0.0.0.0_P, P, udp_IP_P, dns; see the README)")
+	fs.StringVar(&o.EnvoyDNSAddress, "envoy-dns-address", "127.0.0.1:15053", `with --envoy-sidecars: the IP:port of the DNS listener (UDP) that answers for every Service name in each Envoy sidecar; "" serves none`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.MinDelay, "coalesce-min", watcher.DefaultMinDelay, "publish a burst of changes once no change came for this long")
@@ -106,6 +110,9 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	}
 	if err := (translator.Options{ClusterDomain: o.ClusterDomain}).Validate(); err != nil {
 		return o, fmt.Errorf("serve: --cluster-domain: %w", err)
+	}
+	if err := o.translatorOptions().Validate(); err != nil {
+		return o, fmt.Errorf("serve: --envoy-dns-address: %w", err)
 	}
 	if o.ManifestMaxBytes <= 0 || o.ManifestSettle <= 0 {
 		return o, fmt.Errorf("serve: --manifest-max-bytes (%d) and --manifest-settle (%v) must be positive", o.ManifestMaxBytes, o.ManifestSettle)
@@ -158,4 +165,13 @@ func validateLimits(l xds.Limits) error {
 		return fmt.Errorf("serve: --xds-nack-log-interval (%v) must be positive", l.NackLogInterval)
 	}
 	return nil
+}
+
+// translatorOptions are the translator.Options the flags give.
+func (o serveOptions) translatorOptions() translator.Options {
+	t := translator.Options{ClusterDomain: o.ClusterDomain}
+	if o.EnvoySidecars {
+		t.SidecarDNS = o.EnvoyDNSAddress
+	}
+	return t
 }

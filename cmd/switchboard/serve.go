@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/switchboard-xds/switchboard/pipeline"
-	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/watcher"
 	"github.com/switchboard-xds/switchboard/xds"
 )
@@ -55,7 +54,8 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 
 	cache := xds.NewCache()
 	syncer := pipeline.NewSyncer(cache, pipeline.Options{
-		Translator: translator.Options{ClusterDomain: o.ClusterDomain},
+		Translator: o.translatorOptions(),
+		Sidecars:   o.EnvoySidecars,
 		Logger:     log.With("component", "translator"),
 		Metrics:    pipeline.NewMetrics(reg),
 		// The coalesce and translate stages of convergence.

@@ -1,0 +1,176 @@
+package translator
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchboard-xds/switchboard/model"
+)
+
+// sidecarGoldenOptions are the options the sidecar golden cases are
+// translated with: the default DNS listener of switchboard serve.
+var sidecarGoldenOptions = Options{ClusterDomain: "cluster.local", SidecarDNS: "127.0.0.1:15053"}
+
+// TestSidecarGolden builds the sidecar stage (every SidecarPart) of each
+// testdata/sidecar/in/NAME.yaml and compares it with
+// testdata/sidecar/out/NAME.yaml; testdata/sidecar/out/shared.yaml holds the
+// part every world has. Every resource, variants included, must pass
+// ValidateAll, down through every Any it packs.
+func TestSidecarGolden(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "sidecar", "in", "*.yaml"))
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no sidecar golden inputs: %v", err)
+	}
+	cases := map[string][]*model.Service{"shared": nil}
+	for _, in := range inputs {
+		cases[strings.TrimSuffix(filepath.Base(in), ".yaml")] = loadViews(t, in)
+	}
+	for name, views := range cases {
+		t.Run(name, func(t *testing.T) {
+			parts := []SidecarPart{{Kind: SidecarShared}}
+			if name != "shared" {
+				parts = partsOf(views)
+			}
+			var out []any
+			for _, p := range parts {
+				res, err := Sidecar(sidecarGoldenOptions, p, views)
+				if err != nil {
+					t.Fatalf("Sidecar(%s): %v", p, err)
+				}
+				if !res.EnvoyOnly {
+					t.Errorf("part %s: EnvoyOnly not set", p)
+				}
+				out = append(out, renderSidecarPart(t, p, res))
+			}
+			got, err := yaml.Marshal(map[string]any{"parts": out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append([]byte(strings.Replace(goldenHeader, "-run Golden", "-run SidecarGolden", 1)), got...)
+			path := filepath.Join("testdata", "sidecar", "out", name+".yaml")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs (run go test ./translator -run SidecarGolden -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// partsOf returns every part some view contributes to, sorted.
+func partsOf(views []*model.Service) []SidecarPart {
+	var parts []SidecarPart
+	for _, v := range views {
+		for _, p := range SidecarParts(v) {
+			if !slices.Contains(parts, p) {
+				parts = append(parts, p)
+			}
+		}
+	}
+	slices.SortFunc(parts, func(a, b SidecarPart) int { return strings.Compare(a.String(), b.String()) })
+	return parts
+}
+
+// renderSidecarPart decodes, validates and renders one part.
+func renderSidecarPart(t *testing.T, p SidecarPart, res Resources) map[string]any {
+	t.Helper()
+	out := map[string]any{"part": p.String()}
+	add := func(key string, msg func() proto.Message, list []Encoded) {
+		var vs []any
+		for _, e := range list {
+			m := msg()
+			if err := proto.Unmarshal(e.Wire, m); err != nil {
+				t.Fatalf("%s %s: %v", key, e.Name, err)
+			}
+			validateDeep(t, e.Name, m)
+			vs = append(vs, protoValue(t, m))
+		}
+		if len(vs) > 0 {
+			out[key] = vs
+		}
+	}
+	variants := func(key string, msg func() proto.Message, list []NamespaceVariant) {
+		byNS := map[string][]any{}
+		for _, v := range list {
+			m := msg()
+			if err := proto.Unmarshal(v.Resource.Wire, m); err != nil {
+				t.Fatalf("%s %s/%s: %v", key, v.Namespace, v.Resource.Name, err)
+			}
+			validateDeep(t, v.Namespace+"/"+v.Resource.Name, m)
+			byNS[v.Namespace] = append(byNS[v.Namespace], protoValue(t, m))
+		}
+		if len(byNS) > 0 {
+			out[key] = byNS
+		}
+	}
+	add("listeners", func() proto.Message { return &listenerv3.Listener{} }, res.Listeners)
+	add("routes", func() proto.Message { return &routev3.RouteConfiguration{} }, res.Routes)
+	add("clusters", func() proto.Message { return &clusterv3.Cluster{} }, res.Clusters)
+	variants("listenerVariants", func() proto.Message { return &listenerv3.Listener{} }, res.ListenerVariants)
+	variants("routeVariants", func() proto.Message { return &routev3.RouteConfiguration{} }, res.RouteVariants)
+	return out
+}
+
+// validateDeep runs ValidateAll on m and on every message packed in an Any
+// anywhere inside it (ValidateAll does not open Anys), failing on an Any
+// of a type this binary does not know, as Envoy would.
+func validateDeep(t *testing.T, name string, m proto.Message) {
+	t.Helper()
+	if v, ok := m.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			t.Errorf("%s: %s: ValidateAll: %v", name, m.ProtoReflect().Descriptor().FullName(), err)
+		}
+	}
+	var walk func(protoreflect.Message)
+	walk = func(r protoreflect.Message) {
+		if a, ok := r.Interface().(*anypb.Any); ok {
+			inner, err := a.UnmarshalNew()
+			if err != nil {
+				t.Errorf("%s: Any %s: %v", name, a.GetTypeUrl(), err)
+				return
+			}
+			validateDeep(t, name, inner)
+			return
+		}
+		r.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsMap() && fd.MapValue().Message() != nil:
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					walk(mv.Message())
+					return true
+				})
+			case fd.IsList() && fd.Message() != nil:
+				for i := range v.List().Len() {
+					walk(v.List().Get(i).Message())
+				}
+			case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	walk(m.ProtoReflect())
+}
