@@ -328,4 +328,3 @@ func (c *Config) endpoints(res *Result, name string, dst netip.Addr, port uint32
 	slices.Sort(res.Endpoints)
 	return nil
 }
-
