@@ -80,7 +80,9 @@ func TestRouteErrors(t *testing.T) {
 		want   error
 	}{
 		{"no capture listener", func(c *Config) { delete(c.Listeners, "virtualOutbound") }, Conn{"tcp", "10.96.0.10", 80, "web.ns"}, ErrNoListener},
-		{"no chain", func(c *Config) { c.Listeners["0.0.0.0_5432"].FilterChains = c.Listeners["0.0.0.0_5432"].FilterChains[:1] }, Conn{"tcp", "10.96.0.21", 5432, ""}, ErrNoFilterChain},
+		{"no chain", func(c *Config) {
+			c.Listeners["0.0.0.0_5432"].FilterChains = c.Listeners["0.0.0.0_5432"].FilterChains[:1]
+		}, Conn{"tcp", "10.96.0.21", 5432, ""}, ErrNoFilterChain},
 		{"no route config", func(c *Config) { delete(c.Routes, "80") }, Conn{"tcp", "10.96.0.10", 80, "web.ns"}, ErrNoRouteConfig},
 		{"no vhost: 404 NR", func(c *Config) { c.Routes["80"].VirtualHosts = c.Routes["80"].VirtualHosts[:1] }, Conn{"tcp", "10.96.0.10", 80, "nope"}, ErrNoVirtualHost},
 		{"unknown cluster: NC", func(c *Config) { delete(c.Clusters, webCanon) }, Conn{"tcp", "10.96.0.10", 80, "web.ns"}, ErrNoCluster},
