@@ -63,25 +63,20 @@ func Dial(ctx context.Context, addr string, node *corev3.Node, delta bool, opts 
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	var run func() error
 	if delta {
-		st, err := ads.DeltaAggregatedResources(sctx)
-		if err == nil {
+		var st discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+		if st, err = ads.DeltaAggregatedResources(sctx); err == nil {
 			run, err = c.startDelta(st, node)
 		}
-		if err != nil {
-			cancel()
-			conn.Close()
-			return nil, fmt.Errorf("envoysim: delta stream: %w", err)
-		}
 	} else {
-		st, err := ads.StreamAggregatedResources(sctx)
-		if err == nil {
+		var st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+		if st, err = ads.StreamAggregatedResources(sctx); err == nil {
 			run, err = c.startSotW(st, node)
 		}
-		if err != nil {
-			cancel()
-			conn.Close()
-			return nil, fmt.Errorf("envoysim: sotw stream: %w", err)
-		}
+	}
+	if err != nil {
+		cancel()
+		conn.Close()
+		return nil, fmt.Errorf("envoysim: ADS stream (delta %t): %w", delta, err)
 	}
 	go func() {
 		err := run()
@@ -203,10 +198,16 @@ func removeName(c *Config, typeURL, name string) {
 	}
 }
 
+// subscription is the names one non-wildcard type should be subscribed to.
+type subscription struct {
+	typeURL string
+	names   []string
+}
+
 // wanted returns the RDS and EDS names the held listeners and clusters
 // need, sorted; it also drops held routes and assignments nobody needs any
 // more (Envoy unsubscribes and forgets them).
-func (c *Client) wanted() (rds, eds []string) {
+func (c *Client) wanted() []subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, e := map[string]bool{}, map[string]bool{}
@@ -232,7 +233,7 @@ func (c *Client) wanted() (rds, eds []string) {
 			delete(c.cfg.Assignments, n)
 		}
 	}
-	return sortedKeys(r), sortedKeys(e)
+	return []subscription{{resourcev3.RouteType, sortedKeys(r)}, {resourcev3.EndpointType, sortedKeys(e)}}
 }
 
 func nackStatus(detail string) *statuspb.Status {

@@ -47,19 +47,15 @@ func (c *Client) startSotW(st discoveryv3.AggregatedDiscoveryService_StreamAggre
 			if !wildcard {
 				continue
 			}
-			rds, eds := c.wanted()
-			for _, sub := range []struct {
-				t     string
-				names []string
-			}{{resourcev3.RouteType, rds}, {resourcev3.EndpointType, eds}} {
-				if slices.Equal(sub.names, names[sub.t]) && (subscribed[sub.t] || len(sub.names) == 0) {
+			for _, sub := range c.wanted() {
+				if slices.Equal(sub.names, names[sub.typeURL]) && (subscribed[sub.typeURL] || len(sub.names) == 0) {
 					continue
 				}
-				names[sub.t], subscribed[sub.t] = sub.names, true
+				names[sub.typeURL], subscribed[sub.typeURL] = sub.names, true
 				if err := st.Send(&discoveryv3.DiscoveryRequest{
-					Node: node, TypeUrl: sub.t, VersionInfo: version[sub.t], ResponseNonce: nonce[sub.t], ResourceNames: sub.names,
+					Node: node, TypeUrl: sub.typeURL, VersionInfo: version[sub.typeURL], ResponseNonce: nonce[sub.typeURL], ResourceNames: sub.names,
 				}); err != nil {
-					return fmt.Errorf("subscribe %s: %w", sub.t, err)
+					return fmt.Errorf("subscribe %s: %w", sub.typeURL, err)
 				}
 			}
 		}
@@ -100,20 +96,16 @@ func (c *Client) startDelta(st discoveryv3.AggregatedDiscoveryService_DeltaAggre
 			if t != resourcev3.ListenerType && t != resourcev3.ClusterType {
 				continue
 			}
-			rds, eds := c.wanted()
-			for _, sub := range []struct {
-				t     string
-				names []string
-			}{{resourcev3.RouteType, rds}, {resourcev3.EndpointType, eds}} {
-				add, drop := diff(names[sub.t], sub.names)
+			for _, sub := range c.wanted() {
+				add, drop := diff(names[sub.typeURL], sub.names)
 				if len(add) == 0 && len(drop) == 0 {
 					continue
 				}
-				names[sub.t] = sub.names
+				names[sub.typeURL] = sub.names
 				if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{
-					Node: node, TypeUrl: sub.t, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: drop,
+					Node: node, TypeUrl: sub.typeURL, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: drop,
 				}); err != nil {
-					return fmt.Errorf("subscribe %s: %w", sub.t, err)
+					return fmt.Errorf("subscribe %s: %w", sub.typeURL, err)
 				}
 			}
 		}

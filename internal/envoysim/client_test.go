@@ -30,42 +30,35 @@ type stubADS struct {
 }
 
 func (s *stubADS) StreamAggregatedResources(st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	go func() {
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				return
-			}
-			s.reqs <- r
-		}
-	}()
-	for {
-		select {
-		case <-st.Context().Done():
-			return nil
-		case r := <-s.resps:
-			if err := st.Send(r); err != nil {
-				return err
-			}
-		}
-	}
+	return serveScripted(st, s.reqs, s.resps)
 }
 
 func (s *stubADS) DeltaAggregatedResources(st discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	return serveScripted(st, s.reqs, s.deltaResps)
+}
+
+// serveScripted forwards what the stream receives to reqs and sends what
+// arrives on resps, until the stream ends.
+func serveScripted[Req, Resp proto.Message](st interface {
+	Context() context.Context
+	Recv() (Req, error)
+	Send(Resp) error
+}, reqs chan<- proto.Message, resps <-chan Resp,
+) error {
 	go func() {
 		for {
 			r, err := st.Recv()
 			if err != nil {
 				return
 			}
-			s.reqs <- r
+			reqs <- r
 		}
 	}()
 	for {
 		select {
 		case <-st.Context().Done():
 			return nil
-		case r := <-s.deltaResps:
+		case r := <-resps:
 			if err := st.Send(r); err != nil {
 				return err
 			}
@@ -145,22 +138,31 @@ func badCluster(t *testing.T) *anypb.Any {
 	})
 }
 
+var sortStr = cmpopts.SortSlices(func(a, b string) bool { return a < b })
+
+// dialStub starts a scripted server and a client of it, both stopped at the
+// end of the test.
+func dialStub(t *testing.T, delta bool) (*stubADS, *Client, context.Context) {
+	t.Helper()
+	s, addr := startStub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cl, err := Dial(ctx, addr, testNode, delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return s, cl, ctx
+}
+
 // full reports whether the client holds the whole fixture and it checks clean.
 func full(c *Config) bool {
 	return len(c.Listeners) == 6 && len(c.Clusters) == 4 && len(c.Routes) == 1 && len(c.Assignments) == 3 && len(Check(c)) == 0
 }
 
 func TestClientSotW(t *testing.T) {
-	s, addr := startStub(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := Dial(ctx, addr, testNode, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	s, cl, ctx := dialStub(t, false)
 	want := goodConfig(t)
-	sortStr := cmpopts.SortSlices(func(a, b string) bool { return a < b })
 
 	for _, typ := range wildcardTypes {
 		r := next[*discoveryv3.DiscoveryRequest](t, s)
@@ -223,16 +225,8 @@ func TestClientSotW(t *testing.T) {
 }
 
 func TestClientDelta(t *testing.T) {
-	s, addr := startStub(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := Dial(ctx, addr, testNode, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	s, cl, ctx := dialStub(t, true)
 	want := goodConfig(t)
-	sortStr := cmpopts.SortSlices(func(a, b string) bool { return a < b })
 
 	for _, typ := range wildcardTypes {
 		r := next[*discoveryv3.DeltaDiscoveryRequest](t, s)
