@@ -1,0 +1,107 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// sidecarGroup is a sidecar-stage group: one Envoy-only listener and a
+// route configuration "80" with a variant for namespace "a".
+func sidecarGroup(listener string, vhosts int) *translator.Resources {
+	rc := func(n int) *routev3.RouteConfiguration {
+		r := &routev3.RouteConfiguration{Name: "80"}
+		for range n {
+			r.VirtualHosts = append(r.VirtualHosts, &routev3.VirtualHost{Name: "v"})
+		}
+		return r
+	}
+	return &translator.Resources{
+		EnvoyOnly:     true,
+		Listeners:     encs(&listenerv3.Listener{Name: listener}),
+		Routes:        encs(rc(vhosts)),
+		RouteVariants: []translator.NamespaceVariant{{Namespace: "a", Resource: encs(rc(vhosts + 1))[0]}},
+	}
+}
+
+func envoyIn(ns string) *corev3.Node {
+	return &corev3.Node{Id: "sidecar-" + ns, UserAgentName: "envoy",
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(ns)}}}
+}
+
+// An Envoy's wildcard LDS brings exactly the sidecar stage's listeners, in
+// delta and SotW and after a change; a gRPC client's wildcard never brings
+// them; a listener asked for by name is served whatever its scope.
+func TestScopeWildcardListeners(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{
+		"ns/a":            svc("a", 1),
+		"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1),
+	})
+	d := h.deltaClient(t)
+	d.node = envoyIn("a")
+	d.subscribe(resourcev3.ListenerType)
+	r := d.next()
+	if got := deltaNames(r); !slices.Equal(got, []string{"0.0.0.0_80"}) {
+		t.Fatalf("Envoy's delta wildcard LDS = %v, want [0.0.0.0_80]", got)
+	}
+	d.ack(r)
+	// A change of the gRPC listener is not sent to the Envoy; a new
+	// sidecar listener is.
+	apply(t, h.cache, false, map[string]*translator.Resources{
+		"ns/a":            svc("a", 2),
+		"~sidecar/tcp/81": sidecarGroup("0.0.0.0_81", 1),
+	})
+	if got := deltaNames(d.next()); !slices.Equal(got, []string{"0.0.0.0_81"}) {
+		t.Fatalf("after a change Envoy got %v, want [0.0.0.0_81] only", got)
+	}
+
+	s := h.client(t)
+	s.node = envoyIn("b")
+	s.request(resourcev3.ListenerType, nil, nil, "")
+	if got := names(t, s.next()); !slices.Equal(got, []string{"0.0.0.0_80", "0.0.0.0_81"}) {
+		t.Fatalf("Envoy's SotW wildcard LDS = %v, want the two sidecar listeners", got)
+	}
+	g := h.client(t)
+	g.request(resourcev3.ListenerType, nil, nil, "")
+	if got := names(t, g.next()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("a gRPC client's wildcard LDS = %v, want [a]", got)
+	}
+	byName := h.deltaClient(t)
+	byName.node = envoyIn("a")
+	byName.subscribe(resourcev3.ListenerType, "a")
+	if got := deltaNames(byName.next()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("an Envoy asking for listener a by name got %v", got)
+	}
+}
+
+// A sidecar gets the route variant of its namespace, shared by every
+// sidecar of it; a sidecar of a namespace without one gets the plain route.
+func TestScopeNamespaceVariants(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1)})
+	hosts := func(ns string) int {
+		c := h.deltaClient(t)
+		c.node = envoyIn(ns)
+		c.subscribe(resourcev3.RouteType, "80")
+		r := c.next()
+		if len(r.GetResources()) != 1 {
+			t.Fatalf("namespace %s: RDS 80 = %v", ns, deltaNames(r))
+		}
+		m, err := r.GetResources()[0].GetResource().UnmarshalNew()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m.(*routev3.RouteConfiguration).GetVirtualHosts())
+	}
+	if a, b := hosts("a"), hosts("b"); a != 2 || b != 1 {
+		t.Fatalf("virtual hosts: namespace a %d (want its variant, 2), namespace b %d (want the plain route, 1)", a, b)
+	}
+}
