@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/switchboard-xds/switchboard/internal/envoysim"
 	"github.com/switchboard-xds/switchboard/model"
 )
 
@@ -44,6 +46,7 @@ func TestSidecarGolden(t *testing.T) {
 				parts = partsOf(views)
 			}
 			var out []any
+			var all []Resources
 			for _, p := range parts {
 				res, err := Sidecar(sidecarGoldenOptions, p, views)
 				if err != nil {
@@ -53,7 +56,9 @@ func TestSidecarGolden(t *testing.T) {
 					t.Errorf("part %s: EnvoyOnly not set", p)
 				}
 				out = append(out, renderSidecarPart(t, p, res))
+				all = append(all, res)
 			}
+			checkSidecarWorld(t, views, all)
 			got, err := yaml.Marshal(map[string]any{"parts": out})
 			if err != nil {
 				t.Fatal(err)
@@ -77,6 +82,66 @@ func TestSidecarGolden(t *testing.T) {
 				t.Errorf("%s differs (run go test ./translator -run SidecarGolden -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
 			}
 		})
+	}
+}
+
+// checkSidecarWorld runs Envoy's load rules (envoysim.Check) over what a
+// sidecar of each namespace of views (and of none) would hold: every
+// Service's clusters and assignments, the shared part, and every part of
+// sidecar with that namespace's variants.
+func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []Resources) {
+	t.Helper()
+	shared, err := Sidecar(sidecarGoldenOptions, SidecarPart{Kind: SidecarShared}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(sidecar, func(r Resources) bool { return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName }) }) {
+		sidecar = append(sidecar, shared)
+	}
+	byKey, _ := All(sidecarGoldenOptions, views)
+	nss := []string{""}
+	for _, v := range views {
+		nss = append(nss, v.Key.Namespace)
+	}
+	slices.Sort(nss)
+	for _, ns := range slices.Compact(nss) {
+		cfg := envoysim.NewConfig()
+		add := func(m proto.Message, e Encoded) {
+			if err := proto.Unmarshal(e.Wire, m); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Add(m)
+		}
+		for _, res := range byKey {
+			for _, e := range res.Clusters {
+				add(&clusterv3.Cluster{}, e)
+			}
+			for _, e := range res.Assignments {
+				add(&endpointv3.ClusterLoadAssignment{}, e)
+			}
+		}
+		pick := func(plain Encoded, vs []NamespaceVariant) Encoded {
+			for _, v := range vs {
+				if v.Namespace == ns && v.Resource.Name == plain.Name {
+					return v.Resource
+				}
+			}
+			return plain
+		}
+		for _, res := range sidecar {
+			for _, e := range res.Listeners {
+				add(&listenerv3.Listener{}, pick(e, res.ListenerVariants))
+			}
+			for _, e := range res.Routes {
+				add(&routev3.RouteConfiguration{}, pick(e, res.RouteVariants))
+			}
+			for _, e := range res.Clusters {
+				add(&clusterv3.Cluster{}, e)
+			}
+		}
+		for _, err := range envoysim.Check(cfg) {
+			t.Errorf("sidecar of namespace %q: Envoy would refuse: %v", ns, err)
+		}
 	}
 }
 
