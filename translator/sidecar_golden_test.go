@@ -95,7 +95,9 @@ func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []Resources
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(sidecar, func(r Resources) bool { return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName }) }) {
+	if !slices.ContainsFunc(sidecar, func(r Resources) bool {
+		return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName })
+	}) {
 		sidecar = append(sidecar, shared)
 	}
 	byKey, _ := All(sidecarGoldenOptions, views)

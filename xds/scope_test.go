@@ -32,8 +32,10 @@ func sidecarGroup(listener string, vhosts int) *translator.Resources {
 }
 
 func envoyIn(ns string) *corev3.Node {
-	return &corev3.Node{Id: "sidecar-" + ns, UserAgentName: "envoy",
-		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(ns)}}}
+	return &corev3.Node{
+		Id: "sidecar-" + ns, UserAgentName: "envoy",
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(ns)}},
+	}
 }
 
 // An Envoy's wildcard LDS brings exactly the sidecar stage's listeners, in

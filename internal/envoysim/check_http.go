@@ -54,7 +54,7 @@ func clustersNamedBy(m proto.Message) []string {
 			out = append(out, w.GetName())
 		}
 	case *udpproxyv3.UdpProxyConfig:
-		out = append(out, r.GetCluster())
+		out = append(out, r.GetCluster()) //nolint:staticcheck // deprecated, but Envoy still reads it
 	case *udpproxyv3.Route:
 		out = append(out, r.GetCluster())
 	case *routev3.RouteAction:

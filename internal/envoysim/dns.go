@@ -202,8 +202,10 @@ func buildTable(tbl *dnstablev3.DnsTable) dnsTable {
 			}
 			e := entry(suf, full, false)
 			for _, tg := range s.GetTargets() {
-				e.srv = append(e.srv, srvTarget{host: tg.GetHostName(), cluster: tg.GetClusterName(),
-					priority: tg.GetPriority(), weight: tg.GetWeight(), port: tg.GetPort()})
+				e.srv = append(e.srv, srvTarget{
+					host: tg.GetHostName(), cluster: tg.GetClusterName(),
+					priority: tg.GetPriority(), weight: tg.GetWeight(), port: tg.GetPort(),
+				})
 			}
 		}
 		if cl := ep.GetClusterName(); cl != "" {

@@ -283,7 +283,7 @@ func (c *Config) routeUDP(res *Result, dst netip.Addr, port uint32) (string, err
 			if lf.GetTypedConfig().UnmarshalTo(&up) != nil {
 				continue
 			}
-			if cl := up.GetCluster(); cl != "" {
+			if cl := up.GetCluster(); cl != "" { //nolint:staticcheck // deprecated, but Envoy still reads it
 				return cl, nil
 			}
 			var r udpproxyv3.Route

@@ -15,22 +15,46 @@ func TestRoute(t *testing.T) {
 		conn Conn
 		want Result
 	}{
-		{"http by canonical name", Conn{"tcp", "10.96.0.10", 80, "web.ns.svc.cluster.local"},
-			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs}},
-		{"http host is lowercased, port counts", Conn{"tcp", "10.96.0.10", 80, "WEB.ns:80"},
-			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs}},
-		{"http over IPv6 goes to [::]_80", Conn{"tcp", "fd00::10", 80, "[fd00::10]:80"},
-			Result{Listener: "[::]_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs}},
-		{"unknown host falls to the * passthrough vhost", Conn{"tcp", "10.0.0.7", 80, "example.com"},
-			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: "passthrough", Cluster: pass, Endpoints: []string{"10.0.0.7:80"}, Passthrough: true}},
-		{"tcp by ClusterIP chain", Conn{"tcp", "10.96.0.20", 5432, ""},
-			Result{Listener: "0.0.0.0_5432", FilterChain: dbCanon, Cluster: dbCanon, Endpoints: []string{"10.1.0.4:5432"}}},
-		{"tcp other IP on the port: catch-all", Conn{"tcp", "10.96.0.21", 5432, ""},
-			Result{Listener: "0.0.0.0_5432", FilterChain: "catch-all", Cluster: pass, Endpoints: []string{"10.96.0.21:5432"}, Passthrough: true}},
-		{"tcp port without listener stays on virtualOutbound", Conn{"tcp", "192.0.2.1", 443, ""},
-			Result{Listener: "virtualOutbound", FilterChain: pass, Cluster: pass, Endpoints: []string{"192.0.2.1:443"}, Passthrough: true}},
-		{"udp to ClusterIP", Conn{"udp", "10.96.0.30", 9000, ""},
-			Result{Listener: "udp_10.96.0.30_9000", Cluster: qCanon, Endpoints: []string{"10.1.0.5:9000"}}},
+		{
+			"http by canonical name",
+			Conn{"tcp", "10.96.0.10", 80, "web.ns.svc.cluster.local"},
+			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs},
+		},
+		{
+			"http host is lowercased, port counts",
+			Conn{"tcp", "10.96.0.10", 80, "WEB.ns:80"},
+			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs},
+		},
+		{
+			"http over IPv6 goes to [::]_80",
+			Conn{"tcp", "fd00::10", 80, "[fd00::10]:80"},
+			Result{Listener: "[::]_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: webCanon, Cluster: webCanon, Endpoints: webEPs},
+		},
+		{
+			"unknown host falls to the * passthrough vhost",
+			Conn{"tcp", "10.0.0.7", 80, "example.com"},
+			Result{Listener: "0.0.0.0_80", FilterChain: "catch-all", RouteConfig: "80", VirtualHost: "passthrough", Cluster: pass, Endpoints: []string{"10.0.0.7:80"}, Passthrough: true},
+		},
+		{
+			"tcp by ClusterIP chain",
+			Conn{"tcp", "10.96.0.20", 5432, ""},
+			Result{Listener: "0.0.0.0_5432", FilterChain: dbCanon, Cluster: dbCanon, Endpoints: []string{"10.1.0.4:5432"}},
+		},
+		{
+			"tcp other IP on the port: catch-all",
+			Conn{"tcp", "10.96.0.21", 5432, ""},
+			Result{Listener: "0.0.0.0_5432", FilterChain: "catch-all", Cluster: pass, Endpoints: []string{"10.96.0.21:5432"}, Passthrough: true},
+		},
+		{
+			"tcp port without listener stays on virtualOutbound",
+			Conn{"tcp", "192.0.2.1", 443, ""},
+			Result{Listener: "virtualOutbound", FilterChain: pass, Cluster: pass, Endpoints: []string{"192.0.2.1:443"}, Passthrough: true},
+		},
+		{
+			"udp to ClusterIP",
+			Conn{"udp", "10.96.0.30", 9000, ""},
+			Result{Listener: "udp_10.96.0.30_9000", Cluster: qCanon, Endpoints: []string{"10.1.0.5:9000"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
