@@ -131,9 +131,7 @@ func tcpPortResources(domain string, port int32, ins []sidecarInput) (Resources,
 		res.ListenerVariants = append(res.ListenerVariants, vs...)
 	}
 	if len(http) > 0 {
-		plain, vs, err := withVariants(variantNamespaces(http), func(ns string) (Encoded, error) {
-			return encode(routeName, portRoute(domain, port, routeName, ns, http))
-		})
+		plain, vs, err := routeVariants(domain, port, routeName, http)
 		if err != nil {
 			return Resources{}, err
 		}
@@ -220,35 +218,42 @@ func portListener(name, anyAddr string, port int32, is6 bool, domain, routeName,
 
 // portRoute builds route configuration routeName of a TCP port for
 // sidecars of namespace ns: a virtual host per HTTP-family Service that
-// ns may see, then the pass-through virtual host.
+// ns may see, then the pass-through virtual host. It is the reference
+// that routeVariants' wire assembly is tested against.
 func portRoute(domain string, port int32, routeName, ns string, http []sidecarInput) *routev3.RouteConfiguration {
 	rc := &routev3.RouteConfiguration{Name: routeName}
-	p := ":" + strconv.Itoa(int(port))
 	for _, in := range http {
-		if !in.mayBeSeenBy(ns) {
-			continue
+		if in.mayBeSeenBy(ns) {
+			rc.VirtualHosts = append(rc.VirtualHosts, httpVHost(domain, port, in, ns == in.svc.Key.Namespace))
 		}
-		k := in.svc.Key
-		full := k.Name + "." + k.Namespace + ".svc." + domain
-		hosts := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
-		if ns == k.Namespace {
-			hosts = append(hosts, k.Name)
-		}
-		for _, a := range addrs(in.svc.ClusterIPs) {
-			if a.Is6() {
-				hosts = append(hosts, "["+a.String()+"]")
-			} else {
-				hosts = append(hosts, a.String())
-			}
-		}
-		domains := make([]string, 0, 2*len(hosts))
-		for _, h := range hosts {
-			domains = append(domains, h, h+p)
-		}
-		rc.VirtualHosts = append(rc.VirtualHosts, sidecarVHost(full+p, domains, full+p))
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, sidecarVHost(passthroughVHost, []string{"*"}, PassthroughClusterName))
 	return rc
+}
+
+// httpVHost is the virtual host of one HTTP-family Service port: every
+// name form with and without ":P", the ClusterIPs likewise, and with short
+// the names a sidecar of the Service's own namespace may use ("S", "S:P").
+func httpVHost(domain string, port int32, in sidecarInput, short bool) *routev3.VirtualHost {
+	p := ":" + strconv.Itoa(int(port))
+	k := in.svc.Key
+	full := k.Name + "." + k.Namespace + ".svc." + domain
+	hosts := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
+	if short {
+		hosts = append(hosts, k.Name)
+	}
+	for _, a := range addrs(in.svc.ClusterIPs) {
+		if a.Is6() {
+			hosts = append(hosts, "["+a.String()+"]")
+		} else {
+			hosts = append(hosts, a.String())
+		}
+	}
+	domains := make([]string, 0, 2*len(hosts))
+	for _, h := range hosts {
+		domains = append(domains, h, h+p)
+	}
+	return sidecarVHost(full+p, domains, full+p)
 }
 
 // sidecarVHost is a virtual host sending every request to cluster, with

@@ -130,107 +130,123 @@ func dnsResources(opts Options, ins []sidecarInput) (Resources, error) {
 		return Resources{}, err
 	}
 	domain := opts.domain()
-	plain, vs, err := withVariants(variantNamespaces(ins), func(ns string) (Encoded, error) {
-		l, err := dnsListener(at, dnsTable(domain, ns, ins))
-		if err != nil {
-			return Encoded{}, err
-		}
-		return encode(DNSListenerName, l)
-	})
+	plain, vs, err := dnsVariants(at, domain, ins)
 	if err != nil {
 		return Resources{}, err
 	}
 	return Resources{Listeners: []Encoded{plain}, ListenerVariants: vs}, nil
 }
 
-// dnsTable is the table sidecars of namespace ns get: for every Service
-// they may see, "S.N.svc.<domain>", "S.N.svc" and "S.N" (and "S" in its
-// own namespace) answer with its ClusterIPs, or a headless Service's
-// endpoint addresses; and per named port an SRV record
-// _<name>._<tcp|udp>.S.N.svc.<domain> pointing at S.N.svc.<domain>:P, as
-// Kubernetes DNS gives them.
+// dnsTable is the table sidecars of namespace ns get: the records of
+// every Service they may see (dnsDomains). It is the reference that
+// dnsVariants' wire assembly is tested against.
 func dnsTable(domain, ns string, ins []sidecarInput) *dnsv3.DnsTable {
 	t := &dnsv3.DnsTable{}
-	ttl := durationpb.New(dnsTTL)
 	for _, in := range ins {
-		if !in.mayBeSeenBy(ns) {
-			continue
-		}
-		k := in.svc.Key
-		ips := in.svc.ClusterIPs
-		if in.svc.Headless {
-			for i := range in.svc.Ports {
-				ips = append(ips, endpointAddresses(&in.svc.Ports[i])...)
-			}
-			slices.Sort(ips)
-			ips = slices.Compact(ips)
-		}
-		full := k.Name + "." + k.Namespace + ".svc." + domain
-		names := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
-		if ns == k.Namespace {
-			names = append(names, k.Name)
-		}
-		if len(ips) > 0 {
-			for _, n := range names {
-				t.VirtualDomains = append(t.VirtualDomains, &dnsv3.DnsTable_DnsVirtualDomain{
-					Name:      n,
-					Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_AddressList{AddressList: &dnsv3.DnsTable_AddressList{Address: ips}}},
-					AnswerTtl: ttl,
-				})
-			}
-		}
-		var srv []*dnsv3.DnsTable_DnsService
-		tcp, udp := sidecarPorts(in.svc)
-		for _, p := range slices.Concat(tcp, udp) {
-			if p.Name == "" {
-				continue
-			}
-			srv = append(srv, &dnsv3.DnsTable_DnsService{
-				ServiceName: p.Name,
-				Protocol:    &dnsv3.DnsTable_DnsServiceProtocol{ProtocolConfig: &dnsv3.DnsTable_DnsServiceProtocol_Name{Name: strings.ToLower(protocolOrTCP(p.Protocol))}},
-				Ttl:         ttl,
-				Targets: []*dnsv3.DnsTable_DnsServiceTarget{{
-					EndpointType: &dnsv3.DnsTable_DnsServiceTarget_HostName{HostName: full},
-					Weight:       100,
-					Port:         uint32(p.Port),
-				}},
-			})
-		}
-		if len(srv) > 0 {
-			t.VirtualDomains = append(t.VirtualDomains, &dnsv3.DnsTable_DnsVirtualDomain{
-				Name:      full,
-				Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ServiceList{ServiceList: &dnsv3.DnsTable_DnsServiceList{Services: srv}}},
-				AnswerTtl: ttl,
-			})
+		if in.mayBeSeenBy(ns) {
+			t.VirtualDomains = append(t.VirtualDomains, dnsDomains(domain, in, ns == in.svc.Key.Namespace)...)
 		}
 	}
 	return t
 }
 
+// dnsDomains are the records of one Service: "S.N.svc.<domain>",
+// "S.N.svc" and "S.N" (and with short "S", for its own namespace) answer
+// with its ClusterIPs, or a headless Service's endpoint addresses; and per
+// named port an SRV record _<name>._<tcp|udp>.S.N.svc.<domain> pointing at
+// S.N.svc.<domain>:P, as Kubernetes DNS gives them. The SRV entry comes
+// after the address entries of the same name: Envoy files an SRV name
+// under a suffix only an address entry creates, and answers an SRV target
+// only with a name the table has addresses for (dns_filter.cc).
+func dnsDomains(domain string, in sidecarInput, short bool) []*dnsv3.DnsTable_DnsVirtualDomain {
+	var out []*dnsv3.DnsTable_DnsVirtualDomain
+	ttl := durationpb.New(dnsTTL)
+	k := in.svc.Key
+	ips := in.svc.ClusterIPs
+	if in.svc.Headless {
+		for i := range in.svc.Ports {
+			ips = append(ips, endpointAddresses(&in.svc.Ports[i])...)
+		}
+		slices.Sort(ips)
+		ips = slices.Compact(ips)
+	}
+	if len(ips) == 0 {
+		return nil // nothing to answer, and SRV targets need addresses
+	}
+	full := k.Name + "." + k.Namespace + ".svc." + domain
+	names := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
+	if short {
+		names = append(names, k.Name)
+	}
+	for _, n := range names {
+		out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
+			Name:      n,
+			Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_AddressList{AddressList: &dnsv3.DnsTable_AddressList{Address: ips}}},
+			AnswerTtl: ttl,
+		})
+	}
+	var srv []*dnsv3.DnsTable_DnsService
+	tcp, udp := sidecarPorts(in.svc)
+	for _, p := range slices.Concat(tcp, udp) {
+		if p.Name == "" {
+			continue
+		}
+		srv = append(srv, &dnsv3.DnsTable_DnsService{
+			ServiceName: p.Name,
+			Protocol:    &dnsv3.DnsTable_DnsServiceProtocol{ProtocolConfig: &dnsv3.DnsTable_DnsServiceProtocol_Name{Name: strings.ToLower(protocolOrTCP(p.Protocol))}},
+			Ttl:         ttl,
+			Targets: []*dnsv3.DnsTable_DnsServiceTarget{{
+				EndpointType: &dnsv3.DnsTable_DnsServiceTarget_HostName{HostName: full},
+				Weight:       100,
+				Port:         uint32(p.Port),
+			}},
+		})
+	}
+	if len(srv) > 0 {
+		out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
+			Name:      full,
+			Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ServiceList{ServiceList: &dnsv3.DnsTable_DnsServiceList{Services: srv}}},
+			AnswerTtl: ttl,
+		})
+	}
+	return out
+}
+
+// dnsListener is the DNS listener at at serving table. It is the
+// reference that dnsVariants' wire assembly is tested against; parts of it
+// (dnsListenerParts) are what that assembly marshals.
 func dnsListener(at netip.AddrPort, table *dnsv3.DnsTable) (*listenerv3.Listener, error) {
-	f, err := deterministicAny(&dnsfilterv3.DnsFilterConfig{
-		StatPrefix: DNSListenerName,
-		ServerConfig: &dnsfilterv3.DnsFilterConfig_ServerContextConfig{
-			ConfigSource: &dnsfilterv3.DnsFilterConfig_ServerContextConfig_InlineDnsTable{InlineDnsTable: table},
-		},
-		// A client config, even with every field at its default, makes
-		// the filter forward what the table does not hold, to the
-		// resolvers of Envoy's host.
-		ClientConfig: &dnsfilterv3.DnsFilterConfig_ClientContextConfig{
-			ResolverTimeout:   durationpb.New(dnsResolverTimeout),
-			MaxPendingLookups: dnsMaxPendingLookup,
-		},
-	})
+	l, cfg := dnsListenerParts(at)
+	cfg.ServerConfig = &dnsfilterv3.DnsFilterConfig_ServerContextConfig{
+		ConfigSource: &dnsfilterv3.DnsFilterConfig_ServerContextConfig_InlineDnsTable{InlineDnsTable: table},
+	}
+	f, err := deterministicAny(cfg)
 	if err != nil {
 		return nil, err
 	}
+	l.ListenerFilters = []*listenerv3.ListenerFilter{{
+		Name:       dnsFilterName,
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: f},
+	}}
+	return l, nil
+}
+
+// dnsListenerParts is the DNS listener without its filter, and the filter's
+// config without its table.
+func dnsListenerParts(at netip.AddrPort) (*listenerv3.Listener, *dnsfilterv3.DnsFilterConfig) {
 	return &listenerv3.Listener{
-		Name:              DNSListenerName,
-		Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
-		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
-		ListenerFilters: []*listenerv3.ListenerFilter{{
-			Name:       dnsFilterName,
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: f},
-		}},
-	}, nil
+			Name:              DNSListenerName,
+			Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
+			UdpListenerConfig: &listenerv3.UdpListenerConfig{},
+		}, &dnsfilterv3.DnsFilterConfig{
+			StatPrefix: DNSListenerName,
+			// A client config, even with every field at its default but
+			// max_pending_lookups (which must be at least 1), makes the
+			// filter forward what the table does not hold, to the
+			// resolvers of Envoy's host.
+			ClientConfig: &dnsfilterv3.DnsFilterConfig_ClientContextConfig{
+				ResolverTimeout:   durationpb.New(dnsResolverTimeout),
+				MaxPendingLookups: dnsMaxPendingLookup,
+			},
+		}
 }
