@@ -90,6 +90,11 @@ func runSidecar(t *testing.T, w world, sb *switchboard) {
 		s.svcs[name].gone = true
 	}
 	s.converge(ctx, "cache and resolver deleted", t0, clients)
+
+	// Sidecars that connect now get the same, built incrementally.
+	t0 = time.Now()
+	late := []sidecarClient{s.dial(ctx, sb, "late-sotw", s.ns, false), s.dial(ctx, sb, "late-other", s.other, true)}
+	s.converge(ctx, "late clients", t0, late)
 }
 
 // sidecarSvc is one single-port Service of the story as written: its
