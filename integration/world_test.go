@@ -29,9 +29,15 @@ type world interface {
 	DeleteService(t *testing.T, namespace, name string)
 	ApplySlice(t *testing.T, es *discoveryv1.EndpointSlice)
 	DeleteSlice(t *testing.T, namespace, name string)
+	// NewClusterIP returns the spec.clusterIP to write in a new ClusterIP
+	// Service: "" where an API server allocates one (ApplyService then
+	// writes the allocated addresses back into the object), else a fresh
+	// address in 10.96.0.0/16.
+	NewClusterIP() string
 }
 
-// newService is a ClusterIP Service whose ports target themselves.
+// newService is a ClusterIP Service whose ports target themselves, with
+// each port's protocol (TCP when empty) and appProtocol (when set).
 func newService(namespace, name string, ports ...harness.Port) *corev1.Service {
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -39,9 +45,14 @@ func newService(namespace, name string, ports ...harness.Port) *corev1.Service {
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": name}},
 	}
 	for _, p := range ports {
-		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
-			Name: p.Name, Port: p.Port, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(p.Port),
-		})
+		sp := corev1.ServicePort{Name: p.Name, Port: p.Port, Protocol: p.Protocol, TargetPort: intstr.FromInt32(p.Port)}
+		if sp.Protocol == "" {
+			sp.Protocol = corev1.ProtocolTCP
+		}
+		if p.AppProtocol != "" {
+			sp.AppProtocol = &p.AppProtocol
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, sp)
 	}
 	return svc
 }
@@ -73,12 +84,17 @@ func (w apiWorld) ApplyService(t *testing.T, svc *corev1.Service) {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = cur.Spec.ClusterIP, cur.Spec.ClusterIPs
 		_, err = w.c.CoreV1().Services(svc.Namespace).Update(ctx, svc, metav1.UpdateOptions{})
 	} else {
-		_, err = w.c.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+		var created *corev1.Service
+		if created, err = w.c.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err == nil {
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = created.Spec.ClusterIP, created.Spec.ClusterIPs
+		}
 	}
 	if err != nil {
 		t.Fatalf("apply service %s/%s: %v", svc.Namespace, svc.Name, err)
 	}
 }
+
+func (apiWorld) NewClusterIP() string { return "" }
 
 func (w apiWorld) DeleteService(t *testing.T, namespace, name string) {
 	t.Helper()
@@ -116,10 +132,16 @@ func (w apiWorld) DeleteSlice(t *testing.T, namespace, name string) {
 type folderWorld struct {
 	dir string
 	n   *atomic.Int32
+	ips *atomic.Int32
 }
 
 func newFolderWorld(t *testing.T) folderWorld {
-	return folderWorld{dir: t.TempDir(), n: new(atomic.Int32)}
+	return folderWorld{dir: t.TempDir(), n: new(atomic.Int32), ips: new(atomic.Int32)}
+}
+
+func (w folderWorld) NewClusterIP() string {
+	n := w.ips.Add(1)
+	return fmt.Sprintf("10.96.%d.%d", n/250, 1+n%250)
 }
 
 func (w folderWorld) Namespace(*testing.T) string {
