@@ -86,65 +86,71 @@ func TestSidecarGolden(t *testing.T) {
 }
 
 // checkSidecarWorld runs Envoy's load rules (envoysim.Check) over what a
-// sidecar of each namespace of views (and of none) would hold: every
-// Service's clusters and assignments, the shared part, and every part of
-// sidecar with that namespace's variants.
+// sidecar of each namespace of views (and of none) would hold.
 func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []Resources) {
 	t.Helper()
-	shared, err := Sidecar(sidecarGoldenOptions, SidecarPart{Kind: SidecarShared}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(sidecar, func(r Resources) bool {
-		return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName })
-	}) {
-		sidecar = append(sidecar, shared)
-	}
-	byKey, _ := All(sidecarGoldenOptions, views)
 	nss := []string{""}
 	for _, v := range views {
 		nss = append(nss, v.Key.Namespace)
 	}
 	slices.Sort(nss)
 	for _, ns := range slices.Compact(nss) {
-		cfg := envoysim.NewConfig()
-		add := func(m proto.Message, e Encoded) {
-			if err := proto.Unmarshal(e.Wire, m); err != nil {
-				t.Fatal(err)
-			}
-			cfg.Add(m)
-		}
-		for _, res := range byKey {
-			for _, e := range res.Clusters {
-				add(&clusterv3.Cluster{}, e)
-			}
-			for _, e := range res.Assignments {
-				add(&endpointv3.ClusterLoadAssignment{}, e)
-			}
-		}
-		pick := func(plain Encoded, vs []NamespaceVariant) Encoded {
-			for _, v := range vs {
-				if v.Namespace == ns && v.Resource.Name == plain.Name {
-					return v.Resource
-				}
-			}
-			return plain
-		}
-		for _, res := range sidecar {
-			for _, e := range res.Listeners {
-				add(&listenerv3.Listener{}, pick(e, res.ListenerVariants))
-			}
-			for _, e := range res.Routes {
-				add(&routev3.RouteConfiguration{}, pick(e, res.RouteVariants))
-			}
-			for _, e := range res.Clusters {
-				add(&clusterv3.Cluster{}, e)
-			}
-		}
-		for _, err := range envoysim.Check(cfg) {
+		for _, err := range envoysim.Check(sidecarConfig(t, views, sidecar, ns)) {
 			t.Errorf("sidecar of namespace %q: Envoy would refuse: %v", ns, err)
 		}
 	}
+}
+
+// sidecarConfig is what a sidecar of namespace ns holds: every Service's
+// clusters and assignments, the shared part (unless sidecar has it), and
+// every part of sidecar with that namespace's variants.
+func sidecarConfig(t *testing.T, views []*model.Service, sidecar []Resources, ns string) *envoysim.Config {
+	t.Helper()
+	if !slices.ContainsFunc(sidecar, func(r Resources) bool {
+		return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName })
+	}) {
+		shared, err := Sidecar(sidecarGoldenOptions, SidecarPart{Kind: SidecarShared}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sidecar = append(slices.Clip(sidecar), shared)
+	}
+	byKey, _ := All(sidecarGoldenOptions, views)
+	cfg := envoysim.NewConfig()
+	add := func(m proto.Message, e Encoded) {
+		if err := proto.Unmarshal(e.Wire, m); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Add(m)
+	}
+	for _, res := range byKey {
+		for _, e := range res.Clusters {
+			add(&clusterv3.Cluster{}, e)
+		}
+		for _, e := range res.Assignments {
+			add(&endpointv3.ClusterLoadAssignment{}, e)
+		}
+	}
+	pick := func(plain Encoded, vs []NamespaceVariant) Encoded {
+		for _, v := range vs {
+			if v.Namespace == ns && v.Resource.Name == plain.Name {
+				return v.Resource
+			}
+		}
+		return plain
+	}
+	for _, res := range sidecar {
+		for _, e := range res.Listeners {
+			add(&listenerv3.Listener{}, pick(e, res.ListenerVariants))
+		}
+		for _, e := range res.Routes {
+			add(&routev3.RouteConfiguration{}, pick(e, res.RouteVariants))
+		}
+		for _, e := range res.Clusters {
+			add(&clusterv3.Cluster{}, e)
+		}
+	}
+	return cfg
 }
 
 // partsOf returns every part some view contributes to, sorted.
