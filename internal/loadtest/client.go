@@ -27,6 +27,7 @@ type change struct {
 	seq       int
 	name      string
 	digest    uint64
+	addr      []byte // for Envoy clients: addressField of the new address
 	remaining atomic.Int64
 	done      chan struct{}
 	end       atomic.Int64 // unix nanos of the last ACK
@@ -72,7 +73,7 @@ type client struct {
 
 // newClient subscribes to services; slots[p] is the client's slot among the
 // subscribers of services[p] (see churnTracker).
-func newClient(id int, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
+func newClient(id int, name func(int) string, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
 	c := &client{
 		id: id, services: services, slots: slots, hash: h, current: current, churn: churn,
 		pos:      make(map[string]int, len(services)),
@@ -83,7 +84,7 @@ func newClient(id int, services, slots []int, h hasher, current *atomic.Pointer[
 		done:     make(chan struct{}),
 	}
 	for p, i := range services {
-		n := ResourceName(i)
+		n := name(i)
 		c.names = append(c.names, n)
 		c.pos[n] = p
 	}
