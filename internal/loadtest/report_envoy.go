@@ -98,7 +98,7 @@ func envoyTargets(results []Result) string {
 		}
 		verdict := yesNo(r.HeapPerClient <= 150<<10)
 		if r.Services != 1000 {
-			verdict += " (target is at R=1000)"
+			verdict = "not run at this size (here: " + verdict + ")"
 		}
 		fmt.Fprintf(&b, "| heap ≤ 150 KB per sidecar at 1000 Services (%s) | %s | %s |\n", r.scenario(), bytesText(r.HeapPerClient), verdict)
 	}
