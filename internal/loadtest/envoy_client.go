@@ -3,9 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -73,9 +71,8 @@ type addition struct {
 // all arrived. For internal/envoysim's Client, which checks and routes
 // with what it holds, this keeps too much per client.
 type envoyClient struct {
-	id        int
+	adsStream
 	namespace string
-	delta     bool
 	hash      hasher
 	current   *atomic.Pointer[change]
 	adding    *atomic.Pointer[addition]
@@ -83,10 +80,6 @@ type envoyClient struct {
 	// client is synced when it holds them, and every assignment and route
 	// configuration it has subscribed to.
 	wantClusters int
-
-	conn    *grpc.ClientConn
-	stream  discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	dstream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 
 	mu        sync.Mutex
 	listeners map[string]uint64
@@ -107,21 +100,16 @@ type envoyClient struct {
 	addDone   int // last addition this client reported
 	synced    chan struct{}
 	isSynced  bool
-
-	bytesDown, bytesUp atomic.Int64
-	responses          atomic.Int64
-	err                error
-	done               chan struct{}
 }
 
 func newEnvoyClient(id int, namespace string, wantClusters int, h hasher, current *atomic.Pointer[change], adding *atomic.Pointer[addition]) *envoyClient {
 	return &envoyClient{
-		id: id, namespace: namespace, hash: h, current: current, adding: adding, wantClusters: wantClusters,
+		adsStream: adsStream{id: id, done: make(chan struct{})}, namespace: namespace, hash: h, current: current, adding: adding, wantClusters: wantClusters,
 		listeners: map[string]uint64{}, rdsOf: map[string][]string{},
 		clusters: map[string]uint64{}, edsOf: map[string]string{},
 		routes: map[string]uint64{}, assigns: map[string]uint64{},
 		subs: map[string][]string{}, versions: map[string]string{}, nonces: map[string]string{},
-		synced: make(chan struct{}), done: make(chan struct{}),
+		synced: make(chan struct{}),
 	}
 }
 
@@ -162,42 +150,8 @@ func (c *envoyClient) start(ctx context.Context, addr string) error {
 			return err
 		}
 	}
-	go c.run()
+	go c.run(c.recvSotW, c.recvDelta)
 	return nil
-}
-
-func (c *envoyClient) send(req *discoveryv3.DiscoveryRequest) error {
-	c.bytesUp.Add(int64(proto.Size(req)))
-	if err := c.stream.Send(req); err != nil {
-		return fmt.Errorf("envoy client %d: send: %w", c.id, err)
-	}
-	return nil
-}
-
-func (c *envoyClient) sendDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
-	c.bytesUp.Add(int64(proto.Size(req)))
-	if err := c.dstream.Send(req); err != nil {
-		return fmt.Errorf("envoy client %d: send: %w", c.id, err)
-	}
-	return nil
-}
-
-func (c *envoyClient) run() {
-	defer close(c.done)
-	for {
-		var err error
-		if c.delta {
-			err = c.recvDelta()
-		} else {
-			err = c.recvSotW()
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				c.err = fmt.Errorf("envoy client %d: %w", c.id, err)
-			}
-			return
-		}
-	}
 }
 
 func (c *envoyClient) recvSotW() error {
@@ -498,11 +452,4 @@ func (c *envoyClient) digests() (assigns, clusters map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.assigns), maps.Clone(c.clusters)
-}
-
-func (c *envoyClient) close() {
-	if c.conn != nil {
-		_ = c.conn.Close()
-		<-c.done
-	}
 }
