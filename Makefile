@@ -27,7 +27,7 @@ help:
 	@echo "make image       docker build the image $(IMAGE) (needs a Docker engine)"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus if missing"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
-	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/"
+	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
 	@echo "make soak        churn soak against the binary for SOAK_DURATION (default $(SOAK_DURATION)); not part of make test"
 	@echo "make fuzz        run every fuzz target for FUZZTIME each (default $(FUZZTIME)); their seeds run in make test"
@@ -80,6 +80,11 @@ golden-check:
 # clients). A server still behind LOAD_CHURN_DRAIN after a phase skips the
 # higher rates, so the run ends. A third run, into $(BENCH_OUT)/delta/, has
 # the clients speak delta xDS (as Envoy can); the SnapshotCache is left out.
+# A fourth, into $(BENCH_OUT)/envoy/ (issue 11), has Envoy-shaped sidecars
+# (wildcard LDS+CDS, then RDS and EDS for what they learn) and gRPC clients
+# on the same world with the sidecar resources, SotW and delta, N=100,1000,
+# R=1000 over 10 namespaces: endpoint-change and Service-added convergence,
+# bytes, CPU and heap per sidecar; the SnapshotCache is left out.
 BENCH_OUT ?= bench-out
 LOAD_BUDGET ?= 60s
 LOAD_CHURN_RATES ?= 10,100,1000
@@ -101,6 +106,8 @@ bench: $(LOAD)
 		--kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/churn
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
+	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --adds 20 --budget $(LOAD_BUDGET) \
+		--protocols sotw,delta --shapes grpc,envoy --namespaces 10 --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/envoy
 
 bench-quick: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ ./pipeline/ | tee $(BENCH_OUT)/go-bench.txt

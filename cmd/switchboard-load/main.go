@@ -45,6 +45,7 @@ func main() {
 type options struct {
 	clients   []int
 	protocols []bool // delta or not, one run each
+	shapes    []loadtest.Shape
 	load      loadtest.Options
 	kinds     string
 	out       string
@@ -95,24 +96,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 runs:
 	for _, delta := range opts.protocols {
 		for _, n := range opts.clients {
-			o := opts.load
-			o.Clients = n
-			o.Delta = delta
-			if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
-				o.Churn.Rates = nil
-			}
-			o.Kinds = nil
-			for _, k := range opts.load.Kinds {
-				if limit, ok := opts.maxClients[k]; !ok || n <= limit {
-					o.Kinds = append(o.Kinds, k)
+			for _, shape := range opts.shapes {
+				o := opts.load
+				o.Clients = n
+				o.Delta = delta
+				o.Shape = shape
+				if shape == loadtest.ShapeEnvoy {
+					o.Churn.Rates = nil
 				}
-			}
-			rs, err := loadtest.Run(ctx, o)
-			results = append(results, rs...)
-			if err != nil {
-				errs = append(errs, err)
-				if ctx.Err() != nil {
-					break runs
+				if opts.churnClients != nil && !slices.Contains(opts.churnClients, n) {
+					o.Churn.Rates = nil
+				}
+				o.Kinds = nil
+				for _, k := range opts.load.Kinds {
+					if limit, ok := opts.maxClients[k]; !ok || n <= limit {
+						o.Kinds = append(o.Kinds, k)
+					}
+				}
+				rs, err := loadtest.Run(ctx, o)
+				results = append(results, rs...)
+				if err != nil {
+					errs = append(errs, err)
+					if ctx.Err() != nil {
+						break runs
+					}
 				}
 			}
 		}
@@ -133,6 +140,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "100", "comma-separated client counts N; each is a run")
 	protocols := fs.String("protocols", "sotw", "comma-separated ADS protocols the clients speak, sotw and/or delta; each is a run")
+	shapes := fs.String("shapes", "grpc", "comma-separated client shapes, grpc (by-name CDS+EDS) and/or envoy (wildcard LDS+CDS, then RDS+EDS, as a sidecar); each is a run; envoy builds the sidecar resources for every shape")
+	fs.IntVar(&o.load.Namespaces, "namespaces", 1, "namespaces the Services (and the envoy clients' NAMESPACE) spread over")
+	fs.IntVar(&o.load.Adds, "adds", 20, "Services added one at a time after the changes, with envoy clients")
 	fs.IntVar(&o.load.Services, "services", 100, "Services R in the world")
 	fs.IntVar(&o.load.Endpoints, "endpoints", 100, "ready endpoints per Service")
 	fs.IntVar(&o.load.PerClient, "per-client", 0, "Services each client subscribes to (0: all)")
@@ -183,6 +193,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		default:
 			return nil, fmt.Errorf("--protocols: %q is neither sotw nor delta", p)
 		}
+	}
+	for _, sh := range strings.Split(*shapes, ",") {
+		shape, err := loadtest.ParseShape(strings.TrimSpace(sh))
+		if err != nil {
+			return nil, fmt.Errorf("--shapes: %w", err)
+		}
+		o.shapes = append(o.shapes, shape)
+		o.load.Sidecars = o.load.Sidecars || shape == loadtest.ShapeEnvoy
 	}
 	if o.maxClients, err = kindLimits(*maxClients); err != nil {
 		return nil, fmt.Errorf("--kind-max-clients: %w", err)

@@ -121,7 +121,7 @@ func TestFinalMismatches(t *testing.T) {
 	var current atomic.Pointer[change]
 	var churn atomic.Pointer[churnTracker]
 	holding := func(state *expectedState) *client {
-		c := newClient(0, []int{0, 2}, []int{0, 0}, h, &current, &churn)
+		c := newClient(0, w.Name, []int{0, 2}, []int{0, 0}, h, &current, &churn)
 		for p, i := range c.services {
 			c.clusters[p], c.assigns[p] = state.clusters[i], state.assignments[i]
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ type change struct {
 	seq       int
 	name      string
 	digest    uint64
+	addr      []byte // for Envoy clients: addressField of the new address
 	remaining atomic.Int64
 	done      chan struct{}
 	end       atomic.Int64 // unix nanos of the last ACK
@@ -40,7 +40,7 @@ type change struct {
 // current change, or to the churn tracker of a churn phase, when it has
 // ACKed its content.
 type client struct {
-	id       int
+	adsStream
 	services []int // Service indices, in subscription order
 	slots    []int // by position: this client's slot among the Service's subscribers
 	names    []string
@@ -49,12 +49,8 @@ type client struct {
 	current  *atomic.Pointer[change]
 	churn    *atomic.Pointer[churnTracker]
 
-	conn   *grpc.ClientConn
-	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	// delta is set for a client that speaks incremental xDS, as Envoy can:
-	// it subscribes once and ACKs with a nonce alone.
-	delta   bool
-	dstream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	// adsStream.delta is set for a client that speaks incremental xDS, as
+	// Envoy can: it subscribes once and ACKs with a nonce alone.
 
 	mu       sync.Mutex
 	clusters []uint64 // digest by position; 0 = not received
@@ -63,27 +59,21 @@ type client struct {
 	synced   chan struct{}
 	lastSeq  int
 	edsNames []string // names learned from the clusters
-
-	bytesDown, bytesUp atomic.Int64
-	responses          atomic.Int64
-	err                error
-	done               chan struct{}
 }
 
 // newClient subscribes to services; slots[p] is the client's slot among the
 // subscribers of services[p] (see churnTracker).
-func newClient(id int, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
+func newClient(id int, name func(int) string, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
 	c := &client{
-		id: id, services: services, slots: slots, hash: h, current: current, churn: churn,
+		adsStream: adsStream{id: id, done: make(chan struct{})}, services: services, slots: slots, hash: h, current: current, churn: churn,
 		pos:      make(map[string]int, len(services)),
 		clusters: make([]uint64, len(services)),
 		assigns:  make([]uint64, len(services)),
 		missing:  2 * len(services),
 		synced:   make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	for p, i := range services {
-		n := ResourceName(i)
+		n := name(i)
 		c.names = append(c.names, n)
 		c.pos[n] = p
 	}
@@ -129,42 +119,8 @@ func (c *client) start(ctx context.Context, addr string) error {
 		_ = conn.Close()
 		return err
 	}
-	go c.run()
+	go c.run(c.recvSotW, c.recvDelta)
 	return nil
-}
-
-func (c *client) send(req *discoveryv3.DiscoveryRequest) error {
-	c.bytesUp.Add(int64(proto.Size(req)))
-	if err := c.stream.Send(req); err != nil {
-		return fmt.Errorf("client %d: send: %w", c.id, err)
-	}
-	return nil
-}
-
-func (c *client) sendDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
-	c.bytesUp.Add(int64(proto.Size(req)))
-	if err := c.dstream.Send(req); err != nil {
-		return fmt.Errorf("client %d: send: %w", c.id, err)
-	}
-	return nil
-}
-
-func (c *client) run() {
-	defer close(c.done)
-	for {
-		var err error
-		if c.delta {
-			err = c.recvDelta()
-		} else {
-			err = c.recvSotW()
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				c.err = fmt.Errorf("client %d: %w", c.id, err)
-			}
-			return
-		}
-	}
 }
 
 // response is what the client needs of a response of either protocol: its
@@ -341,13 +297,6 @@ func (c *client) mismatches(want *expectedState) int {
 		}
 	}
 	return n
-}
-
-func (c *client) close() {
-	if c.conn != nil {
-		_ = c.conn.Close()
-		<-c.done
-	}
 }
 
 // clusterName reads field 1 (cluster_name) of a marshalled

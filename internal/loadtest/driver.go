@@ -53,6 +53,21 @@ type Options struct {
 	// reads the server's CPU time, so that work after the last ACK (ACK
 	// processing, deferred sends) is counted.
 	Settle time.Duration
+	// Shape is how the clients subscribe: ShapeGRPC (the zero value) or
+	// ShapeEnvoy (see envoyClient). Envoy clients do not run churn, and the
+	// SnapshotCache is not measured with them.
+	Shape Shape
+	// Namespaces spreads the Services over that many namespaces (0 or 1:
+	// one, "load"); Envoy client c has node metadata NAMESPACE of namespace
+	// c mod Namespaces, so each namespace variant has its sidecars.
+	Namespaces int
+	// Sidecars builds the Envoy sidecar resources in every peer (the
+	// pipeline's sidecar stage); set it for Envoy clients, and for gRPC
+	// clients that are to be compared with them on the same world.
+	Sidecars bool
+	// Adds is the number of Services added one at a time after the
+	// endpoint changes, for Envoy clients (0: none).
+	Adds int
 	// Churn, when it has rates, adds open-loop churn phases after the
 	// single changes (Result.Churn).
 	Churn ChurnOptions
@@ -69,6 +84,18 @@ func (o *Options) defaults() error {
 	}
 	if len(o.PeerCommand) == 0 {
 		return errors.New("no peer command")
+	}
+	if o.Shape == "" {
+		o.Shape = ShapeGRPC
+	}
+	if o.Shape == ShapeEnvoy && !o.Sidecars {
+		return errors.New("envoy clients need the sidecar resources (Sidecars)")
+	}
+	if o.Shape == ShapeEnvoy && len(o.Churn.Rates) > 0 {
+		return errors.New("envoy clients do not run churn")
+	}
+	if o.Adds < 0 {
+		return fmt.Errorf("adds must not be negative, got %d", o.Adds)
 	}
 	if o.Changes < 0 {
 		return fmt.Errorf("changes must not be negative, got %d", o.Changes)
@@ -125,6 +152,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	var out []Result
 	for _, kind := range opts.Kinds {
+		if opts.Shape == ShapeEnvoy && kind == KindSnapshot {
+			opts.Logger.Info("skipped: the SnapshotCache peer is not measured with envoy clients", "kind", kind)
+			continue
+		}
 		r, err := runKind(ctx, &opts, kind)
 		if err != nil {
 			return out, fmt.Errorf("load: %s N=%d R=%d: %w", kind, opts.Clients, opts.Services, err)
@@ -151,7 +182,7 @@ type peer struct {
 }
 
 func startPeer(ctx context.Context, opts *Options, kind Kind) (*peer, []string, error) {
-	args := append(append([]string{}, opts.PeerCommand[1:]...), peerArgs(kind, opts.Services, opts.Endpoints)...)
+	args := append(append([]string{}, opts.PeerCommand[1:]...), peerArgs(kind, opts)...)
 	cmd := exec.CommandContext(ctx, opts.PeerCommand[0], args...)
 	cmd.Env = append(os.Environ(), opts.PeerEnv...)
 	cmd.Stderr = opts.PeerStderr
@@ -246,7 +277,10 @@ func (p *peer) stop() {
 func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	res := Result{Kind: kind, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints, PerClient: opts.PerClient, Delta: opts.Delta}
+	res := Result{
+		Kind: kind, Shape: opts.Shape, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints,
+		PerClient: opts.PerClient, Delta: opts.Delta, Namespaces: max(opts.Namespaces, 1), Sidecars: opts.Sidecars,
+	}
 
 	p, first, err := startPeer(ctx, opts, kind)
 	if err != nil {
@@ -260,11 +294,14 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	heapEmpty, _ := strconv.ParseUint(first[1], 10, 64)
 	heapWorld, _ := strconv.ParseUint(first[2], 10, 64)
 
-	h := newHasher()
-	world, err := NewWorld(opts.Services, opts.Endpoints)
+	world, err := NewWorld(opts.Services, opts.Endpoints, opts.Namespaces)
 	if err != nil {
 		return res, err
 	}
+	if opts.Shape == ShapeEnvoy {
+		return runEnvoy(ctx, opts, p, world, res, addr, heapEmpty, heapWorld)
+	}
+	h := newHasher()
 	want, err := world.expected(h)
 	if err != nil {
 		return res, err
@@ -288,7 +325,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 			slots[p] = subscribers[s]
 			subscribers[s]++
 		}
-		clients[i] = newClient(i, subs, slots, h, &current, &churn)
+		clients[i] = newClient(i, world.Name, subs, slots, h, &current, &churn)
 		clients[i].delta = opts.Delta
 		if err := clients[i].start(ctx, addr); err != nil {
 			return res, err
@@ -319,8 +356,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		return res, err
 	}
 	heapClients, _ := strconv.ParseUint(f[0], 10, 64)
-	res.HeapPerEndpoint = float64(int64(heapWorld)-int64(heapEmpty)) / float64(opts.Services*opts.Endpoints)
-	res.HeapPerClient = float64(int64(heapClients)-int64(heapWorld)) / float64(opts.Clients)
+	res.heap(opts, heapEmpty, heapWorld, heapClients)
 
 	cpu0, err := processCPU(p.cmd.Process.Pid)
 	if err != nil {
@@ -343,7 +379,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		if err := world.digest(h, want, i); err != nil {
 			return res, err
 		}
-		ch := &change{seq: k, name: ResourceName(i), digest: want.assignments[i], done: make(chan struct{})}
+		ch := &change{seq: k, name: world.Name(i), digest: want.assignments[i], done: make(chan struct{})}
 		ch.remaining.Store(int64(subscribers[i]))
 		affectedTotal += subscribers[i]
 		current.Store(ch)
@@ -416,6 +452,13 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// heap sets the heap figures from the peer's live heap when empty, with
+// the world, and with the clients connected.
+func (r *Result) heap(opts *Options, empty, world, clients uint64) {
+	r.HeapPerEndpoint = float64(int64(world)-int64(empty)) / float64(opts.Services*opts.Endpoints)
+	r.HeapPerClient = float64(int64(clients)-int64(world)) / float64(opts.Clients)
 }
 
 // processCPU returns the user + system CPU time of a process from

@@ -201,7 +201,7 @@ func TestLoadChurnBehind(t *testing.T) {
 
 func newWorld(t *testing.T, services, endpoints int) *World {
 	t.Helper()
-	w, err := NewWorld(services, endpoints)
+	w, err := NewWorld(services, endpoints, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

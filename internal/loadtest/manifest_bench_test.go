@@ -118,7 +118,7 @@ func BenchmarkManifestRenameToACK(b *testing.B) {
 		}
 	}()
 	for i := range cs {
-		cs[i] = newClient(i, []int{0}, []int{i}, h, &current, &churn)
+		cs[i] = newClient(i, ResourceName, []int{0}, []int{i}, h, &current, &churn)
 		if err := cs[i].start(ctx, lis.Addr().String()); err != nil {
 			b.Fatal(err)
 		}

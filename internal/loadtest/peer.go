@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
@@ -64,44 +65,62 @@ func ParseKind(s string) (Kind, error) {
 type peerServer interface {
 	// register adds the ADS service to gs.
 	register(gs *grpc.Server)
-	// apply stores the resources of the Services in svcs (keyed
-	// "namespace/name"); full is true for the first, complete world.
-	apply(ctx context.Context, full bool, svcs map[string]*translator.Resources) error
+	// apply stores the Services of b (a watcher batch; Full for the first,
+	// complete world).
+	apply(ctx context.Context, b model.Batch) error
 }
 
-func newPeerServer(ctx context.Context, kind Kind, log *slog.Logger) (peerServer, error) {
+// resourcePeer is a peer that takes translated resources (keyed by cache
+// group: "namespace/name", or a sidecar group) rather than batches.
+type resourcePeer interface {
+	register(gs *grpc.Server)
+	applyResources(ctx context.Context, full bool, svcs map[string]*translator.Resources) error
+}
+
+func newPeerServer(ctx context.Context, kind Kind, sidecars bool, log *slog.Logger) (peerServer, error) {
+	var rp resourcePeer
 	switch kind {
 	case KindSwitchboard:
-		return newSwitchboardPeer(log), nil
+		return newSwitchboardPeer(sidecars, log), nil
 	case KindLinear:
-		return newLinearPeer(ctx, log), nil
+		rp = newLinearPeer(ctx, log)
 	case KindSnapshot:
-		return newSnapshotPeer(ctx, log), nil
+		rp = newSnapshotPeer(ctx, log)
 	case KindFloor:
-		return newFloorPeer(), nil
+		rp = newFloorPeer()
+	default:
+		return nil, fmt.Errorf("unknown server kind %q", kind)
 	}
-	return nil, fmt.Errorf("unknown server kind %q", kind)
+	return newFedPeer(rp, sidecars), nil
 }
 
 // peerArgs are the flags of a peer process; the driver writes them
 // (startPeer) and ServePeer reads them, so they are one contract.
-func peerArgs(kind Kind, services, endpoints int) []string {
-	return []string{
+func peerArgs(kind Kind, opts *Options) []string {
+	args := []string{
 		"--kind", string(kind),
-		"--services", strconv.Itoa(services),
-		"--endpoints", strconv.Itoa(endpoints),
+		"--services", strconv.Itoa(opts.Services),
+		"--endpoints", strconv.Itoa(opts.Endpoints),
+		"--namespaces", strconv.Itoa(max(opts.Namespaces, 1)),
 	}
+	if opts.Sidecars {
+		args = append(args, "--sidecars")
+	}
+	return args
 }
 
 // ServePeer runs one server under test until stdin closes, ctx ends or it
 // reads "quit". args are the flags that the driver passes (--kind,
-// --services, --endpoints, --listen). It builds the World, translates it,
-// stores it in the server, listens for ADS on loopback and speaks a line
+// --services, --endpoints, --namespaces, --sidecars, --listen). It builds
+// the World, hands it to the server as one full watcher batch (Switchboard
+// runs it through pipeline.Syncer, the others get what
+// pipeline.Translate and, with --sidecars, pipeline.Sidecars make of it), listens for ADS on loopback and speaks a line
 // protocol:
 //
 //	stdout: "listening ADDR HEAP_EMPTY HEAP_WORLD" once the world is served
 //	stdin "change K"  → stdout "ok K NANOS" (NANOS: translate + store time)
 //	stdin "change K I" → the same for change K applied to Service I (churn)
+//	stdin "add A"     → stdout "ok A NANOS": Service World.Total() is added
 //	stdin "heap"      → stdout "heap BYTES" (live heap after two GCs)
 //	stdin "quit"      → exit
 //
@@ -113,6 +132,8 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	kindName := fs.String("kind", string(KindSwitchboard), "server under test")
 	services := fs.Int("services", 100, "Services in the world")
 	endpoints := fs.Int("endpoints", 100, "endpoints per Service")
+	namespaces := fs.Int("namespaces", 1, "namespaces the Services spread over")
+	sidecars := fs.Bool("sidecars", false, "build the Envoy sidecar resources too")
 	listen := fs.String("listen", "127.0.0.1:0", "ADS address")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
@@ -139,23 +160,18 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 
 	// The World is the harness's input model, not server state: the heap
 	// figures start after it is built.
-	world, err := NewWorld(*services, *endpoints)
+	world, err := NewWorld(*services, *endpoints, *namespaces)
 	if err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
 	}
 	heapEmpty := liveHeap()
-	srv, err := newPeerServer(ctx, kind, log)
+	srv, err := newPeerServer(ctx, kind, *sidecars, log)
 	if err != nil {
 		return err
 	}
-	all, err := world.TranslateAll()
-	if err != nil {
-		return err
-	}
-	if err := srv.apply(ctx, true, all); err != nil {
+	if err := srv.apply(ctx, world.Batch(nil, time.Time{})); err != nil {
 		return fmt.Errorf("serve-peer: store the world: %w", err)
 	}
-	clear(all) // the server keeps what it needs; the heap figure must not count the rest
 	heapWorld := liveHeap()
 
 	lis, err := net.Listen("tcp", *listen)
@@ -216,6 +232,8 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 			err = reply("heap %d", liveHeap())
 		case "change":
 			err = applyChange(ctx, srv, world, arg, reply)
+		case "add":
+			err = applyAdd(ctx, srv, world, arg, reply)
 		default:
 			err = fmt.Errorf("unknown command %q", line)
 		}
@@ -246,14 +264,26 @@ func applyChange(ctx context.Context, srv peerServer, world *World, arg string, 
 	if err != nil {
 		return err
 	}
-	res, err := world.Translate(i)
-	if err != nil {
-		return err
-	}
-	if err := srv.apply(ctx, false, map[string]*translator.Resources{ServiceKey(i).String(): res}); err != nil {
+	if err := srv.apply(ctx, world.Batch([]int{i}, start)); err != nil {
 		return fmt.Errorf("change %d: %w", k, err)
 	}
 	return reply("ok %d %d", k, time.Since(start).Nanoseconds())
+}
+
+func applyAdd(ctx context.Context, srv peerServer, world *World, arg string, reply func(string, ...any) error) error {
+	a, err := strconv.Atoi(arg)
+	if err != nil || a < 1 {
+		return fmt.Errorf("bad addition number %q", arg)
+	}
+	start := time.Now()
+	i, err := world.AddService()
+	if err != nil {
+		return err
+	}
+	if err := srv.apply(ctx, world.Batch([]int{i}, start)); err != nil {
+		return fmt.Errorf("add %d: %w", a, err)
+	}
+	return reply("ok %d %d", a, time.Since(start).Nanoseconds())
 }
 
 // liveHeap is the heap in use after garbage collection.

@@ -56,7 +56,7 @@ func Lines(results []Result) []string {
 		}
 		out = append(out, churnLines(group, sb)...)
 	}
-	return out
+	return append(out, envoyLines(results)...)
 }
 
 // churnLines are the lines of the churn phases of one scenario, per rate
@@ -249,6 +249,9 @@ func Markdown(results []Result, command, machine string) string {
 	b.WriteString("a change not converged when the drain ends counts as staler than all others, and a quantile that falls on one is a lower bound (\">\"). ")
 	b.WriteString("CPU (cores), pushes (responses of any type) per client per second and bytes per second are taken over the issue window. ")
 	b.WriteString("Issue lag is the driver's own delay behind the schedule. Final mismatches compare every client's last cluster and assignment of every subscribed Service with the world after the drain.\n\n")
+	if slices.ContainsFunc(results, func(r Result) bool { return r.Sidecars }) {
+		b.WriteString(envoyServed)
+	}
 	for _, group := range byScenario(results) {
 		fmt.Fprintf(&b, "## %s, %d endpoints per Service\n\n", group[0].scenario(), group[0].Endpoints)
 		if group[0].Changes == 0 {
@@ -264,6 +267,7 @@ func Markdown(results []Result, command, machine string) string {
 				num(r.PushesPerAffected), bytesText(r.HeapPerEndpoint), bytesText(r.HeapPerClient), r.FinalMismatches)
 		}
 		b.WriteString("\n")
+		b.WriteString(envoyTable(group))
 		b.WriteString(churnTable(group))
 	}
 	b.WriteString("## Comparison lines\n\n```\n")
@@ -348,6 +352,7 @@ func targets(results []Result) string {
 	}
 	row("churn 100 changes/s at N=1000, R=1000: ≤ 1 core and p99 staleness ≤ 500 ms", measured,
 		ok && !low && at100.CPUCores <= 1 && p99 <= 500*time.Millisecond, ok)
+	b.WriteString(envoyTargets(results))
 	b.WriteString("\nTranslation targets (100k endpoints ≤ 100 ms, one-slice update ≤ 50 µs) are Go benchmarks: see the `go test -bench` output of the same run.\n")
 	return b.String()
 }

@@ -9,6 +9,9 @@ import (
 // Result is what one Kind did under one Options.
 type Result struct {
 	Kind                         Kind
+	Shape                        Shape
+	Namespaces                   int
+	Sidecars                     bool // the world had the sidecar resources
 	Clients, Services, Endpoints int
 	PerClient                    int
 	Delta                        bool // clients spoke delta xDS
@@ -25,7 +28,23 @@ type Result struct {
 	HeapPerClient                float64       // server heap of the connected clients / clients
 	FinalMismatches              int           // resources, over all clients, that differ from the world at the end
 	Churn                        []ChurnResult // one per Options.Churn rate, in order
+	// Envoy clients only (Options.Adds): per added Service, until every
+	// client has ACKed its cluster, its assignment and a route
+	// configuration with its virtual host; server CPU and bytes per addition; bytes of the
+	// initial sync per client.
+	Adds               int
+	AddLatencies       []time.Duration
+	AddTimeouts        int
+	CPUPerAdd          time.Duration
+	BytesDownPerAdd    float64
+	SyncBytesPerClient float64
 }
+
+// AddP50 and AddP99 are quantiles of AddLatencies.
+func (r Result) AddP50() time.Duration { return quantile(r.AddLatencies, 0.50) }
+
+// AddP99 is the nearest-rank 99th percentile of AddLatencies.
+func (r Result) AddP99() time.Duration { return quantile(r.AddLatencies, 0.99) }
 
 // quantile returns the nearest-rank q-quantile of d (0 when empty).
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -60,6 +79,12 @@ func (r Result) scenario() string {
 	}
 	if r.Delta {
 		s += " delta"
+	}
+	if r.Shape == ShapeEnvoy {
+		s += " envoy"
+	}
+	if r.Namespaces > 1 {
+		s += fmt.Sprintf(" ns=%d", r.Namespaces)
 	}
 	return s
 }

@@ -18,29 +18,85 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/switchboard-xds/switchboard/model"
+	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // switchboardPeer is the server under test: Switchboard's own cache and
-// ADS server, fed exactly as pipeline.Syncer feeds them.
+// ADS server, fed by pipeline.Syncer as switchboard serve feeds them (with
+// the sidecar stage when --envoy-sidecars would be on).
 type switchboardPeer struct {
-	cache *xds.Cache
-	srv   *xds.Server
+	cache  *xds.Cache
+	srv    *xds.Server
+	syncer *pipeline.Syncer
 }
 
-func newSwitchboardPeer(log *slog.Logger) *switchboardPeer {
+func newSwitchboardPeer(sidecars bool, log *slog.Logger) *switchboardPeer {
 	c := xds.NewCache()
-	return &switchboardPeer{cache: c, srv: xds.NewServer(c, xds.ServerOptions{Logger: log})}
+	return &switchboardPeer{
+		cache:  c,
+		srv:    xds.NewServer(c, xds.ServerOptions{Logger: log}),
+		syncer: pipeline.NewSyncer(c, pipeline.Options{Logger: log, Sidecars: sidecars}),
+	}
 }
 
 func (p *switchboardPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
 }
 
-func (p *switchboardPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
-	_, err := p.cache.Apply(xds.Update{Full: full, Services: svcs})
-	return err
+func (p *switchboardPeer) apply(_ context.Context, b model.Batch) error {
+	p.syncer.Sink(b)
+	if d := p.syncer.Diagnostics(); len(d) > 0 {
+		return fmt.Errorf("diagnostics: %v", d)
+	}
+	return nil
+}
+
+// fedPeer feeds a peer that takes resources what switchboard serve's
+// pipeline makes of a batch: pipeline.Translate, and with sidecars the
+// groups of pipeline.Sidecars. It cannot serve per-client variants, so it
+// gets the plain resources (no namespace, zone or class variants), and,
+// with sidecars, only the sidecar listeners: an Envoy client's wildcard
+// LDS takes every listener it is served, and the api_listener listeners of
+// the Services are for gRPC clients, which never ask the peers for
+// listeners here.
+type fedPeer struct {
+	resourcePeer
+	sidecars *pipeline.Sidecars // nil when off
+}
+
+func newFedPeer(rp resourcePeer, sidecars bool) *fedPeer {
+	p := &fedPeer{resourcePeer: rp}
+	if sidecars {
+		p.sidecars = pipeline.NewSidecars(translator.Options{})
+	}
+	return p
+}
+
+func (p *fedPeer) apply(ctx context.Context, b model.Batch) error {
+	u, diags := pipeline.Translate(translator.Options{}, b)
+	for key, d := range diags {
+		if len(d) > 0 {
+			return fmt.Errorf("translate %s: %v", key, d)
+		}
+	}
+	if p.sidecars != nil {
+		groups, _, err := p.sidecars.Apply(b)
+		if err != nil {
+			return err
+		}
+		for key, r := range u.Services {
+			if r != nil {
+				only := *r
+				only.Listeners = nil
+				u.Services[key] = &only
+			}
+		}
+		maps.Copy(u.Services, groups)
+	}
+	return p.applyResources(ctx, b.Full, u.Services)
 }
 
 // gcpTypes are the types that the go-control-plane peers serve, in the
@@ -54,6 +110,9 @@ func encodedByType(svcs map[string]*translator.Resources) map[string]map[string]
 		out[t] = map[string]translator.Encoded{}
 	}
 	for _, r := range svcs {
+		if r == nil {
+			continue
+		}
 		for i, list := range [...][]translator.Encoded{r.Listeners, r.Routes, r.Clusters, r.Assignments} {
 			for _, e := range list {
 				out[gcpTypes[i]][e.Name] = e
@@ -130,7 +189,7 @@ func (p *linearPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
 }
 
-func (p *linearPeer) apply(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
+func (p *linearPeer) applyResources(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
 	all, err := byType(svcs)
 	if err != nil {
 		return err
@@ -189,7 +248,7 @@ func (p *snapshotPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
 }
 
-func (p *snapshotPeer) apply(ctx context.Context, full bool, svcs map[string]*translator.Resources) error {
+func (p *snapshotPeer) applyResources(ctx context.Context, full bool, svcs map[string]*translator.Resources) error {
 	changed := false
 	all, err := byType(svcs)
 	if err != nil {

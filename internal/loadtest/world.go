@@ -13,13 +13,15 @@ package loadtest
 import (
 	"fmt"
 	"hash/maphash"
+	"time"
 
 	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
-// Namespace holds every Service of the generated world.
+// Namespace holds every Service of a generated world of one namespace; a
+// world of n > 1 namespaces puts Service i in "load-<i mod n>".
 const Namespace = "load"
 
 // servicePort is the one port of every generated Service.
@@ -32,33 +34,84 @@ const servicePort = worldgen.Port
 // in a watcher.Store, which builds every view, as in production; a change is
 // an EndpointSlice write. A World is not safe for concurrent use.
 type World struct {
-	gen *worldgen.World
+	gen        *worldgen.World
+	endpoints  int
+	namespaces int
+	// added are the Services of AddService, one generated world each,
+	// numbered on from Len.
+	added []*worldgen.World
 }
 
 // NewWorld returns services single-port Services with endpoints ready
-// endpoints each, spread over two zones. It fails when the world does not
-// fit the generator's address space (see worldgen.Options).
-func NewWorld(services, endpoints int) (*World, error) {
-	w, err := worldgen.NewWorld(worldgen.Options{
-		Services: services, Endpoints: endpoints, Shape: worldgen.Zones2, Key: ServiceKey,
-	})
+// endpoints each, spread over two zones and over namespaces namespaces
+// (at least 1). It fails when the world does not fit the generator's
+// address space (see worldgen.Options).
+func NewWorld(services, endpoints, namespaces int) (*World, error) {
+	w := &World{endpoints: endpoints, namespaces: max(namespaces, 1)}
+	gen, err := worldgen.NewWorld(w.genOptions(services, 0))
 	if err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}
-	return &World{gen: w}, nil
+	w.gen = gen
+	return w, nil
 }
 
-// ServiceKey names the i-th Service of a World.
-func ServiceKey(i int) model.ServiceKey {
-	return model.ServiceKey{Namespace: Namespace, Name: fmt.Sprintf("svc-%05d", i)}
+func (w *World) genOptions(services, first int) worldgen.Options {
+	return worldgen.Options{Services: services, First: first, Endpoints: w.endpoints, Shape: worldgen.Zones2, Key: w.Key}
+}
+
+// ServiceKey names the i-th Service of a World of one namespace.
+func ServiceKey(i int) model.ServiceKey { return serviceKey(Namespace, i) }
+
+func serviceKey(ns string, i int) model.ServiceKey {
+	return model.ServiceKey{Namespace: ns, Name: fmt.Sprintf("svc-%05d", i)}
 }
 
 // ResourceName is the canonical xDS name (cluster and assignment) of the
-// i-th Service.
+// i-th Service of a World of one namespace.
 func ResourceName(i int) string { return translator.CanonicalName("", ServiceKey(i), servicePort) }
 
-// Len is the number of Services.
+// NamespaceOf is the namespace of the i-th Service.
+func (w *World) NamespaceOf(i int) string {
+	if w.namespaces == 1 {
+		return Namespace
+	}
+	return fmt.Sprintf("%s-%d", Namespace, i%w.namespaces)
+}
+
+// Key names the i-th Service (added ones too).
+func (w *World) Key(i int) model.ServiceKey { return serviceKey(w.NamespaceOf(i), i) }
+
+// Name is the canonical xDS name (cluster and assignment) of the i-th
+// Service.
+func (w *World) Name(i int) string { return translator.CanonicalName("", w.Key(i), servicePort) }
+
+// Len is the number of Services the World started with; AddService adds
+// more after them.
 func (w *World) Len() int { return w.gen.Len() }
+
+// Total is Len plus the Services added since.
+func (w *World) Total() int { return w.gen.Len() + len(w.added) }
+
+// View is the current view of the i-th Service, added ones too.
+func (w *World) View(i int) *model.Service {
+	if i >= w.gen.Len() {
+		return w.added[i-w.gen.Len()].View(0)
+	}
+	return w.gen.View(i)
+}
+
+// AddService generates Service Total() (a new name, ClusterIP and pods,
+// through a watcher.Store of its own) and returns its index.
+func (w *World) AddService() (int, error) {
+	i := w.Total()
+	gen, err := worldgen.NewWorld(w.genOptions(1, i))
+	if err != nil {
+		return 0, fmt.Errorf("world: add Service %d: %w", i, err)
+	}
+	w.added = append(w.added, gen)
+	return i, nil
+}
 
 // ChangedService is the index of the Service that change k (k ≥ 1) touches.
 // Changes walk the Services in a scrambled order, so consecutive changes hit
@@ -94,7 +147,7 @@ func (w *World) ChangeService(k, i int) error {
 // Translate returns the resources of the i-th Service, translated by
 // Switchboard's translator, as every peer serves them.
 func (w *World) Translate(i int) (*translator.Resources, error) {
-	svc := w.gen.View(i)
+	svc := w.View(i)
 	res, diags := translator.Service(translator.Options{}, svc)
 	if len(diags) > 0 {
 		return nil, fmt.Errorf("translate %s: %v", svc.Key, diags)
@@ -102,18 +155,22 @@ func (w *World) Translate(i int) (*translator.Resources, error) {
 	return &res, nil
 }
 
-// TranslateAll returns the resources of every Service, keyed by
-// "namespace/name" as xds.Update wants them.
-func (w *World) TranslateAll() (map[string]*translator.Resources, error) {
-	out := make(map[string]*translator.Resources, w.Len())
-	for i := range w.Len() {
-		res, err := w.Translate(i)
-		if err != nil {
-			return nil, err
+// Batch is the watcher's batch of the Services in indices (all of them,
+// Full, when indices is nil), as the Syncer of switchboard serve gets it.
+func (w *World) Batch(indices []int, at time.Time) model.Batch {
+	if indices == nil {
+		b := model.Batch{Full: true, Services: make(map[model.ServiceKey]*model.Service, w.Total())}
+		for i := range w.Total() {
+			b.Services[w.Key(i)] = w.View(i)
 		}
-		out[ServiceKey(i).String()] = res
+		return b
 	}
-	return out, nil
+	b := model.Batch{Services: map[model.ServiceKey]*model.Service{}, Changed: map[model.ServiceKey]time.Time{}}
+	for _, i := range indices {
+		b.Services[w.Key(i)] = w.View(i)
+		b.Changed[w.Key(i)] = at
+	}
+	return b
 }
 
 // hasher digests marshalled resources so that N clients × R resources of

@@ -1,0 +1,68 @@
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// adsStream is what both client shapes share: one ADS stream, SotW or
+// delta, with its byte and response counts and its end.
+type adsStream struct {
+	id      int
+	conn    *grpc.ClientConn
+	stream  discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	delta   bool
+	dstream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+
+	bytesDown, bytesUp atomic.Int64
+	responses          atomic.Int64
+	err                error
+	done               chan struct{}
+}
+
+func (s *adsStream) send(req *discoveryv3.DiscoveryRequest) error {
+	s.bytesUp.Add(int64(proto.Size(req)))
+	if err := s.stream.Send(req); err != nil {
+		return fmt.Errorf("client %d: send: %w", s.id, err)
+	}
+	return nil
+}
+
+func (s *adsStream) sendDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
+	s.bytesUp.Add(int64(proto.Size(req)))
+	if err := s.dstream.Send(req); err != nil {
+		return fmt.Errorf("client %d: send: %w", s.id, err)
+	}
+	return nil
+}
+
+// run receives with recvSotW or recvDelta until the stream ends, then
+// closes done.
+func (s *adsStream) run(recvSotW, recvDelta func() error) {
+	defer close(s.done)
+	for {
+		recv := recvSotW
+		if s.delta {
+			recv = recvDelta
+		}
+		if err := recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.err = fmt.Errorf("client %d: %w", s.id, err)
+			}
+			return
+		}
+	}
+}
+
+func (s *adsStream) close() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+		<-s.done
+	}
+}
