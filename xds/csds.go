@@ -8,6 +8,8 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // CSDS is the Client Status Discovery Service
@@ -24,13 +26,28 @@ import (
 // its type's state (the client ACKed, has not answered, or NACKed the
 // latest response of the type). A name subscribed and not sent is
 // NOT_SENT, REQUESTED when the cache has it, DOES_NOT_EXIST when not.
+//
+// With CSDSOptions.AskerNamespace (mutual TLS), an asker is told only about
+// the clients of its own namespace (node metadata NAMESPACE, which mTLS
+// checks against the client's identity), so CSDS does not show one
+// namespace's sidecars what another's hold; without it, about every client.
 type CSDS struct {
 	statusv3.UnimplementedClientStatusDiscoveryServiceServer
-	srv *Server
+	srv  *Server
+	opts CSDSOptions
+}
+
+// CSDSOptions configure a CSDS.
+type CSDSOptions struct {
+	// AskerNamespace returns the namespace of whoever sent a request
+	// (its verified identity, from the stream's context), or an error when
+	// it has none; the request is then answered with no clients. Nil means
+	// every asker may see every client.
+	AskerNamespace func(ctx context.Context) (string, error)
 }
 
 // NewCSDS returns the CSDS of srv.
-func NewCSDS(srv *Server) *CSDS { return &CSDS{srv: srv} }
+func NewCSDS(srv *Server, opts CSDSOptions) *CSDS { return &CSDS{srv: srv, opts: opts} }
 
 // FetchClientStatus answers one request.
 func (c *CSDS) FetchClientStatus(ctx context.Context, req *statusv3.ClientStatusRequest) (*statusv3.ClientStatusResponse, error) {
@@ -61,7 +78,18 @@ func (c *CSDS) status(ctx context.Context, req *statusv3.ClientStatusRequest) *s
 		}
 	}
 	resp := &statusv3.ClientStatusResponse{}
+	scoped, askerNS := false, ""
+	if c.opts.AskerNamespace != nil {
+		ns, err := c.opts.AskerNamespace(ctx)
+		if err != nil {
+			return resp
+		}
+		scoped, askerNS = true, ns
+	}
 	for _, cc := range c.srv.ClientConfigs(ctx, nodeID) {
+		if scoped && translator.ClientOf(cc.Node).Namespace != askerNS {
+			continue
+		}
 		resp.Config = append(resp.Config, csdsConfig(cc, req.GetExcludeResourceContents()))
 	}
 	return resp

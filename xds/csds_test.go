@@ -2,6 +2,8 @@ package xds
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,5 +117,49 @@ func TestCSDS(t *testing.T) {
 	}
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// askerKey carries a test asker's namespace in a context.
+type askerKey struct{}
+
+// With AskerNamespace (mutual TLS), an asker is told about the clients of
+// its own namespace only, and one without an identity about none.
+func TestCSDSScopedToAskerNamespace(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 5)})
+	for _, ns := range []string{"x", "y"} {
+		c := h.client(t)
+		c.node = envoyIn(ns)
+		c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+		c.next()
+	}
+	waitFor(t, func() bool { return len(h.srv.Clients()) == 2 })
+	csds := NewCSDS(h.srv, CSDSOptions{AskerNamespace: func(ctx context.Context) (string, error) {
+		ns, ok := ctx.Value(askerKey{}).(string)
+		if !ok {
+			return "", errors.New("no identity")
+		}
+		return ns, nil
+	}})
+	for _, c := range []struct {
+		ctx  context.Context
+		want []string
+	}{
+		{context.WithValue(context.Background(), askerKey{}, "x"), []string{"sidecar-x"}},
+		{context.WithValue(context.Background(), askerKey{}, "z"), nil},
+		{context.Background(), nil},
+	} {
+		resp, err := csds.FetchClientStatus(c.ctx, &statusv3.ClientStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, cc := range resp.GetConfig() {
+			got = append(got, cc.GetNode().GetId())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("asker %v: clients %v, want %v", c.ctx.Value(askerKey{}), got, c.want)
+		}
 	}
 }

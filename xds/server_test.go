@@ -60,7 +60,7 @@ func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
 	// As cmd/switchboard wires it: the limits included.
 	gs := grpc.NewServer(h.srv.GRPCServerOptions()...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, h.srv)
-	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, NewCSDS(h.srv))
+	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, NewCSDS(h.srv, CSDSOptions{}))
 	go func() { _ = gs.Serve(h.srv.LimitListener(lis)) }()
 	t.Cleanup(gs.Stop)
 	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

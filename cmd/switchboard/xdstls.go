@@ -42,7 +42,9 @@ func (o xdsTLSOptions) validate() error {
 type xdsSecurity struct {
 	serverOptions []grpc.ServerOption
 	authorize     func(context.Context, *corev3.Node) error
-	run           func(context.Context) error
+	// askerNamespace scopes CSDS to the asker's namespace (mTLS only).
+	askerNamespace func(context.Context) (string, error)
+	run            func(context.Context) error
 }
 
 // build loads the files named by the flags, failing when they do not load.
@@ -63,6 +65,10 @@ func (o xdsTLSOptions) build(log *slog.Logger, reg prometheus.Registerer) (xdsSe
 	sec := xdsSecurity{serverOptions: []grpc.ServerOption{creds.ServerOption()}, run: creds.Run}
 	if creds.MutualTLS() {
 		sec.authorize = creds.Authorize
+		sec.askerNamespace = func(ctx context.Context) (string, error) {
+			id, err := xdsauth.IdentityOf(ctx)
+			return id.Namespace, err
+		}
 	}
 	return sec, nil
 }
