@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -80,6 +81,27 @@ func (m *mtls) adsStatus(t *testing.T, certFile, keyFile string, node *corev3.No
 	return err
 }
 
+// csdsNodes asks CSDS, with the given client certificate, which clients
+// are connected, and returns their node ids.
+func (m *mtls) csdsNodes(t *testing.T, certFile, keyFile string) []string {
+	t.Helper()
+	cfg := testpki.ClientConfig(t, m.ca.PEM, certFile, keyFile)
+	conn, err := grpc.NewClient(m.sb.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := statusv3.NewClientStatusDiscoveryServiceClient(conn).FetchClientStatus(opCtx(t), &statusv3.ClientStatusRequest{})
+	if err != nil {
+		t.Fatalf("CSDS: %v", err)
+	}
+	var ids []string
+	for _, c := range resp.GetConfig() {
+		ids = append(ids, c.GetNode().GetId())
+	}
+	return ids
+}
+
 func nsNode(id, ns string) *corev3.Node {
 	return &corev3.Node{Id: id, Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(ns)}}}
 }
@@ -105,6 +127,14 @@ func TestMutualTLS(t *testing.T) {
 	rs, err := p.WaitSpread(s.ctx, 20, ids(b...)...)
 	s.check("grpc-go over mTLS", rs, err)
 	stream := streamOf(t, m.sb, t.Name())
+	// CSDS tells a certificate holder about its own namespace's clients only.
+	if got := m.csdsNodes(t, cert, key); !slices.Contains(got, t.Name()) {
+		t.Errorf("CSDS asked from namespace %s lists %v, want the grpc-go client %s among them", ns, got, t.Name())
+	}
+	oc, ok, _ := m.identity(t, m.ca, "outsider", "elsewhere", "client")
+	if got := m.csdsNodes(t, oc, ok); len(got) != 0 {
+		t.Errorf("CSDS asked from namespace elsewhere lists %v, want none", got)
+	}
 
 	// Refusals, read with a raw grpc-go ADS client.
 	if err := m.adsStatus(t, "", "", nsNode("anon", ns)); status.Code(err) != codes.Unavailable {
