@@ -7,8 +7,9 @@
 #   outbound TCP          -> nat OUTPUT REDIRECT to Envoy's 15001 ("virtualOutbound",
 #                            use_original_dst), except Envoy's own uid, loopback,
 #                            EXCLUDE_CIDRS and EXCLUDE_PORTS
-#   UDP to SERVICE_CIDRS  -> TPROXY to the Envoy listener bound (transparent) to the
-#                            ClusterIP:port itself ("udp_<IP>_<P>")
+#   UDP to SERVICE_CIDRS  -> marked and routed locally (ip rule fwmark -> table with
+#                            "local default dev lo") to the Envoy listener bound
+#                            (transparent) to the ClusterIP:port itself ("udp_<IP>_<P>")
 #   UDP port 53           -> 127.0.0.1:DNS_PORT, Envoy's "dns" listener (DNS_CAPTURE)
 #
 # Settings (environment):
@@ -16,7 +17,7 @@
 #   ENVOY_GID      also exempt traffic of this gid (default: none)
 #   OUTBOUND_PORT  Envoy's virtualOutbound port (default 15001)
 #   SERVICE_CIDRS  comma list of the cluster's Service CIDRs, IPv4 and/or IPv6, whose
-#                  UDP is TPROXYed (default 10.96.0.0/12, kubeadm's and kind's default;
+#                  UDP goes to Envoy's transparent listeners (default 10.96.0.0/12, kubeadm's and kind's default;
 #                  "" captures no UDP but DNS)
 #   EXCLUDE_CIDRS  comma list of destinations never captured (default: none)
 #   EXCLUDE_PORTS  comma list of TCP destination ports never captured (default: none)
@@ -26,7 +27,7 @@
 #                  --envoy-dns-address 127.0.0.1:15053)
 #   ENABLE_IPV6    "true" also writes the ip6tables rules (default false). IPv6 DNS
 #                  queries are not captured: Envoy's DNS listener is IPv4 only.
-#   TPROXY_MARK    fwmark of TPROXYed packets (default 0x539, i.e. 1337)
+#   TPROXY_MARK    fwmark of UDP packets to Services (default 0x539, i.e. 1337)
 #   TPROXY_TABLE   routing table that delivers marked packets locally (default 133)
 #
 # Rerunning it replaces its own rules (its chains are flushed, jumps and the ip
@@ -103,12 +104,11 @@ capture() {
 	"$ipt" -t nat -A SWITCHBOARD_OUTPUT -p tcp -j REDIRECT --to-ports "$OUTBOUND_PORT"
 	jump "$ipt" nat OUTPUT SWITCHBOARD_OUTPUT
 
-	# --- UDP to Services: TPROXY. NAT cannot do it: Envoy's UDP listeners
-	# are bound to each ClusterIP:port, and a UDP socket has no
-	# SO_ORIGINAL_DST. So the packet keeps its destination and is
-	# delivered locally to the transparent socket bound to it.
+	# --- UDP to Services: policy routing, as TPROXY setups do. NAT cannot
+	# do it: Envoy's UDP listeners are bound to each ClusterIP:port, and a
+	# UDP socket has no SO_ORIGINAL_DST. So the packet keeps its destination
+	# and is delivered locally to the transparent socket bound to it.
 	chain "$ipt" mangle SWITCHBOARD_UDP
-	chain "$ipt" mangle SWITCHBOARD_TPROXY
 	if [[ -n "$services" ]]; then
 		"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp -m owner --uid-owner "$ENVOY_UID" -j RETURN
 		if [[ -n "$ENVOY_GID" ]]; then
@@ -124,25 +124,28 @@ capture() {
 		while read -r cidr; do
 			"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp -d "$cidr" -j MARK --set-mark "$TPROXY_MARK"
 		done <<<"$services"
-		# Back in through lo, the marked packet goes to the socket bound to
-		# its own destination address and port (--on-port 0, --on-ip
-		# unset: the original ones), which must be transparent
-		# (IP_TRANSPARENT; Envoy's "transparent: true"). With no such
-		# socket (no listener yet) the packet is dropped.
-		"$ipt" -t mangle -A SWITCHBOARD_TPROXY -i lo -p udp -m mark --mark "$TPROXY_MARK" \
-			-j TPROXY --on-port 0 --tproxy-mark "$TPROXY_MARK"
+		# Back in through lo, the marked packet is delivered by the
+		# ordinary UDP lookup to the socket bound to its own destination,
+		# ClusterIP:port, which may be bound there because it is
+		# transparent (IP_TRANSPARENT; Envoy's "transparent: true").
+		# No TPROXY target: with --on-port 0 and no --on-ip, TPROXY
+		# looks for a socket on the *incoming interface's* address, lo's
+		# 127.0.0.1, and drops the packet when there is none, so a socket
+		# bound to ClusterIP:port never sees it (TestCapture failed so
+		# while this script had that rule).
+		# With no such socket (no listener yet) the kernel answers ICMP
+		# port unreachable, as for any closed local port.
 	fi
 	jump "$ipt" mangle OUTPUT SWITCHBOARD_UDP
-	jump "$ipt" mangle PREROUTING SWITCHBOARD_TPROXY
 
-	# The routing side of TPROXY: marked packets look up TPROXY_TABLE,
+	# The routing side: marked packets look up TPROXY_TABLE,
 	# where every address is local and reached through lo.
 	while ip "-$family" rule del fwmark "$TPROXY_MARK" lookup "$TPROXY_TABLE" 2>/dev/null; do :; done
 	if [[ -n "$services" ]]; then
 		ip "-$family" rule add fwmark "$TPROXY_MARK" lookup "$TPROXY_TABLE"
 		ip "-$family" route replace local default dev lo table "$TPROXY_TABLE"
 	fi
-	log "IPv$family: TCP -> :$OUTBOUND_PORT (uid $ENVOY_UID exempt); UDP TPROXY for [${services//$'\n'/,}]"
+	log "IPv$family: TCP -> :$OUTBOUND_PORT (uid $ENVOY_UID exempt); UDP to local transparent sockets for [${services//$'\n'/,}]"
 }
 
 capture 4
