@@ -238,6 +238,12 @@ func watchWire(t *testing.T, ifname string) <-chan wirePacket {
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
 		t.Fatalf("bind packet socket to %s: %v", ifname, err)
 	}
+	// Non-blocking, so the file is in the runtime's poller and Close ends
+	// a Read in progress (with a blocking fd, Close waits for the next
+	// packet).
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
 	f := os.NewFile(uintptr(fd), "packet-"+ifname)
 	t.Cleanup(func() { _ = f.Close() })
 	out := make(chan wirePacket, 256)

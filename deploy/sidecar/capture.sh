@@ -13,7 +13,8 @@
 #   UDP port 53           -> 127.0.0.1:DNS_PORT, Envoy's "dns" listener (DNS_CAPTURE)
 #
 # Settings (environment):
-#   ENVOY_UID      uid Envoy runs as; its traffic is never captured (default 1337)
+#   ENVOY_UID      uid Envoy runs as; its traffic is never captured (default 1337;
+#                  "" exempts no uid, for an Envoy that runs as root, see ENVOY_GID)
 #   ENVOY_GID      also exempt traffic of this gid (default: none)
 #   OUTBOUND_PORT  Envoy's virtualOutbound port (default 15001)
 #   SERVICE_CIDRS  comma list of the cluster's Service CIDRs, IPv4 and/or IPv6, whose
@@ -34,7 +35,7 @@
 # rule are not added twice); it never touches rules it did not write.
 set -euo pipefail
 
-ENVOY_UID="${ENVOY_UID:-1337}"
+ENVOY_UID="${ENVOY_UID-1337}"
 ENVOY_GID="${ENVOY_GID:-}"
 OUTBOUND_PORT="${OUTBOUND_PORT:-15001}"
 SERVICE_CIDRS="${SERVICE_CIDRS-10.96.0.0/12}"
@@ -78,7 +79,9 @@ capture() {
 	chain "$ipt" nat SWITCHBOARD_OUTPUT
 	# Envoy's own connections (to endpoints, to Switchboard, its DNS
 	# forwarding) go out as they are; capturing them would loop.
-	"$ipt" -t nat -A SWITCHBOARD_OUTPUT -m owner --uid-owner "$ENVOY_UID" -j RETURN
+	if [[ -n "$ENVOY_UID" ]]; then
+		"$ipt" -t nat -A SWITCHBOARD_OUTPUT -m owner --uid-owner "$ENVOY_UID" -j RETURN
+	fi
 	if [[ -n "$ENVOY_GID" ]]; then
 		"$ipt" -t nat -A SWITCHBOARD_OUTPUT -m owner --gid-owner "$ENVOY_GID" -j RETURN
 	fi
@@ -110,14 +113,14 @@ capture() {
 	# and is delivered locally to the transparent socket bound to it.
 	chain "$ipt" mangle SWITCHBOARD_UDP
 	if [[ -n "$services" ]]; then
-		"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp -m owner --uid-owner "$ENVOY_UID" -j RETURN
+		if [[ -n "$ENVOY_UID" ]]; then
+			"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp -m owner --uid-owner "$ENVOY_UID" -j RETURN
+		fi
 		if [[ -n "$ENVOY_GID" ]]; then
 			"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp -m owner --gid-owner "$ENVOY_GID" -j RETURN
 		fi
-		# DNS to a ClusterIP (kube-dns) is left to the DNS rule above.
-		if [[ "$DNS_CAPTURE" == true && "$family" == 4 ]]; then
-			"$ipt" -t mangle -A SWITCHBOARD_UDP -p udp --dport 53 -j RETURN
-		fi
+		# DNS to a ClusterIP (kube-dns) is marked too, but the nat table's
+		# DNAT above runs after this and sends it to 127.0.0.1 all the same.
 		# Mark UDP to a Service address. The mark makes the kernel route
 		# the packet again, now by the ip rule below: table TPROXY_TABLE,
 		# whose only route says every address is local, via lo.
@@ -145,7 +148,8 @@ capture() {
 		ip "-$family" rule add fwmark "$TPROXY_MARK" lookup "$TPROXY_TABLE"
 		ip "-$family" route replace local default dev lo table "$TPROXY_TABLE"
 	fi
-	log "IPv$family: TCP -> :$OUTBOUND_PORT (uid $ENVOY_UID exempt); UDP to local transparent sockets for [${services//$'\n'/,}]"
+	[[ -n "$ENVOY_UID$ENVOY_GID" ]] || log "warning: neither ENVOY_UID nor ENVOY_GID is set: Envoy's own traffic will loop"
+	log "IPv$family: TCP -> :$OUTBOUND_PORT (uid '$ENVOY_UID' gid '$ENVOY_GID' exempt); UDP to local transparent sockets for [${services//$'\n'/,}]"
 }
 
 capture 4
