@@ -12,10 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 )
 
 // TestDeploySidecarManifests renders deploy/sidecar (the Envoy sidecar
@@ -35,18 +31,7 @@ func TestDeploySidecarManifests(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	objs := render(t, filepath.Join(filepath.Dir(file), "..", "deploy", "sidecar"))
 
-	warnings := &warningRecorder{}
-	cfg := cp.AdminConfig()
-	cfg.WarningHandler = warnings
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+	warnings, dyn, mapper := dryRunClients(t, cp)
 
 	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	for _, o := range objs {
