@@ -25,7 +25,7 @@ help:
 	@echo "make test        everything: tools, unit, golden, integration (real kube-apiserver + etcd, 3 real xDS clients)"
 	@echo "make build       build bin/switchboard"
 	@echo "make image       docker build the image $(IMAGE) (needs a Docker engine)"
-	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus if missing"
+	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus, iptables and shellcheck if missing"
 	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
@@ -43,6 +43,7 @@ image:
 tools:
 	@bash hack/tools/install.sh
 	@bash hack/tools/prometheus.sh
+	@bash hack/tools/iptables.sh
 
 clients:
 	@bash hack/clients.sh

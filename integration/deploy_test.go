@@ -29,6 +29,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/switchboard-xds/switchboard/integration/harness"
 )
 
 // TestDeployManifests renders deploy/kubernetes and its monitoring overlay
@@ -53,18 +55,7 @@ func TestDeployManifests(t *testing.T) {
 	baseObjs := render(t, base)
 	overlayObjs := render(t, overlay)
 
-	warnings := &warningRecorder{}
-	cfg := cp.AdminConfig()
-	cfg.WarningHandler = warnings
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+	warnings, dyn, mapper := dryRunClients(t, cp)
 	createCRDs(ctx, t, dyn, mapper, "servicemonitors", "ServiceMonitor", "prometheusrules", "PrometheusRule")
 
 	for _, set := range []struct {
@@ -110,6 +101,25 @@ func TestDeployManifests(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
 		t.Errorf("the Deployment's args %q are not accepted by the binary: %v\n%s", args[:len(args)-1], err, out)
 	}
+}
+
+// dryRunClients returns a dynamic client of cp's admin, a REST mapper from
+// its discovery, and the recorder of the API server's warnings to them.
+func dryRunClients(t *testing.T, cp *harness.ControlPlane) (*warningRecorder, dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper) {
+	t.Helper()
+	warnings := &warningRecorder{}
+	cfg := cp.AdminConfig()
+	cfg.WarningHandler = warnings
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+	return warnings, dyn, mapper
 }
 
 // render runs kustomize (the library kubectl -k uses) on dir.
