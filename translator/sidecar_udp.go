@@ -30,8 +30,9 @@ const (
 
 // udpPortResources is SidecarUDP for port: a listener "udp_<IP>_P" per
 // ClusterIP of every UDP Service on the port, bound to that address
-// transparently (the capture rules TPROXY datagrams to it; Envoy does not
-// hand UDP over from another listener), proxying to the port's cluster
+// transparently (the capture rules route datagrams to the Service CIDRs
+// locally, so the kernel delivers them to it; Envoy does not hand UDP over
+// from another listener), proxying to the port's cluster
 // (udpName). Services limited by AnnotationVisibleTo get none: a listener
 // cannot differ by namespace the way a chain or a route can.
 func udpPortResources(domain string, port int32, ins []sidecarInput) (Resources, error) {

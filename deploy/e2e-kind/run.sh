@@ -15,8 +15,9 @@ set -euo pipefail
 
 CLUSTER="${CLUSTER:-switchboard-e2e}"
 # A kind node image for Kubernetes 1.34 (native sidecars need 1.29+).
-# TODO(lead): pin the digest from the kind release notes of the kind you use
-# (kindest/node:v1.34.0@sha256:...); it could not be looked up here.
+# Pinned by tag only: no registry is reachable from where this was written,
+# so the digest (in the kind release notes, kindest/node:v1.34.0@sha256:...)
+# could not be looked up; set NODE_IMAGE to the digest form to pin it.
 NODE_IMAGE="${NODE_IMAGE:-kindest/node:v1.34.0}"
 IMAGE="${IMAGE:-switchboard:e2e}"
 NS=sidecar-demo
