@@ -56,7 +56,6 @@ type client struct {
 	clusters []uint64 // digest by position; 0 = not received
 	assigns  []uint64
 	missing  int // positions whose CDS or EDS resource has not arrived yet
-	synced   chan struct{}
 	lastSeq  int
 	edsNames []string // names learned from the clusters
 }
@@ -65,12 +64,11 @@ type client struct {
 // subscribers of services[p] (see churnTracker).
 func newClient(id int, name func(int) string, services, slots []int, h hasher, current *atomic.Pointer[change], churn *atomic.Pointer[churnTracker]) *client {
 	c := &client{
-		adsStream: adsStream{id: id, done: make(chan struct{})}, services: services, slots: slots, hash: h, current: current, churn: churn,
+		adsStream: adsStream{id: id, done: make(chan struct{}), synced: make(chan struct{})}, services: services, slots: slots, hash: h, current: current, churn: churn,
 		pos:      make(map[string]int, len(services)),
 		clusters: make([]uint64, len(services)),
 		assigns:  make([]uint64, len(services)),
 		missing:  2 * len(services),
-		synced:   make(chan struct{}),
 	}
 	for p, i := range services {
 		n := name(i)

@@ -98,18 +98,16 @@ type envoyClient struct {
 	addEDS    bool
 	addRDS    bool
 	addDone   int // last addition this client reported
-	synced    chan struct{}
 	isSynced  bool
 }
 
 func newEnvoyClient(id int, namespace string, wantClusters int, h hasher, current *atomic.Pointer[change], adding *atomic.Pointer[addition]) *envoyClient {
 	return &envoyClient{
-		adsStream: adsStream{id: id, done: make(chan struct{})}, namespace: namespace, hash: h, current: current, adding: adding, wantClusters: wantClusters,
+		adsStream: adsStream{id: id, done: make(chan struct{}), synced: make(chan struct{})}, namespace: namespace, hash: h, current: current, adding: adding, wantClusters: wantClusters,
 		listeners: map[string]uint64{}, rdsOf: map[string][]string{},
 		clusters: map[string]uint64{}, edsOf: map[string]string{},
 		routes: map[string]uint64{}, assigns: map[string]uint64{},
 		subs: map[string][]string{}, versions: map[string]string{}, nonces: map[string]string{},
-		synced: make(chan struct{}),
 	}
 }
 

@@ -38,16 +38,12 @@ func runEnvoy(ctx context.Context, opts *Options, p *peer, world *World, res Res
 			return res, err
 		}
 	}
-	deadline := time.NewTimer(opts.SyncTimeout)
-	defer deadline.Stop()
-	for _, c := range clients {
-		select {
-		case <-c.synced:
-		case <-c.done:
-			return res, fmt.Errorf("initial sync: envoy client %d ended: %w", c.id, c.err)
-		case <-deadline.C:
-			return res, fmt.Errorf("initial sync: envoy client %d has not received all its resources after %s", c.id, opts.SyncTimeout)
-		}
+	streams := make([]*adsStream, len(clients))
+	for i, c := range clients {
+		streams[i] = &c.adsStream
+	}
+	if err := waitSynced(streams, opts.SyncTimeout, "envoy client"); err != nil {
+		return res, err
 	}
 	res.Sync = time.Since(syncStart)
 	down, up, resp := envoyTotals(clients)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
@@ -24,6 +25,25 @@ type adsStream struct {
 	responses          atomic.Int64
 	err                error
 	done               chan struct{}
+	// synced is closed when the client first holds everything it wants.
+	synced chan struct{}
+}
+
+// waitSynced waits until every stream is synced, failing when one ends
+// or timeout passes first; what names the clients in errors.
+func waitSynced(streams []*adsStream, timeout time.Duration, what string) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for _, s := range streams {
+		select {
+		case <-s.synced:
+		case <-s.done:
+			return fmt.Errorf("initial sync: %s %d ended: %w", what, s.id, s.err)
+		case <-deadline.C:
+			return fmt.Errorf("initial sync: %s %d has not received all its resources after %s", what, s.id, timeout)
+		}
+	}
+	return nil
 }
 
 func (s *adsStream) send(req *discoveryv3.DiscoveryRequest) error {
