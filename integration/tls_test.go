@@ -61,11 +61,7 @@ func (m *mtls) identity(t *testing.T, ca *testpki.CA, name, ns, sa string) (cert
 // nil when a response came.
 func (m *mtls) adsStatus(t *testing.T, certFile, keyFile string, node *corev3.Node) error {
 	t.Helper()
-	cfg := testpki.ClientConfig(t, m.ca.PEM, certFile, keyFile)
-	conn, err := grpc.NewClient(m.sb.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := m.dial(t, certFile, keyFile)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -81,15 +77,23 @@ func (m *mtls) adsStatus(t *testing.T, certFile, keyFile string, node *corev3.No
 	return err
 }
 
-// csdsNodes asks CSDS, with the given client certificate, which clients
-// are connected, and returns their node ids.
-func (m *mtls) csdsNodes(t *testing.T, certFile, keyFile string) []string {
+// dial connects to Switchboard's xDS port over TLS with the given client
+// certificate (none when empty).
+func (m *mtls) dial(t *testing.T, certFile, keyFile string) *grpc.ClientConn {
 	t.Helper()
 	cfg := testpki.ClientConfig(t, m.ca.PEM, certFile, keyFile)
 	conn, err := grpc.NewClient(m.sb.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// csdsNodes asks CSDS, with the given client certificate, which clients
+// are connected, and returns their node ids.
+func (m *mtls) csdsNodes(t *testing.T, certFile, keyFile string) []string {
+	t.Helper()
+	conn := m.dial(t, certFile, keyFile)
 	defer conn.Close()
 	resp, err := statusv3.NewClientStatusDiscoveryServiceClient(conn).FetchClientStatus(opCtx(t), &statusv3.ClientStatusRequest{})
 	if err != nil {
