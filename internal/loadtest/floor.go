@@ -282,9 +282,16 @@ func (p *floorPeer) request(st *floorStream, req *discoveryv3.DiscoveryRequest) 
 	}
 	p.subscribeLocked(st, t, names)
 	for _, n := range names {
-		if a := known[n]; a != nil {
+		// RDS and EDS are not full-state: a response carries the names
+		// just subscribed, not again every one the client holds (which,
+		// for 1000 sidecars learning one new cluster, resent every
+		// assignment to each of them and ran the floor out of memory).
+		if a := known[n]; a != nil && (!seen || wildcardType(t) || !slices.Contains(old, n)) {
 			resp.Resources = append(resp.Resources, a)
 		}
+	}
+	if seen && len(resp.Resources) == 0 && !wildcardType(t) {
+		return // only names dropped, or none that exists: nothing to send
 	}
 	st.enqueue(resp)
 }
