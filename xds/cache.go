@@ -64,10 +64,11 @@ type Cache struct {
 	// it holds any, read without the lock.
 	limited    [numTypes]map[string]*visibility
 	anyLimited atomic.Bool
-	// envoyListeners holds the names of the Envoy-only listeners (see
-	// scope.go); envoyListenerCount is its size, read without the lock.
-	envoyListeners     map[string]struct{}
-	envoyListenerCount atomic.Int64
+	// envoyOnly holds, per type, the names of the sidecar stage's
+	// resources (see scope.go); envoyOnlyCount is their number, read
+	// without the lock.
+	envoyOnly      [numTypes]map[string]struct{}
+	envoyOnlyCount atomic.Int64
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -163,7 +164,6 @@ func NewCache() *Cache {
 		aliases:        map[string]string{},
 		aliasListeners: map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
-		envoyListeners: map[string]struct{}{},
 	}
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}

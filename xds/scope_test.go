@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -105,5 +106,28 @@ func TestScopeNamespaceVariants(t *testing.T) {
 	}
 	if a, b := hosts("a"), hosts("b"); a != 2 || b != 1 {
 		t.Fatalf("virtual hosts: namespace a %d (want its variant, 2), namespace b %d (want the plain route, 1)", a, b)
+	}
+}
+
+// The sidecar stage's clusters (the ORIGINAL_DST passthrough, which gRPC
+// clients refuse) come on a wildcard to Envoy clients only; the Services'
+// clusters come to both.
+func TestScopeWildcardClusters(t *testing.T) {
+	h := newHarness(t)
+	shared := &translator.Resources{EnvoyOnly: true, Clusters: encs(&clusterv3.Cluster{Name: "PassthroughCluster"})}
+	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "~sidecar/shared": shared})
+	for _, c := range []struct {
+		node *corev3.Node
+		want []string
+	}{
+		{envoyIn("a"), []string{"PassthroughCluster", "a"}},
+		{&corev3.Node{Id: "grpc", UserAgentName: "gRPC Go"}, []string{"a"}},
+	} {
+		s := h.client(t)
+		s.node = c.node
+		s.request(resourcev3.ClusterType, nil, nil, "")
+		if got := names(t, s.next()); !slices.Equal(got, c.want) {
+			t.Errorf("%s's wildcard CDS = %v, want %v", c.node.GetUserAgentName(), got, c.want)
+		}
 	}
 }
