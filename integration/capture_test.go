@@ -218,7 +218,12 @@ func (c *captureCase) leaves(uid uint32, network, addr string) {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
 	done := startProbe(ctx, c.t, c.probe, uid, network, addr, token)
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			c.t.Logf("probe %s ended: %v (it is killed once its packet is seen)", token, err)
+		}
+	}()
 	for {
 		select {
 		case p := <-c.wire:

@@ -235,19 +235,21 @@ func dnsListener(at netip.AddrPort, table *dnsv3.DnsTable) (*listenerv3.Listener
 // dnsListenerParts is the DNS listener without its filter, and the filter's
 // config without its table.
 func dnsListenerParts(at netip.AddrPort) (*listenerv3.Listener, *dnsfilterv3.DnsFilterConfig) {
-	return &listenerv3.Listener{
-			Name:              DNSListenerName,
-			Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
-			UdpListenerConfig: &listenerv3.UdpListenerConfig{},
-		}, &dnsfilterv3.DnsFilterConfig{
-			StatPrefix: DNSListenerName,
-			// A client config, even with every field at its default but
-			// max_pending_lookups (which must be at least 1), makes the
-			// filter forward what the table does not hold, to the
-			// resolvers of Envoy's host.
-			ClientConfig: &dnsfilterv3.DnsFilterConfig_ClientContextConfig{
-				ResolverTimeout:   durationpb.New(dnsResolverTimeout),
-				MaxPendingLookups: dnsMaxPendingLookup,
-			},
-		}
+	l := &listenerv3.Listener{
+		Name:              DNSListenerName,
+		Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
+		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
+	}
+	cfg := &dnsfilterv3.DnsFilterConfig{
+		StatPrefix: DNSListenerName,
+		// A client config, even with every field at its default but
+		// max_pending_lookups (which must be at least 1), makes the
+		// filter forward what the table does not hold, to the resolvers
+		// of Envoy's host.
+		ClientConfig: &dnsfilterv3.DnsFilterConfig_ClientContextConfig{
+			ResolverTimeout:   durationpb.New(dnsResolverTimeout),
+			MaxPendingLookups: dnsMaxPendingLookup,
+		},
+	}
+	return l, cfg
 }
