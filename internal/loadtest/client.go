@@ -13,8 +13,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -84,37 +82,26 @@ func newClient(id int, name func(int) string, services, slots []int, h hasher, c
 // start connects and subscribes; the client runs until ctx ends or the
 // stream fails (see wait).
 func (c *client) start(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// A SnapshotCache response carries every subscribed assignment.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
-	if err != nil {
+	if err := c.dial(addr); err != nil {
 		return fmt.Errorf("client %d: %w", c.id, err)
 	}
-	c.conn = conn
 	node := &corev3.Node{
 		Id:             "load-" + strconv.Itoa(c.id),
 		UserAgentName:  "switchboard-load",
 		ClientFeatures: []string{"xds.config.resource-in-sotw"},
 		Locality:       &corev3.Locality{},
 	}
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
-	if c.delta {
-		c.dstream, err = ads.DeltaAggregatedResources(ctx)
-	} else {
-		c.stream, err = ads.StreamAggregatedResources(ctx)
+	if err := c.open(ctx); err != nil {
+		return fmt.Errorf("client %d: %w", c.id, err)
 	}
-	if err != nil {
-		_ = conn.Close()
-		return fmt.Errorf("client %d: open ADS stream: %w", c.id, err)
-	}
+	var err error
 	if c.delta {
 		err = c.sendDelta(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResourceNamesSubscribe: c.names})
 	} else {
 		err = c.send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResourceNames: c.names})
 	}
 	if err != nil {
-		_ = conn.Close()
+		_ = c.conn.Close()
 		return err
 	}
 	go c.run(c.recvSotW, c.recvDelta)

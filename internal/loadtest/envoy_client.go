@@ -17,8 +17,6 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -114,29 +112,19 @@ func newEnvoyClient(id int, namespace string, wantClusters int, h hasher, curren
 // start connects and sends the wildcard CDS and LDS requests (CDS first,
 // as Envoy does); the client runs until ctx ends or the stream fails.
 func (c *envoyClient) start(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
-	if err != nil {
+	if err := c.dial(addr); err != nil {
 		return fmt.Errorf("envoy client %d: %w", c.id, err)
 	}
-	c.conn = conn
 	node := &corev3.Node{
 		Id:            "sidecar-" + strconv.Itoa(c.id),
 		UserAgentName: "envoy",
 		Metadata:      &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(c.namespace)}},
 		Locality:      &corev3.Locality{},
 	}
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
-	if c.delta {
-		c.dstream, err = ads.DeltaAggregatedResources(ctx)
-	} else {
-		c.stream, err = ads.StreamAggregatedResources(ctx)
+	if err := c.open(ctx); err != nil {
+		return fmt.Errorf("envoy client %d: %w", c.id, err)
 	}
-	if err != nil {
-		_ = conn.Close()
-		return fmt.Errorf("envoy client %d: open ADS stream: %w", c.id, err)
-	}
+	var err error
 	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if c.delta {
 			err = c.sendDelta(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: t})
@@ -144,7 +132,7 @@ func (c *envoyClient) start(ctx context.Context, addr string) error {
 			err = c.send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t})
 		}
 		if err != nil {
-			_ = conn.Close()
+			_ = c.conn.Close()
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -27,6 +29,37 @@ type adsStream struct {
 	done               chan struct{}
 	// synced is closed when the client first holds everything it wants.
 	synced chan struct{}
+}
+
+// dial opens the stream's connection to addr (plaintext, loopback), with
+// room for the largest response: a SnapshotCache response carries every
+// subscribed assignment.
+func (s *adsStream) dial(addr string) error {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
+	if err != nil {
+		return err
+	}
+	s.conn = conn
+	return nil
+}
+
+// open opens the ADS stream of the stream's protocol on its connection,
+// closing the connection when that fails.
+func (s *adsStream) open(ctx context.Context) error {
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(s.conn)
+	var err error
+	if s.delta {
+		s.dstream, err = ads.DeltaAggregatedResources(ctx)
+	} else {
+		s.stream, err = ads.StreamAggregatedResources(ctx)
+	}
+	if err != nil {
+		_ = s.conn.Close()
+		return fmt.Errorf("open ADS stream: %w", err)
+	}
+	return nil
 }
 
 // waitSynced waits until every stream is synced, failing when one ends
