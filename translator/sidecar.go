@@ -97,7 +97,7 @@ func SidecarParts(svc *model.Service) []SidecarPart {
 	for _, p := range udp {
 		out = append(out, SidecarPart{Kind: SidecarUDP, Port: p.Port})
 	}
-	if len(tcp)+len(udp) > 0 && (len(svc.ClusterIPs) > 0 || svc.Headless) {
+	if len(tcp)+len(udp) > 0 && svc.Type != model.TypeExternalName && (len(svc.ClusterIPs) > 0 || svc.Headless) {
 		out = append(out, SidecarPart{Kind: SidecarDNS})
 	}
 	slices.SortFunc(out, func(a, b SidecarPart) int {
@@ -108,18 +108,31 @@ func SidecarParts(svc *model.Service) []SidecarPart {
 
 // sidecarPorts returns the TCP and UDP ports of svc that Service gives a
 // cluster, so that the sidecar stage only ever routes to clusters that
-// exist; none for an ExternalName Service (not served to sidecars yet) or
-// one Service refuses.
+// exist: for an ExternalName Service its HTTP-family TCP ports only; none
+// for a Service that Service refuses.
 func sidecarPorts(svc *model.Service) (tcp, udp []*model.Port) {
 	if svc == nil || !validKey(svc.Key) || len(svc.Ports) == 0 {
 		return nil, nil
 	}
+	external := false
 	switch svc.Type {
 	case "", model.TypeClusterIP, model.TypeNodePort, model.TypeLoadBalancer:
+	case model.TypeExternalName:
+		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
+			return nil, nil // Service refuses it too
+		}
+		external = true
 	default:
 		return nil, nil
 	}
 	tcp, udp, _ = servedPorts(svc, func(string, string, ...any) Diagnostic { return Diagnostic{} })
+	if external {
+		// Only by Host: an ExternalName Service has no address of its
+		// own to match a connection or a datagram on, and no DNS record
+		// here (the table has no CNAME); its HTTP ports route to its
+		// LOGICAL_DNS cluster.
+		return slices.DeleteFunc(tcp, func(p *model.Port) bool { return !IsHTTPPort(p) }), nil
+	}
 	return tcp, udp
 }
 

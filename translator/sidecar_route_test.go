@@ -24,6 +24,9 @@ func TestSidecarRoutesDualStackAndVisibility(t *testing.T) {
 		{"http", "ops", envoysim.Conn{Protocol: "tcp", DstIP: "10.96.0.12", DstPort: 80, Host: "admin"}, "admin.ops.svc.cluster.local:80"},
 		{"http", "web", envoysim.Conn{Protocol: "tcp", DstIP: "10.96.0.12", DstPort: 80, Host: "admin.ops"}, PassthroughClusterName},
 		{"http", "", envoysim.Conn{Protocol: "tcp", DstIP: "10.96.0.12", DstPort: 80, Host: "10.96.0.12:80"}, PassthroughClusterName},
+		// http.yaml: payments (shop) is an ExternalName Service, by Host only.
+		{"http", "shop", envoysim.Conn{Protocol: "tcp", DstIP: "203.0.113.5", DstPort: 80, Host: "payments"}, "payments.shop.svc.cluster.local:80"},
+		{"http", "web", envoysim.Conn{Protocol: "tcp", DstIP: "203.0.113.5", DstPort: 80, Host: "payments.shop.svc.cluster.local"}, "payments.shop.svc.cluster.local:80"},
 		// tcp.yaml: postgres is dual-stack; secret (vault) is visible to vault only.
 		{"tcp", "db", envoysim.Conn{Protocol: "tcp", DstIP: "fd00::101", DstPort: 5432}, "postgres.db.svc.cluster.local:5432"},
 		{"tcp", "db", envoysim.Conn{Protocol: "tcp", DstIP: "10.96.1.2", DstPort: 5432}, "replica.db.svc.cluster.local:5432"},
