@@ -65,10 +65,8 @@ type Cache struct {
 	limited    [numTypes]map[string]*visibility
 	anyLimited atomic.Bool
 	// envoyOnly holds, per type, the names of the sidecar stage's
-	// resources (see scope.go); envoyOnlyCount is their number, read
-	// without the lock.
-	envoyOnly      [numTypes]map[string]struct{}
-	envoyOnlyCount atomic.Int64
+	// resources (see scope.go).
+	envoyOnly [numTypes]map[string]struct{}
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -208,6 +206,7 @@ func build(key string, r *translator.Resources, trigger int64) (*built, error) {
 	wireResource := func(name, typeURL string, wire []byte) *Resource {
 		res := wireResource(name, typeURL, wire)
 		res.trigger = trigger
+		res.envoyOnly = r.EnvoyOnly
 		return res
 	}
 	for t, list := range [numTypes][]translator.Encoded{

@@ -143,7 +143,7 @@ func (st *stream) current(ts *typeState, t typeIndex, name string) *Resource {
 		return nil
 	}
 	// A wildcard brings a client only the listeners of its scope.
-	if r != nil && !ts.isSubscribed(name) && !st.srv.cache.inScope(t, rn, st.client) {
+	if r != nil && !ts.isSubscribed(name) && !inScope(t, r, st.client) {
 		return nil
 	}
 	return r

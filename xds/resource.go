@@ -77,7 +77,9 @@ type Resource struct {
 	// (UnixNano; 0 when unknown, as for the initial world): see
 	// convergence.go.
 	trigger int64
-	wire    anypb.Any
+	// envoyOnly marks a resource of the sidecar stage (scope.go).
+	envoyOnly bool
+	wire      anypb.Any
 	// delta is the same resource as a delta response carries it, built
 	// when a delta stream first sends it (most clients speak SotW).
 	delta atomic.Pointer[discoveryv3.Resource]

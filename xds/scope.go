@@ -13,28 +13,23 @@ import "github.com/switchboard-xds/switchboard/translator"
 // wildcard brings a client (stream.current) and where a wildcard lists
 // every name (Cache.all), so it holds in SotW and delta, and in CSDS.
 
-// inScope reports whether a wildcard may bring client the resource of
-// type t named name: a resource of the sidecar stage only to an Envoy
-// client (the passthrough cluster is ORIGINAL_DST, which gRPC clients
-// refuse), and a listener not of the sidecar stage to every client but
-// an Envoy one.
-func (c *Cache) inScope(t typeIndex, name string, client translator.Client) bool {
+// inScope reports whether a wildcard may bring client r, a resource of
+// type t: a resource of the sidecar stage only to an Envoy client (the
+// passthrough cluster is ORIGINAL_DST, which gRPC clients refuse), and a
+// listener not of the sidecar stage to every client but an Envoy one. It
+// reads the resource only: no lock.
+func inScope(t typeIndex, r *Resource, client translator.Client) bool {
 	envoy := client.Class == translator.ClassEnvoy
-	if !envoy && c.envoyOnlyCount.Load() == 0 {
-		return true
-	}
-	c.mu.RLock()
-	_, envoyOnly := c.envoyOnly[t][name]
-	c.mu.RUnlock()
-	if envoyOnly {
+	if r.envoyOnly {
 		return envoy
 	}
-	return !(envoy && t == listenerType)
+	return !envoy || t != listenerType
 }
 
 // replaceScope moves the names of one Service group in the Envoy-only
-// index from the old group's to b's (either may be nil). Must be called
-// with c.mu held.
+// index, which lists the sidecar listeners for an Envoy's wildcard
+// (Cache.all), from the old group's to b's (either may be nil). Must be
+// called with c.mu held.
 func (c *Cache) replaceScope(old *group, b *built) {
 	if old != nil && old.envoyOnly {
 		for t := range numTypes {
@@ -53,11 +48,6 @@ func (c *Cache) replaceScope(old *group, b *built) {
 			}
 		}
 	}
-	n := 0
-	for t := range numTypes {
-		n += len(c.envoyOnly[t])
-	}
-	c.envoyOnlyCount.Store(int64(n))
 }
 
 // nsKey is the view key of a namespace variant (translator.NamespaceVariant)
