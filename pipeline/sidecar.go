@@ -65,8 +65,8 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*translator.Resources, map[s
 		touch(translator.SidecarPart{Kind: translator.SidecarShared}, time.Time{})
 	}
 	for key, svc := range b.Services {
-		old := s.facts[key]
-		if !b.Full && translator.SameSidecarFacts(old, svc) {
+		old, f := s.facts[key], translator.SidecarFacts(svc)
+		if !b.Full && translator.SameSidecarFacts(old, f) {
 			continue
 		}
 		at := b.Changed[key]
@@ -74,11 +74,10 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*translator.Resources, map[s
 			touch(p, at)
 			delete(s.parts[p], key)
 		}
-		if svc == nil {
+		if f == nil {
 			delete(s.facts, key)
 			continue
 		}
-		f := translator.SidecarFacts(svc)
 		s.facts[key] = f
 		for _, p := range translator.SidecarParts(f) {
 			touch(p, at)

@@ -108,20 +108,8 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 	if err := opts.Validate(); err != nil {
 		return Resources{}, []Diagnostic{diag("", "invalid options: %v", err)}
 	}
-	if !validKey(key) {
-		return Resources{}, []Diagnostic{diag("", "name must be a DNS-1035 label and namespace a DNS-1123 label; not served")}
-	}
-	switch svc.Type {
-	case "", model.TypeClusterIP, model.TypeNodePort, model.TypeLoadBalancer:
-	case model.TypeExternalName:
-		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
-			return Resources{}, []Diagnostic{diag("", "externalName %q is not a DNS name; not served", svc.ExternalName)}
-		}
-	default:
-		return Resources{}, []Diagnostic{diag("", "unknown Service type %q; not served", svc.Type)}
-	}
-	if len(svc.Ports) == 0 {
-		return Resources{}, []Diagnostic{diag("", "Service has no ports; nothing to serve")}
+	if reason := refusal(svc); reason != "" {
+		return Resources{}, []Diagnostic{diag("", "%s", reason)}
 	}
 	domain := opts.domain()
 	ports, udpPorts, diags := servedPorts(svc, diag)
@@ -206,6 +194,28 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		res.Aliases = nil
 	}
 	return res, diags
+}
+
+// refusal says why svc as a whole gets no resources, or "" when it may:
+// the one rule for Service and the sidecar stage (sidecarPorts), so that
+// a sidecar never routes to a cluster that Service did not build.
+func refusal(svc *model.Service) string {
+	if !validKey(svc.Key) {
+		return "name must be a DNS-1035 label and namespace a DNS-1123 label; not served"
+	}
+	switch svc.Type {
+	case "", model.TypeClusterIP, model.TypeNodePort, model.TypeLoadBalancer:
+	case model.TypeExternalName:
+		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
+			return fmt.Sprintf("externalName %q is not a DNS name; not served", svc.ExternalName)
+		}
+	default:
+		return fmt.Sprintf("unknown Service type %q; not served", svc.Type)
+	}
+	if len(svc.Ports) == 0 {
+		return "Service has no ports; nothing to serve"
+	}
+	return ""
 }
 
 // servedPorts returns the TCP ports of svc that get resources and its UDP

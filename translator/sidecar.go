@@ -111,22 +111,11 @@ func SidecarParts(svc *model.Service) []SidecarPart {
 // exist: for an ExternalName Service its HTTP-family TCP ports only; none
 // for a Service that Service refuses.
 func sidecarPorts(svc *model.Service) (tcp, udp []*model.Port) {
-	if svc == nil || !validKey(svc.Key) || len(svc.Ports) == 0 {
-		return nil, nil
-	}
-	external := false
-	switch svc.Type {
-	case "", model.TypeClusterIP, model.TypeNodePort, model.TypeLoadBalancer:
-	case model.TypeExternalName:
-		if !isDNS1123Subdomain(strings.TrimSuffix(svc.ExternalName, ".")) {
-			return nil, nil // Service refuses it too
-		}
-		external = true
-	default:
+	if svc == nil || refusal(svc) != "" {
 		return nil, nil
 	}
 	tcp, udp, _ = servedPorts(svc, func(string, string, ...any) Diagnostic { return Diagnostic{} })
-	if external {
+	if svc.Type == model.TypeExternalName {
 		// Only by Host: an ExternalName Service has no address of its
 		// own to match a connection or a datagram on, and no DNS record
 		// here (the table has no CNAME); its HTTP ports route to its
@@ -165,11 +154,9 @@ func SidecarFacts(svc *model.Service) *model.Service {
 	return &f
 }
 
-// SameSidecarFacts reports whether two views (either may be nil) give the
-// sidecar stage the same input (see SidecarFacts).
-func SameSidecarFacts(a, b *model.Service) bool {
-	return reflect.DeepEqual(SidecarFacts(a), SidecarFacts(b))
-}
+// SameSidecarFacts reports whether two results of SidecarFacts (either
+// may be nil) give the sidecar stage the same input.
+func SameSidecarFacts(a, b *model.Service) bool { return reflect.DeepEqual(a, b) }
 
 // NamespaceVariant is a listener or route configuration that Envoy
 // sidecars of Namespace (node metadata NAMESPACE) get in place of the
@@ -322,6 +309,18 @@ func IsHTTPPort(p *model.Port) bool {
 		}
 	}
 	return false
+}
+
+// hostNames are the names a Service is reached by in the cluster:
+// "S.N.svc.<domain>" (first), "S.N.svc", "S.N", and with short "S", the
+// name in its own namespace, as a DNS search path resolves it.
+func hostNames(domain string, k model.ServiceKey, short bool) []string {
+	full := k.Name + "." + k.Namespace + ".svc." + domain
+	names := []string{full, full[:len(full)-len(domain)-1], k.Name + "." + k.Namespace}
+	if short {
+		names = append(names, k.Name)
+	}
+	return names
 }
 
 // addrs parses ips, keeping the valid ones.

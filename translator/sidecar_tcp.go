@@ -123,7 +123,7 @@ func tcpPortResources(domain string, port int32, ins []sidecarInput) (Resources,
 			}
 			return encode(fam.name, l)
 		}
-		plain, vs, err := withVariants(variantNamespaces(tcp), build)
+		plain, vs, err := withVariants(variantNamespaces(slices.Concat(tcp, headless)), build)
 		if err != nil {
 			return Resources{}, err
 		}
@@ -236,12 +236,8 @@ func portRoute(domain string, port int32, routeName, ns string, http []sidecarIn
 // the names a sidecar of the Service's own namespace may use ("S", "S:P").
 func httpVHost(domain string, port int32, in sidecarInput, short bool) *routev3.VirtualHost {
 	p := ":" + strconv.Itoa(int(port))
-	k := in.svc.Key
-	full := k.Name + "." + k.Namespace + ".svc." + domain
-	hosts := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
-	if short {
-		hosts = append(hosts, k.Name)
-	}
+	hosts := hostNames(domain, in.svc.Key, short)
+	full := hosts[0]
 	for _, a := range addrs(in.svc.ClusterIPs) {
 		if a.Is6() {
 			hosts = append(hosts, "["+a.String()+"]")

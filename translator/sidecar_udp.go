@@ -174,11 +174,8 @@ func dnsDomains(domain string, in sidecarInput, short bool) []*dnsv3.DnsTable_Dn
 	if len(ips) == 0 {
 		return nil // nothing to answer, and SRV targets need addresses
 	}
-	full := k.Name + "." + k.Namespace + ".svc." + domain
-	names := []string{full, k.Name + "." + k.Namespace + ".svc", k.Name + "." + k.Namespace}
-	if short {
-		names = append(names, k.Name)
-	}
+	names := hostNames(domain, k, short)
+	full := names[0]
 	for _, n := range names {
 		out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
 			Name:      n,
