@@ -20,6 +20,14 @@ import (
 // must never widen who sees a Service.
 const AnnotationVisibleTo = "switchboard.io/visible-to"
 
+// MaxVisibleTo is the most namespaces AnnotationVisibleTo may list. Every
+// namespace listed gets its own variant of the sidecar resources the
+// Service is on (a route configuration of every Service on its port, the
+// DNS table), so one annotation listing thousands would cost thousands of
+// full copies; a longer list makes the Service visible to its own
+// namespace only, with a Diagnostic, like any other invalid value.
+const MaxVisibleTo = 64
+
 // visibility reads AnnotationVisibleTo of svc: nil when every client may
 // see it; else the namespaces whose clients may, sorted and distinct, the
 // Service's own among them, and a problem (a sentence for a Diagnostic)
@@ -43,5 +51,10 @@ func visibility(svc *model.Service) ([]string, string) {
 		out = append(out, ns)
 	}
 	slices.Sort(out)
-	return slices.Compact(out), ""
+	out = slices.Compact(out)
+	if len(out) > MaxVisibleTo+1 { // the own namespace does not count
+		return []string{own}, fmt.Sprintf("annotation %s lists %d namespaces, more than %d; visible to namespace %s only",
+			AnnotationVisibleTo, len(out)-1, MaxVisibleTo, own)
+	}
+	return out, ""
 }

@@ -1,6 +1,7 @@
 package translator
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func TestVisibilityAnnotation(t *testing.T) {
 			name: "invalid name: own only", ann: map[string]string{AnnotationVisibleTo: "ns-a,Bad_NS"}, want: []string{"own"},
 			problem: `annotation switchboard.io/visible-to="ns-a,Bad_NS": "Bad_NS" is not a namespace name`,
 		},
+		{
+			name: "more namespaces than MaxVisibleTo: own only", ann: map[string]string{AnnotationVisibleTo: manyNamespaces(MaxVisibleTo + 1)}, want: []string{"own"},
+			problem: "lists 65 namespaces, more than 64",
+		},
+		{name: "MaxVisibleTo namespaces", ann: map[string]string{AnnotationVisibleTo: manyNamespaces(MaxVisibleTo) + ",own"}, want: slices.Sorted(slices.Values(append(strings.Split(manyNamespaces(MaxVisibleTo), ","), "own")))},
 		{
 			name: "wildcard is not a namespace", ann: map[string]string{AnnotationVisibleTo: "*"}, want: []string{"own"},
 			problem: `"*" is not a namespace name`,
@@ -55,6 +61,15 @@ func TestVisibilityAnnotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyNamespaces lists n namespace names, "ns-0,ns-1,...".
+func manyNamespaces(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("ns-%d", i)
+	}
+	return strings.Join(names, ",")
 }
 
 func TestMaySee(t *testing.T) {
