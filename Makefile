@@ -53,6 +53,7 @@ test: tools clients golden-check
 	$(MAKE) bench-smoke
 
 test-unit:
+	@bash hack/tools/iptables.sh  # shellcheck, for deploy/sidecar's TestScriptsParse; instant when present
 	$(GO) test $(TEST_FLAGS) ./watcher/... ./translator/... ./xds/... ./cmd/... ./deploy/...
 
 test-integration: tools clients

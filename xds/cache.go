@@ -64,9 +64,9 @@ type Cache struct {
 	// it holds any, read without the lock.
 	limited    [numTypes]map[string]*visibility
 	anyLimited atomic.Bool
-	// envoyOnly holds, per type, the names of the sidecar stage's
-	// resources (see scope.go).
-	envoyOnly [numTypes]map[string]struct{}
+	// envoyListeners holds the names of the sidecar stage's listeners,
+	// what an Envoy's wildcard LDS lists (see scope.go).
+	envoyListeners map[string]struct{}
 
 	watchers map[*subscriber]struct{}
 	wildcard [numTypes]map[*subscriber]struct{}
@@ -162,6 +162,7 @@ func NewCache() *Cache {
 		aliases:        map[string]string{},
 		aliasListeners: map[string]map[string]*Resource{},
 		watchers:       map[*subscriber]struct{}{},
+		envoyListeners: map[string]struct{}{},
 	}
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}

@@ -26,26 +26,19 @@ func inScope(t typeIndex, r *Resource, client translator.Client) bool {
 	return !envoy || t != listenerType
 }
 
-// replaceScope moves the names of one Service group in the Envoy-only
-// index, which lists the sidecar listeners for an Envoy's wildcard
-// (Cache.all), from the old group's to b's (either may be nil). Must be
-// called with c.mu held.
+// replaceScope moves the listener names of one Service group in the index
+// of sidecar listeners, which an Envoy's wildcard LDS lists (Cache.all),
+// from the old group's to b's (either may be nil). Must be called with
+// c.mu held.
 func (c *Cache) replaceScope(old *group, b *built) {
 	if old != nil && old.envoyOnly {
-		for t := range numTypes {
-			for _, name := range old.resourceNames(t) {
-				delete(c.envoyOnly[t], name)
-			}
+		for _, name := range old.resourceNames(listenerType) {
+			delete(c.envoyListeners, name)
 		}
 	}
 	if b != nil && b.envoyOnly {
-		for t := range numTypes {
-			for _, r := range b.res[t] {
-				if c.envoyOnly[t] == nil {
-					c.envoyOnly[t] = map[string]struct{}{}
-				}
-				c.envoyOnly[t][r.Name] = struct{}{}
-			}
+		for _, r := range b.res[listenerType] {
+			c.envoyListeners[r.Name] = struct{}{}
 		}
 	}
 }

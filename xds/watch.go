@@ -338,8 +338,8 @@ func (c *Cache) all(t typeIndex, client translator.Client) []*Resource {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if t == listenerType && client.Class == translator.ClassEnvoy {
-		out := make([]*Resource, 0, len(c.envoyOnly[t]))
-		for name := range c.envoyOnly[t] {
+		out := make([]*Resource, 0, len(c.envoyListeners))
+		for name := range c.envoyListeners {
 			if r := c.resources[t][name]; r != nil {
 				out = append(out, r)
 			}

@@ -12,20 +12,19 @@ import (
 var scripts = []string{"capture.sh", "../e2e-kind/run.sh"}
 
 // TestScriptsParse runs `bash -n` (parse without running) on each script,
-// and shellcheck (Debian's shellcheck package) when it is installed.
+// and shellcheck (Debian's shellcheck package, which `make tools`
+// installs: without it the test fails rather than check less).
 func TestScriptsParse(t *testing.T) {
-	shellcheck, _ := exec.LookPath("shellcheck")
-	if shellcheck == "" {
-		t.Log("shellcheck not installed (apt-get install shellcheck): bash -n only")
+	shellcheck, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Fatalf("shellcheck not found (make tools installs it, or apt-get install shellcheck): %v", err)
 	}
 	for _, s := range scripts {
 		if out, err := exec.Command("bash", "-n", s).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", s, err, out)
 		}
-		if shellcheck != "" {
-			if out, err := exec.Command(shellcheck, s).CombinedOutput(); err != nil {
-				t.Errorf("shellcheck %s: %v\n%s", s, err, out)
-			}
+		if out, err := exec.Command(shellcheck, s).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck %s: %v\n%s", s, err, out)
 		}
 	}
 }
