@@ -140,6 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "100", "comma-separated client counts N; each is a run")
 	protocols := fs.String("protocols", "sotw", "comma-separated ADS protocols the clients speak, sotw and/or delta; each is a run")
+	fs.BoolVar(&o.load.Sidecars, "sidecars", false, "build the Envoy sidecar resources in every peer even without envoy in --shapes (what they cost gRPC clients)")
 	shapes := fs.String("shapes", "grpc", "comma-separated client shapes, grpc (by-name CDS+EDS) and/or envoy (wildcard LDS+CDS, then RDS+EDS, as a sidecar); each is a run; envoy builds the sidecar resources for every shape")
 	fs.IntVar(&o.load.Namespaces, "namespaces", 1, "namespaces the Services (and the envoy clients' NAMESPACE) spread over")
 	fs.IntVar(&o.load.Adds, "adds", 20, "Services added one at a time after the changes, with envoy clients")
