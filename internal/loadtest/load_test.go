@@ -168,11 +168,16 @@ func TestChangeIsNewContent(t *testing.T) {
 }
 
 // TestLoadChurnBehind drives a server that cannot converge within the
-// drain (1 ns): the phase must report its changes as not converged with a
-// lower-bound staleness, skip the higher rate, and end the run (the peer
-// may still have changes to apply and answers to give when it is stopped).
+// drain (1 ns): it takes 20 ms more per change (--apply-delay), four times
+// what the 500 ms window at 200/s allows, so it is behind whatever the
+// machine's speed (a fast server alone converged every change before the
+// drain ended, and the test failed on a fresh clone). The phase must
+// report its changes as not converged with a lower-bound staleness, skip
+// the higher rate, and end the run (the peer may still have changes to
+// apply and answers to give when it is stopped).
 func TestLoadChurnBehind(t *testing.T) {
 	opts, stderr := smokeOptions(t, 0)
+	opts.PeerCommand = append(opts.PeerCommand, "--apply-delay", "20ms")
 	opts.Kinds = []Kind{KindSwitchboard}
 	opts.Changes = 0
 	opts.Churn = ChurnOptions{Rates: []int{200, 400}, Duration: 500 * time.Millisecond, Seed: 1, Drain: time.Nanosecond}

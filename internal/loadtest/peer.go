@@ -134,6 +134,9 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	endpoints := fs.Int("endpoints", 100, "endpoints per Service")
 	namespaces := fs.Int("namespaces", 1, "namespaces the Services spread over")
 	sidecars := fs.Bool("sidecars", false, "build the Envoy sidecar resources too")
+	// A server that falls behind, for the driver's own tests: the time is
+	// the server's work, not a wait for anything.
+	applyDelay := fs.Duration("apply-delay", 0, "take this long more to apply each change")
 	listen := fs.String("listen", "127.0.0.1:0", "ADS address")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
@@ -231,6 +234,13 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		case "heap":
 			err = reply("heap %d", liveHeap())
 		case "change":
+			if *applyDelay > 0 {
+				select {
+				case <-time.After(*applyDelay):
+				case <-ctx.Done():
+					return nil
+				}
+			}
 			err = applyChange(ctx, srv, world, arg, reply)
 		case "add":
 			err = applyAdd(ctx, srv, world, arg, reply)
