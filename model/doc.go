@@ -1,10 +1,16 @@
-// Package model holds the trimmed, per-Service view of Kubernetes that the
-// watcher produces and the translator reads: Service, Port and Endpoint, the
-// ServiceKey that names a Service, and the Batch of changes the watcher
-// publishes to a Sink.
+// Package model holds the contracts between Switchboard's stages:
 //
-// It is the contract between the two stages, so it imports nothing of
-// Switchboard's and nothing of client-go: the translator can be built, tested
-// and fuzzed without the informers, and a view can be written by hand or by
-// the watcher alike. Values are immutable once published.
+//   - the input: the trimmed, per-Service view of Kubernetes that the
+//     watcher produces (Service, Port, Endpoint, ServiceKey) and the Batch
+//     of changes it publishes to a Sink;
+//   - the output: the encoded, versioned xDS resources the translator makes
+//     of a view (Resources, Encoded, Variant, View, ResourceType);
+//   - the client vocabulary: what the server decides per client (Client:
+//     class, zone, namespace; which variants it gets, which resources it may
+//     see and which a wildcard brings it).
+//
+// The translator, the watcher and the xDS server import it and nothing of
+// each other, so it imports nothing of Switchboard's and nothing of
+// client-go or go-control-plane: each stage can be built, tested and
+// fuzzed alone. Values are immutable once published.
 package model

@@ -6,11 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // BenchmarkSyncFull is a cold start: a full world of 10k Services × 10
@@ -20,7 +18,7 @@ import (
 func BenchmarkSyncFull(b *testing.B) {
 	services := 10000
 	if testing.Short() {
-		services = 2 * parallel.Min
+		services = 2 * parallelMin
 	}
 	views, err := worldgen.Generate(worldgen.Options{Services: services, Endpoints: 10})
 	if err != nil {
@@ -41,7 +39,7 @@ func BenchmarkSyncFull(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				NewSyncer(xds.NewCache(), Options{}).Sink(model.Batch{Full: true, Services: svcs})
+				NewSyncer(NewCache(nil), Options{}).Sink(model.Batch{Full: true, Services: svcs})
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(services*10), "ns/endpoint")
 		})
@@ -72,18 +70,18 @@ func BenchmarkSidecars(b *testing.B) {
 		world[v.Key] = v
 	}
 	opts := translator.Options{SidecarDNS: "127.0.0.1:15053"}
-	wire := func(groups map[string]*translator.Resources) int {
+	wire := func(groups map[string]*model.Resources) int {
 		n := 0
 		for _, r := range groups {
 			if r == nil {
 				continue
 			}
-			for _, l := range [][]translator.Encoded{r.Listeners, r.Routes, r.Clusters} {
+			for _, l := range [][]model.Encoded{r.Listeners, r.Routes, r.Clusters} {
 				for _, e := range l {
 					n += len(e.Wire)
 				}
 			}
-			for _, v := range slices.Concat(r.ListenerVariants, r.RouteVariants) {
+			for _, v := range r.Variants {
 				n += len(v.Resource.Wire)
 			}
 		}

@@ -16,7 +16,7 @@ import (
 func TestTranslateCarriesChangeTimes(t *testing.T) {
 	svc := view(1, "10.0.0.1")
 	at := time.Unix(1000, 0)
-	u, _ := Translate(translator.Options{}, model.Batch{
+	u, _ := translate(translator.Options{}, model.Batch{
 		Services: map[model.ServiceKey]*model.Service{svc.Key: svc},
 		Changed:  map[model.ServiceKey]time.Time{svc.Key: at},
 	})
@@ -32,7 +32,7 @@ func TestSinkObservesStages(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := xds.NewMetrics(reg)
 	now := time.Unix(2000, 0)
-	s := NewSyncer(xds.NewCache(), Options{Convergence: m, Now: func() time.Time { return now }})
+	s := NewSyncer(NewCache(m), Options{Now: func() time.Time { return now }})
 	svc := view(1, "10.0.0.1")
 	s.Sink(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{svc.Key: svc}})
 	s.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{svc.Key: view(1, "10.0.0.2")}, FirstEvent: now.Add(-40 * time.Millisecond)})

@@ -3,10 +3,12 @@
 // way, watcher → translator → xds; nothing here feeds back.
 //
 // The watcher publishes a model.Batch of changed Services; the Syncer
-// translates those (and only those), hands the encoded resources to
-// xds.Cache.Apply, and keeps the current diagnostics for the debug endpoint.
-// Translation time, resource changes, diagnostics and readiness are measured
-// here, beside the code they measure.
+// translates those (and only those), with the sidecar stage's parts they
+// touch, into one xds.Update (encoded, versioned model.Resources, with the
+// batch's stage timings), hands it to the Store (xds.Cache in switchboard
+// serve, a peer of the load tool), and keeps the current diagnostics for
+// the debug endpoint. Translation time, resource changes, diagnostics and
+// readiness are measured here, beside the code they measure.
 package pipeline
 
 import (
@@ -16,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/xds"
@@ -31,21 +32,26 @@ type Options struct {
 	Metrics *Metrics
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
-	// Convergence records the coalesce and translate stages of
-	// switchboard_convergence_stage_seconds (the xDS server records the
-	// push stage and convergence itself); nil records nothing.
-	Convergence *xds.Metrics
 	// Sidecars turns on the sidecar stage (see Sidecars): the listeners,
 	// route configurations and DNS table that Envoy sidecars route with.
 	Sidecars bool
 }
 
-// Syncer carries watcher batches into an xds.Cache: it translates the
-// Services that changed (and only those), stores the result and keeps the
-// current diagnostics. Its Sink method is a model.Sink; the watcher calls it
-// from one goroutine, and Diagnostics may be called from any.
+// Store is what a Syncer fills: an xds.Cache, or a load-test peer that
+// serves the same Updates its own way. Apply stores one Update and returns
+// the number of resources whose version changed; Ready reports whether a
+// full Update was stored.
+type Store interface {
+	Apply(xds.Update) (int, error)
+	Ready() bool
+}
+
+// Syncer carries watcher batches into a Store: it translates the Services
+// that changed (and only those), stores the result and keeps the current
+// diagnostics. Its Sink method is a model.Sink; the watcher calls it from
+// one goroutine, and Diagnostics may be called from any.
 type Syncer struct {
-	cache *xds.Cache
+	cache Store
 	opts  Options
 	log   *slog.Logger
 
@@ -56,7 +62,7 @@ type Syncer struct {
 }
 
 // NewSyncer returns a Syncer that fills cache.
-func NewSyncer(cache *xds.Cache, opts Options) *Syncer {
+func NewSyncer(cache Store, opts Options) *Syncer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -74,10 +80,7 @@ func NewSyncer(cache *xds.Cache, opts Options) *Syncer {
 // Sink translates one batch and applies it to the cache.
 func (s *Syncer) Sink(b model.Batch) {
 	start := s.opts.Now()
-	if !b.FirstEvent.IsZero() {
-		s.opts.Convergence.ObserveStage(xds.StageCoalesce, start.Sub(b.FirstEvent))
-	}
-	u, diags := Translate(s.opts.Translator, b)
+	u, diags := translate(s.opts.Translator, b)
 	if s.sidecars != nil {
 		groups, changed, err := s.sidecars.Apply(b)
 		if err != nil {
@@ -93,8 +96,11 @@ func (s *Syncer) Sink(b model.Batch) {
 			u.Changed[key] = at
 		}
 	}
+	if !b.FirstEvent.IsZero() {
+		u.Coalesce = start.Sub(b.FirstEvent)
+	}
+	u.Translate = max(s.opts.Now().Sub(start), 1)
 	n, err := s.cache.Apply(u)
-	s.opts.Convergence.ObserveStage(xds.StageTranslate, s.opts.Now().Sub(start))
 	if err != nil {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
 	}
@@ -108,20 +114,20 @@ func (s *Syncer) Sink(b model.Batch) {
 	}
 }
 
-// Translate translates every Service of b into the cache Update that
+// translate translates every Service of b into the cache Update that
 // carries it, with the diagnostics of each translated Service. A full batch
 // (start-up, resync) is translated on every core; the translator is pure,
 // so the result is the same as one by one.
-func Translate(opts translator.Options, b model.Batch) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
-	u := xds.Update{Full: b.Full, Services: make(map[string]*translator.Resources, len(b.Services))}
+func translate(opts translator.Options, b model.Batch) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
+	u := xds.Update{Full: b.Full, Services: make(map[string]*model.Resources, len(b.Services))}
 	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(b.Services))
 	keys := make([]model.ServiceKey, 0, len(b.Services))
 	for key := range b.Services {
 		keys = append(keys, key)
 	}
-	res := make([]*translator.Resources, len(keys))
+	res := make([]*model.Resources, len(keys))
 	ds := make([][]translator.Diagnostic, len(keys))
-	parallel.ForEach(len(keys), func(i int) {
+	forEach(len(keys), func(i int) {
 		if svc := b.Services[keys[i]]; svc != nil {
 			r, d := translator.Service(opts, svc)
 			res[i], ds[i] = &r, d
@@ -186,4 +192,16 @@ func (s *Syncer) Diagnostics() []translator.Diagnostic {
 		return strings.Compare(a.String(), b.String())
 	})
 	return out
+}
+
+// NewCache returns the xds.Cache that a Syncer fills, wired to build the
+// listeners the server makes per request (alias and unknown listeners)
+// with the translator, and to record the stages of each Update in m (nil:
+// none). It is the one place where the server meets the translator.
+func NewCache(m *xds.Metrics) *xds.Cache {
+	return xds.NewCache(xds.CacheOptions{
+		AliasListener:   translator.AliasListener,
+		UnknownListener: translator.UnknownListener,
+		Metrics:         m,
+	})
 }

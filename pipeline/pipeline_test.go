@@ -9,10 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
-	"github.com/switchboard-xds/switchboard/xds"
 )
 
 func view(i int, addr string) *model.Service {
@@ -28,11 +26,11 @@ func view(i int, addr string) *model.Service {
 func TestTranslateInParallelEqualsOneByOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	b := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{}}
-	for i := range 4 * parallel.Min {
+	for i := range 4 * parallelMin {
 		svc := view(i, fmt.Sprintf("10.0.%d.%d", i/250, 1+i%250))
 		b.Services[svc.Key] = svc
 	}
-	u, _ := Translate(translator.Options{}, b)
+	u, _ := translate(translator.Options{}, b)
 	if !u.Full || len(u.Services) != len(b.Services) {
 		t.Fatalf("update: full=%v, %d services, want %d", u.Full, len(u.Services), len(b.Services))
 	}
@@ -51,7 +49,7 @@ func TestTranslateInParallelEqualsOneByOne(t *testing.T) {
 func TestSyncerDiagnosticsAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	cache := xds.NewCache()
+	cache := NewCache(nil)
 	s := NewSyncer(cache, Options{Metrics: m})
 	bad := view(1, "not-an-ip")
 	good := view(2, "10.0.0.2")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchboard-xds/switchboard/internal/parallel"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
@@ -49,7 +48,7 @@ func NewSidecars(opts translator.Options) *Sidecars {
 // the earliest change time of the batch's Services on it (see
 // model.Batch.Changed). A part that fails to build keeps its previous
 // group, and its error is returned joined with the others.
-func (s *Sidecars) Apply(b model.Batch) (map[string]*translator.Resources, map[string]time.Time, error) {
+func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string]time.Time, error) {
 	dirty := map[translator.SidecarPart]time.Time{}
 	touch := func(p translator.SidecarPart, at time.Time) {
 		if old, ok := dirty[p]; !ok || (!at.IsZero() && (old.IsZero() || at.Before(old))) {
@@ -91,9 +90,9 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*translator.Resources, map[s
 	for p := range dirty {
 		list = append(list, p)
 	}
-	res := make([]*translator.Resources, len(list))
+	res := make([]*model.Resources, len(list))
 	errs := make([]error, len(list))
-	parallel.ForEach(len(list), func(i int) {
+	forEach(len(list), func(i int) {
 		p := list[i]
 		keys := s.parts[p]
 		if p.Kind != translator.SidecarShared && len(keys) == 0 {
@@ -110,7 +109,7 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*translator.Resources, map[s
 		}
 		res[i] = &r
 	})
-	out := make(map[string]*translator.Resources, len(list))
+	out := make(map[string]*model.Resources, len(list))
 	changed := map[string]time.Time{}
 	for i, p := range list {
 		if errs[i] != nil {

@@ -20,7 +20,7 @@ func sidecarView(ns, name string, ip string, port int32, portName string, addrs 
 	return svc
 }
 
-func groupKeys(m map[string]*translator.Resources) []string {
+func groupKeys(m map[string]*model.Resources) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
@@ -66,7 +66,7 @@ func TestSidecarsRebuildOnlyWhatChanged(t *testing.T) {
 		t.Errorf("changed[tcp/80] = %v, want %v", changed["~sidecar/tcp/80"], at)
 	}
 	// Two namespaces have Services on port 80: each gets its short names.
-	if ns := namespacesOf(groups["~sidecar/tcp/80"].RouteVariants); !slices.Equal(ns, []string{"a", "b"}) {
+	if ns := namespacesOf(groups["~sidecar/tcp/80"].Variants, model.Route); !slices.Equal(ns, []string{"a", "b"}) {
 		t.Errorf("route variants for %v, want [a b]", ns)
 	}
 
@@ -87,7 +87,7 @@ func TestSidecarsRebuildOnlyWhatChanged(t *testing.T) {
 	if got := groupKeys(groups); !slices.Equal(got, []string{"~sidecar/dns", "~sidecar/shared", "~sidecar/tcp/80"}) {
 		t.Fatalf("second full batch groups = %v", got)
 	}
-	if ns := namespacesOf(groups["~sidecar/tcp/80"].RouteVariants); !slices.Equal(ns, []string{"a"}) {
+	if ns := namespacesOf(groups["~sidecar/tcp/80"].Variants, model.Route); !slices.Equal(ns, []string{"a"}) {
 		t.Errorf("after api left, route variants for %v, want [a]", ns)
 	}
 }
@@ -112,10 +112,12 @@ func TestSidecarsFollowHeadlessEndpoints(t *testing.T) {
 	}
 }
 
-func namespacesOf(vs []translator.NamespaceVariant) []string {
+func namespacesOf(vs []model.Variant, t model.ResourceType) []string {
 	var out []string
 	for _, v := range vs {
-		out = append(out, v.Namespace)
+		if v.Type == t {
+			out = append(out, v.View.Namespace)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

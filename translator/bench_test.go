@@ -59,7 +59,7 @@ func BenchmarkAll(b *testing.B) {
 			svcs := benchShape(b, size.shape, size.services, size.endpoints)
 			b.ReportAllocs()
 			for b.Loop() {
-				if out, _ := All(Options{}, svcs); len(out) != size.services {
+				if out, _ := all(Options{}, svcs); len(out) != size.services {
 					b.Fatalf("got %d Services", len(out))
 				}
 			}

@@ -1,6 +1,7 @@
 package translator
 
 import (
+	"fmt"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -12,7 +13,7 @@ import (
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// decoded is Resources with every resource decoded into its message, the
+// decoded is model.Resources with every resource decoded into its message, the
 // form the tests inspect and change.
 type decoded struct {
 	Listeners        []*listenerv3.Listener
@@ -41,7 +42,7 @@ type named[M any] interface {
 
 // decodeOne decodes e into a new M, failing t when it does not decode or
 // when e's Name is not the name inside.
-func decodeOne[M any, P named[M]](t testing.TB, e Encoded) P {
+func decodeOne[M any, P named[M]](t testing.TB, e model.Encoded) P {
 	t.Helper()
 	m := P(new(M))
 	if err := proto.Unmarshal(e.Wire, m); err != nil {
@@ -54,7 +55,7 @@ func decodeOne[M any, P named[M]](t testing.TB, e Encoded) P {
 }
 
 // decodeAll decodes every resource of es.
-func decodeAll[M any, P named[M]](t testing.TB, es []Encoded) []P {
+func decodeAll[M any, P named[M]](t testing.TB, es []model.Encoded) []P {
 	t.Helper()
 	var out []P
 	for _, e := range es {
@@ -64,7 +65,7 @@ func decodeAll[M any, P named[M]](t testing.TB, es []Encoded) []P {
 }
 
 // decodeCLA decodes one assignment.
-func decodeCLA(t testing.TB, e Encoded) *endpointv3.ClusterLoadAssignment {
+func decodeCLA(t testing.TB, e model.Encoded) *endpointv3.ClusterLoadAssignment {
 	t.Helper()
 	m := &endpointv3.ClusterLoadAssignment{}
 	if err := proto.Unmarshal(e.Wire, m); err != nil {
@@ -77,7 +78,7 @@ func decodeCLA(t testing.TB, e Encoded) *endpointv3.ClusterLoadAssignment {
 }
 
 // decode decodes every resource of r.
-func decode(t testing.TB, r Resources) decoded {
+func decode(t testing.TB, r model.Resources) decoded {
 	t.Helper()
 	out := decoded{
 		Listeners:  decodeAll[listenerv3.Listener](t, r.Listeners),
@@ -89,14 +90,17 @@ func decode(t testing.TB, r Resources) decoded {
 	for _, a := range r.Assignments {
 		out.Assignments = append(out.Assignments, decodeCLA(t, a))
 	}
-	for _, cv := range r.ClusterVariants {
-		out.ClusterVariants = append(out.ClusterVariants, clusterVariant{Class: cv.Class, Cluster: decodeOne[clusterv3.Cluster](t, cv.Cluster)})
-	}
-	for _, za := range r.ZoneAssignments {
-		out.ZoneAssignments = append(out.ZoneAssignments, zoneCLA{Zone: za.Zone, Assignment: decodeCLA(t, za.Assignment)})
-	}
-	for _, ca := range r.ClassAssignments {
-		out.ClassAssignments = append(out.ClassAssignments, classCLA{Class: ca.Class, Zone: ca.Zone, Assignment: decodeCLA(t, ca.Assignment)})
+	for _, v := range r.Variants {
+		switch {
+		case v.Type == model.Cluster && v.View.Zone == "" && v.View.Namespace == "":
+			out.ClusterVariants = append(out.ClusterVariants, clusterVariant{Class: v.View.Class, Cluster: decodeOne[clusterv3.Cluster](t, v.Resource)})
+		case v.Type == model.Assignment && v.View.Class == "" && v.View.Namespace == "":
+			out.ZoneAssignments = append(out.ZoneAssignments, zoneCLA{Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
+		case v.Type == model.Assignment && v.View.Class != "" && v.View.Namespace == "":
+			out.ClassAssignments = append(out.ClassAssignments, classCLA{Class: v.View.Class, Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
+		default:
+			t.Fatalf("a Service translated to a variant no client view reads: %s %q for %+v", v.Type, v.Resource.Name, v.View)
+		}
 	}
 	return out
 }
@@ -108,13 +112,67 @@ func translate(t testing.TB, opts Options, svc *model.Service) (decoded, []Diagn
 	return decode(t, r), diags
 }
 
-// translateAll is All with every Service's assignments decoded.
+// translateAll is all with every Service's assignments decoded.
 func translateAll(t testing.TB, opts Options, svcs []*model.Service) (map[model.ServiceKey]decoded, []Diagnostic) {
 	t.Helper()
-	byKey, diags := All(opts, svcs)
+	byKey, diags := all(opts, svcs)
 	out := make(map[model.ServiceKey]decoded, len(byKey))
 	for k, r := range byKey {
 		out[k] = decode(t, r)
 	}
 	return out, diags
+}
+
+// all translates every Service in svcs (see Service), as a batch of the
+// pipeline would; tests only. The map has an entry
+// for every Service key in svcs, with empty model.Resources when the Service
+// contributes nothing, so a consumer can tell "translated to nothing" from
+// "not in the input". Diagnostics are sorted by Service, port and reason.
+//
+// The result does not depend on the order of svcs. Nil entries are skipped
+// with a diagnostic; a key listed more than once is translated for none of
+// its entries (which of them is right cannot be known) and reported.
+func all(opts Options, svcs []*model.Service) (map[model.ServiceKey]model.Resources, []Diagnostic) {
+	out := make(map[model.ServiceKey]model.Resources, len(svcs))
+	count := make(map[model.ServiceKey]int, len(svcs))
+	var diags []Diagnostic
+	for _, svc := range svcs {
+		if svc == nil {
+			diags = append(diags, Diagnostic{Reason: "nil Service in input; skipped"})
+			continue
+		}
+		count[svc.Key]++
+	}
+	for _, svc := range svcs {
+		if svc == nil {
+			continue
+		}
+		switch n := count[svc.Key]; {
+		case n > 1:
+			if _, done := out[svc.Key]; !done {
+				out[svc.Key] = model.Resources{}
+				diags = append(diags, Diagnostic{
+					Service: svc.Key,
+					Reason:  fmt.Sprintf("Service listed %d times in input; not translated", n),
+				})
+			}
+		default:
+			res, d := service(opts, svc)
+			out[svc.Key] = res
+			diags = append(diags, d...)
+		}
+	}
+	sortDiagnostics(diags)
+	return out, diags
+}
+
+// variantsOf returns the variants of type t in r.
+func variantsOf(r model.Resources, t model.ResourceType) []model.Variant {
+	var out []model.Variant
+	for _, v := range r.Variants {
+		if v.Type == t {
+			out = append(out, v)
+		}
+	}
+	return out
 }

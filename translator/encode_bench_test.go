@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-xds/switchboard/internal/worldgen"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // BenchmarkEncodeAssignment compares, on views built by watcher.Store from
@@ -64,7 +65,7 @@ func BenchmarkEncodeAssignment(b *testing.B) {
 func BenchmarkEncodeSmall(b *testing.B) {
 	const name = "greeter.demo.svc.cluster.local:50051"
 	aliases := []string{"greeter.demo:50051", "greeter.demo.svc:50051"}
-	wire := func(e Encoded, err error) ([]byte, error) { return e.Wire, err }
+	wire := func(e model.Encoded, err error) ([]byte, error) { return e.Wire, err }
 	paths := map[string]func() ([]byte, error){
 		"listener/hand":        func() ([]byte, error) { return wire(listenerWire(name, name)) },
 		"listener/protobuf-go": func() ([]byte, error) { return wire(encode(name, listenerOf(name, newHCM(name)))) },

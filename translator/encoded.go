@@ -3,40 +3,30 @@ package translator
 import (
 	"fmt"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-// Encoded is one xDS resource in wire form: the bytes of its message as
-// protobuf-go's deterministic marshalling writes them, which is what a
-// server sends and what content versions hash. The translator hands every
-// resource over encoded: the common shapes (an assignment of a usual view,
-// a listener, a route and a cluster without policy) are written directly
-// with no message built at all, which is most of what a full translation
-// used to cost (see BenchmarkAll and BenchmarkEncodeAssignment), and the
-// rest are built as messages and marshalled here by protobuf-go, so a
-// consumer never marshals. Tests check that both ways give the same bytes
-// for the same content (TestSortedWire, TestWireShortcuts,
-// TestAPIListenerWire), so a resource's version does not depend on the way
-// it was built.
-//
-// Name is the resource's name (an assignment's cluster_name). Wire is
-// read-only, like the rest of Resources; decode it with proto.Unmarshal into
-// the message of its type.
-type Encoded struct {
-	Name string
-	Wire []byte
-}
+// The translator hands every resource over encoded (model.Encoded): the
+// common shapes (an assignment of a usual view, a listener, a route and a
+// cluster without policy) are written directly with no message built at
+// all, which is most of what a full translation used to cost (see
+// BenchmarkService and BenchmarkEncodeAssignment), and the rest are built
+// as messages and marshalled here by protobuf-go, so a consumer never
+// marshals. Tests check that both ways give the same bytes for the same
+// content (TestSortedWire, TestWireShortcuts, TestAPIListenerWire), so a
+// resource's version does not depend on the way it was built.
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
 // encode marshals m, the resource named name.
-func encode(name string, m proto.Message) (Encoded, error) {
+func encode(name string, m proto.Message) (model.Encoded, error) {
 	b, err := deterministic.Marshal(m)
 	if err != nil {
-		return Encoded{}, fmt.Errorf("encode %s %q: %w", m.ProtoReflect().Descriptor().Name(), name, err)
+		return model.Encoded{}, fmt.Errorf("encode %s %q: %w", m.ProtoReflect().Descriptor().Name(), name, err)
 	}
-	return Encoded{Name: name, Wire: b}, nil
+	return model.NewEncoded(name, b), nil
 }
 
 // sizeMessage is the size of a length-delimited field num holding n bytes.

@@ -177,7 +177,7 @@ type goldenDiagnostic struct {
 type goldenService struct {
 	Service string            `json:"service"`
 	Aliases map[string]string `json:"aliases,omitempty"`
-	// Visibility is Resources.Visibility: absent when everyone sees it.
+	// Visibility is model.Resources.Visibility: absent when everyone sees it.
 	Visibility  []string `json:"visibility,omitempty"`
 	Listeners   []any    `json:"listeners,omitempty"`
 	Routes      []any    `json:"routes,omitempty"`

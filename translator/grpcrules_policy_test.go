@@ -1,7 +1,7 @@
 package translator
 
 // gRPC client-side rules for the per-Service policy fields (policy.go,
-// lbpolicy.go) and the appProtocol record (cluster.go), mirroring grpc-go
+// cds_lbpolicy.go) and the appProtocol record (cds.go), mirroring grpc-go
 // v1.85 (unmarshal_cds.go: validateClusterAndConstructClusterUpdate,
 // outlierConfigFromCluster, circuitBreakersFromCluster,
 // validateAndConstructMetadata; xdslbregistry/converter; unmarshal_rds.go:

@@ -5,8 +5,8 @@ package translator
 // unmarshal_{lds,rds,cds,eds}.go) to what the translator sends, so that a
 // resource a gRPC client would NACK, or accept and then fail calls with, is
 // caught here first. Each check names the grpc-go function it mirrors; checks
-// marked "ours" are stricter than grpc-go, for cases /work/shared/
-// XDS-CLIENTS.md measured as silent failures or that other clients NACK.
+// marked "ours" are stricter than grpc-go, for cases measured against the
+// real clients as silent failures or that other clients NACK.
 //
 // Fields the translator does not send yet are rejected as "unchecked": a
 // change that starts sending one must extend this file with grpc-go's rule.
@@ -111,7 +111,7 @@ func grpcRuleErrors(res decoded) []error {
 		dial(lis.GetName(), lis)
 	}
 	for alias, canonical := range res.Aliases {
-		lis := AliasListener(alias, canonical)
+		lis := aliasListener(alias, canonical)
 		if lis.GetName() != alias {
 			add("alias", alias, fmt.Errorf("AliasListener named it %q", lis.GetName()))
 		}

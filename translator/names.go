@@ -67,7 +67,7 @@ func CanonicalName(domain string, key model.ServiceKey, port int32) string {
 // the canonical route; gRPC then matches the dialled authority against the
 // virtual host's domains, so these names must be domains of the route. They
 // are not aliases: without a namespace they name no Service, so they never
-// appear in Resources.Aliases.
+// appear in model.Resources.Aliases.
 //
 // Aliases come in sorted order ("S.N" < "S.N.svc" < "S.N.svc.<domain>" <
 // "S.N.svc:P" < "S.N:P", since '.' < ':'). The slices are windows of buf.

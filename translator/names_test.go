@@ -12,7 +12,7 @@ import (
 // TestShortNamesMatchVirtualHost checks that a client in the Service's
 // namespace dialling "S:P" (or "S" for a single-port Service) is matched by
 // the canonical route's virtual host the way grpc-go matches it, and that
-// the short names stay out of Resources.Aliases (which must be
+// the short names stay out of model.Resources.Aliases (which must be
 // namespace-qualified).
 func TestShortNamesMatchVirtualHost(t *testing.T) {
 	key := model.ServiceKey{Namespace: "n", Name: "s"}

@@ -8,8 +8,8 @@ import (
 
 // portOut is what one Service port contributes, encoded.
 type portOut struct {
-	listener, route, cluster Encoded
-	clusterVariants          []ClusterVariant
+	listener, route, cluster model.Encoded
+	clusterVariants          []model.Variant
 	// hasAssignments is false for an ExternalName port: its DNS cluster
 	// carries its one endpoint, and there is no EDS.
 	hasAssignments bool
@@ -18,9 +18,11 @@ type portOut struct {
 
 // portAssignments are one port's assignments.
 type portAssignments struct {
-	plain   Encoded
-	zones   []ZoneAssignment
-	classes []ClassAssignment
+	plain model.Encoded
+	// zones are the per-zone variants (see zoneAssignments), classes the
+	// per-class ones (see envoyAssignments).
+	zones   []model.Variant
+	classes []model.Variant
 }
 
 // translatePort builds and encodes the resources of port p of svc, named
@@ -61,7 +63,7 @@ func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int,
 			if err != nil {
 				return portOut{}, diags, err
 			}
-			out.clusterVariants = append(out.clusterVariants, ClusterVariant{Class: ClassCCore, Cluster: e})
+			out.clusterVariants = append(out.clusterVariants, model.Variant{Type: model.Cluster, View: model.View{Class: model.ClassCCore}, Resource: e})
 		}
 	}
 	as, d, err := buildAssignments(canonical, svc.Key, label, p.Endpoints, topologyPreference(svc, p.Endpoints), threshold)
@@ -131,14 +133,14 @@ func buildAssignments(canonical string, key model.ServiceKey, label string, eps 
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("zone %s: %w", za.Zone, err)
 		}
-		out.zones = append(out.zones, ZoneAssignment{Zone: za.Zone, Assignment: a})
+		out.zones = append(out.zones, model.Variant{Type: model.Assignment, View: model.View{Zone: za.Zone}, Resource: a})
 	}
 	for _, ca := range cas {
 		a, err := encode(canonical, ca.Assignment)
 		if err != nil {
 			return portAssignments{}, diags, fmt.Errorf("class %s: %w", ca.Class, err)
 		}
-		out.classes = append(out.classes, ClassAssignment{Class: ca.Class, Zone: ca.Zone, Assignment: a})
+		out.classes = append(out.classes, model.Variant{Type: model.Assignment, View: model.View{Class: ca.Class, Zone: ca.Zone}, Resource: a})
 	}
 	return out, diags, nil
 }

@@ -25,7 +25,7 @@ const (
 // For every TCP port ("" means TCP) of a ClusterIP, NodePort or LoadBalancer
 // Service, headless or not, it returns a Listener, RouteConfiguration, Cluster and
 // ClusterLoadAssignment that all carry the port's CanonicalName, and the
-// port's aliases in Resources.Aliases (see portNames); the route's virtual
+// port's aliases in model.Resources.Aliases (see portNames); the route's virtual
 // host also matches the short names "S:P" and "S" (see portNames), which are
 // not aliases. Headless Services are served the same way: the assignment
 // lists the pod IPs in both cases.
@@ -48,68 +48,26 @@ const (
 // multi-port Service, and a second TCP port with the same number. A port
 // whose name no slice carries (Port.Unresolved) still gets its resources,
 // with an empty assignment, plus a diagnostic.
-func Service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
+func Service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
 	res, diags := service(opts, svc)
 	sortDiagnostics(diags)
 	return res, diags
 }
 
-// All translates every Service in svcs (see Service). The map has an entry
-// for every Service key in svcs, with empty Resources when the Service
-// contributes nothing, so a consumer can tell "translated to nothing" from
-// "not in the input". Diagnostics are sorted by Service, port and reason.
-//
-// The result does not depend on the order of svcs. Nil entries are skipped
-// with a diagnostic; a key listed more than once is translated for none of
-// its entries (which of them is right cannot be known) and reported.
-func All(opts Options, svcs []*model.Service) (map[model.ServiceKey]Resources, []Diagnostic) {
-	out := make(map[model.ServiceKey]Resources, len(svcs))
-	count := make(map[model.ServiceKey]int, len(svcs))
-	var diags []Diagnostic
-	for _, svc := range svcs {
-		if svc == nil {
-			diags = append(diags, Diagnostic{Reason: "nil Service in input; skipped"})
-			continue
-		}
-		count[svc.Key]++
-	}
-	for _, svc := range svcs {
-		if svc == nil {
-			continue
-		}
-		switch n := count[svc.Key]; {
-		case n > 1:
-			if _, done := out[svc.Key]; !done {
-				out[svc.Key] = Resources{}
-				diags = append(diags, Diagnostic{
-					Service: svc.Key,
-					Reason:  fmt.Sprintf("Service listed %d times in input; not translated", n),
-				})
-			}
-		default:
-			res, d := service(opts, svc)
-			out[svc.Key] = res
-			diags = append(diags, d...)
-		}
-	}
-	sortDiagnostics(diags)
-	return out, diags
-}
-
 // service is Service without sorting the diagnostics.
-func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
+func service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
 	if svc == nil {
-		return Resources{}, []Diagnostic{{Reason: "nil Service in input; skipped"}}
+		return model.Resources{}, []Diagnostic{{Reason: "nil Service in input; skipped"}}
 	}
 	key := svc.Key
 	diag := func(port, format string, args ...any) Diagnostic {
 		return Diagnostic{Service: key, Port: port, Reason: fmt.Sprintf(format, args...)}
 	}
 	if err := opts.Validate(); err != nil {
-		return Resources{}, []Diagnostic{diag("", "invalid options: %v", err)}
+		return model.Resources{}, []Diagnostic{diag("", "invalid options: %v", err)}
 	}
 	if reason := refusal(svc); reason != "" {
-		return Resources{}, []Diagnostic{diag("", "%s", reason)}
+		return model.Resources{}, []Diagnostic{diag("", "%s", reason)}
 	}
 	domain := opts.domain()
 	ports, udpPorts, diags := servedPorts(svc, diag)
@@ -121,7 +79,7 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		udpPorts = nil // no endpoints to send datagrams to
 	}
 	if len(ports) == 0 && len(udpPorts) == 0 {
-		return Resources{}, diags
+		return model.Resources{}, diags
 	}
 	pol, problems := parsePolicy(svc.Annotations)
 	visibleTo, bad := visibility(svc)
@@ -132,11 +90,11 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		diags = append(diags, diag("", "%s", pr))
 	}
 	n := len(ports)
-	res := Resources{
-		Listeners:   make([]Encoded, 0, n),
-		Routes:      make([]Encoded, 0, n),
-		Clusters:    make([]Encoded, 0, n),
-		Assignments: make([]Encoded, 0, n),
+	res := model.Resources{
+		Listeners:   make([]model.Encoded, 0, n),
+		Routes:      make([]model.Encoded, 0, n),
+		Clusters:    make([]model.Encoded, 0, n),
+		Assignments: make([]model.Encoded, 0, n),
 		Aliases:     make(map[string]string, n*5),
 		Visibility:  visibleTo,
 	}
@@ -160,11 +118,11 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		res.Listeners = append(res.Listeners, out.listener)
 		res.Routes = append(res.Routes, out.route)
 		res.Clusters = append(res.Clusters, out.cluster)
-		res.ClusterVariants = append(res.ClusterVariants, out.clusterVariants...)
+		res.Variants = append(res.Variants, out.clusterVariants...)
 		if out.hasAssignments {
 			res.Assignments = append(res.Assignments, out.assignments.plain)
-			res.ZoneAssignments = append(res.ZoneAssignments, out.assignments.zones...)
-			res.ClassAssignments = append(res.ClassAssignments, out.assignments.classes...)
+			res.Variants = append(res.Variants, out.assignments.zones...)
+			res.Variants = append(res.Variants, out.assignments.classes...)
 		}
 	}
 	for _, p := range udpPorts {
@@ -176,20 +134,14 @@ func service(opts Options, svc *model.Service) (Resources, []Diagnostic) {
 		}
 		res.Clusters = append(res.Clusters, out.cluster)
 		res.Assignments = append(res.Assignments, out.assignments.plain)
-		res.ZoneAssignments = append(res.ZoneAssignments, out.assignments.zones...)
-		res.ClassAssignments = append(res.ClassAssignments, out.assignments.classes...)
+		res.Variants = append(res.Variants, out.assignments.zones...)
+		res.Variants = append(res.Variants, out.assignments.classes...)
 	}
 	// Ports are in number order, names compare as strings (":443" < ":80").
-	for _, list := range [][]Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
+	for _, list := range [][]model.Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
 		slices.SortFunc(list, byName)
 	}
-	slices.SortFunc(res.ClusterVariants, func(a, b ClusterVariant) int {
-		return cmp.Or(byName(a.Cluster, b.Cluster), cmp.Compare(a.Class, b.Class))
-	})
-	slices.SortFunc(res.ZoneAssignments, func(a, b ZoneAssignment) int {
-		return cmp.Or(byName(a.Assignment, b.Assignment), cmp.Compare(a.Zone, b.Zone))
-	})
-	sortClassAssignments(res.ClassAssignments)
+	sortVariants(res.Variants)
 	if len(res.Aliases) == 0 {
 		res.Aliases = nil
 	}
@@ -280,8 +232,22 @@ func portLabel(p *model.Port) string {
 	return strconv.Itoa(int(p.Port))
 }
 
+// sortVariants orders variants as model.Resources.Variants are: by type,
+// name, then view (class, zone, namespace; "" first).
+func sortVariants(vs []model.Variant) {
+	slices.SortFunc(vs, func(a, b model.Variant) int {
+		return cmp.Or(
+			cmp.Compare(a.Type, b.Type),
+			byName(a.Resource, b.Resource),
+			cmp.Compare(a.View.Class, b.View.Class),
+			cmp.Compare(a.View.Zone, b.View.Zone),
+			cmp.Compare(a.View.Namespace, b.View.Namespace),
+		)
+	})
+}
+
 // byName orders resources by name.
-func byName(a, b Encoded) int { return strings.Compare(a.Name, b.Name) }
+func byName(a, b model.Encoded) int { return strings.Compare(a.Name, b.Name) }
 
 // sortDiagnostics sorts by namespace, name, port, then reason.
 func sortDiagnostics(d []Diagnostic) {

@@ -158,18 +158,6 @@ func SidecarFacts(svc *model.Service) *model.Service {
 // may be nil) give the sidecar stage the same input.
 func SameSidecarFacts(a, b *model.Service) bool { return reflect.DeepEqual(a, b) }
 
-// NamespaceVariant is a listener or route configuration that Envoy
-// sidecars of Namespace (node metadata NAMESPACE) get in place of the
-// plain resource of the same name: with the short names of the
-// namespace's Services, and the Services limited by AnnotationVisibleTo
-// that the namespace may see. A namespace without a variant gets the plain
-// resource, which has neither. Variants are shared by every sidecar of the
-// namespace: their cost is per namespace, not per client.
-type NamespaceVariant struct {
-	Namespace string
-	Resource  Encoded
-}
-
 // Sidecar builds the resources of part from svcs, the Services that
 // contribute to it (others in svcs are skipped): listeners (and their
 // namespace variants), route configurations (and theirs), and for
@@ -177,12 +165,12 @@ type NamespaceVariant struct {
 // It does not depend on the order of svcs; a Service key listed twice is
 // used once (the first in key order with the most ports wins, so that
 // the choice is deterministic).
-func Sidecar(opts Options, part SidecarPart, svcs []*model.Service) (Resources, error) {
+func Sidecar(opts Options, part SidecarPart, svcs []*model.Service) (model.Resources, error) {
 	if err := opts.Validate(); err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
 	in := sidecarInputs(part, svcs)
-	var res Resources
+	var res model.Resources
 	var err error
 	switch part.Kind {
 	case SidecarShared:
@@ -194,10 +182,10 @@ func Sidecar(opts Options, part SidecarPart, svcs []*model.Service) (Resources, 
 	case SidecarDNS:
 		res, err = dnsResources(opts, in)
 	default:
-		return Resources{}, fmt.Errorf("unknown sidecar part %d", part.Kind)
+		return model.Resources{}, fmt.Errorf("unknown sidecar part %d", part.Kind)
 	}
 	if err != nil {
-		return Resources{}, fmt.Errorf("sidecar %s: %w", part, err)
+		return model.Resources{}, fmt.Errorf("sidecar %s: %w", part, err)
 	}
 	res.EnvoyOnly = true
 	return res, nil
@@ -254,7 +242,7 @@ func portNumbered(ports []*model.Port, n int32) *model.Port {
 // mayBeSeenBy reports whether sidecars of namespace ns ("" for the plain
 // variant) may see in's Service.
 func (in sidecarInput) mayBeSeenBy(ns string) bool {
-	return Client{Namespace: ns}.MaySee(in.visibleTo, in.svc.Key.Namespace)
+	return model.Client{Namespace: ns}.MaySee(in.visibleTo, in.svc.Key.Namespace)
 }
 
 // variantNamespaces returns the namespaces whose sidecars may see
@@ -270,21 +258,29 @@ func variantNamespaces(ins []sidecarInput) []string {
 	return slices.Compact(out)
 }
 
-// withVariants builds the plain resource (build("")) and the variant of
-// every namespace in nss whose bytes differ from it.
-func withVariants(nss []string, build func(ns string) (Encoded, error)) (Encoded, []NamespaceVariant, error) {
+// withVariants builds the plain resource of type t (build("")) and the
+// variant of every namespace in nss whose bytes differ from it.
+//
+// A namespace variant is a listener or route configuration that Envoy
+// sidecars of the namespace (node metadata NAMESPACE) get in place of the
+// plain resource of the same name: with the short names of the
+// namespace's Services, and the Services limited by AnnotationVisibleTo
+// that the namespace may see. A namespace without a variant gets the plain
+// resource, which has neither. Variants are shared by every sidecar of the
+// namespace: their cost is per namespace, not per client.
+func withVariants(t model.ResourceType, nss []string, build func(ns string) (model.Encoded, error)) (model.Encoded, []model.Variant, error) {
 	plain, err := build("")
 	if err != nil {
-		return Encoded{}, nil, err
+		return model.Encoded{}, nil, err
 	}
-	var vs []NamespaceVariant
+	var vs []model.Variant
 	for _, ns := range nss {
 		v, err := build(ns)
 		if err != nil {
-			return Encoded{}, nil, fmt.Errorf("namespace %s: %w", ns, err)
+			return model.Encoded{}, nil, fmt.Errorf("namespace %s: %w", ns, err)
 		}
 		if !bytes.Equal(v.Wire, plain.Wire) {
-			vs = append(vs, NamespaceVariant{Namespace: ns, Resource: v})
+			vs = append(vs, model.Variant{Type: t, View: model.View{Namespace: ns}, Resource: v})
 		}
 	}
 	return plain, vs, nil

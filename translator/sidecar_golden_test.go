@@ -46,7 +46,7 @@ func TestSidecarGolden(t *testing.T) {
 				parts = partsOf(views)
 			}
 			var out []any
-			var all []Resources
+			var all []model.Resources
 			for _, p := range parts {
 				res, err := Sidecar(sidecarGoldenOptions, p, views)
 				if err != nil {
@@ -87,7 +87,7 @@ func TestSidecarGolden(t *testing.T) {
 
 // checkSidecarWorld runs Envoy's load rules (envoysim.Check) over what a
 // sidecar of each namespace of views (and of none) would hold.
-func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []Resources) {
+func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []model.Resources) {
 	t.Helper()
 	nss := []string{""}
 	for _, v := range views {
@@ -104,10 +104,10 @@ func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []Resources
 // sidecarConfig is what a sidecar of namespace ns holds: every Service's
 // clusters and assignments, the shared part (unless sidecar has it), and
 // every part of sidecar with that namespace's variants.
-func sidecarConfig(t *testing.T, views []*model.Service, sidecar []Resources, ns string) *envoysim.Config {
+func sidecarConfig(t *testing.T, views []*model.Service, sidecar []model.Resources, ns string) *envoysim.Config {
 	t.Helper()
-	if !slices.ContainsFunc(sidecar, func(r Resources) bool {
-		return slices.ContainsFunc(r.Listeners, func(e Encoded) bool { return e.Name == VirtualOutboundName })
+	if !slices.ContainsFunc(sidecar, func(r model.Resources) bool {
+		return slices.ContainsFunc(r.Listeners, func(e model.Encoded) bool { return e.Name == VirtualOutboundName })
 	}) {
 		shared, err := Sidecar(sidecarGoldenOptions, SidecarPart{Kind: SidecarShared}, nil)
 		if err != nil {
@@ -115,9 +115,9 @@ func sidecarConfig(t *testing.T, views []*model.Service, sidecar []Resources, ns
 		}
 		sidecar = append(slices.Clip(sidecar), shared)
 	}
-	byKey, _ := All(sidecarGoldenOptions, views)
+	byKey, _ := all(sidecarGoldenOptions, views)
 	cfg := envoysim.NewConfig()
-	add := func(m proto.Message, e Encoded) {
+	add := func(m proto.Message, e model.Encoded) {
 		if err := proto.Unmarshal(e.Wire, m); err != nil {
 			t.Fatal(err)
 		}
@@ -131,9 +131,9 @@ func sidecarConfig(t *testing.T, views []*model.Service, sidecar []Resources, ns
 			add(&endpointv3.ClusterLoadAssignment{}, e)
 		}
 	}
-	pick := func(plain Encoded, vs []NamespaceVariant) Encoded {
+	pick := func(plain model.Encoded, vs []model.Variant) model.Encoded {
 		for _, v := range vs {
-			if v.Namespace == ns && v.Resource.Name == plain.Name {
+			if v.View.Namespace == ns && v.Resource.Name == plain.Name {
 				return v.Resource
 			}
 		}
@@ -141,10 +141,10 @@ func sidecarConfig(t *testing.T, views []*model.Service, sidecar []Resources, ns
 	}
 	for _, res := range sidecar {
 		for _, e := range res.Listeners {
-			add(&listenerv3.Listener{}, pick(e, res.ListenerVariants))
+			add(&listenerv3.Listener{}, pick(e, variantsOf(res, model.Listener)))
 		}
 		for _, e := range res.Routes {
-			add(&routev3.RouteConfiguration{}, pick(e, res.RouteVariants))
+			add(&routev3.RouteConfiguration{}, pick(e, variantsOf(res, model.Route)))
 		}
 		for _, e := range res.Clusters {
 			add(&clusterv3.Cluster{}, e)
@@ -168,10 +168,10 @@ func partsOf(views []*model.Service) []SidecarPart {
 }
 
 // renderSidecarPart decodes, validates and renders one part.
-func renderSidecarPart(t *testing.T, p SidecarPart, res Resources) map[string]any {
+func renderSidecarPart(t *testing.T, p SidecarPart, res model.Resources) map[string]any {
 	t.Helper()
 	out := map[string]any{"part": p.String()}
-	add := func(key string, msg func() proto.Message, list []Encoded) {
+	add := func(key string, msg func() proto.Message, list []model.Encoded) {
 		var vs []any
 		for _, e := range list {
 			m := msg()
@@ -185,15 +185,15 @@ func renderSidecarPart(t *testing.T, p SidecarPart, res Resources) map[string]an
 			out[key] = vs
 		}
 	}
-	variants := func(key string, msg func() proto.Message, list []NamespaceVariant) {
+	variants := func(key string, msg func() proto.Message, list []model.Variant) {
 		byNS := map[string][]any{}
 		for _, v := range list {
 			m := msg()
 			if err := proto.Unmarshal(v.Resource.Wire, m); err != nil {
-				t.Fatalf("%s %s/%s: %v", key, v.Namespace, v.Resource.Name, err)
+				t.Fatalf("%s %s/%s: %v", key, v.View.Namespace, v.Resource.Name, err)
 			}
-			validateDeep(t, v.Namespace+"/"+v.Resource.Name, m)
-			byNS[v.Namespace] = append(byNS[v.Namespace], protoValue(t, m))
+			validateDeep(t, v.View.Namespace+"/"+v.Resource.Name, m)
+			byNS[v.View.Namespace] = append(byNS[v.View.Namespace], protoValue(t, m))
 		}
 		if len(byNS) > 0 {
 			out[key] = byNS
@@ -202,8 +202,8 @@ func renderSidecarPart(t *testing.T, p SidecarPart, res Resources) map[string]an
 	add("listeners", func() proto.Message { return &listenerv3.Listener{} }, res.Listeners)
 	add("routes", func() proto.Message { return &routev3.RouteConfiguration{} }, res.Routes)
 	add("clusters", func() proto.Message { return &clusterv3.Cluster{} }, res.Clusters)
-	variants("listenerVariants", func() proto.Message { return &listenerv3.Listener{} }, res.ListenerVariants)
-	variants("routeVariants", func() proto.Message { return &routev3.RouteConfiguration{} }, res.RouteVariants)
+	variants("listenerVariants", func() proto.Message { return &listenerv3.Listener{} }, variantsOf(res, model.Listener))
+	variants("routeVariants", func() proto.Message { return &routev3.RouteConfiguration{} }, variantsOf(res, model.Route))
 	return out
 }
 

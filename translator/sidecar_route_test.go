@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-xds/switchboard/internal/envoysim"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Walks, as Envoy routes, through the sidecar goldens' worlds for what
@@ -48,7 +49,7 @@ func TestSidecarRoutesDualStackAndVisibility(t *testing.T) {
 		{"headless", "web", envoysim.Conn{Protocol: "tcp", DstIP: "10.244.9.9", DstPort: 8080}, PassthroughClusterName, catchAllChainName},
 	} {
 		views := loadViews(t, "testdata/sidecar/in/"+c.file+".yaml")
-		var parts []Resources
+		var parts []model.Resources
 		for _, p := range partsOf(views) {
 			r, err := Sidecar(sidecarGoldenOptions, p, views)
 			if err != nil {

@@ -32,10 +32,10 @@ const (
 // sharedResources is SidecarShared: the virtual outbound listener, whose
 // one chain passes every connection no port listener takes through to its
 // original destination, and the passthrough cluster.
-func sharedResources() (Resources, error) {
+func sharedResources() (model.Resources, error) {
 	chain, err := tcpProxyChain(catchAllChainName, nil, PassthroughClusterName)
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
 	l, err := encode(VirtualOutboundName, &listenerv3.Listener{
 		Name:             VirtualOutboundName,
@@ -45,7 +45,7 @@ func sharedResources() (Resources, error) {
 		FilterChains:     []*listenerv3.FilterChain{chain},
 	})
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
 	opts, err := deterministicAny(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
@@ -56,7 +56,7 @@ func sharedResources() (Resources, error) {
 		},
 	})
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
 	c, err := encode(PassthroughClusterName, &clusterv3.Cluster{
 		Name:                          PassthroughClusterName,
@@ -66,9 +66,9 @@ func sharedResources() (Resources, error) {
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsName: opts},
 	})
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
-	return Resources{Listeners: []Encoded{l}, Clusters: []Encoded{c}}, nil
+	return model.Resources{Listeners: []model.Encoded{l}, Clusters: []model.Encoded{c}}, nil
 }
 
 // tcpPortResources is SidecarTCP for port: per IP family that some
@@ -81,7 +81,7 @@ func sharedResources() (Resources, error) {
 // has a virtual host per such Service. A port with nothing to route
 // (headless Services only, whose connections pass through anyway) gets
 // no listener.
-func tcpPortResources(domain string, port int32, ins []sidecarInput) (Resources, error) {
+func tcpPortResources(domain string, port int32, ins []sidecarInput) (model.Resources, error) {
 	var http, tcp, headless []sidecarInput
 	v4, v6 := false, false
 	for _, in := range ins {
@@ -103,10 +103,10 @@ func tcpPortResources(domain string, port int32, ins []sidecarInput) (Resources,
 		}
 	}
 	if len(http) == 0 && len(tcp) == 0 {
-		return Resources{}, nil
+		return model.Resources{}, nil
 	}
 	routeName := strconv.Itoa(int(port))
-	var res Resources
+	var res model.Resources
 	for _, fam := range []struct {
 		on   bool
 		name string
@@ -116,27 +116,27 @@ func tcpPortResources(domain string, port int32, ins []sidecarInput) (Resources,
 		if !fam.on {
 			continue
 		}
-		build := func(ns string) (Encoded, error) {
+		build := func(ns string) (model.Encoded, error) {
 			l, err := portListener(fam.name, fam.any, port, fam.is6, domain, routeName, ns, http, tcp, headless)
 			if err != nil {
-				return Encoded{}, err
+				return model.Encoded{}, err
 			}
 			return encode(fam.name, l)
 		}
-		plain, vs, err := withVariants(variantNamespaces(slices.Concat(tcp, headless)), build)
+		plain, vs, err := withVariants(model.Listener, variantNamespaces(slices.Concat(tcp, headless)), build)
 		if err != nil {
-			return Resources{}, err
+			return model.Resources{}, err
 		}
 		res.Listeners = append(res.Listeners, plain)
-		res.ListenerVariants = append(res.ListenerVariants, vs...)
+		res.Variants = append(res.Variants, vs...)
 	}
 	if len(http) > 0 {
 		plain, vs, err := routeVariants(domain, port, routeName, http)
 		if err != nil {
-			return Resources{}, err
+			return model.Resources{}, err
 		}
-		res.Routes = []Encoded{plain}
-		res.RouteVariants = vs
+		res.Routes = []model.Encoded{plain}
+		res.Variants = append(res.Variants, vs...)
 	}
 	slices.SortFunc(res.Listeners, byName)
 	return res, nil

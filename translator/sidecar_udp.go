@@ -16,6 +16,7 @@ import (
 	dnsv3 "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
 	dnsfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
 	udpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/udp_proxy/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -35,8 +36,8 @@ const (
 // from another listener), proxying to the port's cluster
 // (udpName). Services limited by AnnotationVisibleTo get none: a listener
 // cannot differ by namespace the way a chain or a route can.
-func udpPortResources(domain string, port int32, ins []sidecarInput) (Resources, error) {
-	var res Resources
+func udpPortResources(domain string, port int32, ins []sidecarInput) (model.Resources, error) {
+	var res model.Resources
 	for _, in := range ins {
 		if in.visibleTo != nil || in.svc.Headless {
 			continue
@@ -46,17 +47,17 @@ func udpPortResources(domain string, port int32, ins []sidecarInput) (Resources,
 			name := "udp_" + a.String() + "_" + strconv.Itoa(int(port))
 			l, err := udpListener(name, a, port, cluster)
 			if err != nil {
-				return Resources{}, err
+				return model.Resources{}, err
 			}
 			e, err := encode(name, l)
 			if err != nil {
-				return Resources{}, err
+				return model.Resources{}, err
 			}
 			res.Listeners = append(res.Listeners, e)
 		}
 	}
 	slices.SortFunc(res.Listeners, byName)
-	res.Listeners = slices.CompactFunc(res.Listeners, func(a, b Encoded) bool { return a.Name == b.Name })
+	res.Listeners = slices.CompactFunc(res.Listeners, func(a, b model.Encoded) bool { return a.Name == b.Name })
 	return res, nil
 }
 
@@ -122,20 +123,20 @@ func parseSidecarDNS(s string) (netip.AddrPort, error) {
 // set), whose inline table answers for every Service of ins, and its
 // namespace variants (short names, limited Services). Names the table does
 // not hold are forwarded to the resolvers of Envoy's host.
-func dnsResources(opts Options, ins []sidecarInput) (Resources, error) {
+func dnsResources(opts Options, ins []sidecarInput) (model.Resources, error) {
 	if opts.SidecarDNS == "" {
-		return Resources{}, nil
+		return model.Resources{}, nil
 	}
 	at, err := parseSidecarDNS(opts.SidecarDNS)
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
 	domain := opts.domain()
 	plain, vs, err := dnsVariants(at, domain, ins)
 	if err != nil {
-		return Resources{}, err
+		return model.Resources{}, err
 	}
-	return Resources{Listeners: []Encoded{plain}, ListenerVariants: vs}, nil
+	return model.Resources{Listeners: []model.Encoded{plain}, Variants: vs}, nil
 }
 
 // dnsTable is the table sidecars of namespace ns get: the records of

@@ -7,12 +7,13 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	dnsv3 "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
 	dnsfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
 // The route configuration of an HTTP port and the DNS table hold every
-// Service, in one variant per namespace (NamespaceVariant). Building each
+// Service, in one variant per namespace (withVariants). Building each
 // variant as a message and marshalling it costs namespaces × Services
 // messages on every new Service; instead each Service's virtual host and
 // DNS records are marshalled once per call, with and without its short
@@ -79,7 +80,7 @@ func assembleEntries(b []byte, ns string, entries []perService) []byte {
 
 // routeVariants is route configuration routeName (portRoute) and its
 // namespace variants, assembled from each Service's virtual host.
-func routeVariants(domain string, port int32, routeName string, http []sidecarInput) (Encoded, []NamespaceVariant, error) {
+func routeVariants(domain string, port int32, routeName string, http []sidecarInput) (model.Encoded, []model.Variant, error) {
 	vhosts := func(vs ...*routev3.VirtualHost) ([]byte, error) {
 		return deterministic.Marshal(&routev3.RouteConfiguration{VirtualHosts: vs})
 	}
@@ -88,27 +89,27 @@ func routeVariants(domain string, port int32, routeName string, http []sidecarIn
 	for i, in := range http {
 		entries[i].in = in
 		if entries[i].plain, err = vhosts(httpVHost(domain, port, in, false)); err != nil {
-			return Encoded{}, nil, err
+			return model.Encoded{}, nil, err
 		}
 		if entries[i].own, err = vhosts(httpVHost(domain, port, in, true)); err != nil {
-			return Encoded{}, nil, err
+			return model.Encoded{}, nil, err
 		}
 	}
 	pass, err := vhosts(sidecarVHost(passthroughVHost, []string{"*"}, PassthroughClusterName))
 	if err != nil {
-		return Encoded{}, nil, err
+		return model.Encoded{}, nil, err
 	}
-	return withVariants(variantNamespaces(http), func(ns string) (Encoded, error) {
+	return withVariants(model.Route, variantNamespaces(http), func(ns string) (model.Encoded, error) {
 		b := make([]byte, 0, sizeMessage(fieldRouteConfigName, len(routeName))+entriesLen(ns, entries)+len(pass))
 		b = appendString(b, fieldRouteConfigName, routeName)
 		b = assembleEntries(b, ns, entries)
-		return Encoded{Name: routeName, Wire: append(b, pass...)}, nil
+		return model.NewEncoded(routeName, append(b, pass...)), nil
 	})
 }
 
 // dnsVariants is the DNS listener at at (dnsListener over dnsTable) and
 // its namespace variants, assembled from each Service's records.
-func dnsVariants(at netip.AddrPort, domain string, ins []sidecarInput) (Encoded, []NamespaceVariant, error) {
+func dnsVariants(at netip.AddrPort, domain string, ins []sidecarInput) (model.Encoded, []model.Variant, error) {
 	l, cfg := dnsListenerParts(at)
 	var head, tail, cfgHead, cfgTail []byte
 	var err error
@@ -122,7 +123,7 @@ func dnsVariants(at netip.AddrPort, domain string, ins []sidecarInput) (Encoded,
 		{&cfgTail, &dnsfilterv3.DnsFilterConfig{ClientConfig: cfg.ClientConfig}},
 	} {
 		if *m.out, err = deterministic.Marshal(m.msg); err != nil {
-			return Encoded{}, nil, err
+			return model.Encoded{}, nil, err
 		}
 	}
 	records := func(short bool, in sidecarInput) ([]byte, error) {
@@ -132,15 +133,15 @@ func dnsVariants(at netip.AddrPort, domain string, ins []sidecarInput) (Encoded,
 	for i, in := range ins {
 		entries[i].in = in
 		if entries[i].plain, err = records(false, in); err != nil {
-			return Encoded{}, nil, err
+			return model.Encoded{}, nil, err
 		}
 		if entries[i].own, err = records(true, in); err != nil {
-			return Encoded{}, nil, err
+			return model.Encoded{}, nil, err
 		}
 	}
 	typeURL := appendString(nil, fieldAnyTypeURL, typeURLPrefix+string((*dnsfilterv3.DnsFilterConfig)(nil).ProtoReflect().Descriptor().FullName()))
 	filterName := appendString(nil, fieldListenerFilterName, dnsFilterName)
-	return withVariants(variantNamespaces(ins), func(ns string) (Encoded, error) {
+	return withVariants(model.Listener, variantNamespaces(ins), func(ns string) (model.Encoded, error) {
 		// The table is the bulk: sizes first, so that it is copied once.
 		tableLen := entriesLen(ns, entries)
 		serverLen := sizeMessage(fieldServerInlineTable, tableLen)
@@ -159,6 +160,6 @@ func dnsVariants(at netip.AddrPort, domain string, ins []sidecarInput) (Encoded,
 		b = appendHeader(b, fieldServerInlineTable, tableLen)
 		b = assembleEntries(b, ns, entries)
 		b = append(b, cfgTail...)
-		return Encoded{Name: DNSListenerName, Wire: append(b, tail...)}, nil
+		return model.NewEncoded(DNSListenerName, append(b, tail...)), nil
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // The assembled route configurations and DNS listeners are byte for byte
@@ -16,7 +18,7 @@ func TestSidecarWireEqualsMessages(t *testing.T) {
 		for _, part := range partsOf(views) {
 			ins := sidecarInputs(part, views)
 			nss := append([]string{""}, variantNamespaces(ins)...)
-			var assembled func(ns string) Encoded
+			var assembled func(ns string) model.Encoded
 			var reference func(ns string) ([]byte, error)
 			switch part.Kind {
 			case SidecarTCP:
@@ -66,10 +68,10 @@ func TestSidecarWireEqualsMessages(t *testing.T) {
 	}
 }
 
-func pickVariant(plain Encoded, vs []NamespaceVariant) func(string) Encoded {
-	return func(ns string) Encoded {
+func pickVariant(plain model.Encoded, vs []model.Variant) func(string) model.Encoded {
+	return func(ns string) model.Encoded {
 		for _, v := range vs {
-			if v.Namespace == ns {
+			if v.View.Namespace == ns {
 				return v.Resource
 			}
 		}

@@ -95,7 +95,7 @@ func TestAliasListener(t *testing.T) {
 		t.Fatalf("got %d aliases, want 5: %v", len(r.Aliases), r.Aliases)
 	}
 	for alias, target := range r.Aliases {
-		got := AliasListener(alias, target)
+		got := aliasListener(alias, target)
 		want := proto.Clone(canonical).(*listenerv3.Listener)
 		want.Name = alias
 		if d := cmp.Diff(want, got, protocmp.Transform()); d != "" {
@@ -231,7 +231,7 @@ func TestDeterminism(t *testing.T) {
 		views = append(views, loadViews(t, in)...)
 	}
 	views = append(views, benchServices(t, 20, 30)...)
-	first, firstDiags := All(goldenOptions, views)
+	first, firstDiags := all(goldenOptions, views)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 3 {
@@ -248,7 +248,7 @@ func TestDeterminism(t *testing.T) {
 			shuffled[i] = &c
 		}
 		rng.Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
-		again, diags := All(goldenOptions, shuffled)
+		again, diags := all(goldenOptions, shuffled)
 		if d := cmp.Diff(firstDiags, diags); d != "" {
 			t.Errorf("round %d: diagnostics differ (-first +again):\n%s", round, d)
 		}
@@ -333,21 +333,15 @@ func claAddrs(cla *endpointv3.ClusterLoadAssignment) []string {
 }
 
 // marshalAll returns the wire form of every resource in res, in order.
-func marshalAll(res Resources) [][]byte {
+func marshalAll(res model.Resources) [][]byte {
 	var out [][]byte
-	for _, list := range [][]Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
+	for _, list := range [][]model.Encoded{res.Listeners, res.Routes, res.Clusters, res.Assignments} {
 		for _, e := range list {
 			out = append(out, e.Wire)
 		}
 	}
-	for _, cv := range res.ClusterVariants {
-		out = append(out, cv.Cluster.Wire)
-	}
-	for _, za := range res.ZoneAssignments {
-		out = append(out, za.Assignment.Wire)
-	}
-	for _, ca := range res.ClassAssignments {
-		out = append(out, ca.Assignment.Wire)
+	for _, v := range res.Variants {
+		out = append(out, v.Resource.Wire)
 	}
 	return out
 }

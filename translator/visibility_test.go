@@ -71,24 +71,3 @@ func manyNamespaces(n int) string {
 	}
 	return strings.Join(names, ",")
 }
-
-func TestMaySee(t *testing.T) {
-	limited := []string{"ns-a", "own"}
-	for _, tc := range []struct {
-		client    string
-		visibleTo []string
-		want      bool
-	}{
-		{"ns-x", nil, true},
-		{"", nil, true},
-		{"ns-a", limited, true},
-		{"own", limited, true},
-		{"own", []string{"ns-a"}, true}, // the own namespace always sees it
-		{"ns-x", limited, false},
-		{"", limited, false},
-	} {
-		if got := (Client{Namespace: tc.client}).MaySee(tc.visibleTo, "own"); got != tc.want {
-			t.Errorf("Client{Namespace: %q}.MaySee(%q, own) = %v, want %v", tc.client, tc.visibleTo, got, tc.want)
-		}
-	}
-}

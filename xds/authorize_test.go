@@ -9,11 +9,10 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // recordingAuthorizer refuses the node "intruder" and counts its calls.
@@ -56,7 +55,7 @@ func streamError(t *testing.T, errc <-chan error) error {
 func TestAuthorizeOncePerStreamWhenNodeFirstSeen(t *testing.T) {
 	a := &recordingAuthorizer{calls: map[string]int{}}
 	h := newHarnessWith(t, ServerOptions{Authorize: a.authorize})
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 
 	// An authorized SotW client is served, and asked about once however
 	// many requests it sends.

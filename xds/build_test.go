@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestApplyKeepsPreviousOnBadService checks Apply's promise for a Service
@@ -12,14 +12,14 @@ import (
 // previous resources keep serving, the error names it, and the rest of the
 // Update is applied.
 func TestApplyKeepsPreviousOnBadService(t *testing.T) {
-	c := NewCache()
-	apply(t, c, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	c := newTestCache()
+	apply(t, c, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	before := c.getView(endpointType, "a", nil)
 
 	bad := svc("a", 2)
-	za := translator.ZoneAssignment{Zone: "z1", Assignment: bad.Assignments[0]}
-	bad.ZoneAssignments = []translator.ZoneAssignment{za, za}
-	_, err := c.Apply(Update{Services: map[string]*translator.Resources{"ns/a": bad, "ns/b": svc("b", 7)}})
+	za := model.Variant{Type: model.Assignment, View: model.View{Zone: "z1"}, Resource: bad.Assignments[0]}
+	bad.Variants = []model.Variant{za, za}
+	_, err := c.Apply(Update{Services: map[string]*model.Resources{"ns/a": bad, "ns/b": svc("b", 7)}})
 	if err == nil || !strings.Contains(err.Error(), "ns/a") {
 		t.Fatalf("Apply error %v, want one naming ns/a", err)
 	}

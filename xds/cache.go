@@ -7,8 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard-xds/switchboard/internal/parallel"
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Update is one batch of translated Services for the Cache.
@@ -16,14 +15,36 @@ type Update struct {
 	// Full is true when Services is the whole world: groups that are missing
 	// from it are deleted, and the first full update makes the cache ready.
 	Full bool
-	// Services maps a Service key ("namespace/name") to its resources; a nil
-	// value deletes the Service's resources.
-	Services map[string]*translator.Resources
+	// Services maps a group key (a Service's "namespace/name", or a part
+	// of the sidecar stage) to its resources; a nil value deletes the
+	// group's resources.
+	Services map[string]*model.Resources
 	// Changed holds, per Service key, when the change that this Update
 	// carries happened (model.Batch.Changed); the versions it makes keep
 	// it, for switchboard_convergence_seconds. Services without a time
 	// (a full world) are not measured.
 	Changed map[string]time.Time
+	// Coalesce is how long the watcher held the first change of this
+	// Update before it published it, and Translate how long translating it
+	// took; the cache records both, with the time it takes to store the
+	// Update, in switchboard_convergence_stage_seconds (zero: not
+	// recorded).
+	Coalesce, Translate time.Duration
+}
+
+// CacheOptions configure a Cache.
+type CacheOptions struct {
+	// AliasListener builds the listener served for an alias of a Service
+	// port (model.Resources.Aliases), named alias, that routes to the
+	// canonical listener's route; UnknownListener the listener served for
+	// a listener name that names no Service, so that the client fails
+	// fast. The cache builds them only when a client asks for such a name.
+	// Both are required.
+	AliasListener   func(alias, canonical string) (model.Encoded, error)
+	UnknownListener func(name string) (model.Encoded, error)
+	// Metrics records the stages of an Update (see Update.Coalesce); nil
+	// records nothing.
+	Metrics *Metrics
 }
 
 // Cache holds the marshalled resources that the ADS server serves, indexed by
@@ -41,7 +62,8 @@ type Update struct {
 // Cache is safe for concurrent use. Its zero value is not usable; use
 // NewCache.
 type Cache struct {
-	mu sync.RWMutex
+	opts CacheOptions
+	mu   sync.RWMutex
 	// readyC is closed by the first full Update; it is the one record of
 	// readiness, read without the lock on every request.
 	readyC    chan struct{}
@@ -53,12 +75,12 @@ type Cache struct {
 	// asks for cost a map entry and nothing else.
 	aliases        map[string]string
 	aliasListeners map[string]map[string]*Resource
-	// variants holds, per type, by name and then view key (see
-	// viewKeys), the resources that some clients get instead of the plain
+	// variants holds, per type, by name and then view (see
+	// model.Client.Views), the resources that some clients get instead of the plain
 	// one: assignments per zone, per client class and per both, clusters
 	// per client class. Clients with one view share one marshalled
 	// variant: the cost is per view, not per client.
-	variants [numTypes]map[string]map[string]*Resource
+	variants [numTypes]map[string]map[model.View]*Resource
 	// limited maps, per type, every resource and alias name of a Service
 	// with a visibility to it (see visibility.go); anyLimited is whether
 	// it holds any, read without the lock.
@@ -97,7 +119,7 @@ type group struct {
 	variants *[numTypes][]string
 	// vis is who may see the Service; nil for everyone (most).
 	vis *visibility
-	// envoyOnly is translator.Resources.EnvoyOnly (see scope.go).
+	// envoyOnly is model.Resources.EnvoyOnly (see scope.go).
 	envoyOnly bool
 }
 
@@ -154,9 +176,13 @@ func (g *group) variantNames(t typeIndex) []string {
 }
 
 // NewCache returns an empty Cache that is not ready until the first full
-// Update.
-func NewCache() *Cache {
+// Update. It panics when opts lacks a required builder (a wiring bug).
+func NewCache(opts CacheOptions) *Cache {
+	if opts.AliasListener == nil || opts.UnknownListener == nil {
+		panic("xds.NewCache: CacheOptions.AliasListener and UnknownListener are required")
+	}
 	c := &Cache{
+		opts:           opts,
 		readyC:         make(chan struct{}),
 		groups:         map[string]*group{},
 		aliases:        map[string]string{},
@@ -167,7 +193,7 @@ func NewCache() *Cache {
 	for t := range numTypes {
 		c.resources[t] = map[string]*Resource{}
 		c.byName[t] = map[string][]*subscriber{}
-		c.variants[t] = map[string]map[string]*Resource{}
+		c.variants[t] = map[string]map[model.View]*Resource{}
 		c.wildcard[t] = map[*subscriber]struct{}{}
 	}
 	return c
@@ -193,92 +219,83 @@ type built struct {
 	trigger   int64
 	res       [numTypes][]*Resource
 	aliases   map[string]string
-	variants  [numTypes]map[string]map[string]*Resource
+	variants  [numTypes]map[string]map[model.View]*Resource
 	vis       *visibility
 	envoyOnly bool
 }
 
 // build wraps the translated resources of the group of key for the cache. The
-// translator hands them over encoded, so nothing is marshalled here; the
-// error is for two variants of one resource for one view, which the
-// translator never makes.
-func build(key string, r *translator.Resources, trigger int64) (*built, error) {
+// translator hands them over encoded and versioned, so nothing is
+// marshalled or hashed here; the error is for two variants of one resource
+// for one view, which the translator never makes.
+func build(key string, r *model.Resources, trigger int64) (*built, error) {
 	b := &built{aliases: r.Aliases, vis: newVisibility(key, r.Visibility), trigger: trigger, envoyOnly: r.EnvoyOnly}
-	wireResource := func(name, typeURL string, wire []byte) *Resource {
-		res := wireResource(name, typeURL, wire)
+	wrap := func(t typeIndex, e model.Encoded) *Resource {
+		res := encodedResource(typeURLs[t], e)
 		res.trigger = trigger
 		res.envoyOnly = r.EnvoyOnly
 		return res
 	}
-	for t, list := range [numTypes][]translator.Encoded{
-		listenerType: r.Listeners,
-		routeType:    r.Routes,
-		clusterType:  r.Clusters,
-		endpointType: r.Assignments,
-	} {
+	for t := range numTypes {
+		list := r.Of(model.ResourceType(t))
+		if len(list) > 0 {
+			b.res[t] = make([]*Resource, 0, len(list))
+		}
 		for _, e := range list {
-			b.res[t] = append(b.res[t], wireResource(e.Name, typeURLs[t], e.Wire))
+			b.res[t] = append(b.res[t], wrap(t, e))
 		}
 	}
 	var errs []error
-	variant := func(t typeIndex, key string, e translator.Encoded) {
+	for _, v := range r.Variants {
+		t, e := typeIndex(v.Type), v.Resource
+		if t < 0 || t >= numTypes {
+			errs = append(errs, fmt.Errorf("variant %q of unknown type %d", e.Name, v.Type))
+			continue
+		}
 		if b.variants[t] == nil {
-			b.variants[t] = map[string]map[string]*Resource{}
+			b.variants[t] = map[string]map[model.View]*Resource{}
 		}
 		if b.variants[t][e.Name] == nil {
-			b.variants[t][e.Name] = map[string]*Resource{}
+			b.variants[t][e.Name] = map[model.View]*Resource{}
 		}
-		if _, dup := b.variants[t][e.Name][key]; dup {
-			errs = append(errs, fmt.Errorf("%s %q: two variants for view %s", typeLabels[t], e.Name, key))
-			return
+		if _, dup := b.variants[t][e.Name][v.View]; dup {
+			errs = append(errs, fmt.Errorf("%s %q: two variants for view %+v", t, e.Name, v.View))
+			continue
 		}
-		b.variants[t][e.Name][key] = wireResource(e.Name, typeURLs[t], e.Wire)
-	}
-	for _, za := range r.ZoneAssignments {
-		variant(endpointType, zoneKey(za.Zone), za.Assignment)
-	}
-	for _, ca := range r.ClassAssignments {
-		variant(endpointType, assignmentKey(ca.Class, ca.Zone), ca.Assignment)
-	}
-	for _, cv := range r.ClusterVariants {
-		variant(clusterType, classKey(cv.Class), cv.Cluster)
-	}
-	for _, nv := range r.ListenerVariants {
-		variant(listenerType, nsKey(nv.Namespace), nv.Resource)
-	}
-	for _, nv := range r.RouteVariants {
-		variant(routeType, nsKey(nv.Namespace), nv.Resource)
+		b.variants[t][e.Name][v.View] = wrap(t, e)
 	}
 	return b, errors.Join(errs...)
 }
 
 // Apply stores an Update and notifies the streams that watch a changed name.
-// Resources are hashed and wrapped before the cache lock is taken. A
+// Resources are wrapped before the cache lock is taken. A
 // Service whose resources cannot be stored (see build) keeps its previous
 // resources, and its error is returned (joined with the others) while the
 // rest of the Update is applied. Apply returns the number of resources whose
 // version changed.
 func (c *Cache) Apply(u Update) (int, error) {
-	var errs []error
-	keys := make([]string, 0, len(u.Services))
-	for key := range u.Services {
-		keys = append(keys, key)
-	}
-	// Hashing a full world is spread over every core (see parallel.ForEach).
-	builds := make([]*built, len(keys))
-	buildErrs := make([]error, len(keys))
-	parallel.ForEach(len(keys), func(i int) {
-		if r := u.Services[keys[i]]; r != nil {
-			builds[i], buildErrs[i] = build(keys[i], r, unixNano(u.Changed[keys[i]]))
+	start := time.Now()
+	defer func() {
+		if u.Coalesce > 0 {
+			c.opts.Metrics.ObserveStage(StageCoalesce, u.Coalesce)
 		}
-	})
+		if u.Translate > 0 {
+			c.opts.Metrics.ObserveStage(StageTranslate, u.Translate+time.Since(start))
+		}
+	}()
+	var errs []error
 	next := make(map[string]*built, len(u.Services))
-	for i, key := range keys {
-		if buildErrs[i] != nil {
-			errs = append(errs, fmt.Errorf("service %s: %w", key, buildErrs[i]))
+	for key, r := range u.Services {
+		if r == nil {
+			next[key] = nil
 			continue
 		}
-		next[key] = builds[i]
+		b, err := build(key, r, unixNano(u.Changed[key]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", key, err))
+			continue
+		}
+		next[key] = b
 	}
 
 	c.mu.Lock()
@@ -431,7 +448,7 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]int64, becameReady boo
 // held.
 func (c *Cache) replaceVariants(old *group, b *built, mark func(typeIndex, string)) {
 	for t := range numTypes {
-		var after map[string]map[string]*Resource
+		var after map[string]map[model.View]*Resource
 		if b != nil {
 			after = b.variants[t]
 		}
@@ -453,7 +470,7 @@ func (c *Cache) replaceVariants(old *group, b *built, mark func(typeIndex, strin
 	}
 }
 
-func sameVersions(a, b map[string]*Resource) bool {
+func sameVersions(a, b map[model.View]*Resource) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -464,12 +481,6 @@ func sameVersions(a, b map[string]*Resource) bool {
 	}
 	return true
 }
-
-// zoneKey and classKey are the view keys of variants: a client in zone Z
-// sees assignment variants under zoneKey(Z), a client of class C cluster
-// variants under classKey(C).
-func zoneKey(zone string) string   { return "zone/" + zone }
-func classKey(class string) string { return "class/" + class }
 
 // unixNano is t as Resource.trigger keeps it: 0 for the zero time.
 func unixNano(t time.Time) int64 {

@@ -17,13 +17,13 @@ import (
 // viewed through the real watcher.Store). variant > 0 replaces every
 // Service's first pod with one at an address of that variant's own, so two
 // variants differ in every assignment and nothing else.
-func benchWorld(b *testing.B, n, perService, variant int) map[string]*translator.Resources {
+func benchWorld(b *testing.B, n, perService, variant int) map[string]*model.Resources {
 	b.Helper()
 	svcs, err := benchViews(0, n, perService, variant)
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := make(map[string]*translator.Resources, n)
+	out := make(map[string]*model.Resources, n)
 	for _, svc := range svcs {
 		res, diags := translator.Service(translator.Options{}, svc)
 		if len(diags) > 0 {
@@ -61,9 +61,9 @@ func benchViews(first, n, perService, variant int) ([]*model.Service, error) {
 	return w.Views(), nil
 }
 
-func benchCache(b *testing.B, world map[string]*translator.Resources) *Cache {
+func benchCache(b *testing.B, world map[string]*model.Resources) *Cache {
 	b.Helper()
-	c := NewCache()
+	c := newTestCache()
 	if _, err := c.Apply(Update{Full: true, Services: world}); err != nil {
 		b.Fatal(err)
 	}
@@ -71,9 +71,9 @@ func benchCache(b *testing.B, world map[string]*translator.Resources) *Cache {
 }
 
 // oneService returns the key and two alternating versions of Service 0.
-func oneService(b *testing.B, perService int) (string, [2]*translator.Resources) {
+func oneService(b *testing.B, perService int) (string, [2]*model.Resources) {
 	b.Helper()
-	var v [2]*translator.Resources
+	var v [2]*model.Resources
 	var key string
 	for i := range v {
 		for k, r := range benchWorld(b, 1, perService, i+1) {
@@ -98,7 +98,7 @@ func BenchmarkApplyOneService(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				n, err := c.Apply(Update{Services: map[string]*translator.Resources{key: v[i%2]}})
+				n, err := c.Apply(Update{Services: map[string]*model.Resources{key: v[i%2]}})
 				if err != nil || n != 1 {
 					b.Fatalf("Apply = %d, %v; want 1 changed resource", n, err)
 				}
@@ -130,7 +130,7 @@ func BenchmarkFanOutNotify(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, err := c.Apply(Update{Services: map[string]*translator.Resources{key: v[i%2]}}); err != nil {
+				if _, err := c.Apply(Update{Services: map[string]*model.Resources{key: v[i%2]}}); err != nil {
 					b.Fatal(err)
 				}
 				for _, w := range ws {

@@ -107,7 +107,7 @@ func TestRequestCodecRefusesInvalidUTF8(t *testing.T) {
 func TestPackedAndPlainRequestsAgree(t *testing.T) {
 	for _, packed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("packed=%v", packed), func(t *testing.T) {
-			st := newStream(1, NewServer(NewCache(), ServerOptions{}))
+			st := newStream(1, NewServer(newTestCache(), ServerOptions{}))
 			ts := st.types[clusterType]
 			ts.started = true
 			req := func(names ...string) requestNames {
@@ -151,7 +151,7 @@ func BenchmarkACK(b *testing.B) {
 	wire := marshalRequest(b, &discoveryv3.DiscoveryRequest{
 		VersionInfo: "0123456789abcdef", ResourceNames: names, TypeUrl: resourcev3.EndpointType, ResponseNonce: "42",
 	})
-	st := newStream(1, NewServer(NewCache(), ServerOptions{}))
+	st := newStream(1, NewServer(newTestCache(), ServerOptions{}))
 	ts := st.types[endpointType]
 	ts.started = true
 	st.subscribe(endpointType, names, nil, false)

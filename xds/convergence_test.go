@@ -11,8 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // histogram returns the sample count and sum of one histogram series.
@@ -65,7 +64,7 @@ func envoyNode(id, zone string) *corev3.Node {
 // only as a push.
 func TestConvergenceObservedOnACK(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := subscribed(t, h, envoyNode("n1", "z1"), resourcev3.EndpointType, []string{"a", "b"}...)
 	conv := h.metrics.byClass[classEnvoy].convergence[endpointType]
 	push := h.metrics.byStage[StagePush]
@@ -79,7 +78,7 @@ func TestConvergenceObservedOnACK(t *testing.T) {
 
 	trigger := time.Now().Add(-2 * time.Second)
 	if _, err := h.cache.Apply(Update{
-		Services: map[string]*translator.Resources{"ns/a": svc("a", 2)},
+		Services: map[string]*model.Resources{"ns/a": svc("a", 2)},
 		Changed:  map[string]time.Time{"ns/a": trigger},
 	}); err != nil {
 		t.Fatal(err)
@@ -101,7 +100,7 @@ func TestConvergenceObservedOnACK(t *testing.T) {
 	// next change's ACK, read after it, observes once more.
 	c.request(resourcev3.EndpointType, []string{"a", "b"}, r, "")
 	if _, err := h.cache.Apply(Update{
-		Services: map[string]*translator.Resources{"ns/b": svc("b", 3)},
+		Services: map[string]*model.Resources{"ns/b": svc("b", 3)},
 		Changed:  map[string]time.Time{"ns/b": time.Now()},
 	}); err != nil {
 		t.Fatal(err)
@@ -119,14 +118,14 @@ func TestConvergenceObservedOnACK(t *testing.T) {
 // triggers of the unchanged resources it repeats.
 func TestConvergenceFullStateCountsOnlyNewResources(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := subscribed(t, h, envoyNode("n1", ""), resourcev3.ListenerType, []string{"a", "b"}...)
 
 	changedA := svc("a", 1)
 	changedA.Listeners = encs(&listenerv3.Listener{Name: "a", StatPrefix: "changed"})
 	now := time.Now()
 	if _, err := h.cache.Apply(Update{
-		Services: map[string]*translator.Resources{"ns/a": changedA, "ns/b": svc("b", 1)},
+		Services: map[string]*model.Resources{"ns/a": changedA, "ns/b": svc("b", 1)},
 		// b's resources do not change: its (older) time must not count.
 		Changed: map[string]time.Time{"ns/a": now.Add(-time.Second), "ns/b": now.Add(-time.Minute)},
 	}); err != nil {
@@ -152,17 +151,17 @@ func TestConvergenceFullStateCountsOnlyNewResources(t *testing.T) {
 // oldest-unacked gauge.
 func TestNACKIsNotConvergence(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	c := subscribed(t, h, &corev3.Node{Id: "n1", UserAgentName: "gRPC Python"}, resourcev3.EndpointType, []string{"a"}...)
 	if _, err := h.cache.Apply(Update{
-		Services: map[string]*translator.Resources{"ns/a": svc("a", 2)},
+		Services: map[string]*model.Resources{"ns/a": svc("a", 2)},
 		Changed:  map[string]time.Time{"ns/a": time.Now()},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	r := c.next()
 	c.request(resourcev3.EndpointType, []string{"a"}, r, "bad")
-	class := classOf(translator.ClientClass("gRPC Python"))
+	class := classOf(model.ClientClass("gRPC Python"))
 	waitFor(t, func() bool { return testutil.ToFloat64(h.metrics.byClass[class].nacks[endpointType]) == 1 })
 	if n, _ := histogram(t, h.metrics.byClass[class].convergence[endpointType]); n != 0 {
 		t.Fatalf("a NACK observed convergence %d times", n)
@@ -177,7 +176,7 @@ func TestNACKIsNotConvergence(t *testing.T) {
 // its class.
 func TestStreamDurationAndConnectedByClass(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	ctxClient := h.client(t)
 	ctxClient.node = envoyNode("n1", "z9")
 	ctxClient.request(resourcev3.EndpointType, []string{"a"}, nil, "")
@@ -257,7 +256,7 @@ func TestConvergenceIgnoresTheWorldAClientFinds(t *testing.T) {
 	h := newHarness(t)
 	if _, err := h.cache.Apply(Update{
 		Full:     true,
-		Services: map[string]*translator.Resources{"ns/a": svc("a", 1)},
+		Services: map[string]*model.Resources{"ns/a": svc("a", 1)},
 		Changed:  map[string]time.Time{"ns/a": time.Now().Add(-time.Minute)},
 	}); err != nil {
 		t.Fatal(err)
@@ -270,7 +269,7 @@ func TestConvergenceIgnoresTheWorldAClientFinds(t *testing.T) {
 		t.Fatalf("a change made before the client connected was observed as its convergence (%d)", n)
 	}
 	if _, err := h.cache.Apply(Update{
-		Services: map[string]*translator.Resources{"ns/a": svc("a", 2)},
+		Services: map[string]*model.Resources{"ns/a": svc("a", 2)},
 		Changed:  map[string]time.Time{"ns/a": time.Now()},
 	}); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // CSDS is the Client Status Discovery Service
@@ -87,7 +85,7 @@ func (c *CSDS) status(ctx context.Context, req *statusv3.ClientStatusRequest) *s
 		scoped, askerNS = true, ns
 	}
 	for _, cc := range c.srv.ClientConfigs(ctx, nodeID) {
-		if scoped && translator.ClientOf(cc.Node).Namespace != askerNS {
+		if scoped && ClientOf(cc.Node).Namespace != askerNS {
 			continue
 		}
 		resp.Config = append(resp.Config, csdsConfig(cc, req.GetExcludeResourceContents()))

@@ -13,8 +13,7 @@ import (
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // csdsByName indexes one client's generic configs by type URL and name.
@@ -32,7 +31,7 @@ func csdsByName(cc *statusv3.ClientConfig) map[string]*statusv3.ClientConfig_Gen
 // node matcher, and the streaming RPC.
 func TestCSDS(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 5)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 5)})
 	good := h.client(t)
 	good.node = &corev3.Node{Id: "good", UserAgentName: "envoy"}
 	good.request(resourcev3.EndpointType, []string{"a", "missing"}, nil, "")
@@ -127,7 +126,7 @@ type askerKey struct{}
 // its own namespace only, and one without an identity about none.
 func TestCSDSScopedToAskerNamespace(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 5)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 5)})
 	for _, ns := range []string{"x", "y"} {
 		c := h.client(t)
 		c.node = envoyIn(ns)

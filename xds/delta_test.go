@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // deltaClient is a raw delta ADS client for the feature tests below.
@@ -89,7 +89,7 @@ func deltaWeight(t *testing.T, r *discoveryv3.DeltaDiscoveryResponse, i int) uin
 
 func TestDeltaSubscribeAnswersExistingAndMissing(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.deltaClient(t)
 	c.subscribe(resourcev3.EndpointType, "a", "missing")
 	r := c.next()
@@ -105,14 +105,14 @@ func TestDeltaSubscribeAnswersExistingAndMissing(t *testing.T) {
 	}
 	c.ack(r)
 	// Only the changed assignment is sent, and only to its subscriber.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 2), "ns/b": svc("b", 3)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 2), "ns/b": svc("b", 3)})
 	r = c.next()
 	if got := deltaNames(r); !slices.Equal(got, []string{"a"}) || deltaWeight(t, r, 0) != 2 {
 		t.Fatalf("after a change, resources = %v", got)
 	}
 	// When the missing name appears, it is sent.
 	c.ack(r)
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/missing": svc("missing", 4)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/missing": svc("missing", 4)})
 	if got := deltaNames(c.next()); !slices.Equal(got, []string{"missing"}) {
 		t.Fatalf("after the Service appeared, resources = %v", got)
 	}
@@ -120,12 +120,12 @@ func TestDeltaSubscribeAnswersExistingAndMissing(t *testing.T) {
 
 func TestDeltaDeletedServiceIsRemoved(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.deltaClient(t)
 	c.subscribe(resourcev3.ListenerType, "a", "b")
 	r := c.next()
 	c.ack(r)
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/b": nil})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/b": nil})
 	r = c.next()
 	if len(r.GetResources()) != 0 || !slices.Equal(r.GetRemovedResources(), []string{"b"}) {
 		t.Fatalf("after b was deleted: resources %v, removed %v; want only b removed", deltaNames(r), r.GetRemovedResources())
@@ -137,7 +137,7 @@ func TestDeltaDeletedServiceIsRemoved(t *testing.T) {
 
 func TestDeltaWildcard(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.deltaClient(t)
 	// Envoy's first CDS request names nothing: a wildcard subscription.
 	c.subscribe(resourcev3.ClusterType)
@@ -146,26 +146,26 @@ func TestDeltaWildcard(t *testing.T) {
 		t.Fatalf("wildcard CDS = %v, want [a b]", got)
 	}
 	c.ack(r)
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/c": svc("c", 1)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/c": svc("c", 1)})
 	r = c.next()
 	if got := deltaNames(r); !slices.Equal(got, []string{"c"}) {
 		t.Fatalf("after c was added, CDS = %v, want only [c]", got)
 	}
 	c.ack(r)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/b": svc("b", 1), "ns/c": svc("c", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/b": svc("b", 1), "ns/c": svc("c", 1)})
 	r = c.next()
 	if len(r.GetResources()) != 0 || !slices.Equal(r.GetRemovedResources(), []string{"a"}) {
 		t.Fatalf("after a left the world: resources %v, removed %v", deltaNames(r), r.GetRemovedResources())
 	}
 	cs := h.srv.Clients()
-	if len(cs) != 1 || cs[0].Protocol != "delta" || cs[0].Class != translator.ClassEnvoy || !cs[0].Types[clusterType].Wildcard {
+	if len(cs) != 1 || cs[0].Protocol != "delta" || cs[0].Class != model.ClassEnvoy || !cs[0].Types[clusterType].Wildcard {
 		t.Fatalf("client status = %+v", cs)
 	}
 }
 
 func TestDeltaInitialVersionsSendOnlyWhatDiffers(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	current := h.cache.getView(endpointType, "a", nil).Version()
 	// A client that reconnects (say, to another replica) holding a at the
 	// current version and b at an old one.
@@ -186,7 +186,7 @@ func TestDeltaInitialVersionsSendOnlyWhatDiffers(t *testing.T) {
 
 func TestDeltaNACKedVersionIsNotResent(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	c := h.deltaClient(t)
 	c.subscribe(resourcev3.EndpointType, "a")
 	r := c.next()
@@ -198,7 +198,7 @@ func TestDeltaNACKedVersionIsNotResent(t *testing.T) {
 		cs := h.srv.Clients()
 		return len(cs) == 1 && cs[0].Types[endpointType].Nacks == 1
 	})
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 7)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 7)})
 	r = c.next()
 	if got := deltaWeight(t, r, 0); got != 7 {
 		t.Fatalf("after NACK the next response had weight %d, want the new version (7)", got)
@@ -210,7 +210,7 @@ func TestDeltaNACKedVersionIsNotResent(t *testing.T) {
 
 func TestDeltaUnsubscribeStopsUpdates(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.deltaClient(t)
 	c.subscribe(resourcev3.EndpointType, "a", "b")
 	c.ack(c.next())
@@ -221,8 +221,8 @@ func TestDeltaUnsubscribeStopsUpdates(t *testing.T) {
 	})
 	// a changes first, b second: a response for a would come before b's,
 	// or with it, so the next response must be b's alone.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 5)})
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/b": svc("b", 6)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 5)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/b": svc("b", 6)})
 	if got := deltaNames(c.next()); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("after unsubscribing a, resources = %v, want [b]", got)
 	}
@@ -232,8 +232,8 @@ func TestDeltaNothingServedBeforeFullWorld(t *testing.T) {
 	h := newHarness(t)
 	c := h.deltaClient(t)
 	c.subscribe(resourcev3.ListenerType, "a", "b")
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 1)})
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	r := c.next()
 	if got := deltaNames(r); !slices.Equal(got, []string{"a", "b"}) || len(r.GetRemovedResources()) != 0 {
 		t.Fatalf("first response = %v removed %v, want [a b] and nothing removed", got, r.GetRemovedResources())
@@ -244,15 +244,16 @@ func TestDeltaViewsAndShortNames(t *testing.T) {
 	h := newHarness(t)
 	canonical := "s.ns.svc.cluster.local:80"
 	res := svc(canonical, 1)
-	res.ZoneAssignments = []translator.ZoneAssignment{{
-		Zone: "z1",
-		Assignment: enc(&endpointv3.ClusterLoadAssignment{
+	res.Variants = []model.Variant{{
+		Type: model.Assignment,
+		View: model.View{Zone: "z1"},
+		Resource: enc(&endpointv3.ClusterLoadAssignment{
 			ClusterName: canonical,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(9)}},
 		}),
 	}}
 	res.Aliases = map[string]string{"s.ns:80": canonical}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/s": res})
 	c := h.deltaClient(t)
 	c.node = &corev3.Node{Id: "z1", Locality: &corev3.Locality{Zone: "z1"}, Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
 		"NAMESPACE": structpb.NewStringValue("ns"),

@@ -1,14 +1,13 @@
 package xds
 
 import (
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // enc encodes one resource message as the translator hands it over:
 // deterministic bytes, named by its name (an assignment by its cluster).
-func enc(m proto.Message) translator.Encoded {
+func enc(m proto.Message) model.Encoded {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		panic(err)
@@ -20,12 +19,12 @@ func enc(m proto.Message) translator.Encoded {
 	case interface{ GetName() string }:
 		name = m.GetName()
 	}
-	return translator.Encoded{Name: name, Wire: b}
+	return model.NewEncoded(name, b)
 }
 
 // encs encodes each of ms.
-func encs[M proto.Message](ms ...M) []translator.Encoded {
-	out := make([]translator.Encoded, len(ms))
+func encs[M proto.Message](ms ...M) []model.Encoded {
+	out := make([]model.Encoded, len(ms))
 	for i, m := range ms {
 		out[i] = enc(m)
 	}

@@ -55,7 +55,7 @@ type Limits struct {
 	// in the next line that is logged (--xds-nack-log-interval).
 	NackLogInterval time.Duration
 	// MaxUnknownListeners bounds the placeholder listeners
-	// (translator.UnknownListener) one stream is served for listener
+	// (CacheOptions.UnknownListener) one stream is served for listener
 	// names that name no Service; further such names go unanswered
 	// (--xds-max-unknown-listeners).
 	MaxUnknownListeners int

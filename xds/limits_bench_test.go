@@ -6,8 +6,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // BenchmarkDeltaUnknownNames is a delta stream's first request naming n
@@ -17,8 +16,8 @@ import (
 // typeState inserted and deleted its sorted entries one at a time, and
 // respondDelta searched the names asked for in a slice.
 func BenchmarkDeltaUnknownNames(b *testing.B) {
-	c := NewCache()
-	if _, err := c.Apply(Update{Full: true, Services: map[string]*translator.Resources{"ns/a": svc("a", 1)}}); err != nil {
+	c := newTestCache()
+	if _, err := c.Apply(Update{Full: true, Services: map[string]*model.Resources{"ns/a": svc("a", 1)}}); err != nil {
 		b.Fatal(err)
 	}
 	srv := NewServer(c, ServerOptions{Limits: Limits{MaxNames: 1 << 20}})

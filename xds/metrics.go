@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // Metrics are the xDS server's Prometheus metrics, and the convergence
@@ -47,8 +47,8 @@ type Metrics struct {
 	server atomic.Pointer[Server]
 }
 
-// Client classes as metric labels: translator.ClassEnvoy,
-// translator.ClassCCore, and "other" for every other client (Class "");
+// Client classes as metric labels: model.ClassEnvoy,
+// model.ClassCCore, and model.ClassNoneLabel for every other client;
 // the zero value is "other", what a stream is before its node is known.
 const (
 	classOther clientClass = iota
@@ -59,13 +59,13 @@ const (
 
 type clientClass int32
 
-var classLabels = [numClasses]string{classEnvoy: translator.ClassEnvoy, classCCore: translator.ClassCCore, classOther: "other"}
+var classLabels = [numClasses]string{classEnvoy: model.ClassEnvoy, classCCore: model.ClassCCore, classOther: model.ClassNoneLabel}
 
 func classOf(class string) clientClass {
 	switch class {
-	case translator.ClassEnvoy:
+	case model.ClassEnvoy:
 		return classEnvoy
-	case translator.ClassCCore:
+	case model.ClassCCore:
 		return classCCore
 	}
 	return classOther

@@ -4,13 +4,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -110,7 +110,8 @@ func byName(a, b *Resource) int { return strings.Compare(a.Name, b.Name) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// newResource marshals m into a Resource named name.
+// newResource marshals m into a Resource named name (tests and the
+// resources the server itself makes).
 func newResource(name string, m proto.Message) (*Resource, error) {
 	b, err := deterministic.Marshal(m)
 	if err != nil {
@@ -119,14 +120,20 @@ func newResource(name string, m proto.Message) (*Resource, error) {
 	return wireResource(name, typeURLOf(m), b), nil
 }
 
+// encodedResource makes a Resource of the given type URL from e, keeping
+// its bytes and version.
+func encodedResource(typeURL string, e model.Encoded) *Resource {
+	return &Resource{
+		Name: e.Name,
+		v:    max(e.Version, 1),
+		wire: anypb.Any{TypeUrl: typeURL, Value: e.Wire},
+	}
+}
+
 // wireResource makes a Resource named name of the given type URL from its
 // marshalled bytes b (which it keeps: b must not change afterwards).
 func wireResource(name, typeURL string, b []byte) *Resource {
-	return &Resource{
-		Name: name,
-		v:    contentVersion(b),
-		wire: anypb.Any{TypeUrl: typeURL, Value: b},
-	}
+	return encodedResource(typeURL, model.NewEncoded(name, b))
 }
 
 // typeURLOf returns the type URL of m: one of the shared typeURLs strings
@@ -139,14 +146,6 @@ func typeURLOf(m proto.Message) string {
 		}
 	}
 	return resourcev3.APITypePrefix + name
-}
-
-// contentVersion is a short, stable digest of b, never 0 (a stream's
-// state uses 0 for a version it cannot read).
-func contentVersion(b []byte) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write(b)
-	return max(h.Sum64(), 1)
 }
 
 // versionString is how a version goes on the wire: 16 hex digits.

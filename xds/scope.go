@@ -1,8 +1,8 @@
 package xds
 
-import "github.com/switchboard-xds/switchboard/translator"
+import "github.com/switchboard-xds/switchboard/model"
 
-// Scope (translator.Resources.EnvoyOnly): the listeners of the sidecar
+// Scope (model.Resources.EnvoyOnly, model.Client.InScope): the listeners of the sidecar
 // stage are for Envoy clients, and the api_listener listeners of Services
 // are for gRPC clients (Envoy does not take those over LDS). The cache
 // keeps the names of the sidecar stage's resources; a wildcard
@@ -18,12 +18,8 @@ import "github.com/switchboard-xds/switchboard/translator"
 // passthrough cluster is ORIGINAL_DST, which gRPC clients refuse), and a
 // listener not of the sidecar stage to every client but an Envoy one. It
 // reads the resource only: no lock.
-func inScope(t typeIndex, r *Resource, client translator.Client) bool {
-	envoy := client.Class == translator.ClassEnvoy
-	if r.envoyOnly {
-		return envoy
-	}
-	return !envoy || t != listenerType
+func inScope(t typeIndex, r *Resource, client model.Client) bool {
+	return client.InScope(model.ResourceType(t), r.envoyOnly)
 }
 
 // replaceScope moves the listener names of one Service group in the index
@@ -42,7 +38,3 @@ func (c *Cache) replaceScope(old *group, b *built) {
 		}
 	}
 }
-
-// nsKey is the view key of a namespace variant (translator.NamespaceVariant)
-// of listeners and route configurations.
-func nsKey(namespace string) string { return "ns/" + namespace }

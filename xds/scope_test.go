@@ -11,12 +11,12 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // sidecarGroup is a sidecar-stage group: one Envoy-only listener and a
 // route configuration "80" with a variant for namespace "a".
-func sidecarGroup(listener string, vhosts int) *translator.Resources {
+func sidecarGroup(listener string, vhosts int) *model.Resources {
 	rc := func(n int) *routev3.RouteConfiguration {
 		r := &routev3.RouteConfiguration{Name: "80"}
 		for range n {
@@ -24,11 +24,11 @@ func sidecarGroup(listener string, vhosts int) *translator.Resources {
 		}
 		return r
 	}
-	return &translator.Resources{
-		EnvoyOnly:     true,
-		Listeners:     encs(&listenerv3.Listener{Name: listener}),
-		Routes:        encs(rc(vhosts)),
-		RouteVariants: []translator.NamespaceVariant{{Namespace: "a", Resource: encs(rc(vhosts + 1))[0]}},
+	return &model.Resources{
+		EnvoyOnly: true,
+		Listeners: encs(&listenerv3.Listener{Name: listener}),
+		Routes:    encs(rc(vhosts)),
+		Variants:  []model.Variant{{Type: model.Route, View: model.View{Namespace: "a"}, Resource: encs(rc(vhosts + 1))[0]}},
 	}
 }
 
@@ -44,7 +44,7 @@ func envoyIn(ns string) *corev3.Node {
 // them; a listener asked for by name is served whatever its scope.
 func TestScopeWildcardListeners(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{
+	apply(t, h.cache, true, map[string]*model.Resources{
 		"ns/a":            svc("a", 1),
 		"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1),
 	})
@@ -58,7 +58,7 @@ func TestScopeWildcardListeners(t *testing.T) {
 	d.ack(r)
 	// A change of the gRPC listener is not sent to the Envoy; a new
 	// sidecar listener is.
-	apply(t, h.cache, false, map[string]*translator.Resources{
+	apply(t, h.cache, false, map[string]*model.Resources{
 		"ns/a":            svc("a", 2),
 		"~sidecar/tcp/81": sidecarGroup("0.0.0.0_81", 1),
 	})
@@ -89,7 +89,7 @@ func TestScopeWildcardListeners(t *testing.T) {
 // sidecar of it; a sidecar of a namespace without one gets the plain route.
 func TestScopeNamespaceVariants(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1)})
 	hosts := func(ns string) int {
 		c := h.deltaClient(t)
 		c.node = envoyIn(ns)
@@ -114,8 +114,8 @@ func TestScopeNamespaceVariants(t *testing.T) {
 // clusters come to both.
 func TestScopeWildcardClusters(t *testing.T) {
 	h := newHarness(t)
-	shared := &translator.Resources{EnvoyOnly: true, Clusters: encs(&clusterv3.Cluster{Name: "PassthroughCluster"})}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "~sidecar/shared": shared})
+	shared := &model.Resources{EnvoyOnly: true, Clusters: encs(&clusterv3.Cluster{Name: "PassthroughCluster"})}
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "~sidecar/shared": shared})
 	for _, c := range []struct {
 		node *corev3.Node
 		want []string

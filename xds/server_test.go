@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/switchboard-xds/switchboard/internal/poll"
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
@@ -49,7 +51,7 @@ func newHarness(t *testing.T) *harness {
 func newHarnessWith(t *testing.T, opts ServerOptions) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h := &harness{cache: NewCache(), metrics: NewMetrics(reg), reg: reg}
+	h := &harness{cache: newTestCache(), metrics: NewMetrics(reg), reg: reg}
 	opts.Metrics = h.metrics
 	h.srv = NewServer(h.cache, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -186,8 +188,8 @@ func names(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 
 // svc builds the resources of a fake Service "name": a listener and a
 // cluster called name and an assignment with weight w.
-func svc(name string, w uint32) *translator.Resources {
-	return &translator.Resources{
+func svc(name string, w uint32) *model.Resources {
+	return &model.Resources{
 		Listeners: encs(&listenerv3.Listener{Name: name}),
 		Clusters:  encs(&clusterv3.Cluster{Name: name}),
 		Assignments: encs(&endpointv3.ClusterLoadAssignment{
@@ -207,7 +209,7 @@ func weight(t *testing.T, r *discoveryv3.DiscoveryResponse, i int) uint32 {
 	return m.(*endpointv3.ClusterLoadAssignment).GetEndpoints()[0].GetLoadBalancingWeight().GetValue()
 }
 
-func apply(t *testing.T, c *Cache, full bool, svcs map[string]*translator.Resources) {
+func apply(t *testing.T, c *Cache, full bool, svcs map[string]*model.Resources) {
 	t.Helper()
 	if _, err := c.Apply(Update{Full: full, Services: svcs}); err != nil {
 		t.Fatal(err)
@@ -230,18 +232,36 @@ func TestNothingServedBeforeFullWorld(t *testing.T) {
 	h := newHarness(t)
 	c := h.client(t)
 	c.request(resourcev3.ListenerType, []string{"a", "b"}, nil, "")
+	// The barrier: the server has read the request (the stream holds the
+	// subscription) before the partial world comes, so a server that
+	// served it would answer it with [a].
+	waitFor(t, func() bool {
+		cs := h.srv.Clients()
+		return len(cs) == 1 && cs[0].Types[listenerType].Subscribed == 2
+	})
 	// A partial world (not Full) must not be served ...
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 1)})
-	// ... so the first response the client sees is the full one.
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
-	if got := names(t, c.next()); !equal(got, []string{"a", "b"}) {
-		t.Fatalf("first LDS response = %v, want [a b]", got)
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 1)})
+	if h.cache.Ready() {
+		t.Fatal("a partial world made the cache ready")
+	}
+	// ... nor a request that comes after it: the stream has handled this
+	// one (it holds the subscription) before the full world comes, so a
+	// server that served the partial world would have answered it first.
+	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
+	waitFor(t, func() bool {
+		cs := h.srv.Clients()
+		return len(cs) == 1 && cs[0].Types[endpointType].Subscribed == 1
+	})
+	// So the first response the client sees is the full world's.
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	if r := c.next(); r.GetTypeUrl() != resourcev3.ListenerType || !equal(names(t, r), []string{"a", "b"}) {
+		t.Fatalf("first response = %s %v, want LDS [a b]", r.GetTypeUrl(), names(t, r))
 	}
 }
 
 func TestUnknownNameAnsweredAtOnce(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	c := h.client(t)
 	c.request(resourcev3.ListenerType, []string{"typo"}, nil, "")
 	r := c.next()
@@ -253,7 +273,7 @@ func TestUnknownNameAnsweredAtOnce(t *testing.T) {
 	}
 	// When the name comes to exist, the real listener replaces it.
 	c.request(resourcev3.ListenerType, []string{"typo"}, r, "")
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/typo": svc("typo", 1)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/typo": svc("typo", 1)})
 	r = c.next()
 	m, _ := r.GetResources()[0].UnmarshalNew()
 	if m.(*listenerv3.Listener).GetApiListener() != nil {
@@ -267,7 +287,7 @@ func TestUnknownNameAnsweredAtOnce(t *testing.T) {
 
 func TestEDSSendsOnlyChangedAssignments(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.client(t)
 	c.request(resourcev3.EndpointType, []string{"a", "b"}, nil, "")
 	r := c.next()
@@ -275,7 +295,7 @@ func TestEDSSendsOnlyChangedAssignments(t *testing.T) {
 		t.Fatalf("initial EDS = %v", got)
 	}
 	c.request(resourcev3.EndpointType, []string{"a", "b"}, r, "")
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/b": svc("b", 2)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/b": svc("b", 2)})
 	r = c.next()
 	if got := names(t, r); !equal(got, []string{"b"}) || weight(t, r, 0) != 2 {
 		t.Fatalf("after changing b, EDS = %v", got)
@@ -284,7 +304,7 @@ func TestEDSSendsOnlyChangedAssignments(t *testing.T) {
 
 func TestNACKedVersionIsNotResent(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	c := h.client(t)
 	c.request(resourcev3.EndpointType, []string{"a"}, nil, "")
 	r := c.next()
@@ -297,7 +317,7 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 	})
 	// If the server re-sent the rejected version after the NACK, it would
 	// arrive before the new version applied below.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 7)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 7)})
 	r = c.next()
 	if got := weight(t, r, 0); got != 7 {
 		t.Fatalf("after NACK the next EDS response had weight %d, want the new version (7)", got)
@@ -313,7 +333,7 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 
 func TestAliasListenerNamedAsAsked(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	c := h.client(t)
 	c.request(resourcev3.ListenerType, []string{"a-alias"}, nil, "")
 	r := c.next()
@@ -330,7 +350,7 @@ func TestAliasListenerNamedAsAsked(t *testing.T) {
 	}
 	// Deleting the Service deletes the alias too: a full-state LDS without it.
 	c.request(resourcev3.ListenerType, []string{"a-alias"}, r, "")
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": nil})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": nil})
 	if r := c.next(); len(r.GetResources()) != 0 {
 		t.Fatalf("after delete, LDS = %v", names(t, r))
 	}
@@ -338,12 +358,12 @@ func TestAliasListenerNamedAsAsked(t *testing.T) {
 
 func TestDeletedListenerLeavesFullState(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1)})
 	c := h.client(t)
 	c.request(resourcev3.ListenerType, []string{"a", "b"}, nil, "")
 	r := c.next()
 	c.request(resourcev3.ListenerType, []string{"a", "b"}, r, "")
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	if got := names(t, c.next()); !equal(got, []string{"a"}) {
 		t.Fatalf("after b left the world, LDS = %v, want [a]", got)
 	}
@@ -367,9 +387,9 @@ func TestDrainEndsStreams(t *testing.T) {
 }
 
 func TestVersionsDeriveFromContent(t *testing.T) {
-	a, b := NewCache(), NewCache()
-	apply(t, a, true, map[string]*translator.Resources{"ns/a": svc("a", 3)})
-	apply(t, b, true, map[string]*translator.Resources{"ns/a": svc("a", 3)})
+	a, b := newTestCache(), newTestCache()
+	apply(t, a, true, map[string]*model.Resources{"ns/a": svc("a", 3)})
+	apply(t, b, true, map[string]*model.Resources{"ns/a": svc("a", 3)})
 	for ty := range numTypes {
 		for name, r := range a.resources[ty] {
 			if got := b.resources[ty][name].Version(); got != r.Version() {
@@ -377,7 +397,7 @@ func TestVersionsDeriveFromContent(t *testing.T) {
 			}
 		}
 	}
-	n, err := a.Apply(Update{Services: map[string]*translator.Resources{"ns/a": svc("a", 3)}})
+	n, err := a.Apply(Update{Services: map[string]*model.Resources{"ns/a": svc("a", 3)}})
 	if err != nil || n != 0 {
 		t.Fatalf("re-applying the same content changed %d resources (err %v)", n, err)
 	}
@@ -386,23 +406,17 @@ func TestVersionsDeriveFromContent(t *testing.T) {
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the condition", cond)
 }
 
 func TestShortNamesResolveInClientNamespace(t *testing.T) {
 	h := newHarness(t)
 	canonical := "s.ns.svc.cluster.local:80"
-	res := &translator.Resources{
+	res := &model.Resources{
 		Listeners: encs(&listenerv3.Listener{Name: canonical}),
 		Aliases:   map[string]string{"s.ns:80": canonical},
 	}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/s": res})
 
 	inNS := h.client(t)
 	inNS.node = &corev3.Node{Id: "in-ns", Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
@@ -447,14 +461,15 @@ func TestShortNamesResolveInClientNamespace(t *testing.T) {
 func TestZoneVariantsPerClientZone(t *testing.T) {
 	h := newHarness(t)
 	res := svc("a", 1)
-	res.ZoneAssignments = []translator.ZoneAssignment{{
-		Zone: "z1",
-		Assignment: enc(&endpointv3.ClusterLoadAssignment{
+	res.Variants = []model.Variant{{
+		Type: model.Assignment,
+		View: model.View{Zone: "z1"},
+		Resource: enc(&endpointv3.ClusterLoadAssignment{
 			ClusterName: "a",
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(9)}},
 		}),
 	}}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": res})
 
 	inZone := h.client(t)
 	inZone.node = &corev3.Node{Id: "z1-client", Locality: &corev3.Locality{Zone: "z1"}}
@@ -469,14 +484,14 @@ func TestZoneVariantsPerClientZone(t *testing.T) {
 		t.Fatalf("client in z2 got weight %d, want the plain assignment (1)", got)
 	}
 	// Clients of one zone share one marshalled variant.
-	first, second := h.cache.getView(endpointType, "a", []string{zoneKey("z1")}), h.cache.getView(endpointType, "a", []string{zoneKey("z1")})
+	first, second := h.cache.getView(endpointType, "a", []model.View{{Zone: "z1"}}), h.cache.getView(endpointType, "a", []model.View{{Zone: "z1"}})
 	if first != second {
 		t.Fatal("two reads of the z1 variant gave two resources")
 	}
 
 	// When the variant goes (the zone failed over), the z1 client gets the
 	// plain assignment.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": svc("a", 1)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": svc("a", 1)})
 	if got := weight(t, inZone.next(), 0); got != 1 {
 		t.Fatalf("after the variant went, z1 client got weight %d, want 1", got)
 	}
@@ -501,8 +516,8 @@ func TestClusterVariantPerClientClass(t *testing.T) {
 	h := newHarness(t)
 	res := svc("a", 1)
 	res.Clusters[0] = enc(&clusterv3.Cluster{Name: "a", LbPolicy: clusterv3.Cluster_RING_HASH})
-	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: enc(&clusterv3.Cluster{Name: "a"})}}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res})
+	res.Variants = []model.Variant{{Type: model.Cluster, View: model.View{Class: model.ClassCCore}, Resource: enc(&clusterv3.Cluster{Name: "a"})}}
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": res})
 	policy := func(ua string) clusterv3.Cluster_LbPolicy {
 		c := h.client(t)
 		c.node = &corev3.Node{Id: ua, UserAgentName: ua}

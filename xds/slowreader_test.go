@@ -10,16 +10,15 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // bigService is svc with an assignment of n endpoints: about 60 bytes each
 // on the wire.
-func bigService(name string, n int, port uint32) *translator.Resources {
+func bigService(name string, n int, port uint32) *model.Resources {
 	r := svc(name, 1)
 	lbs := make([]*endpointv3.LbEndpoint, n)
 	for i := range lbs {
@@ -41,7 +40,7 @@ func bigService(name string, n int, port uint32) *translator.Resources {
 // every change at once.
 func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"big": bigService("big", 20000, 1), "small": svc("small", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"big": bigService("big", 20000, 1), "small": svc("small", 1)})
 
 	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -75,11 +74,11 @@ func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
 	// Each version of "big" is about 1.2 MB: five of them are far more than
 	// the mute stream's windows can hold, so its sends block.
 	for i := range 5 {
-		apply(t, h.cache, false, map[string]*translator.Resources{"big": bigService("big", 20000, uint32(2+i))})
+		apply(t, h.cache, false, map[string]*model.Resources{"big": bigService("big", 20000, uint32(2+i))})
 		c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
 		resp = c.next()
 	}
-	apply(t, h.cache, false, map[string]*translator.Resources{"small": svc("small", 7)})
+	apply(t, h.cache, false, map[string]*model.Resources{"small": svc("small", 7)})
 	c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
 	for {
 		resp = c.next() // fails the test if nothing comes within 10 s

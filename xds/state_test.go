@@ -8,8 +8,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // typeState's sorted slice against a plain model, over random operations:
@@ -105,8 +104,8 @@ func TestTypeStateMatchesModel(t *testing.T) {
 // swept, and the streams that remain keep their entries, short names
 // included; when the last stream ends, the index is empty without help.
 func TestUnregisterLeavesOnlyOthers(t *testing.T) {
-	c := NewCache()
-	world := map[string]*translator.Resources{}
+	c := newTestCache()
+	world := map[string]*model.Resources{}
 	for _, n := range []string{"a", "b", "c"} {
 		world["ns/"+n] = svc(n, 1)
 	}

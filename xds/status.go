@@ -17,7 +17,7 @@ type ClientStatus struct {
 	// is cut short (Limits.MaxNodeIDBytes), else 0.
 	NodeIDBytes int
 	UserAgent   string
-	// Class is the client class (translator.ClientClass), "" for none.
+	// Class is the client class (model.ClientClass), "" for none.
 	Class       string
 	Zone        string
 	ConnectedAt time.Time

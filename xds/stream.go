@@ -12,7 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // stream is one ADS stream: one client connection's session, state of the
@@ -24,12 +24,12 @@ type stream struct {
 	srv *Server
 	// ctx is the stream's context, for ServerOptions.Authorize.
 	ctx context.Context
-	// client is what the translator decides about this client from its
+	// client is what model.Client decides about this client from its
 	// node (class, zone, namespace for short names); zero before the node.
-	client translator.Client
-	// view holds, per type, the keys of the variants this client gets, in
-	// the order they are tried (see viewKeys); nil for none.
-	view [numTypes][]string
+	client model.Client
+	// view holds, per type, the views whose variants this client gets, in
+	// the order they are tried (see model.Client.Views); nil for none.
+	view [model.NumResourceTypes][]model.View
 	w    *subscriber
 	// Exactly one of send and sendDelta is set: the stream's protocol.
 	send      func(*discoveryv3.DiscoveryResponse) error
@@ -161,8 +161,8 @@ func (st *stream) setNode(node *corev3.Node) error {
 		}
 	}
 	st.node = node
-	st.client = translator.ClientOf(node)
-	st.view = viewKeys(st.client)
+	st.client = ClientOf(node)
+	st.view = st.client.Views()
 	st.srv.metrics.identified(st)
 	st.updateStatus(func(s *ClientStatus) {
 		s.NodeID = node.GetId()
@@ -279,7 +279,7 @@ func (st *stream) snapshot() ClientStatus {
 }
 
 // resolve returns the name a subscribed name stands for (see
-// translator.Client.Resolve: short listener names).
+// model.Client.Resolve: short listener names).
 func (st *stream) resolve(t typeIndex, name string) string {
 	if t != listenerType {
 		return name
@@ -288,7 +288,7 @@ func (st *stream) resolve(t typeIndex, name string) string {
 }
 
 // get returns the resource a subscribed name gets, named as subscribed. A
-// listener name that names no Service gets translator.UnknownListener, so
+// listener name that names no Service gets CacheOptions.UnknownListener, so
 // that the client fails fast with an error naming it.
 func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 	if r := st.lookup(ts, t, name); r != nil {
@@ -307,8 +307,8 @@ func (st *stream) get(ts *typeState, t typeIndex, name string) *Resource {
 		return nil
 	}
 	if r == nil {
-		r, _ = newResource(name, translator.UnknownListener(name))
-		if r != nil {
+		if e, err := st.srv.cache.opts.UnknownListener(name); err == nil {
+			r = encodedResource(typeURLs[listenerType], e)
 			if ts.unknown == nil {
 				ts.unknown = map[string]*Resource{}
 			}

@@ -14,7 +14,8 @@ import (
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
-func TestViewKeys(t *testing.T) {
+// TestClientViews: the views a stream tries, from the node it sends.
+func TestClientViews(t *testing.T) {
 	node := func(ua, zone string) *corev3.Node {
 		n := &corev3.Node{Id: "n", UserAgentName: ua}
 		if zone != "" {
@@ -25,17 +26,17 @@ func TestViewKeys(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		node     *corev3.Node
-		cds, eds []string
+		cds, eds []model.View
 	}{
 		{"nil node", nil, nil, nil},
 		{"grpc-go", node("gRPC Go", ""), nil, nil},
-		{"grpc-go in z1", node("gRPC Go", "z1"), nil, []string{"zone/z1"}},
-		{"envoy", node("envoy", ""), []string{"class/envoy"}, []string{"class/envoy"}},
-		{"envoy in z1", node("envoy", "z1"), []string{"class/envoy"}, []string{"class/envoy+zone/z1", "zone/z1", "class/envoy"}},
-		{"c-core in z1", node("gRPC C-core linux Python", "z1"), []string{"class/c-core"}, []string{"class/c-core+zone/z1", "zone/z1", "class/c-core"}},
+		{"grpc-go in z1", node("gRPC Go", "z1"), nil, []model.View{{Zone: "z1"}}},
+		{"envoy", node("envoy", ""), []model.View{{Class: "envoy"}}, []model.View{{Class: "envoy"}}},
+		{"envoy in z1", node("envoy", "z1"), []model.View{{Class: "envoy"}}, []model.View{{Class: "envoy", Zone: "z1"}, {Zone: "z1"}, {Class: "envoy"}}},
+		{"c-core in z1", node("gRPC C-core linux Python", "z1"), []model.View{{Class: "c-core"}}, []model.View{{Class: "c-core", Zone: "z1"}, {Zone: "z1"}, {Class: "c-core"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := viewKeys(translator.ClientOf(tc.node))
+			v := ClientOf(tc.node).Views()
 			if d := cmp.Diff(tc.cds, v[clusterType]); d != "" {
 				t.Errorf("CDS view (-want +got):\n%s", d)
 			}
@@ -51,7 +52,7 @@ func TestViewKeys(t *testing.T) {
 
 // rollout translates a one-port Service "s" in namespace "ns" with the
 // given endpoints; its cluster is named cluster.
-func rollout(t *testing.T, trafficDistribution string, eps ...model.Endpoint) *translator.Resources {
+func rollout(t *testing.T, trafficDistribution string, eps ...model.Endpoint) *model.Resources {
 	t.Helper()
 	res, diags := translator.Service(translator.Options{}, &model.Service{
 		Key: model.ServiceKey{Namespace: "ns", Name: "s"}, SliceCount: 1, TrafficDistribution: trafficDistribution,
@@ -103,7 +104,7 @@ func health(cla *endpointv3.ClusterLoadAssignment) map[string]corev3.HealthStatu
 // assignment and grpc-go is not sent anything new.
 func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{
+	apply(t, h.cache, true, map[string]*model.Resources{
 		"ns/s": rollout(t, "", readyEP("10.0.0.1", "z1"), drainingEP("10.0.0.2", "z1")),
 	})
 	const (
@@ -128,7 +129,7 @@ func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 	}
 
 	// Two Envoys share one marshalled variant.
-	keys := viewKeys(translator.ClientOf(envoy.node))[endpointType]
+	keys := ClientOf(envoy.node).Views()[endpointType]
 	if a, b := h.cache.getView(endpointType, cluster, keys), h.cache.getView(endpointType, cluster, keys); a != b || a == nil {
 		t.Fatal("two reads of the Envoy variant gave two resources")
 	}
@@ -146,7 +147,7 @@ func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 		}
 		return n == 2
 	})
-	apply(t, h.cache, false, map[string]*translator.Resources{
+	apply(t, h.cache, false, map[string]*model.Resources{
 		"ns/s": rollout(t, "", readyEP("10.0.0.1", "z1")),
 	})
 	h.cache.mu.RLock()
@@ -160,7 +161,7 @@ func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 	}
 	// If grpc-go had been sent the unchanged assignment again, it would
 	// arrive before this change.
-	apply(t, h.cache, false, map[string]*translator.Resources{
+	apply(t, h.cache, false, map[string]*model.Resources{
 		"ns/s": rollout(t, "", readyEP("10.0.0.1", "z1"), readyEP("10.0.0.3", "z1")),
 	})
 	if d := cmp.Diff(map[string]corev3.HealthStatus{"10.0.0.1": healthy, "10.0.0.3": healthy}, health(assignment(t, grpcGo.next()))); d != "" {
@@ -174,7 +175,7 @@ func TestEnvoyGetsDrainingEndpoints(t *testing.T) {
 // variant.
 func TestZonedEnvoyView(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{
+	apply(t, h.cache, true, map[string]*model.Resources{
 		"ns/s": rollout(t, "PreferClose",
 			readyEP("10.0.1.1", "z1"), drainingEP("10.0.1.2", "z1"),
 			readyEP("10.0.2.1", "z2"), drainingEP("10.0.2.2", "z2")),

@@ -4,10 +4,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
-// Visibility (translator.AnnotationVisibleTo): a Service may be limited to
+// Visibility (the visible-to annotation): a Service may be limited to
 // clients of some namespaces. The cache keeps, for every name of a limited
 // Service's resources and aliases, the Service's visibility; the stream
 // asks visible before it serves anything it looked up (stream.lookup), so
@@ -19,7 +19,7 @@ import (
 // Services without the annotation cost nothing but one atomic load per
 // lookup while no Service is limited.
 
-// visibility is the translator.Resources.Visibility of one Service, with
+// visibility is the model.Resources.Visibility of one Service, with
 // the Service's namespace that Client.MaySee needs.
 type visibility struct {
 	namespace string
@@ -47,7 +47,7 @@ func (v *visibility) equal(o *visibility) bool {
 // visible reports whether client may see the resource of type t named
 // name: a resource, alias or variant of a Service limited to other
 // namespaces is invisible to it.
-func (c *Cache) visible(t typeIndex, name string, client translator.Client) bool {
+func (c *Cache) visible(t typeIndex, name string, client model.Client) bool {
 	if !c.anyLimited.Load() {
 		return true
 	}

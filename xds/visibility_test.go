@@ -11,6 +11,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
 
@@ -23,14 +24,14 @@ func nsNode(id, ns string) *corev3.Node {
 
 // dotted is svc(name, w) with the alias name+".svc": names with a dot,
 // which a client with a namespace does not take for short names.
-func dotted(name string, w uint32) *translator.Resources {
+func dotted(name string, w uint32) *model.Resources {
 	r := svc(name, w)
 	r.Aliases = map[string]string{name + ".svc": name}
 	return r
 }
 
 // limited is Service "a.ns" (dotted) visible to visibleTo.
-func limited(w uint32, visibleTo ...string) *translator.Resources {
+func limited(w uint32, visibleTo ...string) *model.Resources {
 	r := dotted("a.ns", w)
 	r.Visibility = visibleTo
 	return r
@@ -68,7 +69,7 @@ func listeners(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 // it gets it, and only clients that may see it hear of later changes.
 func TestVisibilitySotW(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": limited(1, "ns", "ns-a"), "ns/b": dotted("b.ns", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": limited(1, "ns", "ns-a"), "ns/b": dotted("b.ns", 1)})
 	seer, blind := h.client(t), h.client(t)
 	seer.node, blind.node = nsNode("seer", "ns-a"), nsNode("blind", "ns-x")
 	ldsNames, edsNames := []string{"a.ns", "a.ns.svc", "b.ns"}, []string{"a.ns", "b.ns"}
@@ -103,7 +104,7 @@ func TestVisibilitySotW(t *testing.T) {
 	check("ns-x", "EDS", names(t, b.eds), []string{"b.ns"})
 
 	// The annotation moves from ns-a to ns-x; nothing else changes.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": limited(1, "ns", "ns-x")})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": limited(1, "ns", "ns-x")})
 	check("ns-a after", "LDS", listeners(t, seer.next()), []string{"b.ns"})
 	check("ns-a after", "wildcard CDS", names(t, seer.next()), []string{"b.ns"})
 	check("ns-x after", "LDS", listeners(t, blind.next()), []string{"a.ns", "a.ns.svc", "b.ns"})
@@ -112,7 +113,7 @@ func TestVisibilitySotW(t *testing.T) {
 
 	// A change of both: ns-a hears only of b (its next response proves it
 	// got nothing for a before), ns-x of both.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": limited(5, "ns", "ns-x"), "ns/b": dotted("b.ns", 2)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": limited(5, "ns", "ns-x"), "ns/b": dotted("b.ns", 2)})
 	check("ns-a later", "EDS", names(t, seer.next()), []string{"b.ns"})
 	// ns-x hears of both, in one response or two (the protocol lets the
 	// server split one cache update over several EDS responses).
@@ -140,7 +141,7 @@ func TestVisibilityOwnNamespaceAndShortNames(t *testing.T) {
 	res := svc(canonical, 1)
 	res.Aliases = map[string]string{"s.ns:80": canonical}
 	res.Visibility = []string{"ns-a"} // the translator lists "ns" too; the rule does not need it
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/s": res})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/s": res})
 	own, other := h.client(t), h.client(t)
 	own.node, other.node = nsNode("own", "ns"), nsNode("other", "ns-x")
 	want := []string{"s.ns:80"}
@@ -159,7 +160,7 @@ func TestVisibilityOwnNamespaceAndShortNames(t *testing.T) {
 // visibility changes.
 func TestVisibilityDelta(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": limited(1, "ns", "ns-a"), "ns/b": dotted("b.ns", 1)})
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": limited(1, "ns", "ns-a"), "ns/b": dotted("b.ns", 1)})
 	seer, blind := h.deltaClient(t), h.deltaClient(t)
 	seer.node, blind.node = nsNode("seer", "ns-a"), nsNode("blind", "ns-x")
 	check := func(who string, r *discoveryv3.DeltaDiscoveryResponse, typeURL string, resources, removed []string) {
@@ -178,14 +179,14 @@ func TestVisibilityDelta(t *testing.T) {
 	check("ns-x", blind.next(), resourcev3.ListenerType, []string{"b.ns"}, []string{"a.ns.svc"})
 	check("ns-x", blind.next(), resourcev3.ClusterType, []string{"b.ns"}, nil)
 
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": limited(1, "ns", "ns-x")})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": limited(1, "ns", "ns-x")})
 	check("ns-a after", seer.next(), resourcev3.ListenerType, nil, []string{"a.ns.svc"})
 	check("ns-a after", seer.next(), resourcev3.ClusterType, nil, []string{"a.ns"})
 	check("ns-x after", blind.next(), resourcev3.ListenerType, []string{"a.ns.svc"}, nil)
 	check("ns-x after", blind.next(), resourcev3.ClusterType, []string{"a.ns"}, nil)
 
 	// Dropping the annotation makes it visible to everyone again.
-	apply(t, h.cache, false, map[string]*translator.Resources{"ns/a": dotted("a.ns", 1)})
+	apply(t, h.cache, false, map[string]*model.Resources{"ns/a": dotted("a.ns", 1)})
 	check("ns-a unlimited", seer.next(), resourcev3.ListenerType, []string{"a.ns.svc"}, nil)
 	check("ns-a unlimited", seer.next(), resourcev3.ClusterType, []string{"a.ns"}, nil)
 	if h.cache.anyLimited.Load() {

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // subscriber collects the names that changed for one stream until the stream
@@ -305,13 +305,14 @@ func (c *Cache) getAlias(name, alias string) *Resource {
 	if !ok || r != nil {
 		return r
 	}
-	built, err := newResource(name, translator.AliasListener(name, canonical))
+	e, err := c.opts.AliasListener(name, canonical)
 	if err != nil {
-		// Built from two strings, it cannot fail to marshal unless the
-		// proto library is broken; serve the name as missing rather than
-		// take the stream down.
+		// Built from two strings, it fails only for a name that is not
+		// UTF-8; serve the name as missing rather than take the stream
+		// down.
 		return nil
 	}
+	built := encodedResource(typeURLs[listenerType], e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.aliases[alias] != canonical {
@@ -334,10 +335,10 @@ func (c *Cache) getAlias(name, alias string) *Resource {
 // wildcard subscribers): for an Envoy client, only the Envoy-only
 // listeners (scope.go). Alias listeners are not part of a wildcard: nobody
 // asked for them by name.
-func (c *Cache) all(t typeIndex, client translator.Client) []*Resource {
+func (c *Cache) all(t typeIndex, client model.Client) []*Resource {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if t == listenerType && client.Class == translator.ClassEnvoy {
+	if t == listenerType && client.Class == model.ClassEnvoy {
 		out := make([]*Resource, 0, len(c.envoyListeners))
 		for name := range c.envoyListeners {
 			if r := c.resources[t][name]; r != nil {

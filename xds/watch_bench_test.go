@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // BenchmarkDisconnect isolates what the end of a stream costs the cache
@@ -27,7 +27,7 @@ func BenchmarkDisconnect(b *testing.B) {
 	c := benchCache(b, benchWorld(b, names, 1, 0))
 	var watched [numTypes][]string
 	for _, t := range []typeIndex{clusterType, endpointType} {
-		for _, r := range c.all(t, translator.Client{}) {
+		for _, r := range c.all(t, model.Client{}) {
 			watched[t] = append(watched[t], r.Name)
 		}
 	}
@@ -136,7 +136,7 @@ func BenchmarkConnect(b *testing.B) {
 		c := benchCache(b, world)
 		var watched [numTypes][]string
 		for _, t := range []typeIndex{clusterType, endpointType} {
-			for _, r := range c.all(t, translator.Client{}) {
+			for _, r := range c.all(t, model.Client{}) {
 				watched[t] = append(watched[t], r.Name)
 			}
 		}

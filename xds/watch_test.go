@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // checkIndex fails unless the cache's name index is consistent: no empty
@@ -119,7 +118,7 @@ func TestIndexMatchesModel(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for round := range 50 {
-		c := NewCache()
+		c := newTestCache()
 		var live []*model
 		var dead []*subscriber
 		liveEntries := func() int {
@@ -210,8 +209,8 @@ func TestIndexMatchesModel(t *testing.T) {
 // is told of its changes once, and a stream that ended is told of nothing,
 // whether its entries are swept yet or not.
 func TestEndedStreamIsNotNotified(t *testing.T) {
-	c := NewCache()
-	world := map[string]*translator.Resources{}
+	c := newTestCache()
+	world := map[string]*model.Resources{}
 	for _, n := range []string{"a", "b"} {
 		world["ns/"+n] = svc(n, 1)
 	}
@@ -249,7 +248,7 @@ func TestEndedStreamIsNotNotified(t *testing.T) {
 	}
 
 	// A new weight changes a's assignment and nothing else.
-	apply(t, c, false, map[string]*translator.Resources{"ns/a": svc("a", 2)})
+	apply(t, c, false, map[string]*model.Resources{"ns/a": svc("a", 2)})
 	for _, ty := range types {
 		if got, woken := takePending(one.w, ty); len(got) > 0 || woken {
 			t.Fatalf("%v: the ended stream was told of %v (woken %v)", ty, got, woken)
@@ -312,7 +311,7 @@ func TestSweepUnderConcurrentUse(t *testing.T) {
 	if workers*perWorker*len(names)*2 <= sweepChunk {
 		t.Fatalf("%d entries fit in one sweep chunk of %d", workers*perWorker*len(names)*2, sweepChunk)
 	}
-	c := NewCache()
+	c := newTestCache()
 	connect := func() *subscriber {
 		w := newSubscriber()
 		c.register(w)
@@ -372,7 +371,7 @@ func TestWatchInChunks(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("n%d", i)
 	}
-	c := NewCache()
+	c := newTestCache()
 	w := newSubscriber()
 	c.register(w)
 	done := make(chan struct{})

@@ -8,7 +8,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // A wildcard subscriber gets every resource in its own view: the variant of
@@ -17,8 +17,8 @@ func TestWildcardServesClientView(t *testing.T) {
 	h := newHarness(t)
 	res := svc("a", 1)
 	res.Clusters[0] = enc(&clusterv3.Cluster{Name: "a", LbPolicy: clusterv3.Cluster_RING_HASH})
-	res.ClusterVariants = []translator.ClusterVariant{{Class: translator.ClassCCore, Cluster: enc(&clusterv3.Cluster{Name: "a"})}}
-	apply(t, h.cache, true, map[string]*translator.Resources{"ns/a": res, "ns/b": svc("b", 1)})
+	res.Variants = []model.Variant{{Type: model.Cluster, View: model.View{Class: model.ClassCCore}, Resource: enc(&clusterv3.Cluster{Name: "a"})}}
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/a": res, "ns/b": svc("b", 1)})
 	node := &corev3.Node{Id: "c-core", UserAgentName: "gRPC C-core"}
 	policyOf := func(b []byte) clusterv3.Cluster_LbPolicy {
 		c := &clusterv3.Cluster{}

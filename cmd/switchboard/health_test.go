@@ -7,7 +7,8 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
+	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
@@ -27,7 +28,7 @@ func TestHealthFollowsReadinessAndDrain(t *testing.T) {
 		return r.GetStatus()
 	}
 	hs := newHealth()
-	cache := xds.NewCache()
+	cache := pipeline.NewCache(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serveHealth(ctx, hs, cache) }()
@@ -43,7 +44,7 @@ func TestHealthFollowsReadinessAndDrain(t *testing.T) {
 	if got := <-watch; got != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("first watched status %v", got)
 	}
-	if _, err := cache.Apply(xds.Update{Full: true, Services: map[string]*translator.Resources{}}); err != nil {
+	if _, err := cache.Apply(xds.Update{Full: true, Services: map[string]*model.Resources{}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-watch; got != healthpb.HealthCheckResponse_SERVING {

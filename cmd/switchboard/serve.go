@@ -52,14 +52,14 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		return err
 	}
 
-	cache := xds.NewCache()
+	// The cache records the coalesce and translate stages of convergence
+	// that each Update carries; the server, the push stage.
+	cache := pipeline.NewCache(xdsMetrics)
 	syncer := pipeline.NewSyncer(cache, pipeline.Options{
 		Translator: o.translatorOptions(),
 		Sidecars:   o.EnvoySidecars,
 		Logger:     log.With("component", "translator"),
 		Metrics:    pipeline.NewMetrics(reg),
-		// The coalesce and translate stages of convergence.
-		Convergence: xdsMetrics,
 	})
 	sec, err := o.XDSTLS.build(log.With("component", "xds-tls"), reg)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/switchboard-xds/switchboard/internal/xdsauth"
+	"github.com/switchboard-xds/switchboard/xds/xdsauth"
 )
 
 // xdsTLSOptions are the flags of "switchboard serve" that secure the xDS

@@ -58,7 +58,7 @@ func TestServeRefusesTLSFilesThatDoNotLoad(t *testing.T) {
 
 // TestDebugViewsOnlyOnDebugHandler: /debug/* is not on the admin port.
 func TestDebugViewsOnlyOnDebugHandler(t *testing.T) {
-	cache := xds.NewCache()
+	cache := pipeline.NewCache(nil)
 	admin := adminHandler(prometheus.NewRegistry(), cache)
 	debug := debugHandler(xds.NewServer(cache, xds.ServerOptions{}), pipeline.NewSyncer(cache, pipeline.Options{}))
 	for _, path := range []string{"/debug/clients", "/debug/diagnostics"} {

@@ -3,7 +3,7 @@
 // (Check), where it would send a connection (Config.Route), what its DNS
 // filter would answer (Config.Resolve), and how it subscribes over ADS
 // (Dial). No Envoy binary is needed; every rule cites the Envoy source file it
-// models (paths in envoyproxy/envoy, keys as in /work/shared/ENVOY.md).
+// models (paths in envoyproxy/envoy; the rules collected from Envoy's source).
 //
 // It is a test-support library: it panics on nothing, allocates freely, and
 // trades speed for clarity.

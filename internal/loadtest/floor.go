@@ -12,11 +12,10 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // floorPeer is the fan-out floor: the least work an ADS server can do for a
@@ -60,7 +59,7 @@ func (p *floorPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p)
 }
 
-func (p *floorPeer) applyResources(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
+func (p *floorPeer) applyResources(_ context.Context, full bool, svcs map[string]*model.Resources) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	all := encodedByType(svcs)

@@ -63,7 +63,7 @@ func BenchmarkManifestRenameToACK(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	cache := xds.NewCache()
+	cache := pipeline.NewCache(nil)
 	syncer := pipeline.NewSyncer(cache, pipeline.Options{})
 	gs := grpc.NewServer()
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds.NewServer(cache, xds.ServerOptions{}))

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/switchboard-xds/switchboard/model"
-	"github.com/switchboard-xds/switchboard/translator"
 )
 
 // Kind names a server under test.
@@ -74,7 +73,7 @@ type peerServer interface {
 // group: "namespace/name", or a sidecar group) rather than batches.
 type resourcePeer interface {
 	register(gs *grpc.Server)
-	applyResources(ctx context.Context, full bool, svcs map[string]*translator.Resources) error
+	applyResources(ctx context.Context, full bool, svcs map[string]*model.Resources) error
 }
 
 func newPeerServer(ctx context.Context, kind Kind, sidecars bool, log *slog.Logger) (peerServer, error) {
@@ -91,7 +90,7 @@ func newPeerServer(ctx context.Context, kind Kind, sidecars bool, log *slog.Logg
 	default:
 		return nil, fmt.Errorf("unknown server kind %q", kind)
 	}
-	return newFedPeer(rp, sidecars), nil
+	return newFedPeer(rp, sidecars, log), nil
 }
 
 // peerArgs are the flags of a peer process; the driver writes them
@@ -113,9 +112,9 @@ func peerArgs(kind Kind, opts *Options) []string {
 // reads "quit". args are the flags that the driver passes (--kind,
 // --services, --endpoints, --namespaces, --sidecars, --listen). It builds
 // the World, hands it to the server as one full watcher batch (Switchboard
-// runs it through pipeline.Syncer, the others get what
-// pipeline.Translate and, with --sidecars, pipeline.Sidecars make of it), listens for ADS on loopback and speaks a line
-// protocol:
+// runs it through pipeline.Syncer into its xds.Cache, the others through
+// the same Syncer into their own store), listens for ADS on loopback and
+// speaks a line protocol:
 //
 //	stdout: "listening ADDR HEAP_EMPTY HEAP_WORLD" once the world is served
 //	stdin "change K"  → stdout "ok K NANOS" (NANOS: translate + store time)

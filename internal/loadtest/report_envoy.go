@@ -79,7 +79,7 @@ func envoyTable(group []Result) string {
 // resources.
 const envoyServed = "With the sidecar resources (`--shapes` with envoy): Switchboard runs the world through pipeline.Syncer with the sidecar stage, as `switchboard serve --envoy-sidecars` does, " +
 	"and serves an Envoy client (user_agent_name envoy) the sidecar listeners only, the route and listener variants of its node's NAMESPACE, and the Envoy class variants of clusters and assignments. " +
-	"The LinearCache and the floor get the same translator output plus the sidecar groups (pipeline.Translate and pipeline.Sidecars), without the Services' api_listener listeners (which only gRPC clients take, and these never ask the peers for listeners) " +
+	"The LinearCache and the floor get the same translator output plus the sidecar groups (through the same pipeline.Syncer), without the Services' api_listener listeners (which only gRPC clients take, and these never ask the peers for listeners) " +
 	"and without variants, which they cannot serve per client: every client gets the plain listeners, routes, clusters and assignments. The SnapshotCache is not run with Envoy clients. " +
 	"Envoy clients subscribe to wildcard CDS and LDS, then EDS for every EDS cluster and RDS for every rds name of their listeners, and ACK everything. " +
 	"An endpoint change has converged when every sidecar has ACKed the changed assignment carrying the new address; a Service added when every sidecar has ACKed its cluster, its assignment and a route configuration holding its virtual host. " +

@@ -20,7 +20,6 @@ import (
 
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/pipeline"
-	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
@@ -34,7 +33,7 @@ type switchboardPeer struct {
 }
 
 func newSwitchboardPeer(sidecars bool, log *slog.Logger) *switchboardPeer {
-	c := xds.NewCache()
+	c := pipeline.NewCache(nil)
 	return &switchboardPeer{
 		cache:  c,
 		srv:    xds.NewServer(c, xds.ServerOptions{Logger: log}),
@@ -55,8 +54,9 @@ func (p *switchboardPeer) apply(_ context.Context, b model.Batch) error {
 }
 
 // fedPeer feeds a peer that takes resources what switchboard serve's
-// pipeline makes of a batch: pipeline.Translate, and with sidecars the
-// groups of pipeline.Sidecars. It cannot serve per-client variants, so it
+// pipeline makes of a batch: it is the pipeline.Store of a Syncer, as the
+// xds.Cache is in switchboard serve, so the same entry (Syncer.Sink)
+// translates for every server. It cannot serve per-client variants, so it
 // gets the plain resources (no namespace, zone or class variants), and,
 // with sidecars, only the sidecar listeners: an Envoy client's wildcard
 // LDS takes every listener it is served, and the api_listener listeners of
@@ -64,56 +64,66 @@ func (p *switchboardPeer) apply(_ context.Context, b model.Batch) error {
 // listeners here.
 type fedPeer struct {
 	resourcePeer
-	sidecars *pipeline.Sidecars // nil when off
+	syncer   *pipeline.Syncer
+	sidecars bool
+	// ctx and err are those of the apply under way (one at a time).
+	ctx   context.Context
+	err   error
+	ready bool
 }
 
-func newFedPeer(rp resourcePeer, sidecars bool) *fedPeer {
-	p := &fedPeer{resourcePeer: rp}
-	if sidecars {
-		p.sidecars = pipeline.NewSidecars(translator.Options{})
-	}
+func newFedPeer(rp resourcePeer, sidecars bool, log *slog.Logger) *fedPeer {
+	p := &fedPeer{resourcePeer: rp, sidecars: sidecars}
+	p.syncer = pipeline.NewSyncer(p, pipeline.Options{Logger: log, Sidecars: sidecars})
 	return p
 }
 
 func (p *fedPeer) apply(ctx context.Context, b model.Batch) error {
-	u, diags := pipeline.Translate(translator.Options{}, b)
-	for key, d := range diags {
-		if len(d) > 0 {
-			return fmt.Errorf("translate %s: %v", key, d)
-		}
+	p.ctx, p.err = ctx, nil
+	p.syncer.Sink(b)
+	if d := p.syncer.Diagnostics(); len(d) > 0 {
+		return fmt.Errorf("diagnostics: %v", d)
 	}
-	if p.sidecars != nil {
-		groups, _, err := p.sidecars.Apply(b)
-		if err != nil {
-			return err
-		}
+	return p.err
+}
+
+// Apply is pipeline.Store's: the Syncer's Update, stored in the peer.
+func (p *fedPeer) Apply(u xds.Update) (int, error) {
+	if p.sidecars {
 		for key, r := range u.Services {
-			if r != nil {
+			if r != nil && !r.EnvoyOnly {
 				only := *r
 				only.Listeners = nil
 				u.Services[key] = &only
 			}
 		}
-		maps.Copy(u.Services, groups)
 	}
-	return p.applyResources(ctx, b.Full, u.Services)
+	if err := p.applyResources(p.ctx, u.Full, u.Services); err != nil {
+		p.err = err
+		return 0, err
+	}
+	p.ready = p.ready || u.Full
+	return len(u.Services), nil
 }
 
+// Ready is pipeline.Store's.
+func (p *fedPeer) Ready() bool { return p.ready }
+
 // gcpTypes are the types that the go-control-plane peers serve, in the
-// order of translator.Resources.
+// order of model.Resources.
 var gcpTypes = [...]string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType}
 
 // encodedByType splits translated resources by type URL and name.
-func encodedByType(svcs map[string]*translator.Resources) map[string]map[string]translator.Encoded {
-	out := make(map[string]map[string]translator.Encoded, len(gcpTypes))
+func encodedByType(svcs map[string]*model.Resources) map[string]map[string]model.Encoded {
+	out := make(map[string]map[string]model.Encoded, len(gcpTypes))
 	for _, t := range gcpTypes {
-		out[t] = map[string]translator.Encoded{}
+		out[t] = map[string]model.Encoded{}
 	}
 	for _, r := range svcs {
 		if r == nil {
 			continue
 		}
-		for i, list := range [...][]translator.Encoded{r.Listeners, r.Routes, r.Clusters, r.Assignments} {
+		for i, list := range [...][]model.Encoded{r.Listeners, r.Routes, r.Clusters, r.Assignments} {
 			for _, e := range list {
 				out[gcpTypes[i]][e.Name] = e
 			}
@@ -125,7 +135,7 @@ func encodedByType(svcs map[string]*translator.Resources) map[string]map[string]
 // byType splits translated resources by type URL and name, decoded into
 // messages: go-control-plane's caches take messages and marshal them
 // themselves.
-func byType(svcs map[string]*translator.Resources) (map[string]map[string]types.Resource, error) {
+func byType(svcs map[string]*model.Resources) (map[string]map[string]types.Resource, error) {
 	out := make(map[string]map[string]types.Resource, len(gcpTypes))
 	for t, es := range encodedByType(svcs) {
 		mt, err := protoregistry.GlobalTypes.FindMessageByURL(t)
@@ -189,7 +199,7 @@ func (p *linearPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
 }
 
-func (p *linearPeer) applyResources(_ context.Context, full bool, svcs map[string]*translator.Resources) error {
+func (p *linearPeer) applyResources(_ context.Context, full bool, svcs map[string]*model.Resources) error {
 	all, err := byType(svcs)
 	if err != nil {
 		return err
@@ -248,7 +258,7 @@ func (p *snapshotPeer) register(gs *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, p.srv)
 }
 
-func (p *snapshotPeer) applyResources(ctx context.Context, full bool, svcs map[string]*translator.Resources) error {
+func (p *snapshotPeer) applyResources(ctx context.Context, full bool, svcs map[string]*model.Resources) error {
 	changed := false
 	all, err := byType(svcs)
 	if err != nil {

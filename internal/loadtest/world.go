@@ -146,7 +146,7 @@ func (w *World) ChangeService(k, i int) error {
 
 // Translate returns the resources of the i-th Service, translated by
 // Switchboard's translator, as every peer serves them.
-func (w *World) Translate(i int) (*translator.Resources, error) {
+func (w *World) Translate(i int) (*model.Resources, error) {
 	svc := w.View(i)
 	res, diags := translator.Service(translator.Options{}, svc)
 	if len(diags) > 0 {

@@ -1,7 +1,6 @@
 package translator
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 
@@ -12,36 +11,30 @@ import (
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// ClassAssignment is the ClusterLoadAssignment that clients of Class get in
-// place of the one they would get otherwise. It carries the same cluster
-// name. With Zone "" it replaces the plain assignment; with Zone Z it
-// replaces the ZoneAssignment of zone Z, for clients of Class in Z, and
-// exists exactly when that ZoneAssignment does and the un-zoned
-// ClassAssignment of the same class and cluster does.
+// classCLA is a class variant of an assignment (model.Variant with
+// View.Class set, before it is encoded): the ClusterLoadAssignment that
+// clients of Class get in place of the one they would get otherwise. It
+// carries the same cluster name. With Zone "" it replaces the plain
+// assignment; with Zone Z it replaces the zone variant of zone Z, for
+// clients of Class in Z, and exists exactly when that zone variant does
+// and the un-zoned class variant of the same class and cluster does.
 //
-// The one class with assignment variants is ClassEnvoy: while a port has
+// The one class with assignment variants is model.ClassEnvoy: while a port has
 // ready endpoints and also serving, terminating ones (a rolling update),
 // Envoy gets the terminating ones too, marked DRAINING (see
-// drainingAssignment). gRPC clients never get a ClassAssignment: they drop
+// drainingAssignment). gRPC clients never get a class variant: they drop
 // DRAINING endpoints, and a locality weighted for endpoints a client drops
-// skews its picks. A port without such endpoints has no ClassAssignment, so
+// skews its picks. A port without such endpoints has no class variant, so
 // Envoy clients then get what every other client gets.
-type ClassAssignment struct {
-	Class      string
-	Zone       string
-	Assignment Encoded
-}
-
-// classCLA is a ClassAssignment before it is encoded.
 type classCLA struct {
 	Class      string
 	Zone       string
 	Assignment *endpointv3.ClusterLoadAssignment
 }
 
-// envoyAssignments returns the ClassEnvoy variants of one port's
+// envoyAssignments returns the model.ClassEnvoy variants of one port's
 // assignments: base is the plain assignment built from eps, zones its
-// per-zone variants (built with pref and threshold). See ClassAssignment.
+// per-zone variants (built with pref and threshold). See classCLA.
 //
 // The zoned variants compose the two views, rather than letting a zoned
 // Envoy fall back to the un-zoned variant: the zone preference holds during
@@ -54,7 +47,7 @@ func envoyAssignments(pref preference, eps []model.Endpoint, base *endpointv3.Cl
 	if plain == nil {
 		return nil
 	}
-	out := []classCLA{{Class: ClassEnvoy, Assignment: plain}}
+	out := []classCLA{{Class: model.ClassEnvoy, Assignment: plain}}
 	if len(zones) == 0 {
 		return out
 	}
@@ -80,7 +73,7 @@ func envoyAssignments(pref preference, eps []model.Endpoint, base *endpointv3.Cl
 				Priority:            loc.GetPriority(),
 			})
 		}
-		out = append(out, classCLA{Class: ClassEnvoy, Zone: za.Zone, Assignment: cla})
+		out = append(out, classCLA{Class: model.ClassEnvoy, Zone: za.Zone, Assignment: cla})
 	}
 	return out
 }
@@ -232,15 +225,4 @@ func servedAddrs(cla *endpointv3.ClusterLoadAssignment) map[netip.AddrPort]struc
 		}
 	}
 	return seen
-}
-
-// sortClassAssignments orders by cluster name, class, then zone ("" first).
-func sortClassAssignments(cas []ClassAssignment) {
-	slices.SortFunc(cas, func(a, b ClassAssignment) int {
-		return cmp.Or(
-			cmp.Compare(a.Assignment.Name, b.Assignment.Name),
-			cmp.Compare(a.Class, b.Class),
-			cmp.Compare(a.Zone, b.Zone),
-		)
-	})
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestUnknownListener(t *testing.T) {
-	l := UnknownListener("greeeter.demo:50051")
+	l := unknownListener("greeeter.demo:50051")
 	if err := l.ValidateAll(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // routeConfiguration builds the RouteConfiguration named canonical: one
@@ -58,7 +59,54 @@ type routeMsgs struct {
 // rootMatch returns the match of every route, prefix "/". It is built once
 // and the one message is shared by every RouteConfiguration of every
 // Service and call: it is never changed after it is built (translation
-// output is read-only, see Resources).
+// output is read-only, see model.Resources).
 var rootMatch = sync.OnceValue(func() *routev3.RouteMatch {
 	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
 })
+
+// Field numbers of the RouteConfiguration fields that routeWire writes.
+const (
+	rcName         = 1 // RouteConfiguration.name
+	rcVirtualHosts = 2 // RouteConfiguration.virtual_hosts
+	vhName         = 1 // VirtualHost.name
+	vhDomains      = 2 // VirtualHost.domains
+	vhRoutes       = 3 // VirtualHost.routes
+	routeMatch     = 1 // Route.match
+	routeAction    = 2 // Route.route (oneof action)
+	matchPrefix    = 1 // RouteMatch.prefix (oneof path_specifier)
+	actionCluster  = 1 // RouteAction.cluster (oneof cluster_specifier)
+)
+
+// routeWire is routeConfiguration(canonical, aliases, short) with pol's
+// route policy applied, encoded. Without route policy, the usual case, it
+// is written directly: the names are ASCII (DNS names, see portNames), so
+// they need no UTF-8 check.
+func routeWire(pol policy, canonical string, aliases, short []string) (model.Encoded, error) {
+	if pol.hashHeader != "" || pol.timeout > 0 || pol.retryOn != "" {
+		rc := routeConfiguration(canonical, aliases, short)
+		pol.applyRoute(rc)
+		return encode(canonical, rc)
+	}
+	var few [8]string
+	domains := append(append(append(few[:0], canonical), aliases...), short...)
+	slices.Sort(domains)
+	route := sizeMessage(routeMatch, sizeMessage(matchPrefix, 1)) +
+		sizeMessage(routeAction, sizeMessage(actionCluster, len(canonical)))
+	vh := sizeMessage(vhName, len(canonical)) + sizeMessage(vhRoutes, route)
+	for _, d := range domains {
+		vh += sizeMessage(vhDomains, len(d))
+	}
+	b := make([]byte, 0, sizeMessage(rcName, len(canonical))+sizeMessage(rcVirtualHosts, vh))
+	b = appendString(b, rcName, canonical)
+	b = appendHeader(b, rcVirtualHosts, vh)
+	b = appendString(b, vhName, canonical)
+	for _, d := range domains {
+		b = appendString(b, vhDomains, d)
+	}
+	b = appendHeader(b, vhRoutes, route)
+	b = appendHeader(b, routeMatch, sizeMessage(matchPrefix, 1))
+	b = appendString(b, matchPrefix, "/")
+	b = appendHeader(b, routeAction, sizeMessage(actionCluster, len(canonical)))
+	b = appendString(b, actionCluster, canonical)
+	return model.NewEncoded(canonical, b), nil
+}

@@ -19,22 +19,17 @@ const FailoverThresholdAnnotation = "switchboard.io/failover-threshold"
 // annotation is not set.
 const DefaultFailoverThreshold = 50
 
-// ZoneAssignment is the ClusterLoadAssignment that clients in Zone get in
-// place of the Service port's plain one, when the Service prefers close
-// endpoints. It carries the same cluster name.
+// zoneCLA is a zone variant of an assignment (model.Variant with
+// View.Zone set, before it is encoded): the ClusterLoadAssignment that
+// clients in Zone get in place of the Service port's plain one, when the
+// Service prefers close endpoints. It carries the same cluster name.
 //
 // gRPC clients do no overprovisioning (they send the client feature
 // envoy.lb.does_not_support_overprovisioning): they move to priority 1 only
 // when priority 0 has no ready endpoint at all. So Switchboard fails over on
 // the server: a zone whose healthy share drops below the threshold gets no
-// ZoneAssignment, and its clients get the plain assignment, every ready
+// zone variant, and its clients get the plain assignment, every ready
 // endpoint at priority 0.
-type ZoneAssignment struct {
-	Zone       string
-	Assignment Encoded
-}
-
-// zoneCLA is a ZoneAssignment before it is encoded.
 type zoneCLA struct {
 	Zone       string
 	Assignment *endpointv3.ClusterLoadAssignment

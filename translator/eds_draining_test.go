@@ -26,7 +26,7 @@ func checkEnvoyRules(t testing.TB, res decoded) {
 	}
 }
 
-// envoyRuleErrors checks the class assignments of res: only ClassEnvoy has
+// envoyRuleErrors checks the class assignments of res: only model.ClassEnvoy has
 // them; each replaces an assignment that exists (the plain one, or the
 // zone's variant) and, with its DRAINING endpoints taken out, is that
 // assignment exactly (so Envoy and gRPC see the same HEALTHY endpoints,
@@ -52,8 +52,8 @@ func envoyRuleErrors(res decoded) []error {
 		fail := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("class %s zone %q assignment %q: %s", ca.Class, ca.Zone, name, fmt.Sprintf(format, args...)))
 		}
-		if ca.Class != ClassEnvoy {
-			fail("only %s gets assignment variants", ClassEnvoy)
+		if ca.Class != model.ClassEnvoy {
+			fail("only %s gets assignment variants", model.ClassEnvoy)
 		}
 		base := plain[name]
 		if ca.Zone != "" {
@@ -161,7 +161,7 @@ func healthOf(cla *endpointv3.ClusterLoadAssignment) map[string]corev3.HealthSta
 func envoyView(res decoded, zone string) *endpointv3.ClusterLoadAssignment {
 	if zone != "" {
 		for _, ca := range res.ClassAssignments {
-			if ca.Class == ClassEnvoy && ca.Zone == zone {
+			if ca.Class == model.ClassEnvoy && ca.Zone == zone {
 				return ca.Assignment
 			}
 		}
@@ -172,7 +172,7 @@ func envoyView(res decoded, zone string) *endpointv3.ClusterLoadAssignment {
 		}
 	}
 	for _, ca := range res.ClassAssignments {
-		if ca.Class == ClassEnvoy && ca.Zone == "" {
+		if ca.Class == model.ClassEnvoy && ca.Zone == "" {
 			return ca.Assignment
 		}
 	}
@@ -406,7 +406,7 @@ func TestEnvoyRulesCatch(t *testing.T) {
 		mutate func(r *decoded)
 	}{
 		{"weight counts DRAINING", func(r *decoded) { first(r).LoadBalancingWeight = wrapperspb.UInt32(2) }},
-		{"gRPC class", func(r *decoded) { r.ClassAssignments[0].Class = ClassCCore }},
+		{"gRPC class", func(r *decoded) { r.ClassAssignments[0].Class = model.ClassCCore }},
 		{"no DRAINING", func(r *decoded) {
 			for _, ca := range r.ClassAssignments {
 				for _, l := range ca.Assignment.GetEndpoints() {

@@ -45,7 +45,7 @@ type builtLBPolicy struct {
 // lbPolicies builds the load_balancing_policy of every lbKind once per
 // process (a sync.OnceValue: safe for concurrent use). The messages are
 // never changed after they are built: translation output is read-only (see
-// Resources).
+// model.Resources).
 var lbPolicies = sync.OnceValue(func() [numLBKinds]builtLBPolicy {
 	var out [numLBKinds]builtLBPolicy
 	for k := range numLBKinds {

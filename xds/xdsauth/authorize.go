@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 // Identity is a workload's SPIFFE identity in the Kubernetes shape,
@@ -78,14 +78,14 @@ func identityOf(ctx context.Context) (Identity, string, error) {
 // as node says. It is meant for xds.ServerOptions.Authorize with mutual
 // TLS: the client needs a verified certificate with a SPIFFE identity
 // (IdentityOf), and a node whose metadata NAMESPACE, when set, is the
-// identity's namespace; the namespace is the one translator.ClientOf
+// identity's namespace; the namespace is the one xds.ClientOf
 // reads, which expands short listener names. A node without NAMESPACE is
 // served, with full names only. Refusals are codes.PermissionDenied errors
 // naming the node, the identity and both namespaces.
 func (c *Credentials) Authorize(ctx context.Context, node *corev3.Node) error {
 	id, reason, err := identityOf(ctx)
 	if err == nil {
-		if ns := translator.ClientOf(node).Namespace; ns != "" && ns != id.Namespace {
+		if ns := xds.ClientOf(node).Namespace; ns != "" && ns != id.Namespace {
 			reason = reasonNamespace
 			err = status.Errorf(codes.PermissionDenied,
 				"node %q says namespace %q (metadata NAMESPACE) but its certificate identity %s is in namespace %q",

@@ -1,5 +1,7 @@
-// Package parallel spreads independent work over the machine's cores.
-package parallel
+package pipeline
+
+// This file spreads independent work over the machine's cores: a full
+// world is translated on every core.
 
 import (
 	"runtime"
@@ -7,17 +9,17 @@ import (
 	"sync/atomic"
 )
 
-// Min is the smallest batch worth spreading over goroutines: a change to a
+// parallelMin is the smallest batch worth spreading over goroutines: a change to a
 // few Services is handled on the caller's goroutine, a full world
 // (start-up, resync) on every core.
-const Min = 64
+const parallelMin = 64
 
-// ForEach calls f(i) for every i in [0, n), on up to GOMAXPROCS goroutines
-// when n is at least Min. f must be safe to call concurrently for different
+// forEach calls f(i) for every i in [0, n), on up to GOMAXPROCS goroutines
+// when n is at least parallelMin. f must be safe to call concurrently for different
 // i; callers write results by index, so the outcome does not depend on the
 // schedule.
-func ForEach(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n/Min)
+func forEach(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
 	if workers < 2 {
 		for i := range n {
 			f(i)

@@ -2,9 +2,6 @@ package translator
 
 import (
 	"fmt"
-	"slices"
-	"sync"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -46,7 +43,7 @@ const (
 // host_identifier oneof). The same bytes as the message path keep versions,
 // which are hashes of the bytes, equal for equal content whichever path
 // built it.
-func sortedWire(canonical string, eps []model.Endpoint) Encoded {
+func sortedWire(canonical string, eps []model.Endpoint) model.Encoded {
 	at := func(i int) place { return place{region: eps[i].Region, zone: eps[i].Zone} }
 	var few [4]place
 	places := distinctPlaces(few[:0], len(eps), at)
@@ -116,7 +113,7 @@ func sortedWire(canonical string, eps []model.Endpoint) Encoded {
 		// Unreachable: sizes and writes follow the same fields.
 		panic(fmt.Sprintf("translator: assignment %q encoded in %d bytes, sized %d", canonical, len(b), total))
 	}
-	return Encoded{Name: canonical, Wire: b}
+	return model.NewEncoded(canonical, b)
 }
 
 // wireLocality is what sortedWire counts of one locality: its endpoints,
@@ -207,148 +204,4 @@ func appendLbEndpoint(b []byte, ip string, port uint32) []byte {
 	b = appendHeader(b, endpointAddress, addr)
 	b = appendHeader(b, addressSocket, sa)
 	return appendSocket(b, ip, port)
-}
-
-// Field numbers of the Listener and RouteConfiguration fields that
-// listenerWire and routeWire write.
-const (
-	listenerName      = 1  // Listener.name
-	listenerAPI       = 19 // Listener.api_listener
-	apiListenerConfig = 1  // ApiListener.api_listener
-	anyTypeURL        = 1  // google.protobuf.Any.type_url
-	anyValue          = 2  // google.protobuf.Any.value
-	rcName            = 1  // RouteConfiguration.name
-	rcVirtualHosts    = 2  // RouteConfiguration.virtual_hosts
-	vhName            = 1  // VirtualHost.name
-	vhDomains         = 2  // VirtualHost.domains
-	vhRoutes          = 3  // VirtualHost.routes
-	routeMatch        = 1  // Route.match
-	routeAction       = 2  // Route.route (oneof action)
-	matchPrefix       = 1  // RouteMatch.prefix (oneof path_specifier)
-	actionCluster     = 1  // RouteAction.cluster (oneof cluster_specifier)
-)
-
-// listenerWire is apiListener(name, routeName) encoded, written directly
-// (the manager's bytes come from hcmParts) when it can be.
-func listenerWire(name, routeName string) (Encoded, error) {
-	w := hcmParts()
-	if w.filters == nil || routeName == "" || !utf8.ValidString(routeName) || !utf8.ValidString(name) {
-		lis := apiListener(name, routeName)
-		if lis == nil {
-			return Encoded{}, fmt.Errorf("listener %q: route name %q is not UTF-8", name, routeName)
-		}
-		return encode(name, lis)
-	}
-	hcm := w.size(routeName)
-	anySize := sizeMessage(anyTypeURL, len(hcmAnyTypeURL)) + sizeMessage(anyValue, hcm)
-	api := sizeMessage(apiListenerConfig, anySize)
-	b := make([]byte, 0, sizeMessage(listenerName, len(name))+sizeMessage(listenerAPI, api))
-	b = appendString(b, listenerName, name)
-	b = appendHeader(b, listenerAPI, api)
-	b = appendHeader(b, apiListenerConfig, anySize)
-	b = appendString(b, anyTypeURL, hcmAnyTypeURL)
-	b = appendHeader(b, anyValue, hcm)
-	b = w.append(b, routeName)
-	return Encoded{Name: name, Wire: b}, nil
-}
-
-// routeWire is routeConfiguration(canonical, aliases, short) with pol's
-// route policy applied, encoded. Without route policy, the usual case, it
-// is written directly: the names are ASCII (DNS names, see portNames), so
-// they need no UTF-8 check.
-func routeWire(pol policy, canonical string, aliases, short []string) (Encoded, error) {
-	if pol.hashHeader != "" || pol.timeout > 0 || pol.retryOn != "" {
-		rc := routeConfiguration(canonical, aliases, short)
-		pol.applyRoute(rc)
-		return encode(canonical, rc)
-	}
-	var few [8]string
-	domains := append(append(append(few[:0], canonical), aliases...), short...)
-	slices.Sort(domains)
-	route := sizeMessage(routeMatch, sizeMessage(matchPrefix, 1)) +
-		sizeMessage(routeAction, sizeMessage(actionCluster, len(canonical)))
-	vh := sizeMessage(vhName, len(canonical)) + sizeMessage(vhRoutes, route)
-	for _, d := range domains {
-		vh += sizeMessage(vhDomains, len(d))
-	}
-	b := make([]byte, 0, sizeMessage(rcName, len(canonical))+sizeMessage(rcVirtualHosts, vh))
-	b = appendString(b, rcName, canonical)
-	b = appendHeader(b, rcVirtualHosts, vh)
-	b = appendString(b, vhName, canonical)
-	for _, d := range domains {
-		b = appendString(b, vhDomains, d)
-	}
-	b = appendHeader(b, vhRoutes, route)
-	b = appendHeader(b, routeMatch, sizeMessage(matchPrefix, 1))
-	b = appendString(b, matchPrefix, "/")
-	b = appendHeader(b, routeAction, sizeMessage(actionCluster, len(canonical)))
-	b = appendString(b, actionCluster, canonical)
-	return Encoded{Name: canonical, Wire: b}, nil
-}
-
-// Field numbers of the Cluster fields that clusterWire writes.
-const (
-	clusterName      = 1 // Cluster.name
-	clusterType      = 2 // Cluster.type (oneof cluster_discovery_type)
-	clusterEDSConfig = 3 // Cluster.eds_cluster_config
-	clusterTimeout   = 4 // Cluster.connect_timeout
-	edsConfigSource  = 1 // Cluster.EdsClusterConfig.eds_config
-	edsServiceName   = 2 // Cluster.EdsClusterConfig.service_name
-	clusterTypeEDS   = 3 // Cluster.DiscoveryType EDS
-)
-
-// edsWire are the marshalled parts of edsCluster that are the same
-// for every cluster: the ADS config source and the connect timeout.
-// TestWireShortcuts checks that clusterWire, built from them, gives the
-// bytes protobuf-go writes for the message.
-type edsWire struct {
-	configSource, timeout []byte
-}
-
-// edsParts builds the edsWire once per process (a sync.OnceValue: never
-// changed after, safe for concurrent use).
-var edsParts = sync.OnceValue(func() edsWire {
-	sh := clusterParts()
-	cs, err1 := deterministic.Marshal(sh.adsSource)
-	to, err2 := deterministic.Marshal(sh.connectTimeout)
-	if err1 != nil || err2 != nil {
-		return edsWire{}
-	}
-	return edsWire{configSource: cs, timeout: to}
-})
-
-// append appends the wire form of edsCluster(name) to b: name,
-// eds_cluster_config {eds_config, service_name}, connect_timeout, then the
-// type, which protobuf-go writes after the plain fields (it is a oneof).
-func (p edsWire) append(b []byte, name string) []byte {
-	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
-	b = appendString(b, clusterName, name)
-	b = appendHeader(b, clusterEDSConfig, eds)
-	b = appendHeader(b, edsConfigSource, len(p.configSource))
-	b = append(b, p.configSource...)
-	b = appendString(b, edsServiceName, name)
-	b = appendHeader(b, clusterTimeout, len(p.timeout))
-	b = append(b, p.timeout...)
-	b = protowire.AppendTag(b, clusterType, protowire.VarintType)
-	return protowire.AppendVarint(b, clusterTypeEDS)
-}
-
-func (p edsWire) size(name string) int {
-	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
-	return sizeMessage(clusterName, len(name)) + sizeMessage(clusterEDSConfig, eds) +
-		sizeMessage(clusterTimeout, len(p.timeout)) + protowire.SizeTag(clusterType) + protowire.SizeVarint(clusterTypeEDS)
-}
-
-// clusterWire is policyCluster(pol, canonical, appProtocol) encoded; the
-// plain EDS cluster, with no policy and no appProtocol, is written
-// directly (the name is ASCII, see routeWire). policyErr is policyCluster's
-// error (the cluster is then served without its policy); err is a cluster
-// that does not encode.
-func clusterWire(pol policy, canonical, appProtocol string) (e Encoded, policyErr, err error) {
-	if p := edsParts(); p.configSource != nil && pol == (policy{}) && appProtocol == "" {
-		return Encoded{Name: canonical, Wire: p.append(make([]byte, 0, p.size(canonical)), canonical)}, nil, nil
-	}
-	c, policyErr := policyCluster(pol, canonical, appProtocol)
-	e, err = encode(canonical, c)
-	return e, policyErr, err
 }

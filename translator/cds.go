@@ -8,6 +8,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/switchboard-xds/switchboard/model"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -53,7 +55,7 @@ type clusterMsgs struct {
 // clusterShared are the parts of clusters that are the same for every
 // Service. Each message is built once and shared by every cluster of every
 // Service and call; none is ever changed after clusterParts builds it
-// (translation output is read-only, see Resources).
+// (translation output is read-only, see model.Resources).
 type clusterShared struct {
 	adsSource      *corev3.ConfigSource
 	connectTimeout *durationpb.Duration
@@ -130,4 +132,71 @@ func policyCluster(pol policy, canonical, appProtocol string) (*clusterv3.Cluste
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: a}
 	}
 	return c, nil
+}
+
+// Field numbers of the Cluster fields that clusterWire writes.
+const (
+	clusterName      = 1 // Cluster.name
+	clusterType      = 2 // Cluster.type (oneof cluster_discovery_type)
+	clusterEDSConfig = 3 // Cluster.eds_cluster_config
+	clusterTimeout   = 4 // Cluster.connect_timeout
+	edsConfigSource  = 1 // Cluster.EdsClusterConfig.eds_config
+	edsServiceName   = 2 // Cluster.EdsClusterConfig.service_name
+	clusterTypeEDS   = 3 // Cluster.DiscoveryType EDS
+)
+
+// edsWire are the marshalled parts of edsCluster that are the same
+// for every cluster: the ADS config source and the connect timeout.
+// TestWireShortcuts checks that clusterWire, built from them, gives the
+// bytes protobuf-go writes for the message.
+type edsWire struct {
+	configSource, timeout []byte
+}
+
+// edsParts builds the edsWire once per process (a sync.OnceValue: never
+// changed after, safe for concurrent use).
+var edsParts = sync.OnceValue(func() edsWire {
+	sh := clusterParts()
+	cs, err1 := deterministic.Marshal(sh.adsSource)
+	to, err2 := deterministic.Marshal(sh.connectTimeout)
+	if err1 != nil || err2 != nil {
+		return edsWire{}
+	}
+	return edsWire{configSource: cs, timeout: to}
+})
+
+// append appends the wire form of edsCluster(name) to b: name,
+// eds_cluster_config {eds_config, service_name}, connect_timeout, then the
+// type, which protobuf-go writes after the plain fields (it is a oneof).
+func (p edsWire) append(b []byte, name string) []byte {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	b = appendString(b, clusterName, name)
+	b = appendHeader(b, clusterEDSConfig, eds)
+	b = appendHeader(b, edsConfigSource, len(p.configSource))
+	b = append(b, p.configSource...)
+	b = appendString(b, edsServiceName, name)
+	b = appendHeader(b, clusterTimeout, len(p.timeout))
+	b = append(b, p.timeout...)
+	b = protowire.AppendTag(b, clusterType, protowire.VarintType)
+	return protowire.AppendVarint(b, clusterTypeEDS)
+}
+
+func (p edsWire) size(name string) int {
+	eds := sizeMessage(edsConfigSource, len(p.configSource)) + sizeMessage(edsServiceName, len(name))
+	return sizeMessage(clusterName, len(name)) + sizeMessage(clusterEDSConfig, eds) +
+		sizeMessage(clusterTimeout, len(p.timeout)) + protowire.SizeTag(clusterType) + protowire.SizeVarint(clusterTypeEDS)
+}
+
+// clusterWire is policyCluster(pol, canonical, appProtocol) encoded; the
+// plain EDS cluster, with no policy and no appProtocol, is written
+// directly (the name is ASCII, see routeWire). policyErr is policyCluster's
+// error (the cluster is then served without its policy); err is a cluster
+// that does not encode.
+func clusterWire(pol policy, canonical, appProtocol string) (e model.Encoded, policyErr, err error) {
+	if p := edsParts(); p.configSource != nil && pol == (policy{}) && appProtocol == "" {
+		return model.NewEncoded(canonical, p.append(make([]byte, 0, p.size(canonical)), canonical)), nil, nil
+	}
+	c, policyErr := policyCluster(pol, canonical, appProtocol)
+	e, err = encode(canonical, c)
+	return e, policyErr, err
 }

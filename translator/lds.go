@@ -1,13 +1,16 @@
 package translator
 
 import (
+	"fmt"
 	"sync"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -28,13 +31,29 @@ const (
 // api_listener HttpConnectionManager that fetches RouteConfiguration
 // canonical over ADS), so every alias shares the canonical route, cluster
 // and assignment and costs one small Listener only while a client asks for
-// it. canonical is the value of Resources.Aliases[alias]; the route's virtual
-// host already lists every alias among its domains.
+// it. canonical is the value of model.Resources.Aliases[alias]; the route's
+// virtual host already lists every alias among its domains.
 //
-// AliasListener is pure and cheap; it returns nil only when a name is not
-// valid UTF-8, which names taken from Resources never are.
-func AliasListener(alias, canonical string) *listenerv3.Listener {
+// AliasListener is pure and cheap: the server builds one on demand, when a
+// client subscribes to an alias. The error is for a name that is not valid
+// UTF-8, which names taken from model.Resources never are.
+func AliasListener(alias, canonical string) (model.Encoded, error) {
+	return encodeListener(alias, aliasListener(alias, canonical))
+}
+
+// aliasListener is AliasListener as a message; nil for a name that is not
+// valid UTF-8.
+func aliasListener(alias, canonical string) *listenerv3.Listener {
 	return apiListener(alias, canonical)
+}
+
+// encodeListener encodes l, the listener named name, built on demand; a
+// nil l is a name that is not valid UTF-8.
+func encodeListener(name string, l *listenerv3.Listener) (model.Encoded, error) {
+	if l == nil {
+		return model.Encoded{}, fmt.Errorf("listener name %q is not valid UTF-8", name)
+	}
+	return encode(name, l)
 }
 
 // apiListener builds a client-side (api_listener) Listener named name whose
@@ -209,4 +228,81 @@ func deterministicAny(m proto.Message) (*anypb.Any, error) {
 		TypeUrl: typeURLPrefix + string(m.ProtoReflect().Descriptor().FullName()),
 		Value:   b,
 	}, nil
+}
+
+// Field numbers of the Listener fields that listenerWire writes.
+const (
+	listenerName      = 1  // Listener.name
+	listenerAPI       = 19 // Listener.api_listener
+	apiListenerConfig = 1  // ApiListener.api_listener
+	anyTypeURL        = 1  // google.protobuf.Any.type_url
+	anyValue          = 2  // google.protobuf.Any.value
+)
+
+// listenerWire is apiListener(name, routeName) encoded, written directly
+// (the manager's bytes come from hcmParts) when it can be.
+func listenerWire(name, routeName string) (model.Encoded, error) {
+	w := hcmParts()
+	if w.filters == nil || routeName == "" || !utf8.ValidString(routeName) || !utf8.ValidString(name) {
+		lis := apiListener(name, routeName)
+		if lis == nil {
+			return model.Encoded{}, fmt.Errorf("listener %q: route name %q is not UTF-8", name, routeName)
+		}
+		return encode(name, lis)
+	}
+	hcm := w.size(routeName)
+	anySize := sizeMessage(anyTypeURL, len(hcmAnyTypeURL)) + sizeMessage(anyValue, hcm)
+	api := sizeMessage(apiListenerConfig, anySize)
+	b := make([]byte, 0, sizeMessage(listenerName, len(name))+sizeMessage(listenerAPI, api))
+	b = appendString(b, listenerName, name)
+	b = appendHeader(b, listenerAPI, api)
+	b = appendHeader(b, apiListenerConfig, anySize)
+	b = appendString(b, anyTypeURL, hcmAnyTypeURL)
+	b = appendHeader(b, anyValue, hcm)
+	b = w.append(b, routeName)
+	return model.NewEncoded(name, b), nil
+}
+
+// UnknownDomain is the only domain of the route in an UnknownListener. The
+// .invalid top-level domain (RFC 2606) can match no dialled name.
+const UnknownDomain = "no-such-service.switchboard.invalid"
+
+// UnknownListener builds the listener served for a subscribed listener name
+// that names no Service: its inline route has a single virtual host that no
+// target can match, so a client fails its calls at once with an error that
+// names what it dialled (grpc-go: `could not find VirtualHost for "NAME"`;
+// C-core likewise), instead of waiting for its 15 s does-not-exist timer:
+// grpc-go v1.85 treats a name missing from an LDS response as not existing
+// only after it has once received it, and it does not read gRFC A88
+// per-resource errors. grpc-js-xds keeps waiting on a route that matches
+// nothing, as it does for a missing listener. When the Service appears, the
+// server replaces this listener with the real one and clients recover.
+// The error is for a name that is not valid UTF-8.
+func UnknownListener(name string) (model.Encoded, error) {
+	return encodeListener(name, unknownListener(name))
+}
+
+// unknownListener is UnknownListener as a message; nil for a name that is
+// not valid UTF-8.
+func unknownListener(name string) *listenerv3.Listener {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: UnknownDomain,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{
+			RouteConfig: &routev3.RouteConfiguration{
+				Name: UnknownDomain,
+				VirtualHosts: []*routev3.VirtualHost{{
+					Name:    UnknownDomain,
+					Domains: []string{UnknownDomain},
+					Routes: []*routev3.Route{{
+						Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+						Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+							ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: UnknownDomain},
+						}},
+					}},
+				}},
+			},
+		},
+		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+	}
+	return listenerOf(name, hcm)
 }

@@ -33,7 +33,7 @@ func TestAPIListenerWire(t *testing.T) {
 	if l := apiListener("l", "bad\xff"); l != nil {
 		t.Errorf("route name that is not UTF-8: got %v, want nil", l)
 	}
-	if l := AliasListener("alias\xff", "s.n.svc.cluster.local:80"); l == nil {
+	if l := aliasListener("alias\xff", "s.n.svc.cluster.local:80"); l == nil {
 		t.Error("alias that is not UTF-8: got nil, want a listener (only the route name is marshalled here)")
 	}
 }
