@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // apiServerOutage is how long TestFaultAPIServerDown keeps the API server
@@ -262,15 +263,13 @@ func scrapeFamilies(sb *switchboard) (map[string]*dto.MetricFamily, error) {
 // event anyone can wait on; polling every 20 ms is the wait.
 func waitSeries(t *testing.T, sb *switchboard, name, labels string, timeout time.Duration, ok func(float64) bool) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v, err := scrape(sb, name, labels)
-		if err == nil && ok(v) {
-			return time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{%s} did not reach the wanted value in %v: last %v (%v)", name, labels, timeout, v, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var v float64
+	var err error
+	if !poll.Wait(timeout, func() bool {
+		v, err = scrape(sb, name, labels)
+		return err == nil && ok(v)
+	}) {
+		t.Fatalf("%s{%s} did not reach the wanted value in %v: last %v (%v)", name, labels, timeout, v, err)
 	}
+	return time.Now()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // TestStandaloneBrokenManifest: a file that does not parse is reported and
@@ -60,20 +61,16 @@ func TestStandaloneBrokenManifest(t *testing.T) {
 func waitMetric(t *testing.T, sb *switchboard, name string, minimum float64) {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^` + name + `(\{[^}]*\})? ([0-9.e+]+)$`)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	sum := 0.0
+	if !poll.Wait(30*time.Second, func() bool {
 		_, body := sb.get("/metrics")
-		sum := 0.0
+		sum = 0
 		for _, m := range re.FindAllStringSubmatch(body, -1) {
 			v, _ := strconv.ParseFloat(m[2], 64)
 			sum += v
 		}
-		if sum >= minimum {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v after 30s, want >= %v", name, sum, minimum)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return sum >= minimum
+	}) {
+		t.Fatalf("%s = %v after 30s, want >= %v", name, sum, minimum)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // TestOperations runs the operator's tools against the real binary in
@@ -139,20 +140,21 @@ func TestOperations(t *testing.T) {
 // ok, and returns the whole output.
 func waitStatus(t *testing.T, sb *switchboard, node string, ok func(fields []string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := exec.Command(sb.bin, "status", "--debug", sb.debug).CombinedOutput()
+	var out []byte
+	if !poll.Wait(30*time.Second, func() bool {
+		var err error
+		out, err = exec.Command(sb.bin, "status", "--debug", sb.debug).CombinedOutput()
 		if err != nil {
 			t.Fatalf("switchboard status: %v\n%s", err, out)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
 			if f := strings.Fields(l); len(f) > 0 && f[0] == node && ok(f) {
-				return string(out)
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("switchboard status never showed %s as wanted:\n%s", node, out)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("switchboard status never showed %s as wanted:\n%s", node, out)
 	}
+	return string(out)
 }

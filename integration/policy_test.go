@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // policyService is newService with annotations and an appProtocol on its
@@ -173,23 +175,19 @@ type diagnostic struct {
 // returns them all.
 func waitDiagnostic(t *testing.T, sb *switchboard, ok func(diagnostic) bool) []diagnostic {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, body := sb.get("/debug/diagnostics")
-		var ds []diagnostic
+	var ds []diagnostic
+	var body string
+	if !poll.Wait(30*time.Second, func() bool {
+		_, body = sb.get("/debug/diagnostics")
+		ds = nil
 		if err := json.Unmarshal([]byte(body), &ds); err != nil {
 			t.Fatalf("/debug/diagnostics: %v: %s", err, body)
 		}
-		for _, d := range ds {
-			if ok(d) {
-				return ds
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no matching diagnostic after 30s in:\n%s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return slices.ContainsFunc(ds, ok)
+	}) {
+		t.Fatalf("no matching diagnostic after 30s in:\n%s", body)
 	}
+	return ds
 }
 
 // nacks returns the NACKs /debug/clients counts for the streams of nodeID.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // Soak bounds: after the churn, with the same clients connected, the
@@ -185,19 +186,18 @@ func TestSoak(t *testing.T) {
 	churning.Store(false)
 
 	// Every raw client converges on the last content of its Service.
+	// The clients' state changes without an event here.
 	deadline := time.Now().Add(time.Minute)
-	for c := 0; c < nClients; {
+	for c := range nClients {
 		mu.Lock()
 		exp := want[names[c%nServices]]
 		mu.Unlock()
-		if got := latest[c].Load(); got != nil && slices.Equal(*got, exp) {
-			c++
-			continue
-		}
-		if time.Now().After(deadline) {
+		if !poll.Wait(time.Until(deadline), func() bool {
+			got := latest[c].Load()
+			return got != nil && slices.Equal(*got, exp)
+		}) {
 			t.Fatalf("client %d did not converge on %s = %v", c, names[c%nServices], exp)
 		}
-		time.Sleep(50 * time.Millisecond) // the clients' state changes without an event here
 	}
 	endG, endH := sample("at the end")
 	window := p.Results()[from:]

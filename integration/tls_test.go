@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 	"github.com/switchboard-xds/switchboard/internal/testpki"
 )
 
@@ -162,13 +163,9 @@ func TestMutualTLS(t *testing.T) {
 	// Trust a second CA as well: its clients get in, once Switchboard has
 	// read the new bundle, and the grpc-go client keeps its stream.
 	testpki.Write(t, m.clientCA, append(append([]byte{}, m.ca.PEM...), stranger.PEM...))
-	deadline := time.Now().Add(30 * time.Second)
-	for m.adsStatus(t, sc, sk, nsNode("stranger", ns)) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a client of the newly trusted CA was still refused after 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, "a client of the newly trusted CA to be served", func() bool {
+		return m.adsStatus(t, sc, sk, nsNode("stranger", ns)) == nil
+	})
 	from := p.Len()
 	rs, err = p.WaitSpread(s.ctx, 20, ids(b...)...)
 	s.check("grpc-go after the CA bundle changed", rs, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -47,13 +48,10 @@ func TestInformerSourceHealth(t *testing.T) {
 	// (0.8 s to 1.6 s), and from then on the gauge is 1.
 	waitGauge := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: synced=%v, slice watch errors=%v", what,
-					testutil.ToFloat64(opts.Metrics.synced), testutil.ToFloat64(opts.Metrics.watchErrors.WithLabelValues(kindEndpointSlice)))
-			}
-			time.Sleep(10 * time.Millisecond) // polling a gauge: no event to wait on
+		// Polling a gauge: no event to wait on.
+		if !poll.Wait(20*time.Second, cond) {
+			t.Fatalf("%s: synced=%v, slice watch errors=%v", what,
+				testutil.ToFloat64(opts.Metrics.synced), testutil.ToFloat64(opts.Metrics.watchErrors.WithLabelValues(kindEndpointSlice)))
 		}
 	}
 	waitGauge("watch error counted", func() bool {

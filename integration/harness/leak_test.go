@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // Environment of the child that TestNoLeakWhenTestBinaryPanics runs.
@@ -50,16 +51,13 @@ func TestNoLeakWhenTestBinaryPanics(t *testing.T) {
 	dir := string(data)
 
 	// SIGKILL from Pdeathsig is immediate, but reaping the orphans is not.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := processesMentioning(t, dir)
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still running after the test binary panicked: %v", left)
-		}
-		time.Sleep(50 * time.Millisecond) // polling /proc: there is no event to wait on
+	// Polling /proc: there is no event to wait on.
+	var left []string
+	if !poll.Wait(10*time.Second, func() bool {
+		left = processesMentioning(t, dir)
+		return len(left) == 0
+	}) {
+		t.Fatalf("still running after the test binary panicked: %v", left)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temporary folder %s left behind: %v", dir, err)
