@@ -152,7 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.load.Budget, "budget", 0, "bound on each server's change phase (0: none); slow peers then get fewer changes")
 	fs.DurationVar(&o.load.ChangeTimeout, "change-timeout", 30*time.Second, "a change not converged by then counts as a timeout")
 	fs.DurationVar(&o.load.SyncTimeout, "sync-timeout", 5*time.Minute, "bound on a peer's start and the clients' initial sync")
-	fs.DurationVar(&o.load.Settle, "settle", 200*time.Millisecond, "wait after the last change before reading the server's CPU")
+	fs.DurationVar(&o.load.Settle, "settle", 2*time.Second, "at most this long after the last change, wait for the server's CPU and the clients' traffic to come to rest before reading them")
 	fs.StringVar(&o.kinds, "kinds", "switchboard,gcp-linear,gcp-snapshot,floor", "servers to measure")
 	fs.StringVar(&o.out, "out", "bench-out", "folder for report.md, report.txt and the SVG chart")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -190,7 +190,7 @@ func (r *churnRun) phase(ctx context.Context, rate, firstK int) (ChurnResult, er
 	}
 	res.Staleness, res.NotConverged, res.Unknown = t.staleness(time.Now().UnixNano())
 	if converged {
-		time.Sleep(r.opts.Settle)
+		quiesce(r.peer.cmd.Process.Pid, func() int64 { d, u, n := r.traffic(); return d + u + n }, r.opts.Settle)
 	}
 	res.FinalMismatches = finalMismatches(r.clients, r.want)
 	for _, c := range r.clients {

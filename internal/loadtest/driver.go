@@ -49,8 +49,10 @@ type Options struct {
 	// clients; ChangeTimeout bounds one change. A change that times out is
 	// counted (Result.Timeouts) and recorded at ChangeTimeout.
 	SyncTimeout, ChangeTimeout time.Duration
-	// Settle is how long the driver waits after the last change before it
-	// reads the server's CPU time, so that work after the last ACK (ACK
+	// Settle bounds how long the driver waits after the last change for
+	// the run to come to rest (the server's CPU time and the clients'
+	// traffic unchanged; see quiesce) before it reads the server's CPU
+	// time and the final state, so that work after the last ACK (ACK
 	// processing, deferred sends) is counted.
 	Settle time.Duration
 	// Shape is how the clients subscribe: ShapeGRPC (the zero value) or
@@ -409,7 +411,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 		t.Stop()
 		res.Changes++
 	}
-	time.Sleep(opts.Settle)
+	quiesce(p.cmd.Process.Pid, func() int64 { return grpcTraffic(clients) }, opts.Settle)
 	cpu1, err := processCPU(p.cmd.Process.Pid)
 	if err != nil {
 		return res, err

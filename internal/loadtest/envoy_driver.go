@@ -88,7 +88,7 @@ func runEnvoy(ctx context.Context, opts *Options, p *peer, world *World, res Res
 		res.Changes++
 	}
 	current.Store(nil)
-	time.Sleep(opts.Settle)
+	quiesce(p.cmd.Process.Pid, func() int64 { d, u, r := envoyTotals(clients); return d + u + r }, opts.Settle)
 	cpu1, err := processCPU(p.cmd.Process.Pid)
 	if err != nil {
 		return res, err
@@ -119,7 +119,7 @@ func runEnvoy(ctx context.Context, opts *Options, p *peer, world *World, res Res
 		res.Adds++
 	}
 	if res.Adds > 0 {
-		time.Sleep(opts.Settle)
+		quiesce(p.cmd.Process.Pid, func() int64 { d, u, r := envoyTotals(clients); return d + u + r }, opts.Settle)
 		cpu2, err := processCPU(p.cmd.Process.Pid)
 		if err != nil {
 			return res, err
