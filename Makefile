@@ -26,7 +26,7 @@ help:
 	@echo "make build       build bin/switchboard"
 	@echo "make image       docker build the image $(IMAGE) (needs a Docker engine)"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus, iptables and shellcheck if missing"
-	@echo "make lint        gofmt, go vet and golangci-lint $(GOLANGCI_VERSION)"
+	@echo "make lint        gofmt, go vet, golangci-lint $(GOLANGCI_VERSION) (with the layout rules), go mod tidy, no machine paths"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
 	@echo "make soak        churn soak against the binary for SOAK_DURATION (default $(SOAK_DURATION)); not part of make test"
@@ -164,6 +164,8 @@ $(GOLANGCI):
 	cd hack/tools/lint && GOWORK=off $(GO) build -o $(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 lint: $(GOLANGCI)
+	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@! git grep -nE '(/work/(main|shared|wt)|/root/|/home/[a-z]+/|/tmp/bash_jobs)' -- ':!Makefile' || { echo "a path of the machine it was written on, above"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
