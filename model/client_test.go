@@ -132,3 +132,38 @@ func TestContentVersion(t *testing.T) {
 		t.Error("the version of no bytes is 0")
 	}
 }
+
+// TestEqual: every field of a view takes part in the one view equality.
+func TestEqual(t *testing.T) {
+	base := func() *Service {
+		return &Service{
+			Key: ServiceKey{Namespace: "n", Name: "s"}, Type: TypeClusterIP, ClusterIPs: []string{"10.0.0.1"},
+			Annotations: map[string]string{"switchboard.io/x": "y"}, SliceCount: 1,
+			Ports: []Port{{Name: "p", Port: 80, Endpoints: []Endpoint{{Addresses: []string{"10.1.0.1"}, Port: 8080, Ready: true, ForZones: []string{"z"}}}}},
+		}
+	}
+	if !Equal(base(), base()) || !Equal(nil, nil) || Equal(base(), nil) {
+		t.Fatal("Equal of equal views (or of nils) is wrong")
+	}
+	for name, change := range map[string]func(*Service){
+		"key":          func(s *Service) { s.Key.Name = "t" },
+		"type":         func(s *Service) { s.Type = TypeNodePort },
+		"headless":     func(s *Service) { s.Headless = true },
+		"cluster IPs":  func(s *Service) { s.ClusterIPs = []string{"10.0.0.2"} },
+		"external":     func(s *Service) { s.ExternalName = "x.example" },
+		"distribution": func(s *Service) { s.TrafficDistribution = "PreferClose" },
+		"annotations":  func(s *Service) { s.Annotations["switchboard.io/x"] = "z" },
+		"slice count":  func(s *Service) { s.SliceCount = 2 },
+		"port":         func(s *Service) { s.Ports[0].Port = 81 },
+		"unresolved":   func(s *Service) { s.Ports[0].Unresolved = true },
+		"endpoint":     func(s *Service) { s.Ports[0].Endpoints[0].Ready = false },
+		"hints":        func(s *Service) { s.Ports[0].Endpoints[0].ForZones = nil },
+		"region":       func(s *Service) { s.Ports[0].Endpoints[0].Region = "r" },
+	} {
+		s := base()
+		change(s)
+		if Equal(base(), s) {
+			t.Errorf("a change of %s is not seen by Equal", name)
+		}
+	}
+}

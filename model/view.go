@@ -1,5 +1,10 @@
 package model
 
+import (
+	"maps"
+	"slices"
+)
+
 // This file holds the trimmed, per-Service view that the watcher publishes and
 // the translator consumes. Values of these types are immutable once published:
 // the watcher builds a new *Service for every change and never mutates one it
@@ -97,4 +102,31 @@ type Endpoint struct {
 	Hostname string
 	// ForZones holds the topology hints (hints.forZones[].name), sorted.
 	ForZones []string
+}
+
+// Equal reports whether two views are the same, field by field (nil equals
+// only nil; a nil list equals an empty one). It is the one equality of
+// views: the watcher publishes a Service only when its view changed, and
+// the sidecar stage rebuilds only for facts that changed.
+func Equal(a, b *Service) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Key == b.Key && a.Type == b.Type && a.Headless == b.Headless &&
+		slices.Equal(a.ClusterIPs, b.ClusterIPs) && a.ExternalName == b.ExternalName && a.TrafficDistribution == b.TrafficDistribution &&
+		maps.Equal(a.Annotations, b.Annotations) && a.SliceCount == b.SliceCount &&
+		slices.EqualFunc(a.Ports, b.Ports, portEqual)
+}
+
+func portEqual(a, b Port) bool {
+	return a.Name == b.Name && a.Port == b.Port && a.Protocol == b.Protocol &&
+		a.AppProtocol == b.AppProtocol && a.TargetPort == b.TargetPort &&
+		a.TargetPortName == b.TargetPortName && a.Unresolved == b.Unresolved &&
+		slices.EqualFunc(a.Endpoints, b.Endpoints, endpointEqual)
+}
+
+func endpointEqual(a, b Endpoint) bool {
+	return slices.Equal(a.Addresses, b.Addresses) && a.Port == b.Port && a.Ready == b.Ready &&
+		a.Serving == b.Serving && a.Terminating == b.Terminating && a.Zone == b.Zone &&
+		a.Region == b.Region && a.NodeName == b.NodeName && a.Hostname == b.Hostname && slices.Equal(a.ForZones, b.ForZones)
 }

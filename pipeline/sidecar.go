@@ -65,7 +65,7 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 	}
 	for key, svc := range b.Services {
 		old, f := s.facts[key], translator.SidecarFacts(svc)
-		if !b.Full && translator.SameSidecarFacts(old, f) {
+		if !b.Full && model.Equal(old, f) {
 			continue
 		}
 		at := b.Changed[key]

@@ -111,7 +111,7 @@ func grpcRuleErrors(res decoded) []error {
 		dial(lis.GetName(), lis)
 	}
 	for alias, canonical := range res.Aliases {
-		lis := aliasListener(alias, canonical)
+		lis := apiListener(alias, canonical)
 		if lis.GetName() != alias {
 			add("alias", alias, fmt.Errorf("AliasListener named it %q", lis.GetName()))
 		}

@@ -38,13 +38,7 @@ const (
 // client subscribes to an alias. The error is for a name that is not valid
 // UTF-8, which names taken from model.Resources never are.
 func AliasListener(alias, canonical string) (model.Encoded, error) {
-	return encodeListener(alias, aliasListener(alias, canonical))
-}
-
-// aliasListener is AliasListener as a message; nil for a name that is not
-// valid UTF-8.
-func aliasListener(alias, canonical string) *listenerv3.Listener {
-	return apiListener(alias, canonical)
+	return listenerWire(alias, canonical)
 }
 
 // encodeListener encodes l, the listener named name, built on demand; a

@@ -33,7 +33,14 @@ func TestAPIListenerWire(t *testing.T) {
 	if l := apiListener("l", "bad\xff"); l != nil {
 		t.Errorf("route name that is not UTF-8: got %v, want nil", l)
 	}
-	if l := aliasListener("alias\xff", "s.n.svc.cluster.local:80"); l == nil {
-		t.Error("alias that is not UTF-8: got nil, want a listener (only the route name is marshalled here)")
+	if _, err := AliasListener("alias\xff", "s.n.svc.cluster.local:80"); err == nil {
+		t.Error("an alias that is not UTF-8 was encoded; want an error (proto.Marshal refuses such a string)")
+	}
+	want, err := encode("a", apiListener("a", "s.n.svc.cluster.local:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := AliasListener("a", "s.n.svc.cluster.local:80"); err != nil || string(got.Wire) != string(want.Wire) || got.Version != want.Version {
+		t.Errorf("AliasListener = %x (%v), want the marshalled api listener %x", got.Wire, err, want.Wire)
 	}
 }

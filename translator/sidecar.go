@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,10 +152,6 @@ func SidecarFacts(svc *model.Service) *model.Service {
 	}
 	return &f
 }
-
-// SameSidecarFacts reports whether two results of SidecarFacts (either
-// may be nil) give the sidecar stage the same input.
-func SameSidecarFacts(a, b *model.Service) bool { return reflect.DeepEqual(a, b) }
 
 // Sidecar builds the resources of part from svcs, the Services that
 // contribute to it (others in svcs are skipped): listeners (and their

@@ -216,21 +216,6 @@ func portListener(name, anyAddr string, port int32, is6 bool, domain, routeName,
 	}, nil
 }
 
-// portRoute builds route configuration routeName of a TCP port for
-// sidecars of namespace ns: a virtual host per HTTP-family Service that
-// ns may see, then the pass-through virtual host. It is the reference
-// that routeVariants' wire assembly is tested against.
-func portRoute(domain string, port int32, routeName, ns string, http []sidecarInput) *routev3.RouteConfiguration {
-	rc := &routev3.RouteConfiguration{Name: routeName}
-	for _, in := range http {
-		if in.mayBeSeenBy(ns) {
-			rc.VirtualHosts = append(rc.VirtualHosts, httpVHost(domain, port, in, ns == in.svc.Key.Namespace))
-		}
-	}
-	rc.VirtualHosts = append(rc.VirtualHosts, sidecarVHost(passthroughVHost, []string{"*"}, PassthroughClusterName))
-	return rc
-}
-
 // httpVHost is the virtual host of one HTTP-family Service port: every
 // name form with and without ":P", the ClusterIPs likewise, and with short
 // the names a sidecar of the Service's own namespace may use ("S", "S:P").

@@ -139,19 +139,6 @@ func dnsResources(opts Options, ins []sidecarInput) (model.Resources, error) {
 	return model.Resources{Listeners: []model.Encoded{plain}, Variants: vs}, nil
 }
 
-// dnsTable is the table sidecars of namespace ns get: the records of
-// every Service they may see (dnsDomains). It is the reference that
-// dnsVariants' wire assembly is tested against.
-func dnsTable(domain, ns string, ins []sidecarInput) *dnsv3.DnsTable {
-	t := &dnsv3.DnsTable{}
-	for _, in := range ins {
-		if in.mayBeSeenBy(ns) {
-			t.VirtualDomains = append(t.VirtualDomains, dnsDomains(domain, in, ns == in.svc.Key.Namespace)...)
-		}
-	}
-	return t
-}
-
 // dnsDomains are the records of one Service: "S.N.svc.<domain>",
 // "S.N.svc" and "S.N" (and with short "S", for its own namespace) answer
 // with its ClusterIPs, or a headless Service's endpoint addresses; and per
@@ -209,25 +196,6 @@ func dnsDomains(domain string, in sidecarInput, short bool) []*dnsv3.DnsTable_Dn
 		})
 	}
 	return out
-}
-
-// dnsListener is the DNS listener at at serving table. It is the
-// reference that dnsVariants' wire assembly is tested against; parts of it
-// (dnsListenerParts) are what that assembly marshals.
-func dnsListener(at netip.AddrPort, table *dnsv3.DnsTable) (*listenerv3.Listener, error) {
-	l, cfg := dnsListenerParts(at)
-	cfg.ServerConfig = &dnsfilterv3.DnsFilterConfig_ServerContextConfig{
-		ConfigSource: &dnsfilterv3.DnsFilterConfig_ServerContextConfig_InlineDnsTable{InlineDnsTable: table},
-	}
-	f, err := deterministicAny(cfg)
-	if err != nil {
-		return nil, err
-	}
-	l.ListenerFilters = []*listenerv3.ListenerFilter{{
-		Name:       dnsFilterName,
-		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: f},
-	}}
-	return l, nil
 }
 
 // dnsListenerParts is the DNS listener without its filter, and the filter's

@@ -95,7 +95,7 @@ func TestAliasListener(t *testing.T) {
 		t.Fatalf("got %d aliases, want 5: %v", len(r.Aliases), r.Aliases)
 	}
 	for alias, target := range r.Aliases {
-		got := aliasListener(alias, target)
+		got := apiListener(alias, target)
 		want := proto.Clone(canonical).(*listenerv3.Listener)
 		want.Name = alias
 		if d := cmp.Diff(want, got, protocmp.Transform()); d != "" {

@@ -188,7 +188,7 @@ func (s *Store) takeChanges() (map[model.ServiceKey]*model.Service, map[model.Se
 	changed := make(map[model.ServiceKey]time.Time, len(s.dirty))
 	for key, at := range s.dirty {
 		v := s.views[key]
-		if viewEqual(v, s.published[key]) {
+		if model.Equal(v, s.published[key]) {
 			continue
 		}
 		out[key] = v
@@ -217,7 +217,7 @@ func (s *Store) TakeAll() map[model.ServiceKey]*model.Service {
 // reports whether it did.
 func (s *Store) refresh(key model.ServiceKey) bool {
 	v := s.build(key)
-	if viewEqual(v, s.views[key]) {
+	if model.Equal(v, s.views[key]) {
 		return false
 	}
 	if v == nil {
@@ -421,30 +421,6 @@ func endpoints(cands []candidate) []model.Endpoint {
 		eps[i] = out[i].e
 	}
 	return eps
-}
-
-// viewEqual compares two views field by field (nil equals only nil).
-func viewEqual(a, b *model.Service) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Key == b.Key && a.Type == b.Type && a.Headless == b.Headless &&
-		slices.Equal(a.ClusterIPs, b.ClusterIPs) && a.ExternalName == b.ExternalName && a.TrafficDistribution == b.TrafficDistribution &&
-		maps.Equal(a.Annotations, b.Annotations) && a.SliceCount == b.SliceCount &&
-		slices.EqualFunc(a.Ports, b.Ports, portEqual)
-}
-
-func portEqual(a, b model.Port) bool {
-	return a.Name == b.Name && a.Port == b.Port && a.Protocol == b.Protocol &&
-		a.AppProtocol == b.AppProtocol && a.TargetPort == b.TargetPort &&
-		a.TargetPortName == b.TargetPortName && a.Unresolved == b.Unresolved &&
-		slices.EqualFunc(a.Endpoints, b.Endpoints, endpointEqual)
-}
-
-func endpointEqual(a, b model.Endpoint) bool {
-	return slices.Equal(a.Addresses, b.Addresses) && a.Port == b.Port && a.Ready == b.Ready &&
-		a.Serving == b.Serving && a.Terminating == b.Terminating && a.Zone == b.Zone &&
-		a.Region == b.Region && a.NodeName == b.NodeName && a.Hostname == b.Hostname && slices.Equal(a.ForZones, b.ForZones)
 }
 
 // RegionLabel is the Node label that gives an endpoint's region.
