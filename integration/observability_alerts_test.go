@@ -25,6 +25,7 @@ import (
 //     asks for;
 //   - that client gone: switchboard_xds_nacked_streams falls to 0, and now
 //     that clients were seen, SwitchboardNoClients fires;
+//   - every dashboard query returns data;
 //   - a second Prometheus whose job has another name:
 //     SwitchboardScrapeMissing fires there.
 func TestObservabilityAlertsLifecycle(t *testing.T) {
@@ -72,6 +73,9 @@ scrape_configs:
 	checkAlertsFire(ctx, t, api, map[string]model.LabelSet{
 		"SwitchboardNoClients": {"job": "switchboard"},
 	})
+
+	// Every dashboard panel has data after this day, the new ones too.
+	checkDashboardQueries(ctx, t, api, sb)
 
 	other := promAPI(t, startPrometheus(t, promConfig("not-switchboard"), map[string][]byte{"rules.yaml": short}))
 	checkAlertsFire(ctx, t, other, map[string]model.LabelSet{
