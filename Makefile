@@ -60,7 +60,7 @@ test: tools clients golden-check
 
 test-unit:
 	@bash hack/tools/iptables.sh  # shellcheck, for deploy/sidecar's TestScriptsParse; instant when present
-	$(GO) test $(TEST_FLAGS) ./watcher/... ./translator/... ./xds/... ./cmd/... ./deploy/...
+	$(GO) test $(TEST_FLAGS) ./watcher/... ./translator/... ./xds/... ./cmd/... ./deploy/... ./hack/image/
 
 test-integration: tools clients
 	$(GO) test $(TEST_FLAGS) ./integration/...
