@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"maps"
 	"os"
@@ -82,7 +83,7 @@ func TestImage(t *testing.T) {
 	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
 		t.Errorf("platform %s/%s, want linux/%s", cf.OS, cf.Architecture, runtime.GOARCH)
 	}
-	if !cf.Created.Time.Equal(created) {
+	if !cf.Created.Equal(created) {
 		t.Errorf("created %v, want %v", cf.Created.Time, created)
 	}
 
@@ -149,7 +150,7 @@ func layerFiles(t *testing.T, img v1.Image, created time.Time) map[string][]byte
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
