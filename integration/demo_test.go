@@ -13,7 +13,8 @@ import (
 // TestDemo runs `make demo`'s script on its scripted steps (inside this
 // package's network namespace, so its fixed ports are free) and checks what
 // a user would see: calls spread over the three backends, greeter-c's share
-// drops to zero once it is not ready, and all three serve again at the end.
+// drops to zero once it is not ready, and all three serve again at the end;
+// and that it says it is compiling first.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -22,6 +23,11 @@ func TestDemo(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	// A first run compiles for minutes: the user is told so before it
+	// starts, and how long it took after.
+	if !regexp.MustCompile(`(?m)^demo: compiling .*\n.*first build.*minutes.*\n(?s:.*)^demo: compiled in \d+ s$`).Match(out) {
+		t.Errorf("the demo does not say it is compiling, how long a first build takes, and how long it took:\n%s", out)
 	}
 	line := regexp.MustCompile(`calls/s: greeter-a (\d+)  greeter-b (\d+)  greeter-c (\d+)  errors 0`)
 	phase, seen := "start", map[string]bool{}

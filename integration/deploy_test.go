@@ -44,7 +44,7 @@ import (
 // It then reads the rendered Deployment for the settings that make it a
 // safe install, so removing one fails here.
 func TestDeployManifests(t *testing.T) {
-	bin, _ := binaries(t)
+	bin := switchboardBinary(t) // no client programs: only the binary is run
 	cp, _ := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -92,6 +92,7 @@ func TestDeployManifests(t *testing.T) {
 	decodeOne(t, baseObjs, "Deployment", &dep)
 	decodeOne(t, baseObjs, "Service", &svc)
 	checkDeployment(t, &dep)
+	checkGoMemLimit(ctx, t, bin, &dep)
 	checkService(t, &svc)
 	checkServiceMonitorPort(t, overlayObjs, &svc)
 

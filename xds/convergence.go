@@ -124,13 +124,17 @@ func (st *stream) ackedResponse(t typeIndex) {
 	}
 	st.conv.inflight[t] = st.conv.inflight[t][:0]
 	st.updateOldest()
+	st.nackedTypes.And(^(uint32(1) << t))
 }
 
 // nackedResponse forgets the responses of type t that the client rejected:
 // they will never converge, and switchboard_xds_nacks_total tells of them.
+// The stream counts in switchboard_xds_nacked_streams until it ACKs a
+// response of t.
 func (st *stream) nackedResponse(t typeIndex) {
 	st.conv.inflight[t] = st.conv.inflight[t][:0]
 	st.updateOldest()
+	st.nackedTypes.Or(uint32(1) << t)
 }
 
 func (st *stream) updateOldest() {

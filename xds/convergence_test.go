@@ -240,6 +240,7 @@ func TestMetricsExistFromTheStart(t *testing.T) {
 		"switchboard_convergence_stage_seconds":   int(numStages),
 		"switchboard_xds_oldest_unacked_seconds":  int(numClasses),
 		"switchboard_xds_nacks_total":             int(numTypes) * int(numClasses),
+		"switchboard_xds_nacked_streams":          int(numTypes) * int(numClasses),
 		"switchboard_xds_connected_clients":       2 * int(numClasses),
 		"switchboard_xds_stream_duration_seconds": int(numClasses),
 	} {

@@ -171,7 +171,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.byStage[s] = m.stages.WithLabelValues(stageLabels[s])
 	}
 	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals,
-		m.streamDuration, m.convergence, m.stages, m.limits, oldestUnacked{m})
+		m.streamDuration, m.convergence, m.stages, m.limits, oldestUnacked{m}, nackedStreams{m})
 	return m
 }
 
@@ -254,5 +254,41 @@ func (m *Metrics) removed(t typeIndex, n int) {
 func (m *Metrics) limitExceeded(l limit) {
 	if m != nil {
 		m.byLimit[l].Inc()
+	}
+}
+
+// nackedStreams is switchboard_xds_nacked_streams, counted on scrape from
+// the server's streams: per type and client class, the open streams whose
+// last answer to a response of that type was a NACK. Unlike
+// switchboard_xds_nacks_total, which a client NACKing once adds to once,
+// it stays up for as long as the client keeps rejecting (and so runs on
+// its previous configuration, or on none if it rejected its first
+// response), and falls when the client ACKs or goes away.
+type nackedStreams struct{ m *Metrics }
+
+var nackedStreamsDesc = prometheus.NewDesc("switchboard_xds_nacked_streams",
+	"ADS streams whose last answer to a response of the type was a NACK, not since followed by an ACK, by type and client class.",
+	[]string{"type", "client_class"}, nil)
+
+func (n nackedStreams) Describe(ch chan<- *prometheus.Desc) { ch <- nackedStreamsDesc }
+
+func (n nackedStreams) Collect(ch chan<- prometheus.Metric) {
+	var count [numClasses][numTypes]int
+	if s := n.m.server.Load(); s != nil {
+		s.mu.Lock()
+		for _, st := range s.streams {
+			bits, c := st.nackedTypes.Load(), st.conv.class.Load()
+			for t := range numTypes {
+				if bits&(1<<t) != 0 {
+					count[c][t]++
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	for c := range numClasses {
+		for t := range numTypes {
+			ch <- prometheus.MustNewConstMetric(nackedStreamsDesc, prometheus.GaugeValue, float64(count[c][t]), t.String(), classLabels[c])
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -41,6 +42,10 @@ type stream struct {
 	// nackLog spaces the stream's NACK log lines (limits.go).
 	nackLog nackLog
 	conv    convergence // see convergence.go
+	// nackedTypes has bit t set while the client's last answer to a response
+	// of type t was a NACK (set by nackedResponse, cleared by
+	// ackedResponse); read by the nackedStreams collector.
+	nackedTypes atomic.Uint32
 	// queries carries questions to the stream's goroutine (config.go).
 	queries chan func()
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,8 +44,19 @@ func adminHandler(reg *prometheus.Registry, cache *xds.Cache) http.Handler {
 //	/debug/clients       every connected xDS client and its per-type state
 //	/debug/config_dump   ?node=ID: what that client was last sent, per type
 //	/debug/diagnostics   Services that could not be translated, or not fully
+//	/debug/pprof/        Go profiles (net/http/pprof): heap, goroutine,
+//	                     profile?seconds=N (CPU), trace, and the rest
 func debugHandler(ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
 	mux := http.NewServeMux()
+	// Registered here, not served from http.DefaultServeMux (where the
+	// package's init also puts them, and which nothing of ours serves):
+	// profiles show code paths and arguments, for the debug address only.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/clients", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ads.Clients())
 	})

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 )
 
@@ -132,6 +134,8 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	var o bootstrapOptions
 	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
 	o.register(fs, "client")
+	// An init container of the image has no shell to redirect stdout.
+	output := fs.String("output", "", "write the bootstrap to this file (mode 0644, replaced) instead of stdout, e.g. in an init container")
 	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
@@ -142,9 +146,24 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(b)
+	if err := enc.Encode(b); err != nil {
+		return fmt.Errorf("bootstrap grpc: %w", err)
+	}
+	if *output != "" {
+		if err := os.WriteFile(*output, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("bootstrap grpc: --output: %w", err)
+		}
+		// Whatever the umask or an earlier file's mode: the app reads it.
+		if err := os.Chmod(*output, 0o644); err != nil {
+			return fmt.Errorf("bootstrap grpc: --output: %w", err)
+		}
+		return nil
+	}
+	_, err = buf.WriteTo(stdout)
+	return err
 }
 
 func (o bootstrapOptions) build() (grpcBootstrap, error) {

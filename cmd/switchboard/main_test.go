@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,37 @@ func TestBootstrapJSON(t *testing.T) {
 	node := b["node"].(map[string]any)
 	if node["id"] != "n1" || node["locality"].(map[string]any)["zone"] != "z1" || node["metadata"].(map[string]any)["NAMESPACE"] != "ns" {
 		t.Errorf("node = %v", node)
+	}
+}
+
+// TestBootstrapOutput: --output writes the same JSON to a file, readable
+// by any user (the app container may run as another uid than the init
+// container), and nothing to stdout.
+func TestBootstrapOutput(t *testing.T) {
+	args := []string{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n", "--zone", "z"}
+	var want, out bytes.Buffer
+	if err := run(context.Background(), args, &want, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bootstrap.json")
+	if err := run(context.Background(), append(args, "--output", path), &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout with --output: %q", out.String())
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Errorf("--output wrote\n%s\nstdout has\n%s", got, want.String())
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v (%v), want 0644", fi.Mode(), err)
+	}
+	if err := run(context.Background(), append(args, "--output", filepath.Join(path, "x")), &out, &bytes.Buffer{}); err == nil {
+		t.Error("--output into a file as a directory: no error")
 	}
 }
 

@@ -4,7 +4,8 @@
 # Docker engine there), and NOT RUN YET by anyone: see README, "Envoy
 # sidecars". It
 #   1. creates the kind cluster $CLUSTER (node image pinned below),
-#   2. builds the Switchboard image (Dockerfile) and loads it into the node,
+#   2. builds the Switchboard image (make image, no Docker needed for that)
+#      and loads its tarball into the node,
 #   3. applies deploy/kubernetes (one replica: kind has one node) and
 #      deploy/sidecar (an HTTP echo Service and a client pod with Envoy),
 #   4. from the client pod, through its Envoy: HTTP to the echo Service by
@@ -43,9 +44,9 @@ log "kind create cluster $CLUSTER ($NODE_IMAGE)"
 kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --wait 120s
 kubectl config use-context "kind-$CLUSTER" >/dev/null
 
-log "docker build $IMAGE"
-docker build -t "$IMAGE" "$root"
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+log "make image IMAGE=$IMAGE"
+make -C "$root" image IMAGE="$IMAGE"
+kind load image-archive "$root/bin/switchboard-image.tar" --name "$CLUSTER"
 
 log "apply deploy/kubernetes"
 kubectl kustomize "$root/deploy/kubernetes" |

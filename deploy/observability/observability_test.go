@@ -202,18 +202,24 @@ func TestDashboardModel(t *testing.T) {
 	}
 }
 
-// TestRules: every alert has a severity, a summary and a description, and
-// a runbook line in README.md.
+// TestRules: every alert has a severity, a summary, a description and a
+// runbook_url that points at a section of docs/runbooks.md named after the
+// alert (GitHub's anchor of a "## Name" heading is the name in lower case).
 func TestRules(t *testing.T) {
 	rs, err := Rules(readRules(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	runbooks, err := os.ReadFile(filepath.Join(root, RunbooksFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, alertsPart, _ := strings.Cut(string(readme), "## Dashboards and alerts")
+	headings := map[string]bool{}
+	for line := range strings.Lines(string(runbooks)) {
+		if h, ok := strings.CutPrefix(strings.TrimSpace(line), "## "); ok {
+			headings[strings.ToLower(h)] = true
+		}
+	}
 	for _, r := range rs {
 		if s := r.Labels["severity"]; s != "critical" && s != "warning" {
 			t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
@@ -224,9 +230,17 @@ func TestRules(t *testing.T) {
 		if r.For == "" {
 			t.Errorf("%s: no for:", r.Alert)
 		}
-		if !strings.Contains(alertsPart, "`"+r.Alert+"`") {
-			t.Errorf("%s: no runbook line in README.md's Dashboards and alerts", r.Alert)
+		anchor := strings.ToLower(r.Alert)
+		if want := RunbookURL + "#" + anchor; r.Annotations["runbook_url"] != want {
+			t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
 		}
+		if !headings[anchor] {
+			t.Errorf("%s: no section \"## %s\" in %s", r.Alert, r.Alert, RunbooksFile)
+		}
+		delete(headings, anchor)
+	}
+	for h := range headings {
+		t.Errorf("%s: section %q is no alert's", RunbooksFile, h)
 	}
 }
 

@@ -112,6 +112,10 @@ func rows() []row {
 				queries: []Query{{Expr: sumRate("type, client_class", "switchboard_xds_nacks_total"), Legend: "{{type}} {{client_class}}"}},
 			},
 			{
+				title: "Clients rejecting now", description: "Clients whose last answer to a response of the type was a NACK, not since an ACK, by type and client class. Above 0 for a minute alerts (SwitchboardClientsNacking).", kind: timeseries, unit: "short", width: 12, warnAt: f(1),
+				queries: []Query{{Expr: "sum by (type, client_class) (switchboard_xds_nacked_streams" + sel + ")", Legend: "{{type}} {{client_class}}"}},
+			},
+			{
 				title: "Stream duration", description: "How long ADS streams lasted when they ended, by client class (p50, p99). Short streams mean reconnecting clients.", kind: timeseries, unit: "s", width: 12,
 				queries: p50p99("switchboard_xds_stream_duration_seconds", "client_class, ", "{{client_class}}"),
 			},

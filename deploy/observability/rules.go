@@ -14,6 +14,14 @@ import (
 // one source of the rules.
 const RulesFile = "deploy/prometheus/switchboard-rules.yaml"
 
+// RunbooksFile holds one "## AlertName" section per alert, relative to the
+// repository root; RunbookURL is where it is published, which every
+// alert's runbook_url annotation points into (#alertname, lower case).
+const (
+	RunbooksFile = "docs/runbooks.md"
+	RunbookURL   = "https://github.com/switchboard-xds/switchboard/blob/main/" + RunbooksFile
+)
+
 // Rule is one alerting rule of the rules file, as Prometheus reads it.
 type Rule struct {
 	Alert       string            `yaml:"alert"`
