@@ -44,9 +44,13 @@ func (r *refusal) Unwrap() error { return r.err }
 
 // errGone: the file is not there (any more); errMoved: it changed while
 // being looked at, so look again once it settles.
+// errFolder: a folder is where the file was; the file's objects are
+// removed at once (a folder never turns back into the file by itself, as
+// a FIFO or a half-written file might be a moment in a file's update).
 var (
-	errGone  = errors.New("no such file")
-	errMoved = errors.New("changed while being read")
+	errGone   = errors.New("no such file")
+	errMoved  = errors.New("changed while being read")
+	errFolder = errors.New("a folder, not a manifest file")
 )
 
 // stamp is what stat says about one version of a file. Two equal stamps are
@@ -87,6 +91,10 @@ func statManifest(path string, limit int64) (stamp, error) {
 		case err != nil:
 			return stamp{}, &refusal{refuseUnreadable, "stat", err}
 		}
+	}
+	if fi.IsDir() {
+		t := fi.Mode().Type().String()
+		return stamp{}, &refusal{refuseNotRegular, t, errFolder}
 	}
 	if !fi.Mode().IsRegular() {
 		t := fi.Mode().Type().String()
