@@ -66,16 +66,22 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 	c := st.srv.cache
 	c.register(st.w)
 	defer c.unregister(st.w)
+	first := time.NewTimer(st.srv.limits.FirstRequestTimeout)
+	defer first.Stop()
+	firstC := first.C // nil once a request came (Limits.FirstRequestTimeout)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-st.srv.draining:
 			return errDraining
+		case <-firstC:
+			return st.srv.noFirstRequest()
 		case req, ok := <-reqs:
 			if !ok {
 				return recvErr()
 			}
+			firstC = nil
 			if err := handle(req); err != nil {
 				return err
 			}
