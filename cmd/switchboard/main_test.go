@@ -32,8 +32,10 @@ func TestParseServeDefaults(t *testing.T) {
 }
 
 func TestParseServeLimits(t *testing.T) {
-	o, err := parseServe([]string{"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m",
-		"--xds-first-request-timeout", "3s", "--xds-handshake-timeout", "2s", "--xds-csds-max-in-flight", "4", "--xds-csds-max-response-bytes", "1000", "--xds-csds=false"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe([]string{
+		"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m",
+		"--xds-first-request-timeout", "3s", "--xds-handshake-timeout", "2s", "--xds-csds-max-in-flight", "4", "--xds-csds-max-response-bytes", "1000", "--xds-csds=false",
+	}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
