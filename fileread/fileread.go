@@ -8,7 +8,6 @@
 package fileread
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -85,11 +84,4 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 		return nil, &TooLargeError{Path: path, Size: fi.Size(), Limit: limit}
 	}
 	return ReadAll(f, limit)
-}
-
-// IsRefused reports whether err is one of this package's refusals.
-func IsRefused(err error) bool {
-	var nr *NotRegularError
-	var tl *TooLargeError
-	return errors.As(err, &nr) || errors.As(err, &tl)
 }

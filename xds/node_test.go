@@ -46,6 +46,7 @@ func TestNodeMetadataNotKept(t *testing.T) {
 		t.Fatalf("%d clients, want 1", len(ccs))
 	}
 	kept := ccs[0].Node
+	t.Logf("node sent: %d bytes; kept: %d bytes", sent, proto.Size(kept))
 	if n := proto.Size(kept); n > 1024 {
 		t.Fatalf("the stream keeps a node of %d bytes (of %d sent), want at most 1 KiB", n, sent)
 	}
