@@ -123,15 +123,15 @@ func (c *CSDS) status(ctx context.Context, req *statusv3.ClientStatusRequest) *s
 	}
 	budget, size, left := c.srv.limits.MaxCSDSResponseBytes, 0, 0
 	for _, st := range c.srv.sortedStreams() {
-		status := st.snapshot()
-		if nodeID != "" && status.NodeID != nodeID {
+		cs := st.snapshot()
+		if nodeID != "" && cs.NodeID != nodeID {
 			continue
 		}
 		if left > 0 {
 			left++
 			continue
 		}
-		cc := st.config(ctx, status)
+		cc := st.config(ctx, cs)
 		if scoped && translator.ClientOf(cc.Node).Namespace != askerNS {
 			continue
 		}
