@@ -20,7 +20,7 @@ import (
 // keys, and the log says how many, but the assertion is the one that
 // cannot flake.)
 //
-// C-core 1.51 gets the cluster as round robin (translator.ClassCCore; it
+// C-core 1.51 gets the cluster as round robin (model.ClassCCore; it
 // crashes on ring_hash), so its calls go to the three backends in turn
 // whatever the key: a key reaches more than one backend.
 func TestRingHashSpread(t *testing.T) {

@@ -62,7 +62,10 @@ func TestLimitsAgainstHostileClients(t *testing.T) {
 	ns := w.Namespace(t)
 	port := []harness.Port{{Name: "grpc", Port: 50051}}
 	w.ApplyService(t, newService(ns, "echo", port...))
-	sb := startSwitchboard(t, bin, "--manifests", w.dir, "--xds-max-connections", "50")
+	// The 2000 connections below send nothing: a handshake timeout shorter
+	// than the dialling would free their slots (that is
+	// TestSilentConnectionsClosedAfterHandshakeTimeout's subject, not this).
+	sb := startSwitchboard(t, bin, "--manifests", w.dir, "--xds-max-connections", "50", "--xds-handshake-timeout", "10m")
 	echo := "echo." + ns + ".svc.cluster.local:50051"
 
 	good := adsStream(t, sb)

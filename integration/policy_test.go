@@ -52,7 +52,7 @@ func TestPolicyRingHash(t *testing.T) {
 		})
 		if kind == clients.PythonCCore {
 			// C-core gets the round-robin variant of the cluster
-			// (translator.ClassCCore): it must not crash, and it
+			// (model.ClassCCore): it must not crash, and it
 			// spreads its calls.
 			p := s.start(clients.Options{Target: "xds:///sticky." + ns + ":50051", Header: map[string]string{"x-user": "alice"}})
 			if _, err := p.WaitSpread(ctx, 60, all...); err != nil {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -124,6 +125,9 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 		if o.Name == "" {
 			return fail(errors.New("a Service needs metadata.name"))
 		}
+		if err := validateService(o); err != nil {
+			return fail(fmt.Errorf("Service %s/%s: %w", o.Namespace, o.Name, err))
+		}
 		return []object{{objKey{kindService, o.Namespace, o.Name}, o}}, nil
 	case *discoveryv1.EndpointSlice:
 		defaultNamespace(&o.ObjectMeta)
@@ -197,6 +201,33 @@ func defaultNamespace(m *metav1.ObjectMeta) {
 	if m.Namespace == "" {
 		m.Namespace = metav1.NamespaceDefault
 	}
+}
+
+// validateService applies the API server's checks on a Service's port
+// names (apis/core/validation, validateServicePort): each name a DNS-1123
+// label (at most 63 lowercase ASCII letters, digits and '-', starting and
+// ending with a letter or digit) and no name twice. A port name is put on
+// the wire as an SRV record in every sidecar's DNS table, so one with a
+// space or a non-ASCII rune would have that table NACKed by every sidecar.
+// The Service's other rules (its name, port numbers, unnamed ports among
+// several) are the translator's: it leaves out what is wrong there with a
+// diagnostic (translator/testdata/in/invalid-input.yaml).
+func validateService(svc *corev1.Service) error {
+	var errs []error
+	names := make(map[string]bool, len(svc.Spec.Ports))
+	for i, p := range svc.Spec.Ports {
+		if p.Name == "" {
+			continue
+		}
+		if names[p.Name] {
+			errs = append(errs, fmt.Errorf("spec.ports[%d].name %q: a duplicate port name", i, p.Name))
+		}
+		names[p.Name] = true
+		for _, msg := range validation.IsDNS1123Label(p.Name) {
+			errs = append(errs, fmt.Errorf("spec.ports[%d].name %q: %s", i, p.Name, msg))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // validateSlice applies the API server's checks that matter to the view, so a

@@ -113,6 +113,9 @@ func (f *folder) touch(name string, renamed bool) {
 		return
 	case err != nil:
 		delete(f.pending, name)
+		if errors.Is(err, errFolder) {
+			f.dropObjects(name)
+		}
 		f.refuse(name, err)
 		return
 	}
@@ -271,6 +274,18 @@ func (f *folder) refuse(name string, err error) {
 	if r.reason == refuseSyntax || r.reason == refuseInvalidDocument {
 		f.cfg.metrics.manifestError(name)
 	}
+}
+
+// dropObjects removes what a file contributes, now that a folder stands
+// in its place; the file stays known, so that its refusal is logged once.
+func (f *folder) dropObjects(name string) {
+	fs := f.files[name]
+	if fs == nil || len(fs.objects) == 0 {
+		return
+	}
+	f.cfg.log.Info("manifest file replaced by a folder; its objects are removed", "file", name, "objects", len(fs.objects))
+	fs.objects, fs.read, fs.hash = nil, stamp{}, [sha256.Size]byte{}
+	f.dirty = true
 }
 
 // remove forgets a file that is gone.

@@ -3,11 +3,12 @@ package watcher
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-xds/switchboard/fileread"
 )
 
 // Reasons a manifest file's content is refused: the label values of
@@ -44,9 +45,13 @@ func (r *refusal) Unwrap() error { return r.err }
 
 // errGone: the file is not there (any more); errMoved: it changed while
 // being looked at, so look again once it settles.
+// errFolder: a folder is where the file was; the file's objects are
+// removed at once (a folder never turns back into the file by itself, as
+// a FIFO or a half-written file might be a moment in a file's update).
 var (
-	errGone  = errors.New("no such file")
-	errMoved = errors.New("changed while being read")
+	errGone   = errors.New("no such file")
+	errMoved  = errors.New("changed while being read")
+	errFolder = errors.New("a folder, not a manifest file")
 )
 
 // stamp is what stat says about one version of a file. Two equal stamps are
@@ -88,6 +93,10 @@ func statManifest(path string, limit int64) (stamp, error) {
 			return stamp{}, &refusal{refuseUnreadable, "stat", err}
 		}
 	}
+	if fi.IsDir() {
+		t := fi.Mode().Type().String()
+		return stamp{}, &refusal{refuseNotRegular, t, errFolder}
+	}
 	if !fi.Mode().IsRegular() {
 		t := fi.Mode().Type().String()
 		return stamp{}, &refusal{refuseNotRegular, t, fmt.Errorf("not a regular file (mode %s)", t)}
@@ -104,34 +113,33 @@ func tooLarge(size, limit int64) error {
 }
 
 // readManifest reads the file at path if it still is the version want, and
-// returns errMoved if it is not or if it changed while being read. It opens
-// with O_NONBLOCK, so a FIFO swapped in since the stat cannot block, checks
-// the open file is regular before reading a byte, and reads at most limit+1
-// bytes, so a file that grows past the limit is refused, not loaded.
+// returns errMoved if it is not or if it changed while being read. It
+// opens and reads with fileread: O_NONBLOCK, so a FIFO swapped in since the
+// stat cannot block; the open file checked regular before a byte is read;
+// at most limit+1 bytes read, so a file that grows past the limit is
+// refused, not loaded.
 func readManifest(path string, want stamp, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, fi, err := fileread.Open(path)
+	var notRegular *fileread.NotRegularError
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, errMoved // renamed or removed since the stat: look again
+	case errors.Is(err, fs.ErrNotExist), errors.As(err, &notRegular):
+		return nil, errMoved // renamed, removed or replaced since the stat: look again
 	case errors.Is(err, syscall.ELOOP):
 		return nil, &refusal{refuseLoop, "", err}
 	case err != nil:
 		return nil, &refusal{refuseUnreadable, "open", err}
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, &refusal{refuseUnreadable, "fstat", err}
-	}
-	if !fi.Mode().IsRegular() || stampOf(fi) != want {
+	if stampOf(fi) != want {
 		return nil, errMoved
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
+	data, err := fileread.ReadAll(f, limit)
+	var big *fileread.TooLargeError
+	switch {
+	case errors.As(err, &big):
+		return nil, tooLarge(big.Size, limit)
+	case err != nil:
 		return nil, &refusal{refuseUnreadable, "read", err}
-	}
-	if int64(len(data)) > limit {
-		return nil, tooLarge(int64(len(data)), limit)
 	}
 	fi, err = f.Stat()
 	if err != nil {

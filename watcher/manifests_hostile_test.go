@@ -330,3 +330,49 @@ func TestCarryOverWithoutIdentityKeepsEverything(t *testing.T) {
 
 // port is the first port of a Service object.
 func port(o object) int32 { return o.obj.(*corev1.Service).Spec.Ports[0].Port }
+
+// TestManifestFileReplacedByFolderRemovesItsObjects: a folder where a
+// manifest file was is not a moment of the file's update (as a FIFO or a
+// half-written file may be); its objects go at once, counted and logged
+// as not_regular once.
+func TestManifestFileReplacedByFolderRemovesItsObjects(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", manifestService("web", 80))
+	writeFile(t, dir, "api.yaml", manifestService("api", 80))
+	f, m, logs := newTestFolder(t, dir, 0)
+	must(t, f.scan())
+	if u := f.diff(); u.apply == nil {
+		t.Fatal("the first scan published nothing")
+	}
+	must(t, os.Remove(filepath.Join(dir, "web.yaml")))
+	must(t, os.Mkdir(filepath.Join(dir, "web.yaml"), 0o755))
+	for range 2 {
+		must(t, f.scan())
+	}
+	if objs := f.files["web.yaml"].objects; len(objs) != 0 {
+		t.Fatalf("web.yaml, now a folder, still contributes %v", objs)
+	}
+	if u := f.diff(); u.apply == nil {
+		t.Error("no update after web.yaml became a folder")
+	}
+	if _, ok := f.applied[objKey{kindService, "demo", "web"}]; ok {
+		t.Error("demo/web is still applied after its file became a folder")
+	}
+	if _, ok := f.applied[objKey{kindService, "demo", "api"}]; !ok {
+		t.Error("demo/api, in another file, was removed")
+	}
+	if got := testutil.ToFloat64(m.refused.WithLabelValues(refuseNotRegular)); got != 1 {
+		t.Errorf("refused{not_regular} = %v after two scans, want 1", got)
+	}
+	if n := strings.Count(logs.String(), "replaced by a folder"); n != 1 {
+		t.Errorf("%d log lines say the file became a folder, want 1:\n%s", n, logs.String())
+	}
+	// The folder goes and the file comes back: served again.
+	must(t, os.Remove(filepath.Join(dir, "web.yaml")))
+	writeFile(t, dir, "web.yaml", manifestService("web", 81))
+	must(t, f.scan())
+	f.diff()
+	if o, ok := f.applied[objKey{kindService, "demo", "web"}]; !ok || port(o) != 81 {
+		t.Errorf("demo/web after the file came back = %v, %v; want port 81", o, ok)
+	}
+}

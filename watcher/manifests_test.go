@@ -378,3 +378,55 @@ func TestManifestSourceEmptiedFileAndSameSizeEdit(t *testing.T) {
 		t.Fatalf("batch after removing the emptied api.yaml: %s; want demo/api deleted (and nothing before)", dump(b.Services))
 	}
 }
+
+// TestManifestServicePortNames: a Service whose port names the API server
+// would refuse (not a DNS-1123 label: a space, non-ASCII, upper case, over
+// 63 characters; or a name used twice) is refused with a diagnostic that
+// names it, and the other objects of its file are served; its last good
+// version stays.
+func TestManifestServicePortNames(t *testing.T) {
+	svc := func(name, ports string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: demo}\nspec:\n  ports:\n" + ports
+	}
+	h := startManifests(t, map[string]string{
+		"a.yaml": svc("good", "  - {name: grpc, port: 80}\n") + "---\n" + svc("space", "  - {name: \"grpc-x y\", port: 80}\n"),
+		"b.yaml": svc("accent", "  - {name: grpé, port: 80}\n") + "---\n" + svc("upper", "  - {name: GRPC, port: 80}\n") +
+			"---\n" + svc("long", "  - {name: "+strings.Repeat("p", 64)+", port: 80}\n") +
+			"---\n" + svc("twice", "  - {name: grpc, port: 80}\n  - {name: grpc, port: 81}\n") +
+			"---\n" + svc("fine", "  - {name: http, port: 80}\n  - {name: grpc, port: 81}\n"),
+	})
+	first := h.rec.next()
+	if len(first.Services) != 2 || first.Services[key("demo", "good")] == nil || first.Services[key("demo", "fine")] == nil {
+		t.Fatalf("first batch: %s; want demo/good and demo/fine alone", dump(first.Services))
+	}
+	logs := h.logs.String()
+	for _, want := range []string{
+		`Service demo/space: spec.ports[0].name \"grpc-x y\"`,
+		`Service demo/accent: spec.ports[0].name \"grpé\"`,
+		`Service demo/upper: spec.ports[0].name \"GRPC\"`,
+		`Service demo/long: spec.ports[0].name`,
+		`Service demo/twice: spec.ports[1].name \"grpc\": a duplicate port name`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no diagnostic %s in the log:\n%s", want, logs)
+		}
+	}
+	if got := testutil.ToFloat64(h.metrics.refused.WithLabelValues(refuseInvalidDocument)); got != 2 {
+		t.Errorf("refused{invalid_document} = %v, want 2 (one per file)", got)
+	}
+	// A good Service broken later keeps its last good version.
+	writeFile(t, h.dir, "a.yaml", svc("good", "  - {name: grpc, port: 80}\n  - {name: \"bad name\", port: 81}\n"))
+	eventually(t, "a second refusal of a.yaml", func() bool {
+		return testutil.ToFloat64(h.metrics.refused.WithLabelValues(refuseInvalidDocument)) == 3
+	})
+	writeFile(t, h.dir, "c.yaml", svc("later", "  - {name: grpc, port: 80}\n"))
+	for {
+		b := h.rec.next()
+		if v, ok := b.Services[key("demo", "good")]; ok {
+			t.Errorf("demo/good changed after a bad edit: %s; want its last good version kept", dump(v))
+		}
+		if b.Services[key("demo", "later")] != nil {
+			break
+		}
+	}
+}

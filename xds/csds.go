@@ -3,10 +3,13 @@ package xds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -29,10 +32,18 @@ import (
 // the clients of its own namespace (node metadata NAMESPACE, which mTLS
 // checks against the client's identity), so CSDS does not show one
 // namespace's sidecars what another's hold; without it, about every client.
+//
+// What it costs is bounded by the Server's Limits: at most
+// MaxCSDSInFlight requests are answered at once (one more is refused with
+// RESOURCE_EXHAUSTED naming the flag), and an answer holds clients, in
+// stream order, only while it stays within MaxCSDSResponseBytes; the
+// clients left out are counted (limit csds_response_bytes) and logged. A
+// node matcher or exclude_resource_contents asks for less.
 type CSDS struct {
 	statusv3.UnimplementedClientStatusDiscoveryServiceServer
-	srv  *Server
-	opts CSDSOptions
+	srv      *Server
+	opts     CSDSOptions
+	inFlight chan struct{}
 }
 
 // CSDSOptions configure a CSDS.
@@ -45,12 +56,31 @@ type CSDSOptions struct {
 }
 
 // NewCSDS returns the CSDS of srv.
-func NewCSDS(srv *Server, opts CSDSOptions) *CSDS { return &CSDS{srv: srv, opts: opts} }
+func NewCSDS(srv *Server, opts CSDSOptions) *CSDS {
+	return &CSDS{srv: srv, opts: opts, inFlight: make(chan struct{}, srv.limits.MaxCSDSInFlight)}
+}
 
 // FetchClientStatus answers one request.
 func (c *CSDS) FetchClientStatus(ctx context.Context, req *statusv3.ClientStatusRequest) (*statusv3.ClientStatusResponse, error) {
+	if err := c.acquire(); err != nil {
+		return nil, err
+	}
+	defer c.release()
 	return c.status(ctx, req), nil
 }
+
+// acquire takes one of the MaxCSDSInFlight answers, or refuses.
+func (c *CSDS) acquire() error {
+	select {
+	case c.inFlight <- struct{}{}:
+		return nil
+	default:
+		max := c.srv.limits.MaxCSDSInFlight
+		return c.srv.refuse(limitCSDSInFlight, "CSDS requests in flight", max+1, max)
+	}
+}
+
+func (c *CSDS) release() { <-c.inFlight }
 
 // StreamClientStatus answers each request of the stream in turn.
 func (c *CSDS) StreamClientStatus(ss statusv3.ClientStatusDiscoveryService_StreamClientStatusServer) error {
@@ -62,7 +92,12 @@ func (c *CSDS) StreamClientStatus(ss statusv3.ClientStatusDiscoveryService_Strea
 		if err != nil {
 			return err
 		}
-		if err := ss.Send(c.status(ss.Context(), req)); err != nil {
+		if err := c.acquire(); err != nil {
+			return err
+		}
+		err = ss.Send(c.status(ss.Context(), req))
+		c.release()
+		if err != nil {
 			return err
 		}
 	}
@@ -84,11 +119,33 @@ func (c *CSDS) status(ctx context.Context, req *statusv3.ClientStatusRequest) *s
 		}
 		scoped, askerNS = true, ns
 	}
-	for _, cc := range c.srv.ClientConfigs(ctx, nodeID) {
+	budget, size, left := c.srv.limits.MaxCSDSResponseBytes, 0, 0
+	for _, st := range c.srv.sortedStreams() {
+		cs := st.snapshot()
+		if nodeID != "" && cs.NodeID != nodeID {
+			continue
+		}
+		if left > 0 {
+			left++
+			continue
+		}
+		cc := st.config(ctx, cs)
 		if scoped && ClientOf(cc.Node).Namespace != askerNS {
 			continue
 		}
-		resp.Config = append(resp.Config, csdsConfig(cc, req.GetExcludeResourceContents()))
+		out := csdsConfig(cc, req.GetExcludeResourceContents())
+		// Its size in the answer: the message, its tag and its length.
+		n := proto.Size(out)
+		n += 1 + protowire.SizeVarint(uint64(n))
+		if size+n > budget {
+			left++
+			continue
+		}
+		size += n
+		resp.Config = append(resp.Config, out)
+	}
+	if left > 0 {
+		c.srv.refused(limitCSDSBytes, fmt.Sprintf("CSDS answer of %d clients; %d more streams left out", len(resp.Config), left), size, budget)
 	}
 	return resp
 }

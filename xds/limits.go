@@ -25,9 +25,9 @@ import (
 // and switchboard_xds_limit_exceeded_total{limit} counts it. A zero field
 // takes its default (DefaultLimits).
 //
-// MaxConnections needs Server.LimitListener, and MaxStreamsPerConnection
-// and MaxRequestBytes need Server.GRPCServerOptions on the grpc.Server;
-// the rest work on the stream.
+// MaxConnections needs Server.LimitListener, and MaxStreamsPerConnection,
+// MaxRequestBytes and HandshakeTimeout need Server.GRPCServerOptions on
+// the grpc.Server; the rest work on the stream.
 type Limits struct {
 	// MaxConnections bounds the connections open at once; one more is
 	// closed as soon as it is accepted (--xds-max-connections).
@@ -59,6 +59,24 @@ type Limits struct {
 	// names that name no Service; further such names go unanswered
 	// (--xds-max-unknown-listeners).
 	MaxUnknownListeners int
+	// FirstRequestTimeout bounds the wait for a stream's first request,
+	// whole: a stream that has sent none (or only part of one) by then is
+	// ended with DEADLINE_EXCEEDED, which frees what grpc buffered of the
+	// part (--xds-first-request-timeout).
+	FirstRequestTimeout time.Duration
+	// HandshakeTimeout bounds a connection's TLS and HTTP/2 handshake
+	// (grpc.ConnectionTimeout, 120 s in grpc-go): a connection that has
+	// not finished it is closed, and gives back its MaxConnections slot
+	// (--xds-handshake-timeout).
+	HandshakeTimeout time.Duration
+	// MaxCSDSInFlight bounds the CSDS requests answered at once, over all
+	// askers; one more is refused with RESOURCE_EXHAUSTED
+	// (--xds-csds-max-in-flight).
+	MaxCSDSInFlight int
+	// MaxCSDSResponseBytes bounds one CSDS answer (its wire size): clients
+	// are added in stream order while the answer stays within it, and the
+	// rest left out (--xds-csds-max-response-bytes).
+	MaxCSDSResponseBytes int
 }
 
 // DefaultLimits returns the limits of `switchboard serve` without flags;
@@ -73,6 +91,10 @@ func DefaultLimits() Limits {
 		MaxNackDetailBytes:      4096,
 		NackLogInterval:         10 * time.Second,
 		MaxUnknownListeners:     100,
+		FirstRequestTimeout:     15 * time.Second,
+		HandshakeTimeout:        10 * time.Second,
+		MaxCSDSInFlight:         2,
+		MaxCSDSResponseBytes:    4 << 20,
 	}
 }
 
@@ -91,8 +113,19 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxNodeIDBytes, d.MaxNodeIDBytes)
 	def(&l.MaxNackDetailBytes, d.MaxNackDetailBytes)
 	def(&l.MaxUnknownListeners, d.MaxUnknownListeners)
-	if l.NackLogInterval <= 0 {
-		l.NackLogInterval = d.NackLogInterval
+	def(&l.MaxCSDSInFlight, d.MaxCSDSInFlight)
+	def(&l.MaxCSDSResponseBytes, d.MaxCSDSResponseBytes)
+	for _, v := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&l.NackLogInterval, d.NackLogInterval},
+		{&l.FirstRequestTimeout, d.FirstRequestTimeout},
+		{&l.HandshakeTimeout, d.HandshakeTimeout},
+	} {
+		if *v.v <= 0 {
+			*v.v = v.d
+		}
 	}
 	return l
 }
@@ -109,6 +142,9 @@ const (
 	limitNackDetail
 	limitNackLog
 	limitUnknownListeners
+	limitFirstRequest
+	limitCSDSInFlight
+	limitCSDSBytes
 	numLimits
 )
 
@@ -121,6 +157,17 @@ var limitInfo = [numLimits]struct{ label, flag string }{
 	limitNackDetail:       {"nack_detail_bytes", "--xds-max-nack-detail-bytes"},
 	limitNackLog:          {"nack_log", "--xds-nack-log-interval"},
 	limitUnknownListeners: {"unknown_listeners", "--xds-max-unknown-listeners"},
+	limitFirstRequest:     {"first_request", "--xds-first-request-timeout"},
+	limitCSDSInFlight:     {"csds_in_flight", "--xds-csds-max-in-flight"},
+	limitCSDSBytes:        {"csds_response_bytes", "--xds-csds-max-response-bytes"},
+}
+
+// noFirstRequest ends a stream that sent no whole request within
+// Limits.FirstRequestTimeout: counted and logged as a refusal.
+func (s *Server) noFirstRequest() error {
+	d := s.limits.FirstRequestTimeout
+	s.refused(limitFirstRequest, "no request within the timeout of a stream's start", int(d.Milliseconds()), int(d.Milliseconds()))
+	return status.Errorf(codes.DeadlineExceeded, "no request within %v of the stream's start (switchboard serve %s)", d, limitInfo[limitFirstRequest].flag)
 }
 
 // refuse counts a request refused by limit l and returns the error that
@@ -200,25 +247,28 @@ func (st *stream) allowNackLog() (bool, int) {
 // and a client that ignores it has its streams reset. A request over
 // MaxRequestBytes ends its stream with grpc's own RESOURCE_EXHAUSTED,
 // "grpc: received message larger than max (N vs. MAX)": grpc writes that
-// status itself, so only the server's log line names the flag.
+// status itself, so only the server's log line names the flag. A
+// connection whose handshake takes longer than HandshakeTimeout is closed
+// by grpc without a word (it has no stream to tell).
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		GRPCServerOption(),
 		grpc.MaxRecvMsgSize(s.limits.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(uint32(s.limits.MaxStreamsPerConnection) + 1),
+		grpc.ConnectionTimeout(s.limits.HandshakeTimeout),
 		grpc.StatsHandler(connTagger{}),
 		grpc.ChainStreamInterceptor(s.limitStream),
 	}
 }
 
-// connTagger gives every connection a count of its open streams, in the
+// connTagger gives every connection the set of its open streams, in the
 // context its streams' contexts derive from.
 type connTagger struct{}
 
 type connStreamsKey struct{}
 
 func (connTagger) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return context.WithValue(ctx, connStreamsKey{}, new(atomic.Int32))
+	return context.WithValue(ctx, connStreamsKey{}, &connStreams{open: map[*byte]context.Context{}})
 }
 func (connTagger) HandleConn(context.Context, stats.ConnStats) {}
 func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
@@ -226,11 +276,45 @@ func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Conte
 }
 func (connTagger) HandleRPC(context.Context, stats.RPCStats) {}
 
+// connStreams are the streams of one connection, each by its context. A
+// stream counts against MaxStreamsPerConnection while its context lives:
+// a stream the client cancelled frees its slot at once, though its
+// handler may take a moment more to return. grpc cancels a stream's
+// context as it reads the client's RST_STREAM, before it reads the frames
+// that follow, so a stream opened just after a cancel finds the slot free.
+type connStreams struct {
+	mu   sync.Mutex
+	open map[*byte]context.Context
+}
+
+// add counts a new stream and returns how many streams of the connection
+// are live with it, and its token for remove.
+func (cs *connStreams) add(ctx context.Context) (*byte, int) {
+	tok := new(byte)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.open[tok] = ctx
+	n := 0
+	for _, c := range cs.open {
+		if c.Err() == nil {
+			n++
+		}
+	}
+	return tok, n
+}
+
+func (cs *connStreams) remove(tok *byte) {
+	cs.mu.Lock()
+	delete(cs.open, tok)
+	cs.mu.Unlock()
+}
+
 func (s *Server) limitStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if n, ok := ss.Context().Value(connStreamsKey{}).(*atomic.Int32); ok {
-		defer n.Add(-1)
-		if c := int(n.Add(1)); c > s.limits.MaxStreamsPerConnection {
-			return s.refuse(limitStreams, "streams open on this connection", c, s.limits.MaxStreamsPerConnection)
+	if cs, ok := ss.Context().Value(connStreamsKey{}).(*connStreams); ok {
+		tok, n := cs.add(ss.Context())
+		defer cs.remove(tok)
+		if n > s.limits.MaxStreamsPerConnection {
+			return s.refuse(limitStreams, "streams open on this connection", n, s.limits.MaxStreamsPerConnection)
 		}
 	}
 	return handler(srv, &limitedStream{ServerStream: ss, srv: s})

@@ -29,6 +29,7 @@ type Metrics struct {
 	convergence    *prometheus.HistogramVec
 	stages         *prometheus.HistogramVec
 	limits         *prometheus.CounterVec
+	nodeDropped    prometheus.Counter
 	byLimit        [numLimits]prometheus.Counter
 	// byType holds the children of the per-type vectors, resolved once.
 	byType [numTypes]struct{ responses, resources, removed prometheus.Counter }
@@ -147,6 +148,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_xds_limit_exceeded_total",
 			Help: "Times a client went past one of the server's limits (see Limits): connections and streams refused, requests refused, node ids, NACK messages and NACK log lines cut, unknown listener names left unanswered (once per stream).",
 		}, []string{"limit"}),
+		nodeDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_xds_node_dropped_bytes_total",
+			Help: "Bytes of clients' nodes not kept (wire size): node fields and metadata keys Switchboard does not read (see keptNode).",
+		}),
 	}
 	for t := range numTypes {
 		l := t.String()
@@ -171,7 +176,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.byStage[s] = m.stages.WithLabelValues(stageLabels[s])
 	}
 	reg.MustRegister(m.clients, m.responses, m.resources, m.nacks, m.removals,
-		m.streamDuration, m.convergence, m.stages, m.limits, oldestUnacked{m}, nackedStreams{m})
+		m.streamDuration, m.convergence, m.stages, m.limits, m.nodeDropped, oldestUnacked{m}, nackedStreams{m})
 	return m
 }
 
@@ -248,6 +253,12 @@ func (m *Metrics) nack(t typeIndex, c clientClass) {
 func (m *Metrics) removed(t typeIndex, n int) {
 	if m != nil && n > 0 {
 		m.byType[t].removed.Add(float64(n))
+	}
+}
+
+func (m *Metrics) nodeBytesDropped(n int) {
+	if m != nil && n > 0 {
+		m.nodeDropped.Add(float64(n))
 	}
 }
 

@@ -6,8 +6,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // nackedGauge returns switchboard_xds_nacked_streams by "type/class".
@@ -37,7 +36,7 @@ func nackedGauge(t *testing.T, m *Metrics) map[string]float64 {
 // on the next NACK, and stops when its stream ends.
 func TestNackedStreams(t *testing.T) {
 	h := newHarness(t)
-	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*translator.Resources{"ns/a": svc("a", 1)}}); err != nil {
+	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*model.Resources{"ns/a": svc("a", 1)}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nackedGauge(t, h.metrics); len(got) != int(numTypes)*int(numClasses) {
@@ -61,7 +60,7 @@ func TestNackedStreams(t *testing.T) {
 	c.request(resourcev3.EndpointType, []string{"a"}, r1, "rejected from the start")
 	waitGauge(1)
 
-	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*translator.Resources{"ns/a": svc("a", 2)}}); err != nil {
+	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*model.Resources{"ns/a": svc("a", 2)}}); err != nil {
 		t.Fatal(err)
 	}
 	r2 := c.next()
@@ -70,7 +69,7 @@ func TestNackedStreams(t *testing.T) {
 	c.request(resourcev3.EndpointType, []string{"a"}, r2, "")
 	waitGauge(0)
 
-	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*translator.Resources{"ns/a": svc("a", 3)}}); err != nil {
+	if _, err := h.cache.Apply(Update{Full: true, Services: map[string]*model.Resources{"ns/a": svc("a", 3)}}); err != nil {
 		t.Fatal(err)
 	}
 	r3 := c.next()

@@ -12,6 +12,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -69,16 +71,22 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 	c := st.srv.cache
 	c.register(st.w)
 	defer c.unregister(st.w)
+	first := time.NewTimer(st.srv.limits.FirstRequestTimeout)
+	defer first.Stop()
+	firstC := first.C // nil once a request came (Limits.FirstRequestTimeout)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-st.srv.draining:
 			return errDraining
+		case <-firstC:
+			return st.srv.noFirstRequest()
 		case req, ok := <-reqs:
 			if !ok {
 				return recvErr()
 			}
+			firstC = nil
 			if err := handle(req); err != nil {
 				return err
 			}
@@ -156,10 +164,11 @@ func (st *stream) setNode(node *corev3.Node) error {
 	if node == nil || st.node != nil {
 		return nil
 	}
-	// Kept, logged and shown to Authorize cut short (Limits.MaxNodeIDBytes).
+	// Kept, logged and shown to Authorize cut short (Limits.MaxNodeIDBytes),
+	// and only what Switchboard reads (keptNode).
 	idBytes := len(node.GetId())
-	node.Id = st.srv.cutCounted(limitNodeID, node.GetId(), st.srv.limits.MaxNodeIDBytes)
 	agent := st.srv.cutCounted(limitNodeID, node.GetUserAgentName()+" "+node.GetUserAgentVersion(), st.srv.limits.MaxNodeIDBytes)
+	node = st.srv.keptNode(node)
 	if st.srv.authorize != nil {
 		if err := st.srv.authorize(st.ctx, node); err != nil {
 			return err
@@ -179,6 +188,37 @@ func (st *stream) setNode(node *corev3.Node) error {
 		s.Zone = st.client.Zone
 	})
 	return nil
+}
+
+// keptNode returns the part of node that Switchboard reads, which is all a
+// stream keeps (and CSDS shows): the id and cluster, the locality, the user
+// agent name and version, and the metadata key NAMESPACE
+// (ClientOf, the mTLS check). Each string is cut to
+// Limits.MaxNodeIDBytes (the id counted under limitNodeID). Every other
+// field (extensions, client_features, listening_addresses, the user agent
+// build version, dynamic_parameters) and every other metadata key is
+// dropped, however large the client made it, and its wire size counted in
+// switchboard_xds_node_dropped_bytes_total: a node is otherwise held for
+// the stream's life, and a client may send megabytes of metadata.
+func (s *Server) keptNode(node *corev3.Node) *corev3.Node {
+	max := s.limits.MaxNodeIDBytes
+	c := func(v string) string { out, _ := cut(v, max); return out }
+	kept := &corev3.Node{
+		Id:            s.cutCounted(limitNodeID, node.GetId(), max),
+		Cluster:       c(node.GetCluster()),
+		UserAgentName: c(node.GetUserAgentName()),
+	}
+	if v := node.GetUserAgentVersion(); v != "" {
+		kept.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: c(v)}
+	}
+	if l := node.GetLocality(); l != nil {
+		kept.Locality = &corev3.Locality{Region: c(l.GetRegion()), Zone: c(l.GetZone()), SubZone: c(l.GetSubZone())}
+	}
+	if ns, ok := node.GetMetadata().GetFields()["NAMESPACE"]; ok {
+		kept.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(c(ns.GetStringValue()))}}
+	}
+	s.metrics.nodeBytesDropped(proto.Size(node) - proto.Size(kept))
+	return kept
 }
 
 // subscribe applies a change of subscription to type t: names added and

@@ -31,14 +31,16 @@ type serveOptions struct {
 	Selector         string
 	ClusterDomain    string
 	EnvoySidecars    bool
-	EnvoyDNSAddress  string
-	LogLevel         slog.Level
-	LogFormat        string
-	MinDelay         time.Duration
-	MaxDelay         time.Duration
-	SyncTimeout      time.Duration
-	DrainTimeout     time.Duration
-	NodeRegions      bool
+	// CSDS serves the Client Status Discovery Service on the xDS port.
+	CSDS            bool
+	EnvoyDNSAddress string
+	LogLevel        slog.Level
+	LogFormat       string
+	MinDelay        time.Duration
+	MaxDelay        time.Duration
+	SyncTimeout     time.Duration
+	DrainTimeout    time.Duration
+	NodeRegions     bool
 	// MaxConnectionAge and MaxConnectionAgeGrace go to grpc-go's
 	// keepalive.ServerParameters: after about MaxConnectionAge (grpc-go adds
 	// +/-10% jitter) a connection gets GOAWAY, and its streams are closed
@@ -68,6 +70,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
+	fs.BoolVar(&o.CSDS, "xds-csds", true, "serve CSDS (client status) on the xDS port; without --xds-client-ca it tells anyone who reaches the port every client's node id, namespace, zone, subscriptions, NACKs and the resources it holds")
 	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, routes and DNS table they route with (virtualOutbound, 0.0.0.0_P, P, udp_IP_P, dns; see the README)")
 	fs.StringVar(&o.EnvoyDNSAddress, "envoy-dns-address", "127.0.0.1:15053", `with --envoy-sidecars: the IP:port of the DNS listener (UDP) that answers for every Service name in each Envoy sidecar; "" serves none`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -148,6 +151,10 @@ func registerLimits(fs *flag.FlagSet, l *xds.Limits) {
 	fs.IntVar(&l.MaxNackDetailBytes, "xds-max-nack-detail-bytes", d.MaxNackDetailBytes, "NACK error messages are kept, shown and logged cut to this many bytes, with a marker giving the full length")
 	fs.DurationVar(&l.NackLogInterval, "xds-nack-log-interval", d.NackLogInterval, "per stream, log one NACK per resource type at once, then at most one NACK line per this interval (the others are counted)")
 	fs.IntVar(&l.MaxUnknownListeners, "xds-max-unknown-listeners", d.MaxUnknownListeners, "placeholder listeners one stream gets for listener names that name no Service; further such names go unanswered")
+	fs.DurationVar(&l.FirstRequestTimeout, "xds-first-request-timeout", d.FirstRequestTimeout, "a stream that has not sent a whole first request by then is ended with DEADLINE_EXCEEDED")
+	fs.DurationVar(&l.HandshakeTimeout, "xds-handshake-timeout", d.HandshakeTimeout, "a connection that has not finished its TLS and HTTP/2 handshake by then is closed")
+	fs.IntVar(&l.MaxCSDSInFlight, "xds-csds-max-in-flight", d.MaxCSDSInFlight, "CSDS requests answered at once; one more is refused with RESOURCE_EXHAUSTED")
+	fs.IntVar(&l.MaxCSDSResponseBytes, "xds-csds-max-response-bytes", d.MaxCSDSResponseBytes, "largest CSDS answer; clients past it are left out (ask with a node matcher or exclude_resource_contents)")
 }
 
 func validateLimits(l xds.Limits) error {
@@ -156,13 +163,19 @@ func validateLimits(l xds.Limits) error {
 		"--xds-max-request-bytes": l.MaxRequestBytes, "--xds-max-names": l.MaxNames,
 		"--xds-max-node-id-bytes": l.MaxNodeIDBytes, "--xds-max-nack-detail-bytes": l.MaxNackDetailBytes,
 		"--xds-max-unknown-listeners": l.MaxUnknownListeners,
+		"--xds-csds-max-in-flight":    l.MaxCSDSInFlight, "--xds-csds-max-response-bytes": l.MaxCSDSResponseBytes,
 	} {
 		if v <= 0 {
 			return fmt.Errorf("serve: %s (%d) must be positive", name, v)
 		}
 	}
-	if l.NackLogInterval <= 0 {
-		return fmt.Errorf("serve: --xds-nack-log-interval (%v) must be positive", l.NackLogInterval)
+	for name, v := range map[string]time.Duration{
+		"--xds-nack-log-interval": l.NackLogInterval, "--xds-first-request-timeout": l.FirstRequestTimeout,
+		"--xds-handshake-timeout": l.HandshakeTimeout,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("serve: %s (%v) must be positive", name, v)
+		}
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ func TestParseServeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.XDSAddress != ":18000" || o.AdminAddress != ":9090" || o.ClusterDomain != "cluster.local" || o.LogFormat != "text" {
+	if o.XDSAddress != ":18000" || o.AdminAddress != ":9090" || o.ClusterDomain != "cluster.local" || o.LogFormat != "text" || !o.CSDS {
 		t.Fatalf("defaults = %+v", o)
 	}
 	if o.MinDelay != 5*time.Millisecond || o.MaxDelay != 50*time.Millisecond {
@@ -34,9 +34,15 @@ func TestParseServeDefaults(t *testing.T) {
 }
 
 func TestParseServeLimits(t *testing.T) {
-	o, err := parseServe([]string{"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe([]string{
+		"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m",
+		"--xds-first-request-timeout", "3s", "--xds-handshake-timeout", "2s", "--xds-csds-max-in-flight", "4", "--xds-csds-max-response-bytes", "1000", "--xds-csds=false",
+	}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.CSDS || o.Limits.FirstRequestTimeout != 3*time.Second || o.Limits.HandshakeTimeout != 2*time.Second || o.Limits.MaxCSDSInFlight != 4 || o.Limits.MaxCSDSResponseBytes != 1000 {
+		t.Fatalf("csds %v, limits = %+v", o.CSDS, o.Limits)
 	}
 	if o.Limits.MaxConnections != 7 || o.Limits.MaxNames != 9 || o.Limits.NackLogInterval != time.Minute || o.Limits.MaxUnknownListeners != xds.DefaultLimits().MaxUnknownListeners {
 		t.Fatalf("limits = %+v", o.Limits)
@@ -81,6 +87,9 @@ func TestParseServeErrors(t *testing.T) {
 		{[]string{"--xds-max-names", "0"}, "--xds-max-names"},
 		{[]string{"--xds-max-streams-per-connection", "-1"}, "--xds-max-streams-per-connection"},
 		{[]string{"--xds-nack-log-interval", "0s"}, "--xds-nack-log-interval"},
+		{[]string{"--xds-first-request-timeout", "0s"}, "--xds-first-request-timeout"},
+		{[]string{"--xds-handshake-timeout", "-1s"}, "--xds-handshake-timeout"},
+		{[]string{"--xds-csds-max-in-flight", "0"}, "--xds-csds-max-in-flight"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {

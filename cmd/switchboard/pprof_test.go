@@ -18,7 +18,7 @@ import (
 // address and not on the admin port (which the monitoring namespace
 // reaches), and a CPU profile comes back as pprof's gzipped protobuf.
 func TestPprofOnlyOnDebugHandler(t *testing.T) {
-	cache := xds.NewCache()
+	cache := pipeline.NewCache(nil)
 	admin := adminHandler(prometheus.NewRegistry(), cache)
 	debug := debugHandler(xds.NewServer(cache, xds.ServerOptions{}), pipeline.NewSyncer(cache, pipeline.Options{}))
 	for path, want := range map[string]string{

@@ -104,7 +104,9 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}),
 	)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, ads)
-	statusv3.RegisterClientStatusDiscoveryServiceServer(grpcServer, xds.NewCSDS(ads, xds.CSDSOptions{AskerNamespace: sec.askerNamespace}))
+	if o.CSDS {
+		statusv3.RegisterClientStatusDiscoveryServiceServer(grpcServer, xds.NewCSDS(ads, xds.CSDSOptions{AskerNamespace: sec.askerNamespace}))
+	}
 	hs := newHealth()
 	healthpb.RegisterHealthServer(grpcServer, hs)
 	// Every method's series exist from the start, at 0.

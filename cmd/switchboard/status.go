@@ -6,10 +6,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
+
+// maxDebugClientsBytes bounds what status reads from /debug/clients: a
+// client's entry is about 1.5 KiB (node id and user agent cut to
+// --xds-max-node-id-bytes, a NACK detail to --xds-max-nack-detail-bytes),
+// so 128 MiB is some 80,000 clients, more than one replica serves
+// (--xds-max-connections 4096); an endpoint that answers more is not a
+// switchboard, or not one to print.
+const maxDebugClientsBytes = 128 << 20
 
 // statusOptions are the flags of "switchboard status".
 type statusOptions struct {
@@ -17,6 +28,9 @@ type statusOptions struct {
 	Output string
 	// now is the clock for ages; tests set it.
 	now func() time.Time
+	// maxBytes bounds the answer read; 0 is maxDebugClientsBytes. Tests
+	// set it.
+	maxBytes int64
 }
 
 // parseStatus parses the flags of "switchboard status".
@@ -88,10 +102,21 @@ func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status: GET %s: %s", url, resp.Status)
+		return fmt.Errorf("status: GET %s: %s", url, printable(resp.Status))
+	}
+	limit := o.maxBytes
+	if limit <= 0 {
+		limit = maxDebugClientsBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("status: reading %s: %w", url, err)
+	}
+	if int64(len(body)) > limit {
+		return fmt.Errorf("status: %s answered more than %d bytes (maxDebugClientsBytes), more than any switchboard's /debug/clients; is --debug a switchboard's --debug-address?", url, limit)
 	}
 	var clients []debugClient
-	if err := json.NewDecoder(resp.Body).Decode(&clients); err != nil {
+	if err := json.Unmarshal(body, &clients); err != nil {
 		return fmt.Errorf("status: decoding %s: %w", url, err)
 	}
 	lines := make([]clientLine, 0, len(clients))
@@ -106,8 +131,12 @@ func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
 	return printStatus(stdout, lines)
 }
 
+// lineOf is what status prints of c. Every string in it comes from a
+// client (node id, zone, NACK detail) or from whatever answered at
+// --debug, so each is made printable: a terminal escape in a node id is
+// shown, not obeyed.
 func lineOf(c debugClient, now time.Time) clientLine {
-	l := clientLine{NodeID: c.NodeID, Stream: c.Stream, Class: c.Class, Zone: c.Zone, Types: map[string]typeState{}}
+	l := clientLine{NodeID: printable(c.NodeID), Stream: c.Stream, Class: printable(c.Class), Zone: printable(c.Zone), Types: map[string]typeState{}}
 	for _, t := range typeNames {
 		ti, ok := c.Types[t]
 		s := typeState{State: "NOT SENT"}
@@ -117,7 +146,7 @@ func lineOf(c debugClient, now time.Time) clientLine {
 		case ti.State == "SYNCED":
 			s.State, since = "SYNCED", ti.AckedAt
 		case ti.State == "NACKED":
-			s.State, since, s.LastNack = "NACKED", ti.LastNackAt, ti.LastNack
+			s.State, since, s.LastNack = "NACKED", ti.LastNackAt, printable(ti.LastNack)
 		default:
 			s.State, since = "STALE", ti.SentAt
 		}
@@ -145,6 +174,21 @@ func printStatus(w io.Writer, lines []clientLine) error {
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	return tw.Flush()
+}
+
+// printable returns s if every rune of it is printable (unicode.IsPrint:
+// letters, marks, numbers, punctuation, symbols and the ASCII space), else
+// s quoted by strconv.Quote, escapes and all: control characters (ESC,
+// tab, newline, the C1 controls), invalid UTF-8 and other non-printing
+// runes come out as \x1b, \t, \u009b... The quotes say the value was
+// escaped, so a value that merely looks like an escape is told apart.
+func printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func orDash(s string) string {

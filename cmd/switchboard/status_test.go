@@ -97,3 +97,62 @@ func TestStatusErrors(t *testing.T) {
 		t.Errorf("a server without /debug/clients: %v", err)
 	}
 }
+
+// TestStatusEscapesClientStrings: node ids, zones, classes and NACK details
+// come from clients and are printed escaped, never raw: no terminal escape,
+// C1 control, tab or newline from a client reaches the terminal.
+func TestStatusEscapesClientStrings(t *testing.T) {
+	body := `[{"stream": 1, "protocol": "sotw", "node_id": "evil\u001b]0;owned\u0007\u001b[2J", "class": "grpc\t", "zone": "z\u009b31m",
+	   "types": {"eds": {"state": "NACKED", "last_nack_at": "2030-01-01T00:01:40Z", "last_nack": "bad\nweight\u001b[1A"}}}]`
+	addr := statusServer(t, body)
+	now := time.Date(2030, 1, 1, 0, 2, 0, 0, time.UTC)
+	for _, output := range []string{"text", "json"} {
+		var out bytes.Buffer
+		if err := status(context.Background(), statusOptions{Debug: addr, Output: output, now: func() time.Time { return now }}, &out); err != nil {
+			t.Fatal(err)
+		}
+		s := out.String()
+		if strings.ContainsAny(s, "\x1b\x07\u009b\t") {
+			t.Errorf("--output %s printed a control character from the server: %q", output, s)
+		}
+		if output == "text" {
+			if n := strings.Count(s, "\n"); n != 2 {
+				t.Errorf("--output text: %d lines, want a header and one client (a newline in a value must not start a line): %q", n, s)
+			}
+			if !strings.Contains(s, `"evil\x1b]0;owned\a\x1b[2J"`) || !strings.Contains(s, `"z\u009b31m"`) {
+				t.Errorf("--output text does not show the escaped node id and zone:\n%s", s)
+			}
+			continue
+		}
+		var got []clientLine
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].NodeID != `"evil\x1b]0;owned\a\x1b[2J"` || got[0].Types["eds"].LastNack != `"bad\nweight\x1b[1A"` {
+			t.Errorf("--output json = %s", s)
+		}
+	}
+}
+
+// TestStatusBoundsWhatItReads: an endpoint that answers more than the cap
+// is refused with an error naming the cap, not read into memory.
+func TestStatusBoundsWhatItReads(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("["))
+		entry := []byte(`{"stream": 1, "node_id": "` + strings.Repeat("x", 1000) + `"},`)
+		for i := 0; i < 10000; i++ { // 10 MB, endless as far as status is concerned
+			if _, err := w.Write(entry); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	err := status(context.Background(), statusOptions{Debug: strings.TrimPrefix(srv.URL, "http://"), Output: "text", now: time.Now, maxBytes: 1 << 20}, &out)
+	if err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes (maxDebugClientsBytes)") {
+		t.Fatalf("status of a 10 MB answer with a 1 MiB cap: %v", err)
+	}
+	if maxDebugClientsBytes < 64<<20 {
+		t.Errorf("maxDebugClientsBytes = %d: too small for a replica's 4096 connections", maxDebugClientsBytes)
+	}
+}

@@ -48,7 +48,10 @@ type xdsSecurity struct {
 }
 
 // build loads the files named by the flags, failing when they do not load.
+// The TLS metrics are registered either way, so that the series the
+// certificate-expiry alert reads exist from the start (at 0 without TLS).
 func (o xdsTLSOptions) build(log *slog.Logger, reg prometheus.Registerer) (xdsSecurity, error) {
+	metrics := xdsauth.NewMetrics(reg)
 	if o.Cert == "" {
 		return xdsSecurity{}, nil
 	}
@@ -57,7 +60,7 @@ func (o xdsTLSOptions) build(log *slog.Logger, reg prometheus.Registerer) (xdsSe
 		KeyFile:      o.Key,
 		ClientCAFile: o.ClientCA,
 		Logger:       log,
-		Metrics:      xdsauth.NewMetrics(reg),
+		Metrics:      metrics,
 	})
 	if err != nil {
 		return xdsSecurity{}, fmt.Errorf("--xds-tls-cert/--xds-tls-key/--xds-client-ca: %w", err)

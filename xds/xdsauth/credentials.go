@@ -15,12 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/switchboard-xds/switchboard/fileread"
 )
 
 // DefaultPollInterval is how often Run looks at the files when
@@ -43,7 +44,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records reloads and refusals; nil records nothing.
 	Metrics *Metrics
+	// Now is the clock a certificate's validity is checked against; nil
+	// is time.Now.
+	Now func() time.Time
 }
+
+// MaxFileBytes bounds each of the files read (certificate chain, key,
+// client CA bundle): a larger one does not load. A chain and key are a few
+// KiB; a CA bundle as large as a distribution's whole trust store is
+// about 220 KiB.
+const MaxFileBytes = 1 << 20
+
+// errValidity: the serving certificate is expired or not yet valid.
+var errValidity = errors.New("the serving certificate is not valid now")
 
 // Credentials are the xDS server's TLS credentials. Every TLS handshake
 // reads the material most recently loaded, through
@@ -67,14 +80,19 @@ type material struct {
 }
 
 // New loads the files once and returns Credentials serving them. It fails
-// when a file cannot be read or parsed, or the key does not match the
-// certificate: a server should not start with credentials it cannot use.
+// when a file cannot be read or parsed (one that is not a regular file, or
+// is over MaxFileBytes, among them), the key does not match the
+// certificate, or the serving certificate is expired or not yet valid: a
+// server should not start with credentials every client would refuse.
 func New(opts Options) (*Credentials, error) {
 	if opts.CertFile == "" || opts.KeyFile == "" {
 		return nil, errors.New("xdsauth: a certificate file and a key file are both required")
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	c := &Credentials{opts: opts, log: opts.Logger}
 	if c.log == nil {
@@ -116,8 +134,15 @@ func (c *Credentials) TLSConfig() *tls.Config {
 
 // Run polls the files every Options.PollInterval until ctx ends and loads
 // them when their content changed. A change that does not load (a file
-// half written, a key that does not match its certificate yet) is logged
-// once and the last good material kept; the next change is tried again.
+// half written, a key that does not match its certificate yet, a file
+// that is not regular or is over MaxFileBytes) is logged once and the last
+// good material kept; the next change is tried again. A serving
+// certificate that is expired or not yet valid does not load either, and
+// is logged at error level: serving it would fail every handshake, while
+// the previous one may still be good for days. Readiness is left alone
+// (a replica serving its previous certificate serves well); the expiry
+// gauge keeps the previous certificate's NotAfter, and the
+// SwitchboardTLSCertificateExpiring alert reads it.
 //
 // Polling rather than fsnotify, as the manifest source does: a Kubernetes
 // Secret volume updates by swapping a "..data" symlink in the folder,
@@ -154,6 +179,11 @@ func (c *Credentials) poll() {
 	if err == nil {
 		m, err = c.parse(content)
 	}
+	if errors.Is(err, errValidity) {
+		c.log.Error("TLS serving certificate changed to one that is expired or not yet valid; still serving the previous one", "error", err)
+		c.opts.Metrics.reload(false)
+		return
+	}
 	if err != nil {
 		c.log.Warn("TLS files changed but do not load; still serving the previous ones", "error", err)
 		c.opts.Metrics.reload(false)
@@ -176,7 +206,7 @@ func (c *Credentials) read() ([]byte, error) {
 	var out []byte
 	for _, f := range []string{c.opts.CertFile, c.opts.KeyFile, c.opts.ClientCAFile} {
 		if f != "" {
-			b, err := os.ReadFile(f)
+			b, err := fileread.ReadFile(f, MaxFileBytes)
 			if err != nil {
 				return nil, fmt.Errorf("xdsauth: %w", err)
 			}
@@ -208,6 +238,10 @@ func (c *Credentials) parse(content []byte) (*material, error) {
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if now := c.opts.Now(); now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore) {
+		return nil, fmt.Errorf("xdsauth: %s: %w: valid from %s to %s, and it is %s", c.opts.CertFile, errValidity,
+			cert.Leaf.NotBefore.UTC().Format(time.RFC3339), cert.Leaf.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return &material{config: cfg, notAfter: cert.Leaf.NotAfter}, nil
 }

@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_xds_tls_certificate_expiry_timestamp_seconds",
-			Help: "When the xDS serving certificate in use expires, in Unix seconds.",
+			Help: "When the xDS serving certificate in use expires, in Unix seconds; 0 when xDS is served without TLS.",
 		}),
 		refusal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_xds_unauthorized_streams_total",
