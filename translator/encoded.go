@@ -3,9 +3,10 @@ package translator
 import (
 	"fmt"
 
-	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // The translator hands every resource over encoded (model.Encoded): the

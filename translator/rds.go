@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
 	"github.com/switchboard-xds/switchboard/model"
 )
 

@@ -16,9 +16,10 @@ import (
 	dnsv3 "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
 	dnsfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
 	udpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/udp_proxy/v3"
-	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 const (

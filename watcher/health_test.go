@@ -8,10 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/switchboard-xds/switchboard/internal/poll"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // TestInformerSourceHealth: a failed watch shows as not synced and as a

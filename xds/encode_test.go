@@ -1,8 +1,9 @@
 package xds
 
 import (
-	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // enc encodes one resource message as the translator hands it over:

@@ -11,8 +11,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/switchboard-xds/switchboard/model"
 	"google.golang.org/grpc/codes"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // A stream that never sends a request is ended after

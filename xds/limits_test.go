@@ -15,14 +15,15 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/switchboard-xds/switchboard/internal/poll"
-	"github.com/switchboard-xds/switchboard/model"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-xds/switchboard/internal/poll"
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // logBuffer is a log destination that tests may read while streams write.

@@ -3,16 +3,15 @@ package xds
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/switchboard-xds/switchboard/model"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // typeIndex orders the four resource types that Switchboard serves. The
@@ -108,18 +107,6 @@ func (r *Resource) deltaResource() *discoveryv3.Resource {
 
 func byName(a, b *Resource) int { return strings.Compare(a.Name, b.Name) }
 
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
-// newResource marshals m into a Resource named name (tests and the
-// resources the server itself makes).
-func newResource(name string, m proto.Message) (*Resource, error) {
-	b, err := deterministic.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("marshal %s %q: %w", m.ProtoReflect().Descriptor().FullName(), name, err)
-	}
-	return wireResource(name, typeURLOf(m), b), nil
-}
-
 // encodedResource makes a Resource of the given type URL from e, keeping
 // its bytes and version.
 func encodedResource(typeURL string, e model.Encoded) *Resource {
@@ -134,18 +121,6 @@ func encodedResource(typeURL string, e model.Encoded) *Resource {
 // marshalled bytes b (which it keeps: b must not change afterwards).
 func wireResource(name, typeURL string, b []byte) *Resource {
 	return encodedResource(typeURL, model.NewEncoded(name, b))
-}
-
-// typeURLOf returns the type URL of m: one of the shared typeURLs strings
-// for the four served types, so a resource does not carry its own copy.
-func typeURLOf(m proto.Message) string {
-	name := string(m.ProtoReflect().Descriptor().FullName())
-	for _, u := range typeURLs {
-		if len(u) == len(resourcev3.APITypePrefix)+len(name) && u[len(resourcev3.APITypePrefix):] == name {
-			return u
-		}
-	}
-	return resourcev3.APITypePrefix + name
 }
 
 // versionString is how a version goes on the wire: 16 hex digits.

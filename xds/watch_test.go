@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
 	"github.com/switchboard-xds/switchboard/model"
 )
 
