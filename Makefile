@@ -107,6 +107,7 @@ $(LOAD): FORCE
 bench: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./translator/ ./xds/ ./pipeline/ | tee $(BENCH_OUT)/go-bench.txt
 	$(MAKE) bench-encoders
+	set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkManifestRenameToACK -benchtime 30x ./internal/loadtest/ | tee $(BENCH_OUT)/manifest.txt
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --budget $(LOAD_BUDGET) \
 		--kind-max-clients gcp-snapshot=100 --out $(BENCH_OUT)
 	$(LOAD) --clients 1000 --services 1000 --endpoints 100 --per-client 10 --changes 0 \

@@ -114,6 +114,16 @@ func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 	if err := w.Add(m.dir); err != nil {
 		return fmt.Errorf("watch manifests %s: %w", m.dir, err)
 	}
+	// Files moved in from another folder are read at once (see moves);
+	// without this watch they still are, after SettleTime.
+	var movedIn <-chan string
+	var movesLost <-chan struct{}
+	if mv, err := watchMoves(m.dir); err != nil {
+		m.cfg.log.Warn("files moved into the manifest folder will wait the settle time", "dir", m.dir, "error", err)
+	} else {
+		defer mv.Close()
+		movedIn, movesLost = mv.Names, mv.Overflow
+	}
 	f := newFolder(m.dir, dec, m.cfg)
 	if err := f.scan(); err != nil {
 		return fmt.Errorf("read manifests: %w", err)
@@ -159,6 +169,14 @@ func (m *ManifestSource) Run(ctx context.Context, sink model.Sink) error {
 			}
 			l.event(ev)
 			l.drain()
+		case name, ok := <-movedIn:
+			if !ok {
+				movedIn = nil // the folder went away; fsnotify reports it
+				continue
+			}
+			l.movedIn(name)
+		case <-movesLost:
+			l.rescan = true
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
@@ -205,6 +223,14 @@ func (l *loop) event(ev fsnotify.Event) {
 		// Kubernetes' atomic writer (ConfigMap and Secret volumes) swaps
 		// the ..data symlink: every file behind it may have changed.
 		l.rescan = true
+	}
+}
+
+// movedIn handles a file renamed into the folder (see moves): complete, so
+// read at once.
+func (l *loop) movedIn(name string) {
+	if isManifest(name) {
+		l.f.touch(name, true)
 	}
 }
 

@@ -128,6 +128,34 @@ func TestManifestRenameIntoPlaceNeedsNoPoll(t *testing.T) {
 	h.rec.until(key("demo", "new"), "the new file", func(v *model.Service) bool { return v != nil })
 }
 
+// A file moved in from another folder (written in a staging folder, then
+// mv) is complete: it is read at once, like a rename inside the folder,
+// not after the settle time. A file written in place still waits.
+func TestManifestMovedInFromAnotherFolderNeedsNoSettle(t *testing.T) {
+	h := startManifests(t, nil, func(o *Options) { o.SettleTime = time.Hour })
+	h.rec.next()
+	staging := t.TempDir() // the same filesystem as the folder: mv is a rename
+	for i, name := range []string{"web.yaml", "api.yaml"} {
+		path := filepath.Join(staging, name)
+		if err := os.WriteFile(path, []byte(manifestService(strings.TrimSuffix(name, ".yaml"), 80+i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path, filepath.Join(h.dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		h.rec.until(key("demo", strings.TrimSuffix(name, ".yaml")), "the file moved in: "+name, func(v *model.Service) bool { return v != nil && v.Ports[0].Port == int32(80+i) })
+	}
+	// Moved over an existing file: the new content at once too.
+	path := filepath.Join(staging, "web.yaml")
+	if err := os.WriteFile(path, []byte(manifestService("web", 90)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, filepath.Join(h.dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.until(key("demo", "web"), "the file moved over it", func(v *model.Service) bool { return v != nil && v.Ports[0].Port == 90 })
+}
+
 func TestManifestNewFileWrittenInPlaceAndDelete(t *testing.T) {
 	h := startManifests(t, map[string]string{"web.yaml": manifestService("web", 80)})
 	h.rec.next()
