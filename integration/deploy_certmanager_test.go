@@ -59,15 +59,7 @@ func TestDeployCertManagerOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, o := range objs {
-		warnings.take()
-		if err := dryRunApply(ctx, dyn, mapper, o); err != nil {
-			t.Errorf("%s rejected by the API server: %v", objectID(o), err)
-		}
-		if w := warnings.take(); len(w) > 0 {
-			t.Errorf("%s: API server warnings: %s", objectID(o), strings.Join(w, "; "))
-		}
-	}
+	dryRunAll(ctx, t, "", warnings, dyn, mapper, objs)
 
 	var dep appsv1.Deployment
 	decodeOne(t, objs, "Deployment", &dep)

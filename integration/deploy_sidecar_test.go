@@ -43,15 +43,7 @@ func TestDeploySidecarManifests(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = dyn.Resource(nsGVR).Delete(context.Background(), o.GetName(), metav1.DeleteOptions{}) })
 	}
-	for _, o := range objs {
-		warnings.take()
-		if err := dryRunApply(ctx, dyn, mapper, o); err != nil {
-			t.Errorf("%s rejected by the API server: %v", objectID(o), err)
-		}
-		if w := warnings.take(); len(w) > 0 {
-			t.Errorf("%s: API server warnings: %s", objectID(o), strings.Join(w, "; "))
-		}
-	}
+	dryRunAll(ctx, t, "", warnings, dyn, mapper, objs)
 
 	var bootstrap string
 	for _, o := range objs {

@@ -62,16 +62,7 @@ func TestDeployManifests(t *testing.T) {
 		name string
 		objs []*unstructured.Unstructured
 	}{{"base", baseObjs}, {"overlay monitoring", overlayObjs}} {
-		for _, obj := range set.objs {
-			id := objectID(obj)
-			warnings.take()
-			if err := dryRunApply(ctx, dyn, mapper, obj); err != nil {
-				t.Errorf("%s: %s rejected by the API server: %v", set.name, id, err)
-			}
-			if w := warnings.take(); len(w) > 0 {
-				t.Errorf("%s: %s: API server warnings: %s", set.name, id, strings.Join(w, "; "))
-			}
-		}
+		dryRunAll(ctx, t, set.name, warnings, dyn, mapper, set.objs)
 	}
 
 	// The overlay is the base plus exactly the two monitoring objects.
@@ -155,6 +146,25 @@ func objectID(o *unstructured.Unstructured) string {
 // dryRunApply server-side applies obj with dryRun=All and strict field
 // validation: the API server runs defaulting, validation and admission and
 // stores nothing.
+// dryRunAll dry-runs every object of objs (dryRunApply), failing t,
+// prefixed by what ("" for nothing), for each rejection and each API server
+// warning.
+func dryRunAll(ctx context.Context, t *testing.T, what string, warnings *warningRecorder, dyn dynamic.Interface, mapper apimeta.RESTMapper, objs []*unstructured.Unstructured) {
+	t.Helper()
+	if what != "" {
+		what += ": "
+	}
+	for _, o := range objs {
+		warnings.take()
+		if err := dryRunApply(ctx, dyn, mapper, o); err != nil {
+			t.Errorf("%s%s rejected by the API server: %v", what, objectID(o), err)
+		}
+		if w := warnings.take(); len(w) > 0 {
+			t.Errorf("%s%s: API server warnings: %s", what, objectID(o), strings.Join(w, "; "))
+		}
+	}
+}
+
 func dryRunApply(ctx context.Context, dyn dynamic.Interface, mapper apimeta.RESTMapper, obj *unstructured.Unstructured) error {
 	gvk := obj.GroupVersionKind()
 	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)

@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // bootstrapOptions are the flags of "switchboard bootstrap grpc" and
@@ -53,6 +57,11 @@ func (o bootstrapOptions) check(command string) (host string, port uint32, err e
 	p, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil || p == 0 {
 		return "", 0, fmt.Errorf("%s: --server %q: bad port", command, o.Server)
+	}
+	// One rule for both bootstraps: what gRPC dials and what Envoy resolves
+	// is an IP address or a DNS name, never empty.
+	if _, err := netip.ParseAddr(host); err != nil && len(validation.IsDNS1123Subdomain(strings.ToLower(strings.TrimSuffix(host, ".")))) > 0 {
+		return "", 0, fmt.Errorf("%s: --server %q: the host must be an IP address or a DNS name (HOST:PORT)", command, o.Server)
 	}
 	if o.NodeID == "" {
 		return "", 0, fmt.Errorf("%s: --node-id is required", command)

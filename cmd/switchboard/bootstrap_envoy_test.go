@@ -82,6 +82,9 @@ func TestBootstrapEnvoy(t *testing.T) {
 	if xds.GetType() != clusterv3.Cluster_STATIC || xds.GetTransportSocket() != nil {
 		t.Errorf("an IP server gives a plaintext STATIC cluster, got %v, transport %v", xds.GetType(), xds.GetTransportSocket())
 	}
+	if ka := xds.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka.GetKeepaliveTime().GetValue() != 300 {
+		t.Errorf("xDS cluster TCP keepalive %v, want keepalive_time 300 s", ka)
+	}
 
 	b = envoyBootstrap(t, "--server", "switchboard.switchboard-system.svc:18000", "--node-id", "n", "--sotw",
 		"--tls-ca", "/etc/sb/ca.pem", "--tls-cert", "/etc/sb/tls.crt", "--tls-key", "/etc/sb/tls.key")
@@ -108,6 +111,35 @@ func TestBootstrapEnvoy(t *testing.T) {
 	}
 }
 
+// TestBootstrapServerOneRule: both bootstraps take and refuse the same
+// --server values, with the same short error.
+func TestBootstrapServerOneRule(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		ok     bool
+	}{
+		{"10.0.0.1:18000", true},
+		{"[fd00::1]:18000", true},
+		{"switchboard.switchboard-system.svc:18000", true},
+		{"switchboard.switchboard-system.svc.cluster.local.:18000", true},
+		{":18000", false},
+		{"bad host!:18000", false},
+		{"UPPER.example:18000", true}, // DNS names are case-insensitive
+		{"h:0", false},
+		{"h", false},
+	} {
+		for _, kind := range []string{"grpc", "envoy"} {
+			err := run(context.Background(), []string{"bootstrap", kind, "--server", tc.server, "--node-id", "n"}, &bytes.Buffer{}, &bytes.Buffer{})
+			if (err == nil) != tc.ok {
+				t.Errorf("bootstrap %s --server %q: %v, want ok=%v", kind, tc.server, err, tc.ok)
+			}
+			if err != nil && len(err.Error()) > 200 {
+				t.Errorf("bootstrap %s --server %q: a %d-character error: %v", kind, tc.server, len(err.Error()), err)
+			}
+		}
+	}
+}
+
 func TestBootstrapEnvoyErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -117,6 +149,8 @@ func TestBootstrapEnvoyErrors(t *testing.T) {
 		{[]string{"--server", "h:1"}, "--node-id"},
 		{[]string{"--server", "nope", "--node-id", "n"}, "--server"},
 		{[]string{"--server", "h:0", "--node-id", "n"}, "bad port"},
+		{[]string{"--server", ":18000", "--node-id", "n"}, "IP address or a DNS name"},
+		{[]string{"--server", "bad host!:18000", "--node-id", "n"}, "IP address or a DNS name"},
 		{[]string{"--server", "h:1", "--node-id", "n", "--tls-cert", "c"}, "go together"},
 		{[]string{"--server", "h:1", "--node-id", "n", "--tls-cert", "c", "--tls-key", "k"}, "--tls-ca"},
 	} {
