@@ -45,8 +45,13 @@ func (o *bootstrapOptions) register(fs *flag.FlagSet, client string) {
 }
 
 // check returns the server's host and port, or what is wrong with the
-// flags; command prefixes the error.
+// flags (a usage error); command prefixes the error.
 func (o bootstrapOptions) check(command string) (host string, port uint32, err error) {
+	host, port, err = o.checkFlags(command)
+	return host, port, usageErr(err)
+}
+
+func (o bootstrapOptions) checkFlags(command string) (host string, port uint32, err error) {
 	if o.Server == "" {
 		return "", 0, fmt.Errorf("%s: --server is required", command)
 	}
@@ -138,7 +143,7 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 || args[0] != "grpc" {
 		fmt.Fprint(stderr, bootstrapUsage)
-		return errors.New(`usage: switchboard bootstrap grpc|envoy --server ADDR --node-id ID [flags] (see 'switchboard bootstrap -h')`)
+		return usageErr(errors.New(`usage: switchboard bootstrap grpc|envoy --server ADDR --node-id ID [flags] (see 'switchboard bootstrap -h')`))
 	}
 	var o bootstrapOptions
 	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
@@ -149,7 +154,7 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bootstrap grpc: unexpected argument %q", fs.Arg(0))
+		return usageErr(fmt.Errorf("bootstrap grpc: unexpected argument %q", fs.Arg(0)))
 	}
 	b, err := o.build()
 	if err != nil {

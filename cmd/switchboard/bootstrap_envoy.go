@@ -50,7 +50,7 @@ func bootstrapEnvoy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bootstrap envoy: unexpected argument %q", fs.Arg(0))
+		return usageErr(fmt.Errorf("bootstrap envoy: unexpected argument %q", fs.Arg(0)))
 	}
 	b, err := o.build()
 	if err != nil {

@@ -32,7 +32,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -60,13 +60,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
+		return usageErr(errors.New("missing command"))
 	}
 	switch args[0] {
 	case "serve":
 		opts, err := parseServe(args[1:], stdout, stderr)
 		if err != nil {
-			return err
+			return usageErr(err)
 		}
 		return serve(ctx, opts, stderr)
 	case "bootstrap":
@@ -74,7 +74,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "status":
 		opts, err := parseStatus(args[1:], stdout, stderr)
 		if err != nil {
-			return err
+			return usageErr(err)
 		}
 		return status(ctx, opts, stdout)
 	case "version":
@@ -83,7 +83,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		if fs.NArg() > 0 {
-			return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
+			return usageErr(fmt.Errorf("version: unexpected argument %q", fs.Arg(0)))
 		}
 		fmt.Fprintf(stdout, "switchboard %s\n", version)
 		return nil
@@ -100,7 +100,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return usageErr(fmt.Errorf("unknown command %q", args[0]))
 	}
 }
 
@@ -115,10 +115,31 @@ func newFlagSet(command, synopsis, description string) *flag.FlagSet {
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {
 			fmt.Fprint(out, "\nflags:\n")
-			fs.PrintDefaults()
+			printFlags(out, fs)
 		}
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as the docs write them, --name (the flag
+// package takes one dash or two; its PrintDefaults shows one).
+func printFlags(out io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			if typ == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += " (default " + f.DefValue + ")"
+			}
+		}
+		fmt.Fprintln(out, line)
+	})
 }
 
 // parseFlags parses args into fs. Asked for help (-h, --help) it prints the
@@ -137,6 +158,34 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 		_, _ = out.WriteTo(stdout)
 		return err
 	default:
-		return fmt.Errorf("%s: %w (see '%s -h')", strings.TrimPrefix(fs.Name(), "switchboard "), err, fs.Name())
+		return usageErr(fmt.Errorf("%s: %w (see '%s -h')", strings.TrimPrefix(fs.Name(), "switchboard "), err, fs.Name()))
 	}
+}
+
+// usageError is a command line that is wrong (a bad flag or value, a
+// missing or unexpected argument): switchboard exits 2 for it, as the flag
+// package's ExitOnError, cobra and the shell's builtins do, and 1 for every
+// other error.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usageErr marks err as a usage error; nil and help stay as they are.
+func usageErr(err error) error {
+	var u usageError
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &u) {
+		return err
+	}
+	return usageError{err}
+}
+
+// exitCode is the process's exit status for err: 2 for a usage error, 1
+// for any other.
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
 }

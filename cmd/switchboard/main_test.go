@@ -247,3 +247,41 @@ func TestBadFlagIsOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestExitCodes: a wrong command line exits 2, any other failure 1, help 0;
+// usage lists flags as --name.
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 2},
+		{[]string{"nope"}, 2},
+		{[]string{"serve", "--bogus"}, 2},
+		{[]string{"serve", "--log-format", "xml"}, 2},
+		{[]string{"serve", "extra"}, 2},
+		{[]string{"bootstrap"}, 2},
+		{[]string{"bootstrap", "grpc", "--node-id", "n"}, 2},
+		{[]string{"bootstrap", "envoy", "--server", "bad host!:1", "--node-id", "n"}, 2},
+		{[]string{"status", "--output", "xml"}, 2},
+		{[]string{"version", "extra"}, 2},
+		{[]string{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n", "--output", t.TempDir()}, 1}, // a folder: the write fails
+		{[]string{"serve", "--help"}, 0},
+	} {
+		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		got := 0
+		if err != nil {
+			got = exitCode(err)
+		}
+		if got != tc.want {
+			t.Errorf("switchboard %v: exit %d (%v), want %d", tc.args, got, err, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"serve", "--help"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\n  --xds-address string") || strings.Contains(out.String(), "\n  -xds-address") {
+		t.Errorf("serve --help does not list flags as --name:\n%s", out.String())
+	}
+}
