@@ -39,8 +39,17 @@ type NameConfig struct {
 	// Resource is the version sent, as it went on the wire; nil when not
 	// sent, or when the cache no longer holds that version.
 	Resource *anypb.Any
-	// Exists is whether the cache holds the name for this client now.
-	Exists bool
+	// Exists is whether the cache holds the name for this client now;
+	// Current is then the version it holds (what the client should have),
+	// and CurrentSince when the change that made it happened (zero when
+	// unknown, as for the first world).
+	Exists       bool
+	Current      string
+	CurrentSince time.Time
+	// CurrentResource is that version, when the client was not sent it
+	// (Resource is then the version sent, if the cache still holds it:
+	// it does not keep versions no client should have).
+	CurrentResource *anypb.Any
 	// Subscribed is whether the client asked for the name (else a
 	// wildcard brought it).
 	Subscribed bool
@@ -103,6 +112,15 @@ func (st *stream) readConfig() ClientConfig {
 			nc := NameConfig{Name: s.name, Sent: s.hasSent, Subscribed: s.subscribed}
 			r := st.peek(ts, t, s.name)
 			nc.Exists = r != nil
+			if r != nil {
+				nc.Current = r.Version()
+				if !s.hasSent || r.v != s.sent {
+					nc.CurrentResource = r.Any()
+				}
+				if r.trigger != 0 {
+					nc.CurrentSince = time.Unix(0, r.trigger)
+				}
+			}
 			if s.hasSent {
 				nc.Version = versionString(s.sent)
 				if r != nil && r.v == s.sent {

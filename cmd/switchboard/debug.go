@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/switchboard-xds/switchboard/xds"
 )
@@ -19,18 +20,27 @@ var typeNames = [xds.NumTypes]string{"lds", "rds", "cds", "eds"}
 // types resolved); 404 when no connected client has the node id.
 func configDump(ads *xds.Server) http.HandlerFunc {
 	type name struct {
-		Name       string          `json:"name"`
-		Version    string          `json:"version,omitempty"`
-		Sent       bool            `json:"sent"`
-		Subscribed bool            `json:"subscribed"`
-		Exists     bool            `json:"exists"`
-		Resource   json.RawMessage `json:"resource,omitempty"`
+		Name       string `json:"name"`
+		Version    string `json:"version,omitempty"`
+		Sent       bool   `json:"sent"`
+		Subscribed bool   `json:"subscribed"`
+		Exists     bool   `json:"exists"`
+		// Current is the version the server holds for this client now;
+		// the client lacks it when it differs from Version.
+		Current      string          `json:"current,omitempty"`
+		CurrentSince time.Time       `json:"current_since,omitzero"`
+		Resource     json.RawMessage `json:"resource,omitempty"`
+		// CurrentResource is the current version when the client was not
+		// sent it.
+		CurrentResource json.RawMessage `json:"current_resource,omitempty"`
 	}
 	type typeDump struct {
-		State        string `json:"state"`
-		SentVersion  string `json:"sent_version,omitempty"`
-		AckedVersion string `json:"acked_version,omitempty"`
-		Names        []name `json:"names"`
+		State        string    `json:"state"`
+		SentVersion  string    `json:"sent_version,omitempty"`
+		SentAt       time.Time `json:"sent_at,omitzero"`
+		AckedVersion string    `json:"acked_version,omitempty"`
+		AckedAt      time.Time `json:"acked_at,omitzero"`
+		Names        []name    `json:"names"`
 	}
 	type dump struct {
 		Stream     int64               `json:"stream"`
@@ -57,16 +67,10 @@ func configDump(ads *xds.Server) http.HandlerFunc {
 				if len(names) == 0 && ts.Responses == 0 {
 					continue
 				}
-				td := typeDump{State: ts.State(), SentVersion: ts.SentVersion, AckedVersion: ts.AckedVersion, Names: []name{}}
+				td := typeDump{State: ts.State(), SentVersion: ts.SentVersion, SentAt: ts.SentAt, AckedVersion: ts.AckedVersion, AckedAt: ts.AckedAt, Names: []name{}}
 				for _, n := range names {
-					e := name{Name: n.Name, Version: n.Version, Sent: n.Sent, Subscribed: n.Subscribed, Exists: n.Exists}
-					if n.Resource != nil {
-						b, err := protojson.Marshal(n.Resource)
-						if err != nil {
-							b, _ = json.Marshal(map[string]string{"error": err.Error()})
-						}
-						e.Resource = b
-					}
+					e := name{Name: n.Name, Version: n.Version, Sent: n.Sent, Subscribed: n.Subscribed, Exists: n.Exists, Current: n.Current, CurrentSince: n.CurrentSince}
+					e.Resource, e.CurrentResource = resourceJSON(n.Resource), resourceJSON(n.CurrentResource)
 					td.Names = append(td.Names, e)
 				}
 				d.Types[typeNames[t]] = td
@@ -75,6 +79,19 @@ func configDump(ads *xds.Server) http.HandlerFunc {
 		}
 		writeJSON(w, out)
 	}
+}
+
+// resourceJSON is a resource as config_dump shows it (protojson, Any types
+// resolved); nil for none.
+func resourceJSON(a *anypb.Any) json.RawMessage {
+	if a == nil {
+		return nil
+	}
+	b, err := protojson.Marshal(a)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	return b
 }
 
 // debugQueryTimeout bounds a debug request that asks the streams.

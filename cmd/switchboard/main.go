@@ -6,6 +6,7 @@
 //	switchboard bootstrap grpc [flags]     print a gRPC xDS bootstrap file
 //	switchboard bootstrap envoy [flags]    print an Envoy sidecar bootstrap
 //	switchboard status [flags]             print every xDS client's sync state
+//	switchboard explain NODE [HOST[:PORT]] what one client holds and lacks
 //	switchboard version                    print the version
 //	switchboard help [command]             print usage
 package main
@@ -41,6 +42,7 @@ const usage = `usage:
   switchboard bootstrap grpc [flags]    print a gRPC xDS bootstrap JSON
   switchboard bootstrap envoy [flags]   print an Envoy sidecar bootstrap YAML
   switchboard status [flags]            print every xDS client's sync state (from --debug-address)
+  switchboard explain NODE [HOST[:PORT]] what one client holds, what it lacks and since when; the walk to a host's endpoints
   switchboard version                   print the version
   switchboard help [command]            print this, or a command's usage
 `
@@ -77,6 +79,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageErr(err)
 		}
 		return status(ctx, opts, stdout)
+	case "explain":
+		opts, err := parseExplain(args[1:], stdout, stderr)
+		if err != nil {
+			return usageErr(err)
+		}
+		return explain(ctx, opts, stdout)
 	case "version":
 		fs := newFlagSet("version", "", "print the version")
 		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {

@@ -91,33 +91,20 @@ type typeState struct {
 func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	url := "http://" + o.Debug + "/debug/clients"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("status: %w (is --debug the switchboard's --debug-address?)", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status: GET %s: %s", url, printable(resp.Status))
-	}
 	limit := o.maxBytes
 	if limit <= 0 {
 		limit = maxDebugClientsBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, code, err := fetchDebug(ctx, o.Debug, "/debug/clients", limit)
 	if err != nil {
-		return fmt.Errorf("status: reading %s: %w", url, err)
+		return fmt.Errorf("status: %w", err)
 	}
-	if int64(len(body)) > limit {
-		return fmt.Errorf("status: %s answered more than %d bytes (maxDebugClientsBytes), more than any switchboard's /debug/clients; is --debug a switchboard's --debug-address?", url, limit)
+	if code != http.StatusOK {
+		return fmt.Errorf("status: GET %s/debug/clients: HTTP %d", o.Debug, code)
 	}
 	var clients []debugClient
 	if err := json.Unmarshal(body, &clients); err != nil {
-		return fmt.Errorf("status: decoding %s: %w", url, err)
+		return fmt.Errorf("status: decoding %s/debug/clients: %w", o.Debug, err)
 	}
 	lines := make([]clientLine, 0, len(clients))
 	for _, c := range clients {
