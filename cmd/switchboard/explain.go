@@ -204,14 +204,12 @@ func walk(w io.Writer, s dumpStream, host string, now time.Time) {
 		if !slices.Contains(vh.GetDomains(), host) && !slices.Contains(vh.GetDomains(), hostOnly) && !slices.Contains(vh.GetDomains(), "*") {
 			continue
 		}
-		for _, r := range vh.GetRoutes() {
-			cluster = r.GetRoute().GetCluster()
-			if cluster == "" {
-				if wc := r.GetRoute().GetWeightedClusters().GetClusters(); len(wc) > 0 {
-					cluster = wc[0].GetName()
-				}
+		// Switchboard's routes today are one "/" route per virtual host.
+		if rs := vh.GetRoutes(); len(rs) > 0 {
+			cluster = rs[0].GetRoute().GetCluster()
+			if wc := rs[0].GetRoute().GetWeightedClusters().GetClusters(); cluster == "" && len(wc) > 0 {
+				cluster = wc[0].GetName()
 			}
-			break
 		}
 		fmt.Fprintf(w, "      virtual host %s -> cluster %s\n", printable(vh.GetName()), printable(cluster))
 		break
