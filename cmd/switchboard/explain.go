@@ -58,35 +58,6 @@ func parseExplain(args []string, stdout, stderr io.Writer) (explainOptions, erro
 	return o, nil
 }
 
-// dumpName, dumpType and dumpStream are /debug/config_dump's JSON.
-type dumpName struct {
-	Name            string          `json:"name"`
-	Version         string          `json:"version"`
-	Sent            bool            `json:"sent"`
-	Subscribed      bool            `json:"subscribed"`
-	Exists          bool            `json:"exists"`
-	Current         string          `json:"current"`
-	CurrentSince    time.Time       `json:"current_since"`
-	Resource        json.RawMessage `json:"resource"`
-	CurrentResource json.RawMessage `json:"current_resource"`
-}
-
-type dumpType struct {
-	State        string     `json:"state"`
-	SentVersion  string     `json:"sent_version"`
-	SentAt       time.Time  `json:"sent_at"`
-	AckedVersion string     `json:"acked_version"`
-	AckedAt      time.Time  `json:"acked_at"`
-	Names        []dumpName `json:"names"`
-}
-
-type dumpStream struct {
-	Stream     int64               `json:"stream"`
-	NodeID     string              `json:"node_id"`
-	Unanswered bool                `json:"unanswered"`
-	Types      map[string]dumpType `json:"types"`
-}
-
 // explain finds the replica that holds o.Node and prints what it holds.
 func explain(ctx context.Context, o explainOptions, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
