@@ -162,7 +162,8 @@ fuzz:
 # Runs every benchmark once at its smallest size so that none can rot (the
 # packages that have benchmarks; the load tool's smoke test runs in `test`).
 bench-smoke:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -short ./translator/... ./xds/... ./watcher/... ./pipeline/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -short ./model/... ./translator/... ./xds/... ./watcher/... ./pipeline/...
+	$(GO) test -run '^$$' -bench BenchmarkManifestRenameToACK -benchtime 1x ./internal/loadtest/
 	$(GO) test -tags vtprotobuf -run '^$$' -bench BenchmarkEncode -benchtime 1x -short ./translator/
 
 $(GOLANGCI):
