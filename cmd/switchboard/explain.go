@@ -47,11 +47,7 @@ func parseExplain(args []string, stdout, stderr io.Writer) (explainOptions, erro
 		return o, fmt.Errorf("explain: want NODE_ID [HOST[:PORT]], got %d arguments", fs.NArg())
 	}
 	o.Node, o.Host = fs.Arg(0), fs.Arg(1)
-	for _, d := range strings.Split(*debug, ",") {
-		if d = strings.TrimSpace(d); d != "" {
-			o.Debug = append(o.Debug, d)
-		}
-	}
+	o.Debug = splitAddresses(*debug)
 	if len(o.Debug) == 0 {
 		return o, errors.New("explain: --debug names no address")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,7 +38,7 @@ type statusOptions struct {
 func parseStatus(args []string, stdout, stderr io.Writer) (statusOptions, error) {
 	o := statusOptions{now: time.Now}
 	fs := newFlagSet("status", "[flags]", "Print one line per connected xDS client, read from a running switchboard's /debug/clients:\nnode id, class, zone and, per type, SYNCED, STALE (sent, not ACKed), NACKED or NOT SENT with its age.")
-	fs.StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address")
+	fs.StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address; a comma-separated list asks every replica (behind a Service: one per pod) and adds a REPLICA column")
 	fs.StringVar(&o.Output, "output", "text", "output format: text or json")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return o, err
@@ -47,6 +48,9 @@ func parseStatus(args []string, stdout, stderr io.Writer) (statusOptions, error)
 	}
 	if o.Output != "text" && o.Output != "json" {
 		return o, fmt.Errorf("status: --output %q: want text or json", o.Output)
+	}
+	if len(splitAddresses(o.Debug)) == 0 {
+		return o, errors.New("status: --debug names no address")
 	}
 	return o, nil
 }
@@ -71,11 +75,14 @@ type debugTypeInfo struct {
 
 // clientLine is one client as status prints it.
 type clientLine struct {
-	NodeID string               `json:"node_id"`
-	Stream int64                `json:"stream"`
-	Class  string               `json:"class"`
-	Zone   string               `json:"zone"`
-	Types  map[string]typeState `json:"types"`
+	// Replica is the --debug address the client was read from, when
+	// status asked several.
+	Replica string               `json:"replica,omitempty"`
+	NodeID  string               `json:"node_id"`
+	Stream  int64                `json:"stream"`
+	Class   string               `json:"class"`
+	Zone    string               `json:"zone"`
+	Types   map[string]typeState `json:"types"`
 }
 
 type typeState struct {
@@ -95,27 +102,37 @@ func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
 	if limit <= 0 {
 		limit = maxDebugClientsBytes
 	}
-	body, code, err := fetchDebug(ctx, o.Debug, "/debug/clients", limit)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
+	addrs := splitAddresses(o.Debug)
+	var lines []clientLine
+	for _, addr := range addrs {
+		body, code, err := fetchDebug(ctx, addr, "/debug/clients", limit)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("status: GET %s/debug/clients: HTTP %d", addr, code)
+		}
+		var clients []debugClient
+		if err := json.Unmarshal(body, &clients); err != nil {
+			return fmt.Errorf("status: decoding %s/debug/clients: %w", addr, err)
+		}
+		for _, c := range clients {
+			l := lineOf(c, o.now())
+			if len(addrs) > 1 {
+				l.Replica = addr
+			}
+			lines = append(lines, l)
+		}
 	}
-	if code != http.StatusOK {
-		return fmt.Errorf("status: GET %s/debug/clients: HTTP %d", o.Debug, code)
-	}
-	var clients []debugClient
-	if err := json.Unmarshal(body, &clients); err != nil {
-		return fmt.Errorf("status: decoding %s/debug/clients: %w", o.Debug, err)
-	}
-	lines := make([]clientLine, 0, len(clients))
-	for _, c := range clients {
-		lines = append(lines, lineOf(c, o.now()))
+	if lines == nil {
+		lines = []clientLine{}
 	}
 	if o.Output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(lines)
 	}
-	return printStatus(stdout, lines)
+	return printStatus(stdout, lines, len(addrs) > 1)
 }
 
 // lineOf is what status prints of c. Every string in it comes from a
@@ -145,11 +162,18 @@ func lineOf(c debugClient, now time.Time) clientLine {
 	return l
 }
 
-func printStatus(w io.Writer, lines []clientLine) error {
+func printStatus(w io.Writer, lines []clientLine, replicas bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCLASS\tZONE\t"+strings.ToUpper(strings.Join(typeNames[:], "\t")))
+	head := "NODE\tCLASS\tZONE\t" + strings.ToUpper(strings.Join(typeNames[:], "\t"))
+	if replicas {
+		head = "REPLICA\t" + head
+	}
+	fmt.Fprintln(tw, head)
 	for _, l := range lines {
 		cols := []string{orDash(l.NodeID), orDash(l.Class), orDash(l.Zone)}
+		if replicas {
+			cols = append([]string{l.Replica}, cols...)
+		}
 		for _, t := range typeNames {
 			s := l.Types[t]
 			cell := s.State
@@ -176,6 +200,17 @@ func printable(s string) string {
 		}
 	}
 	return s
+}
+
+// splitAddresses is a comma-separated --debug list, blanks dropped.
+func splitAddresses(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func orDash(s string) string {

@@ -156,3 +156,28 @@ func TestStatusBoundsWhatItReads(t *testing.T) {
 		t.Errorf("maxDebugClientsBytes = %d: too small for a replica's 4096 connections", maxDebugClientsBytes)
 	}
 }
+
+// TestStatusEveryReplica: with several --debug addresses status asks each
+// replica and says which holds each client.
+func TestStatusEveryReplica(t *testing.T) {
+	a := statusServer(t, debugClientsJSON)
+	b := statusServer(t, `[{"stream": 7, "protocol": "delta", "node_id": "api-1", "types": {}}]`)
+	now := time.Date(2030, 1, 1, 0, 2, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := status(context.Background(), statusOptions{Debug: a + ", " + b, Output: "text", now: func() time.Time { return now }}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "REPLICA") {
+		t.Fatalf("want a header with REPLICA and 3 clients:\n%s", out.String())
+	}
+	if f := strings.Fields(lines[1]); f[0] != a || f[1] != "web-1" {
+		t.Errorf("first client line = %q, want replica %s, node web-1", lines[1], a)
+	}
+	if f := strings.Fields(lines[3]); f[0] != b || f[1] != "api-1" {
+		t.Errorf("last client line = %q, want replica %s, node api-1", lines[3], b)
+	}
+	if err := status(context.Background(), statusOptions{Debug: a + ",127.0.0.1:1", Output: "text", now: time.Now}, &out); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("a replica that does not answer: %v, want an error naming it", err)
+	}
+}
