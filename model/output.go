@@ -45,7 +45,8 @@ func (t ResourceType) String() string {
 //
 // Name is the resource's name (an assignment's cluster_name). Wire is
 // read-only once made; decode it with proto.Unmarshal into the message of
-// its type. Make one with NewEncoded, which sets Version.
+// its type. Make one with NewEncoded, which sets Version; a Version of 0
+// means not computed, and a consumer computes it (ContentVersion).
 type Encoded struct {
 	Name    string
 	Wire    []byte

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,9 @@ import (
 // place (IN_CREATE and writes) and still waits to settle.
 type moves struct {
 	f *os.File
+	// done is closed by Close: a reader blocked on a full Names gives up.
+	done      chan struct{}
+	closeOnce sync.Once
 	// Names receives the base name of each file moved in; it is closed
 	// when the watch ends (Close, or the folder itself went away).
 	Names chan string
@@ -43,13 +47,17 @@ func watchMoves(dir string) (*moves, error) {
 	}
 	// A non-blocking fd in an *os.File is read through the runtime's
 	// poller, so Close ends a pending Read.
-	m := &moves{f: os.NewFile(uintptr(fd), "inotify-moves"), Names: make(chan string, 64), Overflow: make(chan struct{}, 1)}
+	m := &moves{f: os.NewFile(uintptr(fd), "inotify-moves"), done: make(chan struct{}), Names: make(chan string, 64), Overflow: make(chan struct{}, 1)}
 	go m.read()
 	return m, nil
 }
 
-// Close stops the watch.
-func (m *moves) Close() error { return m.f.Close() }
+// Close stops the watch; the reader ends even while Names is full and
+// nobody reads it.
+func (m *moves) Close() error {
+	m.closeOnce.Do(func() { close(m.done) })
+	return m.f.Close()
+}
 
 func (m *moves) read() {
 	defer close(m.Names)
@@ -79,7 +87,11 @@ func (m *moves) read() {
 				if i := bytes.IndexByte(name, 0); i >= 0 {
 					name = name[:i]
 				}
-				m.Names <- string(name)
+				select {
+				case m.Names <- string(name):
+				case <-m.done:
+					return
+				}
 			}
 		}
 	}

@@ -108,11 +108,16 @@ func (r *Resource) deltaResource() *discoveryv3.Resource {
 func byName(a, b *Resource) int { return strings.Compare(a.Name, b.Name) }
 
 // encodedResource makes a Resource of the given type URL from e, keeping
-// its bytes and version.
+// its bytes and version; a version of 0 (an Encoded not made by
+// model.NewEncoded) is computed here, so that no two contents share one.
 func encodedResource(typeURL string, e model.Encoded) *Resource {
+	v := e.Version
+	if v == 0 {
+		v = model.ContentVersion(e.Wire)
+	}
 	return &Resource{
 		Name: e.Name,
-		v:    max(e.Version, 1),
+		v:    v,
 		wire: anypb.Any{TypeUrl: typeURL, Value: e.Wire},
 	}
 }

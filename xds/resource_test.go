@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestVersionsOnTheWire pins the strings that carry versions: a client that
@@ -30,5 +32,19 @@ func TestVersionsOnTheWire(t *testing.T) {
 	}
 	if got := parseVersion(a.Version()); got != a.v {
 		t.Errorf("parseVersion(%s) = %x, want %x", a.Version(), got, a.v)
+	}
+}
+
+// An Encoded without a version (not made by model.NewEncoded) gets its
+// content version from the cache, so two contents never share one and a
+// change is seen.
+func TestEncodedWithoutVersion(t *testing.T) {
+	a := encodedResource(resourcev3.ClusterType, model.Encoded{Name: "a", Wire: []byte("cluster a")})
+	b := encodedResource(resourcev3.ClusterType, model.Encoded{Name: "a", Wire: []byte("cluster a, changed")})
+	if a.v == b.v {
+		t.Fatalf("two contents share version %s", a.Version())
+	}
+	if want := model.NewEncoded("a", []byte("cluster a")).Version; a.v != want {
+		t.Errorf("version %x, want the content version %x", a.v, want)
 	}
 }

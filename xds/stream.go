@@ -214,8 +214,8 @@ func (s *Server) keptNode(node *corev3.Node) *corev3.Node {
 	if l := node.GetLocality(); l != nil {
 		kept.Locality = &corev3.Locality{Region: c(l.GetRegion()), Zone: c(l.GetZone()), SubZone: c(l.GetSubZone())}
 	}
-	if ns, ok := node.GetMetadata().GetFields()["NAMESPACE"]; ok {
-		kept.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue(c(ns.GetStringValue()))}}
+	if ns, ok := node.GetMetadata().GetFields()[NodeNamespaceKey]; ok {
+		kept.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{NodeNamespaceKey: structpb.NewStringValue(c(ns.GetStringValue()))}}
 	}
 	s.metrics.nodeBytesDropped(proto.Size(node) - proto.Size(kept))
 	return kept
