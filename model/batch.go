@@ -12,6 +12,11 @@ type Batch struct {
 	// Services maps each changed Service to its new view; a nil value means
 	// the Service was deleted (or left the watched namespaces or selector).
 	Services map[ServiceKey]*Service
+	// Routes maps each changed HTTPRoute and GRPCRoute to its new view, and
+	// Grants each changed ReferenceGrant; a nil value means deleted. A Full
+	// batch holds every one of them, as it does Services.
+	Routes map[RouteKey]*MeshRoute
+	Grants map[GrantKey]*ReferenceGrant
 	// Changed holds, for the Services of a batch that is not Full, when the
 	// earliest change folded into it happened: an EndpointSlice's
 	// endpoints.kubernetes.io/last-change-trigger-time when it has one,
