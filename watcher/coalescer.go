@@ -171,10 +171,12 @@ func (o *owner) publish(full bool) {
 	b := model.Batch{Full: full}
 	if full {
 		b.Services = o.c.store.TakeAll()
+		b.Routes, b.Grants = o.c.store.takeMesh(true)
 	} else {
 		b.Services, b.Changed = o.c.store.takeChanges()
+		b.Routes, b.Grants = o.c.store.takeMesh(false)
 		b.FirstEvent = o.firstEvent
-		if len(b.Services) == 0 {
+		if len(b.Services) == 0 && len(b.Routes) == 0 && len(b.Grants) == 0 {
 			return // everything changed back since the last batch
 		}
 	}

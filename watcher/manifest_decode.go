@@ -17,6 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // objKey names one object of a manifest folder.
@@ -24,10 +28,14 @@ type objKey struct {
 	kind, namespace, name string
 }
 
-// object is one Service or EndpointSlice read from a manifest file.
+// object is one Service, EndpointSlice, Node, route or ReferenceGrant read
+// from a manifest file.
 type object struct {
 	key objKey
-	obj runtime.Object // *corev1.Service or *discoveryv1.EndpointSlice; never mutated
+	obj runtime.Object // *corev1.Service, *discoveryv1.EndpointSlice, ...; never mutated
+	// mesh is the trimmed view of a route (*model.MeshRoute) or grant
+	// (*model.ReferenceGrant), made once when decoded.
+	mesh any
 }
 
 // upsert records o in s and reports whether any view changed; a Node only
@@ -41,6 +49,32 @@ func (o object) upsert(s *Store, nodeRegions bool) bool {
 	case *corev1.Node:
 		return nodeRegions && s.UpsertNode(obj)
 	}
+	switch m := o.mesh.(type) {
+	case *model.MeshRoute:
+		return s.UpsertRoute(m)
+	case *model.ReferenceGrant:
+		return s.UpsertGrant(m)
+	}
+	return false
+}
+
+// remove deletes the object named k from s and reports whether any view
+// changed.
+func (k objKey) remove(s *Store) bool {
+	switch k.kind {
+	case kindService:
+		return s.DeleteService(k.namespace, k.name)
+	case kindEndpointSlice:
+		return s.DeleteSlice(k.namespace, k.name)
+	case kindNode:
+		return s.DeleteNode(k.name)
+	case kindHTTPRoute:
+		return s.DeleteRoute(model.RouteKey{Kind: model.KindHTTPRoute, Namespace: k.namespace, Name: k.name})
+	case kindGRPCRoute:
+		return s.DeleteRoute(model.RouteKey{Kind: model.KindGRPCRoute, Namespace: k.namespace, Name: k.name})
+	case kindReferenceGrant:
+		return s.DeleteGrant(model.GrantKey{Namespace: k.namespace, Name: k.name})
+	}
 	return false
 }
 
@@ -52,7 +86,8 @@ type manifestDecoder struct {
 
 func newManifestDecoder(log *slog.Logger) (*manifestDecoder, error) {
 	scheme := runtime.NewScheme()
-	if err := errors.Join(corev1.AddToScheme(scheme), discoveryv1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(corev1.AddToScheme(scheme), discoveryv1.AddToScheme(scheme),
+		gwv1.Install(scheme), gwv1beta1.Install(scheme)); err != nil {
 		return nil, fmt.Errorf("build manifest scheme: %w", err)
 	}
 	// Strict: a misspelt field (say "adresses") is an error that names the
@@ -128,7 +163,7 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 		if err := validateService(o); err != nil {
 			return fail(fmt.Errorf("Service %s/%s: %w", o.Namespace, o.Name, err))
 		}
-		return []object{{objKey{kindService, o.Namespace, o.Name}, o}}, nil
+		return []object{{key: objKey{kindService, o.Namespace, o.Name}, obj: o}}, nil
 	case *discoveryv1.EndpointSlice:
 		defaultNamespace(&o.ObjectMeta)
 		if err := validateSlice(o); err != nil {
@@ -138,12 +173,22 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 			d.log.Warn("EndpointSlice has no "+discoveryv1.LabelServiceName+" label and serves no Service",
 				"file", file, "namespace", o.Namespace, "name", o.Name)
 		}
-		return []object{{objKey{kindEndpointSlice, o.Namespace, o.Name}, o}}, nil
+		return []object{{key: objKey{kindEndpointSlice, o.Namespace, o.Name}, obj: o}}, nil
 	case *corev1.Node:
 		if o.Name == "" {
 			return fail(errors.New("a Node needs metadata.name"))
 		}
-		return []object{{objKey{kindNode, "", o.Name}, o}}, nil
+		return []object{{key: objKey{kindNode, "", o.Name}, obj: o}}, nil
+	case *gwv1beta1.HTTPRoute:
+		return meshObject(fail, kindHTTPRoute, (*gwv1.HTTPRoute)(o))
+	case *gwv1beta1.ReferenceGrant:
+		return meshObject(fail, kindReferenceGrant, (*gwv1.ReferenceGrant)(o))
+	case *gwv1.HTTPRoute:
+		return meshObject(fail, kindHTTPRoute, o)
+	case *gwv1.GRPCRoute:
+		return meshObject(fail, kindGRPCRoute, o)
+	case *gwv1.ReferenceGrant:
+		return meshObject(fail, kindReferenceGrant, o)
 	case *corev1.List:
 		if depth >= maxListDepth {
 			return fail(fmt.Errorf("more than %d nested Lists", maxListDepth))
@@ -167,6 +212,36 @@ func (d *manifestDecoder) decodeObject(file string, raw []byte, depth int) ([]ob
 	}
 }
 
+// meshObject is the object of a route or ReferenceGrant o (of one of
+// the gateway.networking.k8s.io versions, as v1) with its trimmed view, or
+// fail's bad document when it is not valid.
+func meshObject(fail func(error) ([]object, []badDoc), kind string, o interface {
+	runtime.Object
+	metav1.Object
+},
+) ([]object, []badDoc) {
+	if o.GetNamespace() == "" {
+		o.SetNamespace(metav1.NamespaceDefault)
+	}
+	if o.GetName() == "" {
+		return fail(fmt.Errorf("a %s needs metadata.name", kind))
+	}
+	var view any
+	switch o := o.(type) {
+	case *gwv1.HTTPRoute:
+		r, err := trimHTTPRoute(o)
+		if err != nil {
+			return fail(fmt.Errorf("HTTPRoute %s/%s: %w", o.Namespace, o.Name, err))
+		}
+		view = r
+	case *gwv1.GRPCRoute:
+		view = trimGRPCRoute(o)
+	case *gwv1.ReferenceGrant:
+		view = trimGrant(o)
+	}
+	return []object{{key: objKey{kind, o.GetNamespace(), o.GetName()}, obj: o, mesh: view}}, nil
+}
+
 // identify reads which object a bad document meant to define, from its
 // apiVersion, kind and metadata alone. It reports false when they do not
 // name a Service, EndpointSlice or Node with a name.
@@ -183,6 +258,15 @@ func identify(raw []byte) (objKey, bool) {
 		return objKey{kindEndpointSlice, meta.Namespace, meta.Name}, true
 	case meta.APIVersion == "v1" && meta.Kind == "Node":
 		return objKey{kindNode, "", meta.Name}, true
+	case meta.GroupVersionKind().Group == gwv1.GroupName:
+		switch meta.Kind {
+		case "HTTPRoute":
+			return objKey{kindHTTPRoute, meta.Namespace, meta.Name}, true
+		case "GRPCRoute":
+			return objKey{kindGRPCRoute, meta.Namespace, meta.Name}, true
+		case "ReferenceGrant":
+			return objKey{kindReferenceGrant, meta.Namespace, meta.Name}, true
+		}
 	}
 	return objKey{}, false
 }

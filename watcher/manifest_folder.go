@@ -344,14 +344,7 @@ func (f *folder) diff() update {
 			continue
 		}
 		m.event(k.kind, eventDelete)
-		switch k.kind {
-		case kindService:
-			ops = append(ops, func(s *Store) bool { return s.DeleteService(k.namespace, k.name) })
-		case kindEndpointSlice:
-			ops = append(ops, func(s *Store) bool { return s.DeleteSlice(k.namespace, k.name) })
-		case kindNode:
-			ops = append(ops, func(s *Store) bool { return s.DeleteNode(k.name) })
-		}
+		ops = append(ops, k.remove)
 	}
 	f.applied = want
 	if len(ops) == 0 {

@@ -23,6 +23,10 @@ const (
 	kindService       = "service"
 	kindEndpointSlice = "endpointslice"
 	kindNode          = "node"
+	// Gateway API kinds (mesh routes).
+	kindHTTPRoute      = "httproute"
+	kindGRPCRoute      = "grpcroute"
+	kindReferenceGrant = "referencegrant"
 
 	eventAdd    = "add"
 	eventUpdate = "update"

@@ -53,6 +53,8 @@ type Store struct {
 	// regions maps a Node name to its region label, for Nodes that have one
 	// (only when Nodes are watched).
 	regions map[string]string
+	// mesh holds the mesh routes and ReferenceGrants (store_routes.go).
+	mesh meshState
 }
 
 type sliceKey struct{ namespace, name string }
@@ -78,6 +80,7 @@ func newStore(f filter) *Store {
 		published: map[model.ServiceKey]*model.Service{},
 		dirty:     map[model.ServiceKey]time.Time{},
 		regions:   map[string]string{},
+		mesh:      newMeshState(),
 	}
 }
 
@@ -170,7 +173,9 @@ func (s *Store) Len() int { return len(s.views) }
 
 // Dirty reports whether any Service changed since the last TakeChanges or
 // TakeAll.
-func (s *Store) Dirty() bool { return len(s.dirty) > 0 }
+func (s *Store) Dirty() bool {
+	return len(s.dirty) > 0 || len(s.mesh.dirtyRoutes) > 0 || len(s.mesh.dirtyGrants) > 0
+}
 
 // TakeChanges returns the Services changed since the last TakeChanges or
 // TakeAll, with a nil view for each one that is no longer published, and
