@@ -23,8 +23,17 @@ type decoded struct {
 	ZoneAssignments  []zoneCLA
 	ClusterVariants  []clusterVariant
 	ClassAssignments []classCLA
-	Aliases          map[string]string
-	Visibility       []string
+	// RouteVariants are the namespace variants of routes (consumer
+	// routes, see meshRoutes).
+	RouteVariants []routeVariant
+	Aliases       map[string]string
+	Visibility    []string
+}
+
+// routeVariant is a namespace variant of a RouteConfiguration, decoded.
+type routeVariant struct {
+	Namespace string
+	Route     *routev3.RouteConfiguration
 }
 
 // clusterVariant is a ClusterVariant decoded.
@@ -96,6 +105,8 @@ func decode(t testing.TB, r model.Resources) decoded {
 			out.ClusterVariants = append(out.ClusterVariants, clusterVariant{Class: v.View.Class, Cluster: decodeOne[clusterv3.Cluster](t, v.Resource)})
 		case v.Type == model.Assignment && v.View.Class == "" && v.View.Namespace == "":
 			out.ZoneAssignments = append(out.ZoneAssignments, zoneCLA{Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
+		case v.Type == model.Route && v.View.Class == "" && v.View.Zone == "" && v.View.Namespace != "":
+			out.RouteVariants = append(out.RouteVariants, routeVariant{Namespace: v.View.Namespace, Route: decodeOne[routev3.RouteConfiguration](t, v.Resource)})
 		case v.Type == model.Assignment && v.View.Class != "" && v.View.Namespace == "":
 			out.ClassAssignments = append(out.ClassAssignments, classCLA{Class: v.View.Class, Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
 		default:
@@ -157,12 +168,12 @@ func all(opts Options, svcs []*model.Service) (map[model.ServiceKey]model.Resour
 				})
 			}
 		default:
-			res, d := service(opts, svc)
+			res, d := service(opts, svc, nil)
 			out[svc.Key] = res
 			diags = append(diags, d...)
 		}
 	}
-	sortDiagnostics(diags)
+	diags = sortDiagnostics(diags)
 	return out, diags
 }
 

@@ -27,6 +27,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
 
@@ -102,8 +103,17 @@ func grpcRuleErrors(res decoded) []error {
 			return
 		}
 		for _, r := range vh.GetRoutes() {
-			if c := r.GetRoute().GetCluster(); clusters[c] == nil {
-				add("listener", name, fmt.Errorf("route %q sends to cluster %q, not in resources", rdsName, c))
+			names := []string{r.GetRoute().GetCluster()}
+			if wc := r.GetRoute().GetWeightedClusters(); wc != nil {
+				names = names[:0]
+				for _, c := range wc.GetClusters() {
+					names = append(names, c.GetName())
+				}
+			}
+			for _, c := range names {
+				if clusters[c] == nil {
+					add("listener", name, fmt.Errorf("route %q sends to cluster %q, not in resources", rdsName, c))
+				}
 			}
 		}
 	}
@@ -273,8 +283,13 @@ func grpcRouteEntry(r *routev3.Route) error {
 	default:
 		return fmt.Errorf("route has unrecognized path specifier %T", ps)
 	}
-	if len(m.GetHeaders()) != 0 || m.GetRuntimeFraction() != nil {
-		return errors.New("unchecked: header matchers or runtime_fraction")
+	if m.GetRuntimeFraction() != nil {
+		return errors.New("unchecked: runtime_fraction")
+	}
+	for _, h := range m.GetHeaders() {
+		if err := grpcHeaderMatcher(h); err != nil {
+			return err
+		}
 	}
 	// processHTTPFilterOverrides on the route.
 	if len(r.GetTypedPerFilterConfig()) != 0 {
@@ -311,6 +326,35 @@ func grpcRouteEntry(r *routev3.Route) error {
 		return fmt.Errorf("route with unknown cluster specifier %T is ignored", cs)
 	}
 	return grpcRetry(a.GetRetryPolicy())
+}
+
+// grpcHeaderMatcher mirrors the header loop of routesProtoToSlice for the
+// matchers the translator sends (a string matcher, exact or safe_regex);
+// others are unchecked.
+func grpcHeaderMatcher(h *routev3.HeaderMatcher) error {
+	sm := h.GetStringMatch()
+	if sm == nil {
+		return fmt.Errorf("unchecked: header matcher %T", h.GetHeaderMatchSpecifier())
+	}
+	if h.GetInvertMatch() || sm.GetIgnoreCase() {
+		return errors.New("unchecked: inverted or case-insensitive header matcher")
+	}
+	// ours: grpc-go lowercases the name, so an uppercase one never matches;
+	// a pseudo-header is not in a call's metadata.
+	if h.GetName() != strings.ToLower(h.GetName()) || strings.HasPrefix(h.GetName(), ":") || h.GetName() == "" {
+		return fmt.Errorf("header matcher name %q never matches a gRPC call", h.GetName())
+	}
+	switch p := sm.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+	case *matcherv3.StringMatcher_SafeRegex:
+		// StringMatcherFromProto: the regex must compile.
+		if _, err := regexp.Compile(p.SafeRegex.GetRegex()); err != nil {
+			return fmt.Errorf("route has an invalid header matcher: %v", err)
+		}
+	default:
+		return fmt.Errorf("unchecked: string matcher %T", p)
+	}
+	return nil
 }
 
 // grpcRetry mirrors generateRetryConfig.

@@ -49,13 +49,23 @@ const (
 // whose name no slice carries (Port.Unresolved) still gets its resources,
 // with an empty assignment, plus a diagnostic.
 func Service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
-	res, diags := service(opts, svc)
-	sortDiagnostics(diags)
-	return res, diags
+	return ServiceMesh(opts, svc, nil)
 }
 
-// service is Service without sorting the diagnostics.
-func service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
+// ServiceMesh is Service with the mesh routes of mesh (nil: none) applied
+// to svc's ports: a port that routes attach to gets, for gRPC clients, the
+// RouteConfiguration of its producer routes in place of its own (one route
+// to its own cluster) and a namespace variant per namespace with consumer
+// routes (see meshRoutes); and when a share of calls cannot be forwarded,
+// the cluster and empty assignment of FailingCluster. What the routes ask
+// that gRPC clients cannot do comes back as diagnostics naming the route.
+func ServiceMesh(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []Diagnostic) {
+	res, diags := service(opts, svc, mesh)
+	return res, sortDiagnostics(diags)
+}
+
+// service is ServiceMesh without sorting the diagnostics.
+func service(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []Diagnostic) {
 	if svc == nil {
 		return model.Resources{}, []Diagnostic{{Reason: "nil Service in input; skipped"}}
 	}
@@ -112,6 +122,23 @@ func service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
 			diags = append(diags, diag(label, "%v; port skipped", err))
 			continue
 		}
+		mo, d, err := meshRoutes(RuleInput{Domain: domain, Service: key, Port: label, Canonical: canonical, Mesh: mesh}, svc, p, aliases, short)
+		diags = append(diags, d...)
+		if err == nil && mo.failing {
+			var c, a model.Encoded
+			if c, a, err = failingResources(canonical); err == nil {
+				res.Clusters = append(res.Clusters, c)
+				res.Assignments = append(res.Assignments, a)
+			}
+		}
+		if err != nil {
+			diags = append(diags, diag(label, "mesh routes: %v; the port's own route is served", err))
+			mo = meshOut{}
+		}
+		if mo.plain != nil {
+			out.route = *mo.plain
+		}
+		res.Variants = append(res.Variants, mo.variants...)
 		for _, a := range aliases {
 			res.Aliases[a] = canonical
 		}
@@ -249,14 +276,22 @@ func sortVariants(vs []model.Variant) {
 // byName orders resources by name.
 func byName(a, b model.Encoded) int { return strings.Compare(a.Name, b.Name) }
 
-// sortDiagnostics sorts by namespace, name, port, then reason.
-func sortDiagnostics(d []Diagnostic) {
+// sortDiagnostics sorts by namespace, name, port, route, then reason,
+// and drops duplicates (a rule shared by a port's plain route and a
+// namespace variant is reported once).
+func sortDiagnostics(d []Diagnostic) []Diagnostic {
 	slices.SortFunc(d, func(a, b Diagnostic) int {
 		return cmp.Or(
 			cmp.Compare(a.Service.Namespace, b.Service.Namespace),
 			cmp.Compare(a.Service.Name, b.Service.Name),
 			cmp.Compare(a.Port, b.Port),
+			cmp.Compare(a.Route.Kind, b.Route.Kind),
+			cmp.Compare(a.Route.Namespace, b.Route.Namespace),
+			cmp.Compare(a.Route.Name, b.Route.Name),
 			cmp.Compare(a.Reason, b.Reason),
+			cmp.Compare(a.Feature, b.Feature),
+			cmp.Compare(a.Flavour, b.Flavour),
 		)
 	})
+	return slices.Compact(d)
 }

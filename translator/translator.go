@@ -30,13 +30,26 @@ type Diagnostic struct {
 	Service model.ServiceKey
 	// Port is the Service port's name or number, "" when the problem is not
 	// about one port.
-	Port   string
-	Reason string
+	Port string
+	// Route names the mesh route the problem is in; zero when it is not
+	// about a route.
+	Route model.RouteKey
+	// Feature names the Gateway API feature (a filter type, "queryParams",
+	// "timeouts.backendRequest", ...) that the clients of Flavour do not
+	// get as written; "" when the diagnostic is not about one.
+	Feature string
+	// Flavour is the client flavour a Feature diagnostic is about.
+	Flavour Flavour
+	Reason  string
 }
 
 func (d Diagnostic) String() string {
-	if d.Port == "" {
-		return d.Service.String() + ": " + d.Reason
+	s := d.Service.String()
+	if d.Port != "" {
+		s += " port " + d.Port
 	}
-	return d.Service.String() + " port " + d.Port + ": " + d.Reason
+	if d.Route != (model.RouteKey{}) {
+		s += " " + d.Route.String()
+	}
+	return s + ": " + d.Reason
 }

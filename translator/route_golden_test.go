@@ -1,0 +1,262 @@
+package translator
+
+import (
+	"bytes"
+	"cmp"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchboard-xds/switchboard/model"
+	"github.com/switchboard-xds/switchboard/watcher"
+)
+
+// TestRouteGolden translates each testdata/routes/in/NAME.yaml (Services,
+// EndpointSlices, HTTPRoutes, GRPCRoutes, ReferenceGrants, read by the
+// manifest source's decoder) with every route and grant as the Mesh of
+// every Service, and compares, for each Service port that routes attach
+// to, the gRPC RouteConfiguration, its namespace variants, the failing
+// cluster and the routes Envoy gets (RouteRules, FlavourEnvoy), with the
+// diagnostics, with testdata/routes/out/NAME.yaml. conformance-*.yaml are
+// the Gateway API conformance suite's mesh manifests (hack/mesh-conformance.sh).
+//
+// The whole world (every Service's resources) must pass ValidateAll and
+// the gRPC client rules, once with each namespace's variants in place of
+// the plain routes; Envoy's routes must pass ValidateAll in a
+// RouteConfiguration.
+func TestRouteGolden(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "routes", "in", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inputs) == 0 {
+		t.Fatal("no inputs in testdata/routes/in")
+	}
+	want := map[string]bool{}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		out := filepath.Join("testdata", "routes", "out", name+".yaml")
+		want[out] = true
+		t.Run(name, func(t *testing.T) {
+			got := routeGolden(t, in)
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(out, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantBytes, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, wantBytes) {
+				t.Errorf("%s differs from the translation (run with -update and review the diff):\n%s", out, lineDiff(string(wantBytes), string(got)))
+			}
+		})
+	}
+	outputs, err := filepath.Glob(filepath.Join("testdata", "routes", "out", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range outputs {
+		if want[out] {
+			continue
+		}
+		if *update {
+			if err := os.Remove(out); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s has no input in testdata/routes/in (run with -update to delete it)", out)
+	}
+}
+
+// routeGoldenFile is the layout of testdata/routes/out/*.yaml.
+type routeGoldenFile struct {
+	Diagnostics []routeGoldenDiagnostic `json:"diagnostics"`
+	Ports       []routeGoldenPort       `json:"ports"`
+}
+
+type routeGoldenDiagnostic struct {
+	Service string `json:"service"`
+	Port    string `json:"port,omitempty"`
+	Route   string `json:"route,omitempty"`
+	Feature string `json:"feature,omitempty"`
+	Flavour string `json:"flavour,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+type routeGoldenPort struct {
+	Name string `json:"name"`
+	// GRPC is the RouteConfiguration every gRPC client gets.
+	GRPC any `json:"grpc"`
+	// Namespaces maps a namespace to its variant (consumer routes).
+	Namespaces map[string]any `json:"namespaces,omitempty"`
+	// Failing is set when the port's failing cluster is served.
+	Failing bool `json:"failing,omitempty"`
+	// Envoy maps "" (producer routes) or a namespace (consumer routes) to
+	// the routes of Envoy's virtual host.
+	Envoy map[string][]any `json:"envoy"`
+}
+
+func routeGolden(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := watcher.ManifestWorld(filepath.Base(path), data, watcher.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mesh := meshOf(b)
+	f := routeGoldenFile{Diagnostics: []routeGoldenDiagnostic{}, Ports: []routeGoldenPort{}}
+	byKey := map[model.ServiceKey]decoded{}
+	var diags []Diagnostic
+	keys := slices.SortedFunc(maps.Keys(b.Services), func(a, b model.ServiceKey) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	for _, key := range keys {
+		svc := b.Services[key]
+		res, d := ServiceMesh(goldenOptions, svc, mesh)
+		diags = append(diags, d...)
+		dec := decode(t, res)
+		byKey[key] = dec
+		validateAll(t, dec)
+		for _, v := range dec.RouteVariants {
+			if err := v.Route.ValidateAll(); err != nil {
+				t.Errorf("variant %s %q: ValidateAll: %v", v.Namespace, v.Route.GetName(), err)
+			}
+		}
+		for i := range svc.Ports {
+			p := &svc.Ports[i]
+			producer, consumers := attachedRoutes(svc, p, mesh.Routes)
+			if len(producer) == 0 && len(consumers) == 0 {
+				continue
+			}
+			canonical := CanonicalName("cluster.local", key, p.Port)
+			gp := routeGoldenPort{Name: canonical, Envoy: map[string][]any{}}
+			for _, rc := range dec.Routes {
+				if rc.GetName() == canonical {
+					gp.GRPC = protoValue(t, rc)
+				}
+			}
+			for _, v := range dec.RouteVariants {
+				if v.Route.GetName() == canonical {
+					if gp.Namespaces == nil {
+						gp.Namespaces = map[string]any{}
+					}
+					gp.Namespaces[v.Namespace] = protoValue(t, v.Route)
+				}
+			}
+			for _, c := range dec.Clusters {
+				gp.Failing = gp.Failing || c.GetName() == FailingCluster(canonical)
+			}
+			in := RuleInput{Domain: "cluster.local", Service: key, Port: portLabel(p), Canonical: canonical, Mesh: mesh}
+			envoy := map[string][]*model.MeshRoute{"": producer}
+			for ns, rs := range consumers {
+				envoy[ns] = rs
+			}
+			for ns, rs := range envoy {
+				if len(rs) == 0 {
+					continue
+				}
+				ro := RouteRules(in, rs, FlavourEnvoy)
+				diags = append(diags, ro.Diagnostics...)
+				rc := &routev3.RouteConfiguration{Name: canonical, VirtualHosts: []*routev3.VirtualHost{{Name: canonical, Domains: []string{"*"}, Routes: ro.Routes}}}
+				if err := rc.ValidateAll(); err != nil {
+					t.Errorf("Envoy routes of %s (namespace %q): ValidateAll: %v", canonical, ns, err)
+				}
+				for _, r := range ro.Routes {
+					gp.Envoy[ns] = append(gp.Envoy[ns], protoValue(t, r))
+				}
+			}
+			f.Ports = append(f.Ports, gp)
+		}
+	}
+	checkWorld(t, byKey)
+	for _, d := range sortDiagnostics(diags) {
+		gd := routeGoldenDiagnostic{Service: d.Service.String(), Port: d.Port, Feature: d.Feature, Reason: d.Reason}
+		if d.Route != (model.RouteKey{}) {
+			gd.Route = d.Route.String()
+		}
+		if d.Feature != "" {
+			gd.Flavour = d.Flavour.String()
+		}
+		f.Diagnostics = append(f.Diagnostics, gd)
+	}
+	out, err := yaml.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(strings.Replace(goldenHeader, "-run Golden", "-run RouteGolden", 1)), out...)
+}
+
+// meshOf is the Mesh of a whole world: every route and grant, sorted, and
+// every Service.
+func meshOf(b model.Batch) *Mesh {
+	m := &Mesh{Services: b.Services}
+	for _, k := range slices.SortedFunc(maps.Keys(b.Routes), func(a, b model.RouteKey) int {
+		return strings.Compare(a.String(), b.String())
+	}) {
+		m.Routes = append(m.Routes, b.Routes[k])
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(b.Grants), func(a, b model.GrantKey) int {
+		return strings.Compare(a.String(), b.String())
+	}) {
+		m.Grants = append(m.Grants, b.Grants[k])
+	}
+	return m
+}
+
+// checkWorld applies the gRPC client rules to the resources of every
+// Service at once (a route's backends are other Services' clusters), and
+// again for each namespace with variants, as that namespace's clients see
+// the world.
+func checkWorld(t *testing.T, byKey map[model.ServiceKey]decoded) {
+	t.Helper()
+	namespaces := map[string]bool{"": true}
+	for _, d := range byKey {
+		for _, v := range d.RouteVariants {
+			namespaces[v.Namespace] = true
+		}
+	}
+	for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
+		var world decoded
+		world.Aliases = map[string]string{}
+		for _, d := range byKey {
+			routes := d.Routes
+			if ns != "" {
+				routes = slices.Clone(routes)
+				for _, v := range d.RouteVariants {
+					if v.Namespace != ns {
+						continue
+					}
+					for i, rc := range routes {
+						if rc.GetName() == v.Route.GetName() {
+							routes[i] = v.Route
+						}
+					}
+				}
+			}
+			world.Listeners = append(world.Listeners, d.Listeners...)
+			world.Routes = append(world.Routes, routes...)
+			world.Clusters = append(world.Clusters, d.Clusters...)
+			world.Assignments = append(world.Assignments, d.Assignments...)
+			maps.Copy(world.Aliases, d.Aliases)
+		}
+		for _, err := range grpcRuleErrors(world) {
+			t.Errorf("clients of namespace %q: %v", ns, err)
+		}
+	}
+}
