@@ -16,7 +16,7 @@ import (
 func TestTranslateCarriesChangeTimes(t *testing.T) {
 	svc := view(1, "10.0.0.1")
 	at := time.Unix(1000, 0)
-	u, _ := translate(translator.Options{}, model.Batch{
+	u, _ := translateBatch(translator.Options{}, model.Batch{
 		Services: map[model.ServiceKey]*model.Service{svc.Key: svc},
 		Changed:  map[model.ServiceKey]time.Time{svc.Key: at},
 	})

@@ -11,6 +11,9 @@ type Metrics struct {
 	applied    prometheus.Counter
 	diagnosed  prometheus.Gauge
 	cacheReady prometheus.Gauge
+	// unsupported counts mesh route features that a client flavour does
+	// not get as written, each time such a diagnostic appears.
+	unsupported *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline's metrics on reg.
@@ -33,7 +36,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_cache_ready",
 			Help: "1 once the first full translation after sync is in the cache.",
 		}),
+		unsupported: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_route_features_not_applied_total",
+			Help: "Mesh route features (filters, matches, timeouts) a client flavour (grpc, envoy) does not get as written, counted when the diagnostic appears (see /debug/diagnostics).",
+		}, []string{"flavour", "feature"}),
 	}
-	reg.MustRegister(m.translate, m.applied, m.diagnosed, m.cacheReady)
+	reg.MustRegister(m.translate, m.applied, m.diagnosed, m.cacheReady, m.unsupported)
 	return m
 }

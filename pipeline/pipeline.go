@@ -56,6 +56,7 @@ type Syncer struct {
 	log   *slog.Logger
 
 	sidecars *Sidecars // nil when off
+	mesh     *meshIndex
 
 	mu    sync.Mutex
 	diags map[model.ServiceKey][]translator.Diagnostic
@@ -70,7 +71,7 @@ func NewSyncer(cache Store, opts Options) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}}
+	s := &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}, mesh: newMeshIndex()}
 	if opts.Sidecars {
 		s.sidecars = NewSidecars(opts.Translator)
 	}
@@ -80,7 +81,8 @@ func NewSyncer(cache Store, opts Options) *Syncer {
 // Sink translates one batch and applies it to the cache.
 func (s *Syncer) Sink(b model.Batch) {
 	start := s.opts.Now()
-	u, diags := translate(s.opts.Translator, b)
+	services := s.mesh.apply(b)
+	u, diags := translate(s.opts.Translator, b, services, s.mesh)
 	if s.sidecars != nil {
 		groups, changed, err := s.sidecars.Apply(b)
 		if err != nil {
@@ -104,7 +106,7 @@ func (s *Syncer) Sink(b model.Batch) {
 	if err != nil {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
 	}
-	s.recordDiagnostics(b, diags)
+	s.recordDiagnostics(b.Full, services, diags)
 	if m := s.opts.Metrics; m != nil {
 		m.translate.Observe(s.opts.Now().Sub(start).Seconds())
 		m.applied.Add(float64(n))
@@ -114,22 +116,26 @@ func (s *Syncer) Sink(b model.Batch) {
 	}
 }
 
-// translate translates every Service of b into the cache Update that
-// carries it, with the diagnostics of each translated Service. A full batch
-// (start-up, resync) is translated on every core; the translator is pure,
-// so the result is the same as one by one.
-func translate(opts translator.Options, b model.Batch) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
-	u := xds.Update{Full: b.Full, Services: make(map[string]*model.Resources, len(b.Services))}
-	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(b.Services))
-	keys := make([]model.ServiceKey, 0, len(b.Services))
-	for key := range b.Services {
+// translate translates services (b's Services and the ones b's routes,
+// grants and backends affect, see meshIndex.apply), each with the mesh
+// routes attached to it, into the cache Update that carries them, with the
+// diagnostics of each translated Service. A full batch (start-up, resync)
+// is translated on every core; the translator is pure, so the result is
+// the same as one by one.
+func translate(opts translator.Options, b model.Batch, services map[model.ServiceKey]*model.Service, mesh *meshIndex) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
+	u := xds.Update{Full: b.Full, Services: make(map[string]*model.Resources, len(services))}
+	diags := make(map[model.ServiceKey][]translator.Diagnostic, len(services))
+	keys := make([]model.ServiceKey, 0, len(services))
+	meshes := make([]*translator.Mesh, 0, len(services))
+	for key := range services {
 		keys = append(keys, key)
+		meshes = append(meshes, mesh.mesh(key))
 	}
 	res := make([]*model.Resources, len(keys))
 	ds := make([][]translator.Diagnostic, len(keys))
 	forEach(len(keys), func(i int) {
-		if svc := b.Services[keys[i]]; svc != nil {
-			r, d := translator.Service(opts, svc)
+		if svc := services[keys[i]]; svc != nil {
+			r, d := translator.ServiceMesh(opts, svc, meshes[i])
 			res[i], ds[i] = &r, d
 		}
 	})
@@ -148,21 +154,30 @@ func translate(opts translator.Options, b model.Batch) (xds.Update, map[model.Se
 	return u, diags
 }
 
-func (s *Syncer) recordDiagnostics(b model.Batch, diags map[model.ServiceKey][]translator.Diagnostic) {
+func (s *Syncer) recordDiagnostics(full bool, services map[model.ServiceKey]*model.Service, diags map[model.ServiceKey][]translator.Diagnostic) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b.Full {
+	if full {
 		for key := range s.diags {
-			if _, ok := b.Services[key]; !ok {
+			if _, ok := services[key]; !ok {
 				delete(s.diags, key)
 			}
 		}
 	}
-	for key := range b.Services {
+	for key := range services {
 		old, now := s.diags[key], diags[key]
 		for _, d := range now {
-			if !slices.Contains(old, d) {
+			if slices.Contains(old, d) {
+				continue
+			}
+			if d.Route != (model.RouteKey{}) {
+				s.log.Warn("mesh route not applied as written", "service", key.String(), "port", d.Port,
+					"route", d.Route.String(), "feature", d.Feature, "reason", d.Reason)
+			} else {
 				s.log.Warn("service not fully translated", "service", key.String(), "port", d.Port, "reason", d.Reason)
+			}
+			if m := s.opts.Metrics; m != nil && d.Feature != "" {
+				m.unsupported.WithLabelValues(d.Flavour.String(), d.Feature).Inc()
 			}
 		}
 		if len(now) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 func view(i int, addr string) *model.Service {
@@ -30,7 +31,7 @@ func TestTranslateInParallelEqualsOneByOne(t *testing.T) {
 		svc := view(i, fmt.Sprintf("10.0.%d.%d", i/250, 1+i%250))
 		b.Services[svc.Key] = svc
 	}
-	u, _ := translate(translator.Options{}, b)
+	u, _ := translateBatch(translator.Options{}, b)
 	if !u.Full || len(u.Services) != len(b.Services) {
 		t.Fatalf("update: full=%v, %d services, want %d", u.Full, len(u.Services), len(b.Services))
 	}
@@ -76,4 +77,10 @@ func TestSyncerDiagnosticsAndMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(m.translate); n != 1 {
 		t.Fatalf("translate histogram: %d series", n)
 	}
+}
+
+// translateBatch is translate of one batch on a new world.
+func translateBatch(opts translator.Options, b model.Batch) (xds.Update, map[model.ServiceKey][]translator.Diagnostic) {
+	x := newMeshIndex()
+	return translate(opts, b, x.apply(b), x)
 }

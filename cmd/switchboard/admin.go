@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/xds"
 )
@@ -65,11 +66,21 @@ func debugHandler(ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
 		type diag struct {
 			Service string `json:"service"`
 			Port    string `json:"port,omitempty"`
+			Route   string `json:"route,omitempty"`
+			Feature string `json:"feature,omitempty"`
+			Flavour string `json:"flavour,omitempty"`
 			Reason  string `json:"reason"`
 		}
 		out := []diag{}
 		for _, d := range syncer.Diagnostics() {
-			out = append(out, diag{Service: d.Service.String(), Port: d.Port, Reason: d.Reason})
+			e := diag{Service: d.Service.String(), Port: d.Port, Feature: d.Feature, Reason: d.Reason}
+			if d.Route != (model.RouteKey{}) {
+				e.Route = d.Route.String()
+			}
+			if d.Feature != "" {
+				e.Flavour = d.Flavour.String()
+			}
+			out = append(out, e)
 		}
 		writeJSON(w, out)
 	})
