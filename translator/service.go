@@ -105,7 +105,8 @@ func service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
 		if p.Unresolved {
 			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
 		}
-		out, d, err := translatePort(svc, p, pol, threshold, canonical, aliases, short)
+		envoyRoute := opts.Sidecars && IsHTTPPort(p) && len(clusterIPsOf(svc)) > 0
+		out, d, err := translatePort(svc, p, pol, threshold, canonical, aliases, short, envoyRoute)
 		diags = append(diags, d...)
 		if err != nil {
 			// Unreachable: every string of a resource is checked first.
@@ -118,6 +119,7 @@ func service(opts Options, svc *model.Service) (model.Resources, []Diagnostic) {
 		res.Listeners = append(res.Listeners, out.listener)
 		res.Routes = append(res.Routes, out.route)
 		res.Clusters = append(res.Clusters, out.cluster)
+		res.Variants = append(res.Variants, out.routeVariants...)
 		res.Variants = append(res.Variants, out.clusterVariants...)
 		if out.hasAssignments {
 			res.Assignments = append(res.Assignments, out.assignments.plain)
