@@ -173,11 +173,10 @@ func (s *sidecarScene) dial(ctx context.Context, sb *switchboard, name, ns strin
 func (s *sidecarScene) converge(ctx context.Context, what string, t0 time.Time, clients []sidecarClient) {
 	s.t.Helper()
 	for _, c := range clients {
-		own := c.ns == s.ns
-		err := c.c.WaitFor(ctx, func(cfg *envoysim.Config) bool { return len(s.problems(cfg, own)) == 0 })
+		err := c.c.WaitFor(ctx, func(cfg *envoysim.Config) bool { return len(s.problems(cfg, c.ns)) == 0 })
 		if err != nil {
 			s.t.Fatalf("%s: client %s (namespace %s): %v; still wrong:\n  %s", what, c.name, c.ns, err,
-				strings.Join(s.problems(c.c.Snapshot(), own), "\n  "))
+				strings.Join(s.problems(c.c.Snapshot(), c.ns), "\n  "))
 		}
 	}
 	s.t.Logf("%s: all %d clients route as expected %v after the first write", what, len(clients), time.Since(t0).Round(time.Millisecond))
@@ -200,24 +199,15 @@ func (s *sidecarScene) converge(ctx context.Context, what string, t0 time.Time, 
 	}
 }
 
-// portInUse reports whether a Service of the scene not deleted has port.
-func (s *sidecarScene) portInUse(port uint32) bool {
-	for _, svc := range s.svcs {
-		if !svc.gone && uint32(svc.port.Port) == port {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *sidecarScene) canonical(name string) string {
 	return fmt.Sprintf("%s.%s.svc.cluster.local:%d", name, s.ns, s.svcs[name].port.Port)
 }
 
-// problems returns every way cfg, as held by a sidecar of the scene's
-// namespace (own) or of the other one, routes or resolves other than the
-// scene says; none when it is right.
-func (s *sidecarScene) problems(cfg *envoysim.Config, own bool) []string {
+// problems returns every way cfg, as held by a sidecar of namespace ns
+// (the scene's or the other one), routes or resolves other than the scene
+// says; none when it is right. Names are resolved as the application in
+// that pod asks, through its search path (envoysim.Config.ResolveInPod).
+func (s *sidecarScene) problems(cfg *envoysim.Config, ns string) []string {
 	var out []string
 	fail := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
 	route := func(conn envoysim.Conn, cluster string, eps []string) {
@@ -233,14 +223,26 @@ func (s *sidecarScene) problems(cfg *envoysim.Config, own bool) []string {
 		route(conn, "PassthroughCluster", []string{conn.DstIP + ":" + strconv.Itoa(int(conn.DstPort))})
 	}
 	resolve := func(name string, qtype uint16, want ...string) {
-		got, err := cfg.Resolve("dns", name, qtype)
+		got, err := cfg.ResolveInPod("dns", ns, "cluster.local", name, qtype)
 		if err != nil || !slices.Equal(got, want) {
-			fail("DNS %d %s: %v %v, want %v", qtype, name, got, err, want)
+			fail("DNS %d %s from %s: %v %v, want %v", qtype, name, ns, got, err, want)
 		}
 	}
 	forwarded := func(name string) {
-		if got, err := cfg.Resolve("dns", name, envoysim.TypeA); !errors.Is(err, envoysim.ErrForwarded) {
-			fail("DNS A %s: %v %v, want it forwarded upstream", name, got, err)
+		if got, err := cfg.ResolveInPod("dns", ns, "cluster.local", name, envoysim.TypeA); !errors.Is(err, envoysim.ErrForwarded) {
+			fail("DNS A %s from %s: %v %v, want it forwarded upstream", name, ns, got, err)
+		}
+	}
+	// nameForms resolves every form of a Service's name as the pod would:
+	// the short name only from its own namespace.
+	nameForms := func(name string, want ...string) {
+		for _, n := range []string{name + "." + s.ns, name + "." + s.ns + ".svc", name + "." + s.ns + ".svc.cluster.local"} {
+			resolve(n, envoysim.TypeA, want...)
+		}
+		if ns == s.ns {
+			resolve(name, envoysim.TypeA, want...)
+		} else {
+			forwarded(name)
 		}
 	}
 	for _, name := range s.order {
@@ -266,43 +268,33 @@ func (s *sidecarScene) problems(cfg *envoysim.Config, own bool) []string {
 			if _, ok := cfg.Clusters[s.canonical(name)]; ok {
 				fail("cluster %s of a deleted Service is still held", s.canonical(name))
 			}
-			if l := fmt.Sprintf("0.0.0.0_%d", port); !s.portInUse(port) && cfg.Listeners[l] != nil {
-				fail("listener %s is still held, with no Service left on its port", l)
+			if l := fmt.Sprintf("%s_%d", svc.ip, port); cfg.Listeners[l] != nil {
+				fail("listener %s of a deleted Service is still held", l)
 			}
 			forwarded(fqdn)
 		case svc.ip == corev1.ClusterIPNone:
 			for _, ip := range svc.pods {
 				passthrough(envoysim.Conn{Protocol: "tcp", DstIP: ip, DstPort: port})
 			}
-			resolve(fqdn, envoysim.TypeA, svc.pods...)
+			nameForms(name, svc.pods...)
 		case svc.port.Protocol == corev1.ProtocolUDP:
 			route(envoysim.Conn{Protocol: "udp", DstIP: svc.ip, DstPort: port}, s.canonical(name)+"/udp", eps)
-			resolve(fqdn, envoysim.TypeA, svc.ip)
+			nameForms(name, svc.ip)
 		case svc.port.Name == "http":
+			// The ClusterIP chose the Service: every Host reaches it.
 			p := ":" + strconv.Itoa(int(port))
-			hosts := []string{svc.ip, svc.ip + p}
-			for _, h := range []string{fqdn, name + "." + s.ns + ".svc", name + "." + s.ns} {
+			hosts := []string{svc.ip, svc.ip + p, "unknown.invalid"}
+			for _, h := range []string{name, name + "." + s.ns, name + "." + s.ns + ".svc", fqdn} {
 				hosts = append(hosts, h, h+p)
-				resolve(h, envoysim.TypeA, svc.ip)
-			}
-			short := []string{name, name + p}
-			if own {
-				hosts = append(hosts, short...)
-				resolve(name, envoysim.TypeA, svc.ip)
-			} else {
-				for _, h := range short {
-					passthrough(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port, Host: h})
-				}
-				forwarded(name)
 			}
 			for _, h := range hosts {
 				route(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port, Host: h}, s.canonical(name), eps)
 			}
-			passthrough(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port, Host: "unknown.invalid"})
+			nameForms(name, svc.ip)
 			resolve("_http._tcp."+fqdn, envoysim.TypeSRV, fmt.Sprintf("0 100 %d %s", port, fqdn))
 		default:
 			route(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port}, s.canonical(name), eps)
-			resolve(fqdn, envoysim.TypeA, svc.ip)
+			nameForms(name, svc.ip)
 			// No Service has this address (outside the service CIDR).
 			passthrough(envoysim.Conn{Protocol: "tcp", DstIP: "10.97.0.1", DstPort: port})
 		}

@@ -14,9 +14,9 @@ import (
 //     with a class too, the composite;
 //   - Namespace (node metadata NAMESPACE) lets a listener name without a dot
 //     in its host ("S:P", "S") stand for a Service of that namespace, as a
-//     DNS search path would (Resolve), picks the sidecar stage's namespace
-//     variants, and says which Services limited by visibility the client
-//     may see (MaySee).
+//     DNS search path would (Resolve), picks the namespace variants of
+//     routes, and says which Services limited by visibility the client may
+//     see (MaySee).
 //
 // Views says which variants the client gets and in which order they are
 // tried; InScope, which resources a wildcard subscription brings it.
@@ -134,13 +134,20 @@ func (c Client) InScope(t ResourceType, envoyOnly bool) bool {
 //     else (Z failed over, or has no endpoints) the un-zoned DRAINING-aware
 //     one. The translator makes the composite whenever both of the others
 //     exist, so the order never hides one.
-//   - Listeners, routes: the client's namespace, for the sidecar stage's
-//     namespace variants.
+//   - Routes: for an Envoy client, the Envoy and namespace composite, then
+//     the Envoy variant its sidecar listeners route with (an Envoy client
+//     never takes a variant shaped for gRPC clients); for any other, the
+//     client's namespace (routes that differ by the client's namespace).
+//   - Listeners: none; every client of a kind gets the same listeners.
 func (c Client) Views() [NumResourceTypes][]View {
 	var v [NumResourceTypes][]View
-	if c.Namespace != "" {
-		ns := []View{{Namespace: c.Namespace}}
-		v[Listener], v[Route] = ns, ns
+	switch {
+	case c.Class == ClassEnvoy && c.Namespace != "":
+		v[Route] = []View{{Class: c.Class, Namespace: c.Namespace}, {Class: c.Class}}
+	case c.Class == ClassEnvoy:
+		v[Route] = []View{{Class: c.Class}}
+	case c.Namespace != "":
+		v[Route] = []View{{Namespace: c.Namespace}}
 	}
 	if c.Class != ClassNone {
 		v[Cluster] = []View{{Class: c.Class}}

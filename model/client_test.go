@@ -73,9 +73,10 @@ func TestViews(t *testing.T) {
 		{Client{}, [NumResourceTypes][]View{}},
 		{Client{Zone: "z"}, [NumResourceTypes][]View{Assignment: {{Zone: "z"}}}},
 		{Client{Class: ClassCCore}, [NumResourceTypes][]View{Cluster: {{Class: ClassCCore}}, Assignment: {{Class: ClassCCore}}}},
+		{Client{Namespace: "n"}, [NumResourceTypes][]View{Route: {{Namespace: "n"}}}},
+		{Client{Class: ClassEnvoy}, [NumResourceTypes][]View{Route: {{Class: ClassEnvoy}}, Cluster: {{Class: ClassEnvoy}}, Assignment: {{Class: ClassEnvoy}}}},
 		{Client{Class: ClassEnvoy, Zone: "z", Namespace: "n"}, [NumResourceTypes][]View{
-			Listener:   {{Namespace: "n"}},
-			Route:      {{Namespace: "n"}},
+			Route:      {{Class: ClassEnvoy, Namespace: "n"}, {Class: ClassEnvoy}},
 			Cluster:    {{Class: ClassEnvoy}},
 			Assignment: {{Class: ClassEnvoy, Zone: "z"}, {Zone: "z"}, {Class: ClassEnvoy}},
 		}},

@@ -46,20 +46,28 @@ func BenchmarkSyncFull(b *testing.B) {
 	}
 }
 
-// BenchmarkSidecars measures the sidecar stage on 1000 Services × 10
-// endpoints in 10 namespaces (views built by watcher.Store), all on one
-// HTTP-family port as worldgen makes them, so one route configuration
-// holds 1000 virtual hosts in 11 variants: full is a cold start; endpoint
-// is one endpoint change (rebuilds nothing); added is one new Service (its
-// port and the DNS table: every namespace variant of both). wire-B/op is
-// the size of what one op rebuilt, every variant counted.
+// BenchmarkSidecars measures the sidecar stage on R Services × 10
+// endpoints in R/100 namespaces (views built by watcher.Store), all on one
+// HTTP-family port as worldgen makes them, at R=1000 and R=10,000 (20 with
+// -short), so that the cost of a change can be compared across world
+// sizes in one run: full is a cold start; endpoint is one endpoint change
+// (rebuilds nothing); added is one new Service, added and deleted in
+// turn (its listener and the DNS table, which is built from every
+// Service's records kept by the stage). wire-B/op is the size of what one
+// op rebuilt.
 func BenchmarkSidecars(b *testing.B) {
-	services := 1000
+	sizes := []int{1000, 10000}
 	if testing.Short() {
-		services = 20
+		sizes = []int{20}
 	}
+	for _, services := range sizes {
+		b.Run(fmt.Sprintf("R=%d", services), func(b *testing.B) { benchSidecars(b, services) })
+	}
+}
+
+func benchSidecars(b *testing.B, services int) {
 	key := func(i int) model.ServiceKey {
-		return model.ServiceKey{Namespace: fmt.Sprintf("ns-%d", i%10), Name: fmt.Sprintf("svc-%d", i)}
+		return model.ServiceKey{Namespace: fmt.Sprintf("ns-%d", i%max(services/100, 1)), Name: fmt.Sprintf("svc-%d", i)}
 	}
 	views, err := worldgen.Generate(worldgen.Options{Services: services + 1, Endpoints: 10, Key: key})
 	if err != nil {
@@ -91,7 +99,7 @@ func BenchmarkSidecars(b *testing.B) {
 		b.ReportAllocs()
 		n := 0
 		for b.Loop() {
-			groups, _, err := NewSidecars(opts).Apply(model.Batch{Full: true, Services: world})
+			groups, _, err := NewSidecars(opts).Apply(model.Batch{Full: true, Services: world}, false)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -119,13 +127,13 @@ func BenchmarkSidecars(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s := NewSidecars(opts)
-			if _, _, err := s.Apply(model.Batch{Full: true, Services: world}); err != nil {
+			if _, _, err := s.Apply(model.Batch{Full: true, Services: world}, false); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			n, i := 0, 0
 			for b.Loop() {
-				groups, _, err := s.Apply(c.batch(i))
+				groups, _, err := s.Apply(c.batch(i), false)
 				if err != nil {
 					b.Fatal(err)
 				}

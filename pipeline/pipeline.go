@@ -35,7 +35,17 @@ type Options struct {
 	// Sidecars turns on the sidecar stage (see Sidecars): the listeners,
 	// route configurations and DNS table that Envoy sidecars route with.
 	Sidecars bool
+	// DNSInterval is the least time between two builds of the sidecars'
+	// DNS table after a change (0 means DefaultDNSInterval; negative, no
+	// wait): a change within it of the last build waits until it has
+	// passed, together with every other change of that time, so a burst of
+	// new Services sends the table to each sidecar at most twice per
+	// interval. Everything else of a change is sent at once.
+	DNSInterval time.Duration
 }
+
+// DefaultDNSInterval is Options.DNSInterval's default.
+const DefaultDNSInterval = time.Second
 
 // Store is what a Syncer fills: an xds.Cache, or a load-test peer that
 // serves the same Updates its own way. Apply stores one Update and returns
@@ -58,6 +68,12 @@ type Syncer struct {
 	sidecars *Sidecars // nil when off
 	mesh     *meshIndex
 
+	// sinkMu serialises Sink and the flush of a held DNS table, which
+	// share sidecars and the fields below.
+	sinkMu   sync.Mutex
+	lastDNS  time.Time   // when the DNS table was last built
+	dnsTimer *time.Timer // armed while a held DNS table waits
+
 	mu    sync.Mutex
 	diags map[model.ServiceKey][]translator.Diagnostic
 }
@@ -67,12 +83,17 @@ func NewSyncer(cache Store, opts Options) *Syncer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.DNSInterval == 0 {
+		opts.DNSInterval = DefaultDNSInterval
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Syncer{cache: cache, opts: opts, log: log, diags: map[model.ServiceKey][]translator.Diagnostic{}, mesh: newMeshIndex()}
 	if opts.Sidecars {
+		opts.Translator.Sidecars = true
+		s.opts.Translator.Sidecars = true
 		s.sidecars = NewSidecars(opts.Translator)
 	}
 	return s
@@ -80,23 +101,15 @@ func NewSyncer(cache Store, opts Options) *Syncer {
 
 // Sink translates one batch and applies it to the cache.
 func (s *Syncer) Sink(b model.Batch) {
+	s.sinkMu.Lock()
+	defer s.sinkMu.Unlock()
 	start := s.opts.Now()
 	services := s.mesh.apply(b)
 	u, diags := translate(s.opts.Translator, b, services, s.mesh)
 	if s.sidecars != nil {
-		groups, changed, err := s.sidecars.Apply(b)
-		if err != nil {
-			s.log.Error("some sidecar resources could not be built; their previous version keeps serving", "error", err)
-		}
-		for key, r := range groups {
-			u.Services[key] = r
-		}
-		if len(changed) > 0 && u.Changed == nil {
-			u.Changed = make(map[string]time.Time, len(changed))
-		}
-		for key, at := range changed {
-			u.Changed[key] = at
-		}
+		hold := s.opts.DNSInterval > 0 && !b.Full && start.Sub(s.lastDNS) < s.opts.DNSInterval
+		groups, changed, err := s.sidecars.Apply(b, hold)
+		s.addSidecars(&u, groups, changed, err, start)
 	}
 	if !b.FirstEvent.IsZero() {
 		u.Coalesce = start.Sub(b.FirstEvent)
@@ -113,6 +126,54 @@ func (s *Syncer) Sink(b model.Batch) {
 		if s.cache.Ready() {
 			m.cacheReady.Set(1)
 		}
+	}
+}
+
+// addSidecars adds the sidecar stage's groups to u, and arms the flush of
+// a DNS table the stage holds.
+func (s *Syncer) addSidecars(u *xds.Update, groups map[string]*model.Resources, changed map[string]time.Time, err error, now time.Time) {
+	if err != nil {
+		s.log.Error("some sidecar resources could not be built; their previous version keeps serving", "error", err)
+	}
+	if u.Services == nil {
+		u.Services = make(map[string]*model.Resources, len(groups))
+	}
+	for key, r := range groups {
+		u.Services[key] = r
+	}
+	if len(changed) > 0 && u.Changed == nil {
+		u.Changed = make(map[string]time.Time, len(changed))
+	}
+	for key, at := range changed {
+		u.Changed[key] = at
+	}
+	if _, built := groups[dnsGroup]; built {
+		s.lastDNS = now
+	}
+	if s.sidecars.DNSPending() && s.dnsTimer == nil {
+		s.dnsTimer = time.AfterFunc(s.opts.DNSInterval-now.Sub(s.lastDNS), s.flushDNS)
+	}
+}
+
+// flushDNS builds and stores the DNS table the sidecar stage held.
+func (s *Syncer) flushDNS() {
+	s.sinkMu.Lock()
+	defer s.sinkMu.Unlock()
+	s.dnsTimer = nil
+	start := s.opts.Now()
+	groups, changed, err := s.sidecars.FlushDNS()
+	var u xds.Update
+	s.addSidecars(&u, groups, changed, err, start)
+	if len(u.Services) == 0 {
+		return
+	}
+	u.Translate = max(s.opts.Now().Sub(start), 1)
+	n, err := s.cache.Apply(u)
+	if err != nil {
+		s.log.Error("the sidecars' DNS table could not be stored; its previous version keeps serving", "error", err)
+	}
+	if m := s.opts.Metrics; m != nil {
+		m.applied.Add(float64(n))
 	}
 }
 

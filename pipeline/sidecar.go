@@ -3,6 +3,8 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/switchboard-xds/switchboard/model"
@@ -10,26 +12,37 @@ import (
 )
 
 // SidecarGroupPrefix starts the cache group key of every part of the
-// sidecar stage ("~sidecar/tcp/80"); no Service key can start with it.
+// sidecar stage ("~sidecar/tcp/10.96.0.10:80"); no Service key can start
+// with it.
 const SidecarGroupPrefix = "~sidecar/"
 
+// dnsGroup is the cache group of the DNS table.
+var dnsGroup = SidecarGroupPrefix + translator.SidecarPart{Kind: translator.SidecarDNS}.String()
+
 // Sidecars is the cross-Service stage of the pipeline: it keeps what of
-// every Service the Envoy sidecar resources read (translator.SidecarFacts)
-// and an index from each translator.SidecarPart to the Services on it, and
-// for every batch rebuilds only the parts whose Services changed in a way
-// those resources see. An endpoint change of a Service with a ClusterIP
-// (most changes) rebuilds nothing here: Envoy gets only the new
-// assignment. A new Service rebuilds the parts of its ports and the DNS
-// table, not every listener.
+// every Service the Envoy sidecar resources read (translator.SidecarFacts),
+// an index from each translator.SidecarPart (a ClusterIP and port) to the
+// Services on it, and each Service's marshalled DNS records; for every
+// batch it rebuilds only the parts whose Services changed in a way those
+// resources see. An endpoint change (most changes, headless Services'
+// included) rebuilds nothing here: Envoy gets only the new assignment. A
+// new Service rebuilds its own listeners and the DNS table, which is the
+// records it holds laid end to end; the Syncer may hold the table back to
+// coalesce changes (Apply's holdDNS, FlushDNS).
 //
-// Sidecars is not safe for concurrent use; the Syncer calls it from the
-// watcher's one goroutine.
+// Sidecars is not safe for concurrent use; the Syncer serialises its calls.
 type Sidecars struct {
 	opts  translator.Options
 	facts map[model.ServiceKey]*model.Service
 	parts map[translator.SidecarPart]map[model.ServiceKey]struct{}
 	// stored holds the parts that have a group in the cache.
 	stored map[translator.SidecarPart]bool
+	// dns holds the DNS records of every Service that has some.
+	dns map[model.ServiceKey]translator.DNSRecords
+	// dnsDirty is set while the table has changes not yet built, the
+	// earliest of which happened at dnsAt (zero: unknown).
+	dnsDirty bool
+	dnsAt    time.Time
 }
 
 // NewSidecars returns an empty stage that translates with opts.
@@ -39,6 +52,7 @@ func NewSidecars(opts translator.Options) *Sidecars {
 		facts:  map[model.ServiceKey]*model.Service{},
 		parts:  map[translator.SidecarPart]map[model.ServiceKey]struct{}{},
 		stored: map[translator.SidecarPart]bool{},
+		dns:    map[model.ServiceKey]translator.DNSRecords{},
 	}
 }
 
@@ -46,21 +60,26 @@ func NewSidecars(opts translator.Options) *Sidecars {
 // by group key (SidecarGroupPrefix + part): the part's resources, or nil
 // for a part that no Service contributes to any more; and, per group,
 // the earliest change time of the batch's Services on it (see
-// model.Batch.Changed). A part that fails to build keeps its previous
-// group, and its error is returned joined with the others.
-func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string]time.Time, error) {
+// model.Batch.Changed). With holdDNS, a change of the DNS table is kept
+// pending (DNSPending) instead of built; a full batch always builds it. A
+// part that fails to build keeps its previous group, and its error is
+// returned joined with the others.
+func (s *Sidecars) Apply(b model.Batch, holdDNS bool) (map[string]*model.Resources, map[string]time.Time, error) {
 	dirty := map[translator.SidecarPart]time.Time{}
 	touch := func(p translator.SidecarPart, at time.Time) {
-		if old, ok := dirty[p]; !ok || (!at.IsZero() && (old.IsZero() || at.Before(old))) {
+		if old, ok := dirty[p]; !ok || earlier(at, old) {
 			dirty[p] = at
 		}
 	}
+	var errs []error
 	if b.Full {
 		for p := range s.stored {
 			touch(p, time.Time{})
 		}
 		s.facts = map[model.ServiceKey]*model.Service{}
 		s.parts = map[translator.SidecarPart]map[model.ServiceKey]struct{}{}
+		s.dns = map[model.ServiceKey]translator.DNSRecords{}
+		s.markDNS(time.Time{})
 		touch(translator.SidecarPart{Kind: translator.SidecarShared}, time.Time{})
 	}
 	for key, svc := range b.Services {
@@ -70,8 +89,16 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 		}
 		at := b.Changed[key]
 		for _, p := range translator.SidecarParts(old) {
+			if p.Kind == translator.SidecarDNS {
+				continue
+			}
 			touch(p, at)
 			delete(s.parts[p], key)
+		}
+		if changed, err := s.updateDNS(key, f); err != nil {
+			errs = append(errs, err)
+		} else if changed {
+			s.markDNS(at)
 		}
 		if f == nil {
 			delete(s.facts, key)
@@ -79,6 +106,9 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 		}
 		s.facts[key] = f
 		for _, p := range translator.SidecarParts(f) {
+			if p.Kind == translator.SidecarDNS {
+				continue
+			}
 			touch(p, at)
 			if s.parts[p] == nil {
 				s.parts[p] = map[model.ServiceKey]struct{}{}
@@ -86,6 +116,97 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 			s.parts[p][key] = struct{}{}
 		}
 	}
+	out, changed, err := s.build(dirty)
+	errs = append(errs, err)
+	if s.dnsDirty && (b.Full || !holdDNS) {
+		dns, at, err := s.buildDNS()
+		errs = append(errs, err)
+		if dns != nil {
+			out[dnsGroup] = dns
+			if !at.IsZero() {
+				changed[dnsGroup] = at
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, changed, fmt.Errorf("sidecar resources: %w", err)
+	}
+	return out, changed, nil
+}
+
+// DNSPending reports whether the DNS table has changes that Apply held.
+func (s *Sidecars) DNSPending() bool { return s.dnsDirty }
+
+// FlushDNS builds the DNS table if it has pending changes, and returns its
+// group as Apply would (nothing when none is pending).
+func (s *Sidecars) FlushDNS() (map[string]*model.Resources, map[string]time.Time, error) {
+	out, changed := map[string]*model.Resources{}, map[string]time.Time{}
+	if !s.dnsDirty {
+		return out, changed, nil
+	}
+	dns, at, err := s.buildDNS()
+	if dns != nil {
+		out[dnsGroup] = dns
+		if !at.IsZero() {
+			changed[dnsGroup] = at
+		}
+	}
+	if err != nil {
+		return out, changed, fmt.Errorf("sidecar resources: %w", err)
+	}
+	return out, changed, nil
+}
+
+func earlier(at, than time.Time) bool {
+	return !at.IsZero() && (than.IsZero() || at.Before(than))
+}
+
+// markDNS records a possible change of the table at at.
+func (s *Sidecars) markDNS(at time.Time) {
+	if !s.dnsDirty || earlier(at, s.dnsAt) {
+		s.dnsAt = at
+	}
+	s.dnsDirty = true
+}
+
+// updateDNS replaces the records of key by those of f (nil: none) and
+// reports whether they changed. On error the old records stay.
+func (s *Sidecars) updateDNS(key model.ServiceKey, f *model.Service) (bool, error) {
+	r, err := translator.NewDNSRecords(s.opts, f)
+	if err != nil {
+		return false, err
+	}
+	old, had := s.dns[key]
+	switch {
+	case r.Wire == nil && !had:
+		return false, nil
+	case r.Wire == nil:
+		delete(s.dns, key)
+		return true, nil
+	case had && string(old.Wire) == string(r.Wire):
+		return false, nil
+	}
+	s.dns[key] = r
+	return true, nil
+}
+
+// buildDNS builds the DNS listener from every Service's records and clears
+// the pending change; on error its previous group keeps serving until the
+// next change of the table (the translator fails only on options that
+// were validated before, so a retry would fail the same way).
+func (s *Sidecars) buildDNS() (*model.Resources, time.Time, error) {
+	at := s.dnsAt
+	s.dnsDirty, s.dnsAt = false, time.Time{}
+	r, err := translator.DNSListener(s.opts, slices.Collect(maps.Values(s.dns)))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	r.EnvoyOnly = true
+	return &r, at, nil
+}
+
+// build rebuilds the dirty parts other than the DNS table.
+func (s *Sidecars) build(dirty map[translator.SidecarPart]time.Time) (map[string]*model.Resources, map[string]time.Time, error) {
 	list := make([]translator.SidecarPart, 0, len(dirty))
 	for p := range dirty {
 		list = append(list, p)
@@ -109,7 +230,7 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 		}
 		res[i] = &r
 	})
-	out := make(map[string]*model.Resources, len(list))
+	out := make(map[string]*model.Resources, len(list)+1)
 	changed := map[string]time.Time{}
 	for i, p := range list {
 		if errs[i] != nil {
@@ -130,8 +251,5 @@ func (s *Sidecars) Apply(b model.Batch) (map[string]*model.Resources, map[string
 			changed[key] = at
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return out, changed, fmt.Errorf("sidecar resources: %w", err)
-	}
-	return out, changed, nil
+	return out, changed, errors.Join(errs...)
 }

@@ -1,13 +1,17 @@
 package pipeline
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-xds/switchboard/internal/poll"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
+	"github.com/switchboard-xds/switchboard/xds"
 )
 
 func sidecarView(ns, name string, ip string, port int32, portName string, addrs ...string) *model.Service {
@@ -24,101 +28,175 @@ func groupKeys(m map[string]*model.Resources) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+func batchOf(at time.Time, svcs ...*model.Service) model.Batch {
+	b := model.Batch{Services: map[model.ServiceKey]*model.Service{}, Changed: map[model.ServiceKey]time.Time{}}
+	for _, s := range svcs {
+		b.Services[s.Key] = s
+		b.Changed[s.Key] = at
+	}
+	return b
+}
+
 // The sidecar stage rebuilds exactly the parts a change touches: nothing
-// for an endpoint change of a Service with a ClusterIP, the Service's
-// ports and the DNS table for a new Service, a removal for a port nobody
-// uses any more; a full batch rebuilds everything and drops what is gone.
+// for an endpoint change, headless or not; a new Service's own listener
+// and the DNS table; a removal for a deleted Service's listener; a full
+// batch rebuilds everything and drops what is gone.
 func TestSidecarsRebuildOnlyWhatChanged(t *testing.T) {
 	s := NewSidecars(translator.Options{SidecarDNS: "127.0.0.1:15053"})
 	web := sidecarView("a", "web", "10.96.0.1", 80, "http", "10.0.0.1")
 	db := sidecarView("a", "db", "10.96.0.2", 5432, "pg", "10.0.0.2")
 	full := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{web.Key: web, db.Key: db}}
-	groups, _, err := s.Apply(full)
+	groups, _, err := s.Apply(full, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"~sidecar/dns", "~sidecar/shared", "~sidecar/tcp/5432", "~sidecar/tcp/80"}
+	want := []string{"~sidecar/dns", "~sidecar/shared", "~sidecar/tcp/10.96.0.1:80", "~sidecar/tcp/10.96.0.2:5432"}
 	if got := groupKeys(groups); !slices.Equal(got, want) {
-		t.Fatalf("full batch groups = %v, want %v", got, want)
+		t.Fatalf("full batch groups = %v, want %v (a full batch builds the DNS table even when asked to hold it)", got, want)
 	}
-	if r := groups["~sidecar/tcp/80"]; r == nil || len(r.Routes) != 1 || len(r.Listeners) != 1 || !r.EnvoyOnly {
-		t.Fatalf("tcp/80 = %+v, want one listener and one route, Envoy only", r)
+	if r := groups["~sidecar/tcp/10.96.0.1:80"]; r == nil || len(r.Listeners) != 1 || r.Listeners[0].Name != "10.96.0.1_80" || len(r.Routes)+len(r.Variants) != 0 || !r.EnvoyOnly {
+		t.Fatalf("tcp/10.96.0.1:80 = %+v, want one listener 10.96.0.1_80, no route, Envoy only", r)
 	}
 
 	// An endpoint change: nothing of the sidecar stage changes.
-	moved := sidecarView("a", "web", "10.96.0.1", 80, "http", "10.0.0.9")
 	at := time.Unix(100, 0)
-	groups, _, err = s.Apply(model.Batch{Services: map[model.ServiceKey]*model.Service{web.Key: moved}, Changed: map[model.ServiceKey]time.Time{web.Key: at}})
-	if err != nil || len(groups) != 0 {
-		t.Fatalf("endpoint change rebuilt %v (err %v), want nothing", groupKeys(groups), err)
+	groups, _, err = s.Apply(batchOf(at, sidecarView("a", "web", "10.96.0.1", 80, "http", "10.0.0.9")), false)
+	if err != nil || len(groups) != 0 || s.DNSPending() {
+		t.Fatalf("endpoint change rebuilt %v (err %v, DNS pending %v), want nothing", groupKeys(groups), err, s.DNSPending())
 	}
 
-	// A new Service on port 80: its port and the DNS table, with its time.
+	// A new Service on port 80: its own listener and the DNS table, with
+	// its time; the other Service's listener on the port is not touched.
 	api := sidecarView("b", "api", "10.96.0.3", 80, "http", "10.0.0.3")
-	groups, changed, err := s.Apply(model.Batch{Services: map[model.ServiceKey]*model.Service{api.Key: api}, Changed: map[model.ServiceKey]time.Time{api.Key: at}})
+	groups, changed, err := s.Apply(batchOf(at, api), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := groupKeys(groups); !slices.Equal(got, []string{"~sidecar/dns", "~sidecar/tcp/80"}) {
-		t.Fatalf("new Service rebuilt %v, want its port and the DNS table", got)
+	if got := groupKeys(groups); !slices.Equal(got, []string{"~sidecar/dns", "~sidecar/tcp/10.96.0.3:80"}) {
+		t.Fatalf("new Service rebuilt %v, want its listener and the DNS table", got)
 	}
-	if !changed["~sidecar/tcp/80"].Equal(at) {
-		t.Errorf("changed[tcp/80] = %v, want %v", changed["~sidecar/tcp/80"], at)
-	}
-	// Two namespaces have Services on port 80: each gets its short names.
-	if ns := namespacesOf(groups["~sidecar/tcp/80"].Variants, model.Route); !slices.Equal(ns, []string{"a", "b"}) {
-		t.Errorf("route variants for %v, want [a b]", ns)
+	if !changed["~sidecar/tcp/10.96.0.3:80"].Equal(at) || !changed["~sidecar/dns"].Equal(at) {
+		t.Errorf("changed = %v, want %v for both", changed, at)
 	}
 
-	// The last Service of port 5432 goes: its group is removed.
-	groups, _, err = s.Apply(model.Batch{Services: map[model.ServiceKey]*model.Service{db.Key: nil}})
+	// Held: the listener now, the table later, with the earliest time.
+	later := at.Add(time.Second)
+	cache := sidecarView("b", "cache", "10.96.0.4", 6379, "redis")
+	groups, _, err = s.Apply(batchOf(later, cache), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := groups["~sidecar/tcp/5432"]; !ok || r != nil {
-		t.Fatalf("after deleting db, tcp/5432 = %v (present %v), want a removal", r, ok)
+	if got := groupKeys(groups); !slices.Equal(got, []string{"~sidecar/tcp/10.96.0.4:6379"}) || !s.DNSPending() {
+		t.Fatalf("held batch rebuilt %v (DNS pending %v), want the listener only and the table pending", got, s.DNSPending())
+	}
+	groups, _, _ = s.Apply(batchOf(later.Add(time.Second), sidecarView("b", "q", "10.96.0.5", 5672, "amqp")), true)
+	if len(groups) != 1 {
+		t.Fatalf("second held batch rebuilt %v", groupKeys(groups))
+	}
+	groups, changed, err = s.FlushDNS()
+	if err != nil || !slices.Equal(groupKeys(groups), []string{"~sidecar/dns"}) || !changed["~sidecar/dns"].Equal(later) || s.DNSPending() {
+		t.Fatalf("flush = %v, %v, %v (pending %v); want the table changed at %v", groupKeys(groups), changed, err, s.DNSPending(), later)
+	}
+	if groups, _, _ = s.FlushDNS(); len(groups) != 0 {
+		t.Fatalf("second flush = %v, want nothing", groupKeys(groups))
 	}
 
-	// A full batch without api: port 80 is rebuilt without it.
-	groups, _, err = s.Apply(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{web.Key: moved}})
+	// db goes: its listener is removed.
+	groups, _, err = s.Apply(model.Batch{Services: map[model.ServiceKey]*model.Service{db.Key: nil}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := groupKeys(groups); !slices.Equal(got, []string{"~sidecar/dns", "~sidecar/shared", "~sidecar/tcp/80"}) {
-		t.Fatalf("second full batch groups = %v", got)
+	if r, ok := groups["~sidecar/tcp/10.96.0.2:5432"]; !ok || r != nil {
+		t.Fatalf("after deleting db, its listener = %v (present %v), want a removal", r, ok)
 	}
-	if ns := namespacesOf(groups["~sidecar/tcp/80"].Variants, model.Route); !slices.Equal(ns, []string{"a"}) {
-		t.Errorf("after api left, route variants for %v, want [a]", ns)
+
+	// A full batch with web only: everything else is removed.
+	groups, _, err = s.Apply(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{web.Key: web}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"~sidecar/tcp/10.96.0.3:80", "~sidecar/tcp/10.96.0.4:6379", "~sidecar/tcp/10.96.0.5:5672"} {
+		if r, ok := groups[gone]; !ok || r != nil {
+			t.Errorf("second full batch: %s = %v (present %v), want a removal", gone, r, ok)
+		}
+	}
+	if groups["~sidecar/tcp/10.96.0.1:80"] == nil || groups["~sidecar/dns"] == nil {
+		t.Errorf("second full batch groups = %v, want web's listener and the table", groupKeys(groups))
 	}
 }
 
-// A headless Service's pods are in its chains and DNS records, so an
-// endpoint change of it does rebuild its parts.
-func TestSidecarsFollowHeadlessEndpoints(t *testing.T) {
+// A headless Service is answered in DNS through its cluster, so its pod
+// churn rebuilds nothing: not the table, not a listener.
+func TestSidecarsIgnoreHeadlessEndpoints(t *testing.T) {
 	s := NewSidecars(translator.Options{SidecarDNS: "127.0.0.1:15053"})
 	kafka := sidecarView("a", "kafka", "", 9092, "broker", "10.0.1.1")
 	kafka.ClusterIPs, kafka.Headless = nil, true
-	if _, _, err := s.Apply(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{kafka.Key: kafka}}); err != nil {
-		t.Fatal(err)
+	groups, _, err := s.Apply(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{kafka.Key: kafka}}, false)
+	if err != nil || groups["~sidecar/dns"] == nil {
+		t.Fatalf("full batch: %v, %v; want the table", groupKeys(groups), err)
 	}
-	moved := sidecarView("a", "kafka", "", 9092, "broker", "10.0.1.2")
+	moved := sidecarView("a", "kafka", "", 9092, "broker", "10.0.1.2", "10.0.1.3")
 	moved.ClusterIPs, moved.Headless = nil, true
-	groups, _, err := s.Apply(model.Batch{Services: map[model.ServiceKey]*model.Service{kafka.Key: moved}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := groupKeys(groups); !slices.Contains(got, "~sidecar/dns") {
-		t.Fatalf("headless endpoint change rebuilt %v, want the DNS table among them", got)
+	groups, _, err = s.Apply(batchOf(time.Unix(1, 0), moved), false)
+	if err != nil || len(groups) != 0 || s.DNSPending() {
+		t.Fatalf("headless endpoint change rebuilt %v (err %v, pending %v), want nothing", groupKeys(groups), err, s.DNSPending())
 	}
 }
 
-func namespacesOf(vs []model.Variant, t model.ResourceType) []string {
-	var out []string
-	for _, v := range vs {
-		if v.Type == t {
-			out = append(out, v.View.Namespace)
-		}
+// countingStore is a Store that records the versions of the DNS listener
+// it is given.
+type countingStore struct {
+	mu   sync.Mutex
+	dns  int
+	last *model.Resources
+}
+
+func (c *countingStore) Apply(u xds.Update) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := u.Services[dnsGroup]; ok {
+		c.dns++
+		c.last = r
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return len(u.Services), nil
+}
+
+func (c *countingStore) Ready() bool { return true }
+
+func (c *countingStore) table() (int, *model.Resources) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dns, c.last
+}
+
+// 100 Services added one batch each within one interval send the DNS table
+// twice: at once for the first, and once more, with all of them, when the
+// interval has passed. Every listener is sent with its own batch.
+func TestSyncerCoalescesDNSTable(t *testing.T) {
+	store := &countingStore{}
+	s := NewSyncer(store, Options{Sidecars: true, DNSInterval: time.Hour, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}})
+	s.Sink(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{}})
+	if n, _ := store.table(); n != 1 {
+		t.Fatalf("start-up stored the table %d times, want 1", n)
+	}
+	// The start-up build was just now: with an hour's interval, every
+	// change below waits; the test then shortens the wait by flushing.
+	for i := range 100 {
+		s.Sink(batchOf(time.Now(), sidecarView("a", fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.1.%d", i+1), 80, "http")))
+	}
+	if n, _ := store.table(); n != 1 {
+		t.Fatalf("100 Services within the interval stored the table %d times, want still 1", n)
+	}
+	s.sinkMu.Lock()
+	timer := s.dnsTimer
+	s.sinkMu.Unlock()
+	if timer == nil || !timer.Stop() {
+		t.Fatal("no flush armed for the held table")
+	}
+	go s.flushDNS()
+	poll.Until(t, 10*time.Second, "the held table stored", func() bool { n, _ := store.table(); return n == 2 })
+	_, last := store.table()
+	if got := len(last.Listeners[0].Wire); got < 100*30 {
+		t.Errorf("flushed table is %d bytes, want the records of 100 Services", got)
+	}
 }

@@ -30,8 +30,10 @@ type decoded struct {
 	Visibility    []string
 }
 
-// routeVariant is a namespace variant of a RouteConfiguration, decoded.
+// routeVariant is a namespace variant of a RouteConfiguration (for gRPC
+// clients, or with Class envoy for Envoy clients), decoded.
 type routeVariant struct {
+	Class     string
 	Namespace string
 	Route     *routev3.RouteConfiguration
 }
@@ -105,8 +107,8 @@ func decode(t testing.TB, r model.Resources) decoded {
 			out.ClusterVariants = append(out.ClusterVariants, clusterVariant{Class: v.View.Class, Cluster: decodeOne[clusterv3.Cluster](t, v.Resource)})
 		case v.Type == model.Assignment && v.View.Class == "" && v.View.Namespace == "":
 			out.ZoneAssignments = append(out.ZoneAssignments, zoneCLA{Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
-		case v.Type == model.Route && v.View.Class == "" && v.View.Zone == "" && v.View.Namespace != "":
-			out.RouteVariants = append(out.RouteVariants, routeVariant{Namespace: v.View.Namespace, Route: decodeOne[routev3.RouteConfiguration](t, v.Resource)})
+		case v.Type == model.Route && v.View.Zone == "" && (v.View.Class == model.ClassEnvoy || v.View.Class == "" && v.View.Namespace != ""):
+			out.RouteVariants = append(out.RouteVariants, routeVariant{Class: v.View.Class, Namespace: v.View.Namespace, Route: decodeOne[routev3.RouteConfiguration](t, v.Resource)})
 		case v.Type == model.Assignment && v.View.Class != "" && v.View.Namespace == "":
 			out.ClassAssignments = append(out.ClassAssignments, classCLA{Class: v.View.Class, Zone: v.View.Zone, Assignment: decodeCLA(t, v.Resource)})
 		default:

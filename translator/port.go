@@ -10,6 +10,8 @@ import (
 type portOut struct {
 	listener, route, cluster model.Encoded
 	clusterVariants          []model.Variant
+	// routeVariants is the Envoy variant of the route, when asked for.
+	routeVariants []model.Variant
 	// hasAssignments is false for an ExternalName port: its DNS cluster
 	// carries its one endpoint, and there is no EDS.
 	hasAssignments bool
@@ -26,11 +28,12 @@ type portAssignments struct {
 }
 
 // translatePort builds and encodes the resources of port p of svc, named
-// canonical, whose route also answers to aliases and short. The error is
+// canonical, whose route also answers to aliases and short, and with
+// envoyRoute the Envoy variant of that route (envoyRouteWire). The error is
 // for a resource that does not encode, which a valid Service never has (the
 // strings in a resource are checked before it is built); the port is then
 // not served.
-func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int, canonical string, aliases, short []string) (portOut, []Diagnostic, error) {
+func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int, canonical string, aliases, short []string, envoyRoute bool) (portOut, []Diagnostic, error) {
 	var out portOut
 	var err error
 	if out.listener, err = listenerWire(canonical, canonical); err != nil {
@@ -38,6 +41,13 @@ func translatePort(svc *model.Service, p *model.Port, pol policy, threshold int,
 	}
 	if out.route, err = routeWire(pol, canonical, aliases, short); err != nil {
 		return portOut{}, nil, err
+	}
+	if envoyRoute {
+		e, err := envoyRouteWire(pol, canonical)
+		if err != nil {
+			return portOut{}, nil, err
+		}
+		out.routeVariants = []model.Variant{{Type: model.Route, View: model.View{Class: model.ClassEnvoy}, Resource: e}}
 	}
 	if svc.Type == model.TypeExternalName {
 		// No endpoints: the client resolves the name itself.

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -110,4 +111,20 @@ func routeWire(pol policy, canonical string, aliases, short []string) (model.Enc
 	b = appendHeader(b, routeAction, sizeMessage(actionCluster, len(canonical)))
 	b = appendString(b, actionCluster, canonical)
 	return model.NewEncoded(canonical, b), nil
+}
+
+// envoyRouteWire is the Envoy variant (model.View{Class: ClassEnvoy}) of
+// the route configuration named canonical: what an Envoy sidecar's
+// outbound listener for the port asks for by RDS. The listener is the
+// Service's own (chosen by ClusterIP and port), so its one virtual host
+// matches every Host ("*": "S", "S.N:P", the ClusterIP, whatever the
+// application wrote); its route has no timeout (Envoy's default is 15 s;
+// gRPC streams and long polls are the application's to time out, as
+// Istio does), and pol's route policy as gRPC clients get it.
+func envoyRouteWire(pol policy, canonical string) (model.Encoded, error) {
+	rc := routeConfiguration(canonical, nil, nil)
+	rc.VirtualHosts[0].Domains = []string{"*"}
+	rc.VirtualHosts[0].Routes[0].GetRoute().Timeout = durationpb.New(0)
+	pol.applyRoute(rc)
+	return encode(canonical, rc)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	"github.com/switchboard-xds/switchboard/model"
@@ -128,7 +129,7 @@ func routeGolden(t *testing.T, path string) []byte {
 	})
 	for _, key := range keys {
 		svc := b.Services[key]
-		res, d := ServiceMesh(goldenOptions, svc, mesh)
+		res, d := ServiceMesh(routeGoldenOptions, svc, mesh)
 		diags = append(diags, d...)
 		dec := decode(t, res)
 		byKey[key] = dec
@@ -152,7 +153,7 @@ func routeGolden(t *testing.T, path string) []byte {
 				}
 			}
 			for _, v := range dec.RouteVariants {
-				if v.Route.GetName() == canonical {
+				if v.Route.GetName() == canonical && v.Class == "" {
 					if gp.Namespaces == nil {
 						gp.Namespaces = map[string]any{}
 					}
@@ -180,6 +181,7 @@ func routeGolden(t *testing.T, path string) []byte {
 				for _, r := range ro.Routes {
 					gp.Envoy[ns] = append(gp.Envoy[ns], protoValue(t, r))
 				}
+				checkEnvoyVariant(t, res, canonical, ns, ro.Routes)
 			}
 			f.Ports = append(f.Ports, gp)
 		}
@@ -200,6 +202,46 @@ func routeGolden(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return append([]byte(strings.Replace(goldenHeader, "-run Golden", "-run RouteGolden", 1)), out...)
+}
+
+// routeGoldenOptions turn on the Envoy route variants (for ports with a
+// cluster IP).
+var routeGoldenOptions = Options{ClusterDomain: "cluster.local", Sidecars: true}
+
+// checkEnvoyVariant checks that the Envoy variant of route canonical for
+// the clients of ns ("" for every namespace), when res has one, routes
+// with routes.
+func checkEnvoyVariant(t *testing.T, res model.Resources, canonical, ns string, routes []*routev3.Route) {
+	t.Helper()
+	for _, v := range res.Variants {
+		if v.Type != model.Route || v.View.Class != model.ClassEnvoy || v.View.Namespace != ns || v.Resource.Name != canonical {
+			continue
+		}
+		rc := decodeOne[routev3.RouteConfiguration](t, v.Resource)
+		got := rc.GetVirtualHosts()[0].GetRoutes()
+		if len(got) != len(routes) {
+			t.Errorf("Envoy variant of %s for %q has %d routes, want %d", canonical, ns, len(got), len(routes))
+			return
+		}
+		for i := range got {
+			if !proto.Equal(got[i], routes[i]) {
+				t.Errorf("Envoy variant of %s for %q: route %d is %v, want %v", canonical, ns, i, got[i], routes[i])
+			}
+		}
+		return
+	}
+	if ns != "" && hasEnvoyVariant(res, canonical) {
+		t.Errorf("Envoy variant of %s: none for namespace %q", canonical, ns)
+	}
+}
+
+func hasEnvoyVariant(res model.Resources, canonical string) bool {
+	for _, v := range res.Variants {
+		if v.Type == model.Route && v.View.Class == model.ClassEnvoy && v.Resource.Name == canonical {
+			return true
+		}
+	}
+	return false
 }
 
 // meshOf is the Mesh of a whole world: every route and grant, sorted, and
@@ -228,7 +270,9 @@ func checkWorld(t *testing.T, byKey map[model.ServiceKey]decoded) {
 	namespaces := map[string]bool{"": true}
 	for _, d := range byKey {
 		for _, v := range d.RouteVariants {
-			namespaces[v.Namespace] = true
+			if v.Class == "" {
+				namespaces[v.Namespace] = true
+			}
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
@@ -239,7 +283,7 @@ func checkWorld(t *testing.T, byKey map[model.ServiceKey]decoded) {
 			if ns != "" {
 				routes = slices.Clone(routes)
 				for _, v := range d.RouteVariants {
-					if v.Namespace != ns {
+					if v.Namespace != ns || v.Class != "" {
 						continue
 					}
 					for i, rc := range routes {

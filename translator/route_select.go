@@ -52,9 +52,12 @@ func attaches(r *model.MeshRoute, key model.ServiceKey, p *model.Port) bool {
 
 // meshOut is what the mesh routes of one port contribute.
 type meshOut struct {
-	// plain is the RouteConfiguration every client gets, when producer
-	// routes apply (else the port's own route is kept).
-	plain    *model.Encoded
+	// plain is the RouteConfiguration every gRPC client gets, and envoy
+	// Envoy's variant of it, when producer routes apply (else the port's
+	// own route and Envoy variant are kept).
+	plain, envoy *model.Encoded
+	// variants are the consumer routes' namespace variants, for gRPC
+	// clients and (with Envoy) for Envoy clients of the namespace.
 	variants []model.Variant
 	failing  bool
 }
@@ -64,8 +67,12 @@ type meshOut struct {
 // producer routes, and one variant per namespace with consumer routes
 // (model.View{Namespace}: the xds cache serves it to that namespace's
 // clients). Each has the virtual host of routeConfiguration with the routes
-// of RouteRules.
-func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short []string) (meshOut, []Diagnostic, error) {
+// of RouteRules. With envoy (the port has an Envoy route variant, see
+// envoyRouteWire), the same for Envoy clients: the producer routes in
+// place of the Envoy variant (View{Class: envoy}), and consumer routes as
+// View{Class: envoy, Namespace}, each with envoyRouteWire's one virtual
+// host whose domains are "*".
+func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short []string, envoy bool) (meshOut, []Diagnostic, error) {
 	var out meshOut
 	if in.Mesh == nil || len(in.Mesh.Routes) == 0 {
 		return out, nil, nil
@@ -90,12 +97,27 @@ func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short 
 		rc.VirtualHosts[0].Routes = vr
 		return encode(in.Canonical, rc)
 	}
+	buildEnvoy := func(routes []*model.MeshRoute) (model.Encoded, error) {
+		ro := RouteRules(in, routes, FlavourEnvoy)
+		diags = append(diags, ro.Diagnostics...)
+		rc := routeConfiguration(in.Canonical, nil, nil)
+		rc.VirtualHosts[0].Domains = []string{"*"}
+		rc.VirtualHosts[0].Routes = ro.Routes // none: Envoy answers 404, as the spec asks
+		return encode(in.Canonical, rc)
+	}
 	if len(producer) > 0 {
 		e, err := build(producer)
 		if err != nil {
 			return meshOut{}, diags, err
 		}
 		out.plain = &e
+		if envoy {
+			e, err := buildEnvoy(producer)
+			if err != nil {
+				return meshOut{}, diags, err
+			}
+			out.envoy = &e
+		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(consumers)) {
 		e, err := build(consumers[ns])
@@ -103,6 +125,13 @@ func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short 
 			return meshOut{}, diags, err
 		}
 		out.variants = append(out.variants, model.Variant{Type: model.Route, View: model.View{Namespace: ns}, Resource: e})
+		if envoy {
+			e, err := buildEnvoy(consumers[ns])
+			if err != nil {
+				return meshOut{}, diags, err
+			}
+			out.variants = append(out.variants, model.Variant{Type: model.Route, View: model.View{Class: model.ClassEnvoy, Namespace: ns}, Resource: e})
+		}
 	}
 	return out, diags, nil
 }

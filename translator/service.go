@@ -115,14 +115,15 @@ func service(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []D
 		if p.Unresolved {
 			diags = append(diags, diag(label, "no EndpointSlice carries port name %q", p.Name))
 		}
-		out, d, err := translatePort(svc, p, pol, threshold, canonical, aliases, short)
+		envoyRoute := opts.Sidecars && IsHTTPPort(p) && len(clusterIPsOf(svc)) > 0
+		out, d, err := translatePort(svc, p, pol, threshold, canonical, aliases, short, envoyRoute)
 		diags = append(diags, d...)
 		if err != nil {
 			// Unreachable: every string of a resource is checked first.
 			diags = append(diags, diag(label, "%v; port skipped", err))
 			continue
 		}
-		mo, d, err := meshRoutes(RuleInput{Domain: domain, Service: key, Port: label, Canonical: canonical, Mesh: mesh}, svc, p, aliases, short)
+		mo, d, err := meshRoutes(RuleInput{Domain: domain, Service: key, Port: label, Canonical: canonical, Mesh: mesh}, svc, p, aliases, short, len(out.routeVariants) > 0)
 		diags = append(diags, d...)
 		if err == nil && mo.failing {
 			var c, a model.Encoded
@@ -138,6 +139,9 @@ func service(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []D
 		if mo.plain != nil {
 			out.route = *mo.plain
 		}
+		if mo.envoy != nil {
+			out.routeVariants = []model.Variant{{Type: model.Route, View: model.View{Class: model.ClassEnvoy}, Resource: *mo.envoy}}
+		}
 		res.Variants = append(res.Variants, mo.variants...)
 		for _, a := range aliases {
 			res.Aliases[a] = canonical
@@ -145,6 +149,7 @@ func service(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []D
 		res.Listeners = append(res.Listeners, out.listener)
 		res.Routes = append(res.Routes, out.route)
 		res.Clusters = append(res.Clusters, out.cluster)
+		res.Variants = append(res.Variants, out.routeVariants...)
 		res.Variants = append(res.Variants, out.clusterVariants...)
 		if out.hasAssignments {
 			res.Assignments = append(res.Assignments, out.assignments.plain)

@@ -23,7 +23,7 @@ import (
 
 // sidecarGoldenOptions are the options the sidecar golden cases are
 // translated with: the default DNS listener of switchboard serve.
-var sidecarGoldenOptions = Options{ClusterDomain: "cluster.local", SidecarDNS: "127.0.0.1:15053"}
+var sidecarGoldenOptions = Options{ClusterDomain: "cluster.local", SidecarDNS: "127.0.0.1:15053", Sidecars: true}
 
 // TestSidecarGolden builds the sidecar stage (every SidecarPart) of each
 // testdata/sidecar/in/NAME.yaml and compares it with
@@ -59,6 +59,9 @@ func TestSidecarGolden(t *testing.T) {
 				all = append(all, res)
 			}
 			checkSidecarWorld(t, views, all)
+			if routes := renderEnvoyRoutes(t, views); len(routes) > 0 {
+				out = append(out, map[string]any{"part": "envoy route variants (Service)", "routes": routes})
+			}
 			got, err := yaml.Marshal(map[string]any{"parts": out})
 			if err != nil {
 				t.Fatal(err)
@@ -102,8 +105,9 @@ func checkSidecarWorld(t *testing.T, views []*model.Service, sidecar []model.Res
 }
 
 // sidecarConfig is what a sidecar of namespace ns holds: every Service's
-// clusters and assignments, the shared part (unless sidecar has it), and
-// every part of sidecar with that namespace's variants.
+// clusters and assignments and the Envoy variants of its routes, the
+// shared part (unless sidecar has it), and every part of sidecar that ns
+// may see (Resources.Visibility).
 func sidecarConfig(t *testing.T, views []*model.Service, sidecar []model.Resources, ns string) *envoysim.Config {
 	t.Helper()
 	if !slices.ContainsFunc(sidecar, func(r model.Resources) bool {
@@ -123,6 +127,7 @@ func sidecarConfig(t *testing.T, views []*model.Service, sidecar []model.Resourc
 		}
 		cfg.Add(m)
 	}
+	envoy := model.Client{Class: model.ClassEnvoy, Namespace: ns}
 	for _, res := range byKey {
 		for _, e := range res.Clusters {
 			add(&clusterv3.Cluster{}, e)
@@ -130,27 +135,57 @@ func sidecarConfig(t *testing.T, views []*model.Service, sidecar []model.Resourc
 		for _, e := range res.Assignments {
 			add(&endpointv3.ClusterLoadAssignment{}, e)
 		}
-	}
-	pick := func(plain model.Encoded, vs []model.Variant) model.Encoded {
-		for _, v := range vs {
-			if v.View.Namespace == ns && v.Resource.Name == plain.Name {
-				return v.Resource
-			}
+		for _, e := range res.Routes {
+			add(&routev3.RouteConfiguration{}, pickView(e, variantsOf(res, model.Route), envoy.Views()[model.Route]))
 		}
-		return plain
 	}
 	for _, res := range sidecar {
-		for _, e := range res.Listeners {
-			add(&listenerv3.Listener{}, pick(e, variantsOf(res, model.Listener)))
+		if !envoy.MaySee(res.Visibility, "") {
+			continue
 		}
-		for _, e := range res.Routes {
-			add(&routev3.RouteConfiguration{}, pick(e, variantsOf(res, model.Route)))
+		for _, e := range res.Listeners {
+			add(&listenerv3.Listener{}, e)
 		}
 		for _, e := range res.Clusters {
 			add(&clusterv3.Cluster{}, e)
 		}
 	}
 	return cfg
+}
+
+// pickView returns the variant of plain for the first of views that has
+// one, else plain, as the cache serves it.
+func pickView(plain model.Encoded, vs []model.Variant, views []model.View) model.Encoded {
+	for _, view := range views {
+		for _, v := range vs {
+			if v.View == view && v.Resource.Name == plain.Name {
+				return v.Resource
+			}
+		}
+	}
+	return plain
+}
+
+// renderEnvoyRoutes renders the Envoy variants of the routes of views, as
+// Service builds them with the sidecar stage on.
+func renderEnvoyRoutes(t *testing.T, views []*model.Service) []any {
+	t.Helper()
+	byKey, _ := all(sidecarGoldenOptions, views)
+	var out []any
+	for _, v := range views {
+		for _, rv := range variantsOf(byKey[v.Key], model.Route) {
+			if rv.View != (model.View{Class: model.ClassEnvoy}) {
+				t.Errorf("%s: route variant for %+v, want Envoy's only", rv.Resource.Name, rv.View)
+			}
+			m := &routev3.RouteConfiguration{}
+			if err := proto.Unmarshal(rv.Resource.Wire, m); err != nil {
+				t.Fatal(err)
+			}
+			validateDeep(t, rv.Resource.Name, m)
+			out = append(out, protoValue(t, m))
+		}
+	}
+	return out
 }
 
 // partsOf returns every part some view contributes to, sorted.
@@ -185,25 +220,15 @@ func renderSidecarPart(t *testing.T, p SidecarPart, res model.Resources) map[str
 			out[key] = vs
 		}
 	}
-	variants := func(key string, msg func() proto.Message, list []model.Variant) {
-		byNS := map[string][]any{}
-		for _, v := range list {
-			m := msg()
-			if err := proto.Unmarshal(v.Resource.Wire, m); err != nil {
-				t.Fatalf("%s %s/%s: %v", key, v.View.Namespace, v.Resource.Name, err)
-			}
-			validateDeep(t, v.View.Namespace+"/"+v.Resource.Name, m)
-			byNS[v.View.Namespace] = append(byNS[v.View.Namespace], protoValue(t, m))
-		}
-		if len(byNS) > 0 {
-			out[key] = byNS
-		}
+	if len(res.Visibility) > 0 {
+		out["visibility"] = res.Visibility
 	}
 	add("listeners", func() proto.Message { return &listenerv3.Listener{} }, res.Listeners)
 	add("routes", func() proto.Message { return &routev3.RouteConfiguration{} }, res.Routes)
 	add("clusters", func() proto.Message { return &clusterv3.Cluster{} }, res.Clusters)
-	variants("listenerVariants", func() proto.Message { return &listenerv3.Listener{} }, variantsOf(res, model.Listener))
-	variants("routeVariants", func() proto.Message { return &routev3.RouteConfiguration{} }, variantsOf(res, model.Route))
+	if len(res.Variants) > 0 {
+		t.Errorf("part %s has %d variants; the sidecar stage has none", p, len(res.Variants))
+	}
 	return out
 }
 

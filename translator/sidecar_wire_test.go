@@ -2,79 +2,52 @@ package translator
 
 import (
 	"bytes"
+	"cmp"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// The assembled route configurations and DNS listeners are byte for byte
-// what marshalling the whole message gives, for the plain resource and
-// every variant, on every sidecar golden input.
+// The assembled DNS listener is byte for byte what marshalling the whole
+// message gives, on every sidecar golden input and on none.
 func TestSidecarWireEqualsMessages(t *testing.T) {
 	at := netip.MustParseAddrPort("127.0.0.1:15053")
-	for _, name := range []string{"http", "dns", "headless", "tcp", "udp"} {
-		views := loadViews(t, "testdata/sidecar/in/"+name+".yaml")
-		for _, part := range partsOf(views) {
-			ins := sidecarInputs(part, views)
-			nss := append([]string{""}, variantNamespaces(ins)...)
-			var assembled func(ns string) model.Encoded
-			var reference func(ns string) ([]byte, error)
-			switch part.Kind {
-			case SidecarTCP:
-				var http []sidecarInput
-				for _, in := range ins {
-					if !in.svc.Headless && IsHTTPPort(in.port) {
-						http = append(http, in)
-					}
-				}
-				if len(http) == 0 {
-					continue
-				}
-				plain, vs, err := routeVariants("cluster.local", part.Port, "r", http)
-				if err != nil {
-					t.Fatal(err)
-				}
-				assembled = pickVariant(plain, vs)
-				reference = func(ns string) ([]byte, error) {
-					return deterministic.Marshal(portRoute("cluster.local", part.Port, "r", ns, http))
-				}
-			case SidecarDNS:
-				plain, vs, err := dnsVariants(at, "cluster.local", ins)
-				if err != nil {
-					t.Fatal(err)
-				}
-				assembled = pickVariant(plain, vs)
-				reference = func(ns string) ([]byte, error) {
-					l, err := dnsListener(at, dnsTable("cluster.local", ns, ins))
-					if err != nil {
-						return nil, err
-					}
-					return deterministic.Marshal(l)
-				}
-			default:
-				continue
+	opts := sidecarGoldenOptions
+	for _, name := range []string{"", "http", "dns", "headless", "tcp", "udp"} {
+		var views []*model.Service
+		if name != "" {
+			views = loadViews(t, "testdata/sidecar/in/"+name+".yaml")
+		}
+		var records []DNSRecords
+		for _, v := range slices.Backward(views) { // DNSListener sorts
+			r, err := NewDNSRecords(opts, v)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, ns := range nss {
-				want, err := reference(ns)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := assembled(ns); !bytes.Equal(got.Wire, want) {
-					t.Errorf("%s %s, namespace %q: assembled bytes differ from the marshalled message (%d vs %d bytes)", name, part, ns, len(got.Wire), len(want))
-				}
+			if r.Wire != nil {
+				records = append(records, r)
 			}
 		}
-	}
-}
-
-func pickVariant(plain model.Encoded, vs []model.Variant) func(string) model.Encoded {
-	return func(ns string) model.Encoded {
-		for _, v := range vs {
-			if v.View.Namespace == ns {
-				return v.Resource
-			}
+		got, err := DNSListener(opts, records)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return plain
+		sorted := slices.Clone(views)
+		slices.SortFunc(sorted, func(a, b *model.Service) int {
+			return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
+		})
+		l, err := dnsListener(at, dnsTable("cluster.local", sorted))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := deterministic.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Listeners) != 1 || !bytes.Equal(got.Listeners[0].Wire, want) {
+			t.Errorf("%q: assembled DNS listener differs from the marshalled message", name)
+		}
 	}
 }

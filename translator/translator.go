@@ -21,6 +21,10 @@ type Options struct {
 	// SidecarDNS is the address ("IP:port") of the DNS listener that Envoy
 	// sidecars get (DNSListenerName); "" for none.
 	SidecarDNS string
+	// Sidecars adds, to every HTTP-family port with a ClusterIP, the Envoy
+	// variant of its route configuration that the sidecar stage's
+	// outbound listener uses (see envoyRouteWire).
+	Sidecars bool
 }
 
 // Diagnostic reports an input that could not be translated, or not fully.

@@ -14,22 +14,9 @@ import (
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// sidecarGroup is a sidecar-stage group: one Envoy-only listener and a
-// route configuration "80" with a variant for namespace "a".
-func sidecarGroup(listener string, vhosts int) *model.Resources {
-	rc := func(n int) *routev3.RouteConfiguration {
-		r := &routev3.RouteConfiguration{Name: "80"}
-		for range n {
-			r.VirtualHosts = append(r.VirtualHosts, &routev3.VirtualHost{Name: "v"})
-		}
-		return r
-	}
-	return &model.Resources{
-		EnvoyOnly: true,
-		Listeners: encs(&listenerv3.Listener{Name: listener}),
-		Routes:    encs(rc(vhosts)),
-		Variants:  []model.Variant{{Type: model.Route, View: model.View{Namespace: "a"}, Resource: encs(rc(vhosts + 1))[0]}},
-	}
+// sidecarGroup is a sidecar-stage group: one Envoy-only listener.
+func sidecarGroup(listener string) *model.Resources {
+	return &model.Resources{EnvoyOnly: true, Listeners: encs(&listenerv3.Listener{Name: listener})}
 }
 
 func envoyIn(ns string) *corev3.Node {
@@ -46,7 +33,7 @@ func TestScopeWildcardListeners(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*model.Resources{
 		"ns/a":            svc("a", 1),
-		"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1),
+		"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80"),
 	})
 	d := h.deltaClient(t)
 	d.node = envoyIn("a")
@@ -60,7 +47,7 @@ func TestScopeWildcardListeners(t *testing.T) {
 	// sidecar listener is.
 	apply(t, h.cache, false, map[string]*model.Resources{
 		"ns/a":            svc("a", 2),
-		"~sidecar/tcp/81": sidecarGroup("0.0.0.0_81", 1),
+		"~sidecar/tcp/81": sidecarGroup("0.0.0.0_81"),
 	})
 	if got := deltaNames(d.next()); !slices.Equal(got, []string{"0.0.0.0_81"}) {
 		t.Fatalf("after a change Envoy got %v, want [0.0.0.0_81] only", got)
@@ -85,18 +72,34 @@ func TestScopeWildcardListeners(t *testing.T) {
 	}
 }
 
-// A sidecar gets the route variant of its namespace, shared by every
-// sidecar of it; a sidecar of a namespace without one gets the plain route.
-func TestScopeNamespaceVariants(t *testing.T) {
+// Route variants: an Envoy gets the Envoy variant of a route (whatever its
+// namespace: a variant shaped for gRPC clients of its namespace is not
+// for it), and the Envoy variant of its namespace when there is one; a
+// gRPC client gets its namespace's variant, else the plain route.
+func TestScopeRouteVariants(t *testing.T) {
 	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*model.Resources{"~sidecar/tcp/80": sidecarGroup("0.0.0.0_80", 1)})
-	hosts := func(ns string) int {
+	rc := func(vhosts int) model.Encoded {
+		r := &routev3.RouteConfiguration{Name: "r"}
+		for range vhosts {
+			r.VirtualHosts = append(r.VirtualHosts, &routev3.VirtualHost{Name: "v"})
+		}
+		return enc(r)
+	}
+	apply(t, h.cache, true, map[string]*model.Resources{"ns/r": {
+		Routes: []model.Encoded{rc(1)},
+		Variants: []model.Variant{
+			{Type: model.Route, View: model.View{Namespace: "a"}, Resource: rc(2)},
+			{Type: model.Route, View: model.View{Class: model.ClassEnvoy}, Resource: rc(3)},
+			{Type: model.Route, View: model.View{Class: model.ClassEnvoy, Namespace: "b"}, Resource: rc(4)},
+		},
+	}})
+	hosts := func(node *corev3.Node) int {
 		c := h.deltaClient(t)
-		c.node = envoyIn(ns)
-		c.subscribe(resourcev3.RouteType, "80")
+		c.node = node
+		c.subscribe(resourcev3.RouteType, "r")
 		r := c.next()
 		if len(r.GetResources()) != 1 {
-			t.Fatalf("namespace %s: RDS 80 = %v", ns, deltaNames(r))
+			t.Fatalf("%s: RDS r = %v", node.GetId(), deltaNames(r))
 		}
 		m, err := r.GetResources()[0].GetResource().UnmarshalNew()
 		if err != nil {
@@ -104,8 +107,20 @@ func TestScopeNamespaceVariants(t *testing.T) {
 		}
 		return len(m.(*routev3.RouteConfiguration).GetVirtualHosts())
 	}
-	if a, b := hosts("a"), hosts("b"); a != 2 || b != 1 {
-		t.Fatalf("virtual hosts: namespace a %d (want its variant, 2), namespace b %d (want the plain route, 1)", a, b)
+	grpcIn := func(ns string) *corev3.Node {
+		n := envoyIn(ns)
+		n.Id, n.UserAgentName = "grpc-"+ns, "gRPC Go"
+		return n
+	}
+	for _, c := range []struct {
+		node *corev3.Node
+		want int
+	}{
+		{grpcIn("a"), 2}, {grpcIn("c"), 1}, {envoyIn("a"), 3}, {envoyIn("b"), 4}, {envoyIn("c"), 3},
+	} {
+		if got := hosts(c.node); got != c.want {
+			t.Errorf("%s (%s): route with %d virtual hosts, want %d", c.node.GetId(), c.node.GetUserAgentName(), got, c.want)
+		}
 	}
 }
 

@@ -43,8 +43,15 @@ func TestClientViews(t *testing.T) {
 			if d := cmp.Diff(tc.eds, v[endpointType]); d != "" {
 				t.Errorf("EDS view (-want +got):\n%s", d)
 			}
-			if v[listenerType] != nil || v[routeType] != nil {
-				t.Errorf("LDS/RDS views %v %v, want none", v[listenerType], v[routeType])
+			if v[listenerType] != nil {
+				t.Errorf("LDS views %v, want none", v[listenerType])
+			}
+			var rds []model.View
+			if tc.node.GetUserAgentName() == "envoy" {
+				rds = []model.View{{Class: "envoy"}}
+			}
+			if d := cmp.Diff(rds, v[routeType]); d != "" {
+				t.Errorf("RDS view (-want +got):\n%s", d)
 			}
 		})
 	}

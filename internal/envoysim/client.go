@@ -9,6 +9,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
@@ -164,7 +165,14 @@ func (c *Client) apply(typeURL, nonce string, resources []*anypb.Any, removed []
 	for _, n := range removed {
 		removeName(next, typeURL, n)
 	}
+	seen := map[string]bool{}
 	for _, m := range good {
+		// A listener named again in a later response replaces the one
+		// held; named twice in one response, it is a duplicate.
+		if l, ok := m.(*listenerv3.Listener); ok && !seen[l.GetName()] {
+			seen[l.GetName()] = true
+			delete(next.Listeners, l.GetName())
+		}
 		next.Add(m)
 	}
 	c.cfg = next

@@ -12,6 +12,7 @@ package envoysim
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -30,6 +31,11 @@ type Config struct {
 	Routes       map[string]*routev3.RouteConfiguration
 	Clusters     map[string]*clusterv3.Cluster
 	Assignments  map[string]*endpointv3.ClusterLoadAssignment
+	// LookupHost, when set, stands for Envoy's own resolver: the addresses
+	// a STRICT_DNS or LOGICAL_DNS cluster's host name resolves to (what
+	// its hosts are, and so what the DNS filter answers from such a
+	// cluster). Nil: such hosts have no address.
+	LookupHost   func(host string) []netip.Addr
 	dupListeners []string // names seen twice by FromResources; Check reports them
 }
 
@@ -109,6 +115,7 @@ func (c *Config) Clone() *Config {
 		Routes:       cloneMap(c.Routes),
 		Clusters:     cloneMap(c.Clusters),
 		Assignments:  cloneMap(c.Assignments),
+		LookupHost:   c.LookupHost,
 		dupListeners: append([]string(nil), c.dupListeners...),
 	}
 	return out

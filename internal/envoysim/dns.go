@@ -9,6 +9,8 @@ import (
 
 	dnstablev3 "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
 	dnsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 )
 
 // DNS query types Resolve answers (others get NOTIMP from Envoy).
@@ -262,10 +264,73 @@ func (c *Config) clusterHosts(name string) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, le := range cla.GetEndpoints() {
 		for _, e := range le.GetLbEndpoints() {
-			if ap, err := netip.ParseAddrPort(socketString(e.GetEndpoint().GetAddress().GetSocketAddress())); err == nil {
+			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+			if ap, err := netip.ParseAddrPort(socketString(sa)); err == nil {
 				out = append(out, ap)
+				continue
+			}
+			// A host name: Envoy resolves it (STRICT_DNS, LOGICAL_DNS);
+			// a LOGICAL_DNS cluster's one host has the first address
+			// (source/extensions/clusters/logical_dns/logical_dns_cluster.cc).
+			if c.LookupHost == nil {
+				continue
+			}
+			resolved := c.LookupHost(sa.GetAddress())
+			if cl.GetType() == clusterv3.Cluster_LOGICAL_DNS && len(resolved) > 0 {
+				resolved = resolved[:1]
+			}
+			for _, a := range resolved {
+				out = append(out, netip.AddrPortFrom(a, uint16(sa.GetPortValue())))
 			}
 		}
 	}
 	return out
+}
+
+// ResolveInPod answers name as an application in a pod of namespace ns
+// gets it when the pod's resolver is captured to the named DNS listener:
+// glibc with the resolv.conf Kubernetes writes (search "ns.svc.<domain>
+// svc.<domain> <domain>", options ndots:5) tries each search suffix, then
+// the name as written (the name first when it has five dots or more), and
+// takes the first answer. A name the listener forwards is answered by the
+// cluster's DNS upstream, which this model does not have: the search goes
+// on as on NXDOMAIN, and when no candidate is answered locally the error
+// is ErrForwarded if some candidate was forwarded. A name ending in "." is
+// tried as written only.
+func (c *Config) ResolveInPod(listener, ns, domain, name string, qtype uint16) ([]string, error) {
+	var candidates []string
+	switch {
+	case strings.HasSuffix(name, "."):
+		candidates = []string{name}
+	default:
+		var search []string
+		for _, s := range []string{ns + ".svc." + domain, "svc." + domain, domain} {
+			search = append(search, name+"."+s)
+		}
+		if strings.Count(name, ".") >= 5 {
+			candidates = append([]string{name}, search...)
+		} else {
+			candidates = append(search, name)
+		}
+	}
+	var last error = ErrNXDomain
+	forwarded := false
+	for _, q := range candidates {
+		out, err := c.Resolve(listener, q, qtype)
+		switch {
+		case err == nil: // an answer, even with no record of qtype (NODATA) ends the search
+			return out, nil
+		case errors.Is(err, ErrForwarded):
+			forwarded = true
+		case err != nil && !errors.Is(err, ErrNXDomain):
+			return nil, err
+		}
+		if err != nil {
+			last = err
+		}
+	}
+	if forwarded {
+		return nil, fmt.Errorf("%s: %w", name, ErrForwarded)
+	}
+	return nil, last
 }

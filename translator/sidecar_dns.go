@@ -1,0 +1,234 @@
+package translator
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	dnsv3 "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
+	dnsfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/switchboard-xds/switchboard/model"
+)
+
+const (
+	dnsFilterName       = "envoy.filters.udp.dns_filter"
+	dnsTTL              = 30 * time.Second // the least Envoy accepts
+	dnsResolverTimeout  = 5 * time.Second
+	dnsMaxPendingLookup = 256
+)
+
+// validateSidecarDNS checks Options.SidecarDNS: "" or a literal IP and a
+// port.
+func (o Options) validateSidecarDNS() error {
+	if o.SidecarDNS == "" {
+		return nil
+	}
+	if _, err := parseSidecarDNS(o.SidecarDNS); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseSidecarDNS(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: %w", s, err)
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a literal IP: %w", s, err)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a port from 1 to 65535", s)
+	}
+	return netip.AddrPortFrom(a, uint16(n)), nil
+}
+
+// inDNSTable reports whether svc has records in the DNS table: a Service
+// that Service translates, with a port that has a cluster, that every
+// client may see (a Service limited by AnnotationVisibleTo is left to the
+// pod's own resolver, so that it costs the sidecars that may not see it
+// nothing), and that has something to answer with: ClusterIPs, or, for a
+// headless or ExternalName Service, a cluster.
+func inDNSTable(svc *model.Service) bool {
+	tcp, udp := servedByService(svc)
+	if len(tcp)+len(udp) == 0 {
+		return false
+	}
+	if visibleTo, _ := visibility(svc); len(visibleTo) > 0 {
+		return false
+	}
+	return len(validIPs(clusterIPsOf(svc))) > 0 || svc.Headless || svc.Type == model.TypeExternalName
+}
+
+// validIPs returns the addresses of ips that parse, as written.
+func validIPs(ips []string) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		if _, err := netip.ParseAddr(ip); err == nil {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// dnsDomains are the records of one Service in the table, under its full
+// name "S.N.svc.<domain>" only: the pod's resolver, with the search path
+// Kubernetes writes into its resolv.conf ("N.svc.<domain>",
+// "svc.<domain>", "<domain>", ndots 5), asks for that name when the
+// application asks for "S", "S.N" or "S.N.svc".
+//
+//   - A Service with ClusterIPs answers A/AAAA with them, and per named
+//     port an SRV record _<name>._<tcp|udp>.S.N.svc.<domain> pointing at
+//     the full name and port, as Kubernetes DNS gives them. The SRV entry
+//     comes after the address entry of the same name: Envoy files an SRV
+//     name under a suffix only an address entry creates, and answers an
+//     SRV target only with a name the table has addresses for
+//     (dns_filter.cc).
+//   - A headless Service answers through the cluster of its first port
+//     (cluster_name): Envoy's DNS filter reads the cluster's hosts at query
+//     time, so its pod IPs come from the assignment and a rollout changes
+//     no table. No SRV (its target would need addresses in the table).
+//   - An ExternalName Service answers through its LOGICAL_DNS cluster: the
+//     address Envoy resolved externalName to (the DNS filter has no CNAME),
+//     which the application then reaches through the passthrough cluster.
+func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualDomain {
+	if !inDNSTable(svc) {
+		return nil
+	}
+	ttl := durationpb.New(dnsTTL)
+	full := svc.Key.Name + "." + svc.Key.Namespace + ".svc." + domain
+	tcp, udp := servedByService(svc)
+	if ips := validIPs(clusterIPsOf(svc)); len(ips) > 0 {
+		out := []*dnsv3.DnsTable_DnsVirtualDomain{{
+			Name:      full,
+			Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_AddressList{AddressList: &dnsv3.DnsTable_AddressList{Address: ips}}},
+			AnswerTtl: ttl,
+		}}
+		var srv []*dnsv3.DnsTable_DnsService
+		for _, p := range slices.Concat(tcp, udp) {
+			if p.Name == "" {
+				continue
+			}
+			srv = append(srv, &dnsv3.DnsTable_DnsService{
+				ServiceName: p.Name,
+				Protocol:    &dnsv3.DnsTable_DnsServiceProtocol{ProtocolConfig: &dnsv3.DnsTable_DnsServiceProtocol_Name{Name: strings.ToLower(protocolOrTCP(p.Protocol))}},
+				Ttl:         ttl,
+				Targets: []*dnsv3.DnsTable_DnsServiceTarget{{
+					EndpointType: &dnsv3.DnsTable_DnsServiceTarget_HostName{HostName: full},
+					Weight:       100,
+					Port:         uint32(p.Port),
+				}},
+			})
+		}
+		if len(srv) > 0 {
+			out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
+				Name:      full,
+				Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ServiceList{ServiceList: &dnsv3.DnsTable_DnsServiceList{Services: srv}}},
+				AnswerTtl: ttl,
+			})
+		}
+		return out
+	}
+	cluster := ""
+	switch {
+	case len(tcp) > 0:
+		cluster = CanonicalName(domain, svc.Key, tcp[0].Port)
+	case len(udp) > 0:
+		cluster = udpName(CanonicalName(domain, svc.Key, udp[0].Port))
+	}
+	return []*dnsv3.DnsTable_DnsVirtualDomain{{
+		Name:      full,
+		Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ClusterName{ClusterName: cluster}},
+		AnswerTtl: ttl,
+	}}
+}
+
+// DNSRecords are one Service's entries of the DNS table, marshalled: the
+// unit the pipeline keeps per Service, so that a new table is the
+// concatenation of what it holds (DNSListener) and a change of one Service
+// marshals that Service only.
+type DNSRecords struct {
+	Key model.ServiceKey
+	// Wire is a run of DnsTable.virtual_domains fields; nil for a Service
+	// with no records.
+	Wire []byte
+}
+
+// NewDNSRecords returns the records of svc in the DNS table (see
+// dnsDomains); Wire is nil for a Service without any, or when opts has no
+// DNS listener.
+func NewDNSRecords(opts Options, svc *model.Service) (DNSRecords, error) {
+	if svc == nil {
+		return DNSRecords{}, nil
+	}
+	r := DNSRecords{Key: svc.Key}
+	if opts.SidecarDNS == "" {
+		return r, nil
+	}
+	vds := dnsDomains(opts.domain(), svc)
+	if len(vds) == 0 {
+		return r, nil
+	}
+	b, err := deterministic.Marshal(&dnsv3.DnsTable{VirtualDomains: vds})
+	if err != nil {
+		return DNSRecords{}, fmt.Errorf("dns records of %s: %w", svc.Key, err)
+	}
+	r.Wire = b
+	return r, nil
+}
+
+// DNSListener builds the DNS listener at Options.SidecarDNS (none when it
+// is "") whose inline table is records, in Service key order whatever the
+// order of records. Names the table does not hold are forwarded to the
+// resolvers of Envoy's host.
+func DNSListener(opts Options, records []DNSRecords) (model.Resources, error) {
+	if opts.SidecarDNS == "" {
+		return model.Resources{}, nil
+	}
+	at, err := parseSidecarDNS(opts.SidecarDNS)
+	if err != nil {
+		return model.Resources{}, err
+	}
+	records = slices.Clone(records)
+	slices.SortFunc(records, func(a, b DNSRecords) int {
+		return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
+	})
+	l, err := dnsListenerWire(at, records)
+	if err != nil {
+		return model.Resources{}, err
+	}
+	return model.Resources{Listeners: []model.Encoded{l}}, nil
+}
+
+// dnsListenerParts is the DNS listener without its filter, and the filter's
+// config without its table.
+func dnsListenerParts(at netip.AddrPort) (*listenerv3.Listener, *dnsfilterv3.DnsFilterConfig) {
+	l := &listenerv3.Listener{
+		Name:              DNSListenerName,
+		Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
+		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
+	}
+	cfg := &dnsfilterv3.DnsFilterConfig{
+		StatPrefix: DNSListenerName,
+		// A client config, even with every field at its default but
+		// max_pending_lookups (which must be at least 1), makes the
+		// filter forward what the table does not hold, to the resolvers
+		// of Envoy's host.
+		ClientConfig: &dnsfilterv3.DnsFilterConfig_ClientContextConfig{
+			ResolverTimeout:   durationpb.New(dnsResolverTimeout),
+			MaxPendingLookups: dnsMaxPendingLookup,
+		},
+	}
+	return l, cfg
+}
