@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -36,6 +38,9 @@ import (
 type InformerSource struct {
 	client kubernetes.Interface
 	cfg    config
+	// discovery says which Gateway API kinds are installed: the client's
+	// discovery, or a test's.
+	discovery serverResources
 	// lastWatchErr is the latest error from any informer's watch, for the
 	// sync timeout error.
 	lastWatchErr atomic.Pointer[error]
@@ -51,7 +56,7 @@ func NewInformerSource(client kubernetes.Interface, opts Options) (*InformerSour
 	if err != nil {
 		return nil, fmt.Errorf("informer source: %w", err)
 	}
-	return &InformerSource{client: client, cfg: cfg}, nil
+	return &InformerSource{client: client, cfg: cfg, discovery: client.Discovery()}, nil
 }
 
 // Run implements Source. It waits for every informer cache to sync, publishes
@@ -126,6 +131,16 @@ func (s *InformerSource) Run(ctx context.Context, sink model.Sink) error {
 			return err
 		}
 		synced = append(synced, synced1)
+	}
+	var mesh *meshWatch
+	if s.cfg.gateway != nil {
+		mesh = &meshWatch{s: s, c: c, discovery: s.discovery, namespaces: namespaces, started: map[string]bool{}}
+		defer func() {
+			cancel()
+			mesh.wait()
+		}()
+		synced = append(synced, mesh.start(ctx)...)
+		mesh.wg.Go(func() { mesh.poll(ctx) })
 	}
 	for _, f := range factories {
 		f.Start(ctx.Done())
@@ -273,6 +288,20 @@ func stripObject(obj any) (any, error) {
 		for i := range o.Endpoints {
 			o.Endpoints[i].DeprecatedTopology = nil
 		}
+	case *gwv1.HTTPRoute:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations, o.Labels = nil, nil
+		o.Status = gwv1.HTTPRouteStatus{}
+	case *gwv1.GRPCRoute:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations, o.Labels = nil, nil
+		o.Status = gwv1.GRPCRouteStatus{}
+	case *gwv1.ReferenceGrant:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations, o.Labels = nil, nil
+	case *gwv1beta1.ReferenceGrant:
+		stripMeta(&o.ObjectMeta)
+		o.Annotations, o.Labels = nil, nil
 	case *corev1.Node:
 		// Only the region label is read; a Node's status (images,
 		// conditions, addresses) is most of its size.

@@ -21,6 +21,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -109,7 +110,19 @@ type Options struct {
 	// topology.kubernetes.io/region label of its Node. It needs list and
 	// watch on nodes (deploy/rbac-node-regions.yaml).
 	NodeRegions bool
+	// Gateway is the Gateway API client the informer source watches mesh
+	// routes with (HTTPRoute, GRPCRoute, ReferenceGrant) while their CRDs
+	// are installed; nil watches none. The manifest source reads them from
+	// its files whatever this is.
+	Gateway gatewayclient.Interface
+	// CRDCheckInterval is how often the informer source asks API discovery
+	// for Gateway API kinds not installed yet; zero means
+	// DefaultCRDCheckInterval.
+	CRDCheckInterval time.Duration
 }
+
+// DefaultCRDCheckInterval is the default Options.CRDCheckInterval.
+const DefaultCRDCheckInterval = 30 * time.Second
 
 // config is Options with defaults applied and the selector parsed.
 type config struct {
@@ -121,6 +134,8 @@ type config struct {
 	maxBytes     int64
 	syncTimeout  time.Duration
 	nodeRegions  bool
+	gateway      gatewayclient.Interface
+	crdCheck     time.Duration
 	clock        clock.WithTicker
 	log          *slog.Logger
 	metrics      *Metrics
@@ -140,6 +155,8 @@ func (o Options) config() (config, error) {
 		maxBytes:     o.MaxManifestBytes,
 		syncTimeout:  o.SyncTimeout,
 		nodeRegions:  o.NodeRegions,
+		gateway:      o.Gateway,
+		crdCheck:     o.CRDCheckInterval,
 		clock:        o.Clock,
 		log:          o.Logger,
 		metrics:      o.Metrics,
@@ -158,6 +175,9 @@ func (o Options) config() (config, error) {
 	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxManifestBytes
+	}
+	if c.crdCheck <= 0 {
+		c.crdCheck = DefaultCRDCheckInterval
 	}
 	var errs []error
 	if c.minDelay < 0 || c.maxDelay < 0 || c.pollInterval < 0 || c.settleTime < 0 || c.syncTimeout < 0 {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/switchboard-xds/switchboard/watcher"
 )
@@ -40,6 +41,10 @@ func newSource(ctx context.Context, o serveOptions, wopts watcher.Options) (watc
 	}
 	if err := preflight(ctx, client, o.Namespaces, o.NodeRegions, cfg.Host, wopts.Logger); err != nil {
 		return nil, err
+	}
+	// Mesh routes (Gateway API), watched while their CRDs are installed.
+	if wopts.Gateway, err = gatewayclient.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("gateway API client: %w", err)
 	}
 	return watcher.NewInformerSource(client, wopts)
 }
