@@ -62,7 +62,7 @@ func matchOf(kind string, m model.RouteMatch, f Flavour) (rm *routev3.RouteMatch
 					return nil, fmt.Sprintf("method %s never matches a gRPC call (always POST); match left out", m.Method), "method"
 				}
 			} else {
-				out.Headers = append(out.Headers, headerMatcher(":method", model.MatchExact, m.Method))
+				out.Headers = append(out.Headers, headerMatcher(":method", model.MatchExact, m.Method, f))
 			}
 		}
 	}
@@ -78,7 +78,7 @@ func matchOf(kind string, m model.RouteMatch, f Flavour) (rm *routev3.RouteMatch
 				return nil, fmt.Sprintf("header %s: invalid regular expression %q; match left out", h.Name, h.Value), ""
 			}
 		}
-		out.Headers = append(out.Headers, headerMatcher(name, h.Type, h.Value))
+		out.Headers = append(out.Headers, headerMatcher(name, h.Type, h.Value, f))
 	}
 	if len(m.QueryParams) > 0 {
 		if f == FlavourGRPC {
@@ -184,7 +184,17 @@ func grpcMethodMatch(out *routev3.RouteMatch, m *model.GRPCMethodMatch) string {
 	return ""
 }
 
-func headerMatcher(name, typ, value string) *routev3.HeaderMatcher {
+// headerMatcher matches header name. gRPC clients get the deprecated
+// exact_match and safe_regex_match fields: C-core 1.51 NACKs the whole
+// RouteConfiguration for string_match ("Invalid route header matcher
+// specified", TestMeshRouteMatches), and grpc-go and grpc-js-xds read both.
+func headerMatcher(name, typ, value string, f Flavour) *routev3.HeaderMatcher {
+	if f == FlavourGRPC {
+		if typ == model.MatchRegularExpression {
+			return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: regex(value)}}
+		}
+		return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: value}}
+	}
 	return &routev3.HeaderMatcher{
 		Name:                 name,
 		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatcher(typ, value)},
