@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -88,20 +87,19 @@ func validIPs(ips []string) []string {
 // "svc.<domain>", "<domain>", ndots 5), asks for that name when the
 // application asks for "S", "S.N" or "S.N.svc".
 //
-//   - A Service with ClusterIPs answers A/AAAA with them, and per named
-//     port an SRV record _<name>._<tcp|udp>.S.N.svc.<domain> pointing at
-//     the full name and port, as Kubernetes DNS gives them. The SRV entry
-//     comes after the address entry of the same name: Envoy files an SRV
-//     name under a suffix only an address entry creates, and answers an
-//     SRV target only with a name the table has addresses for
-//     (dns_filter.cc).
+//   - A Service with ClusterIPs answers A/AAAA with them.
 //   - A headless Service answers through the cluster of its first port
 //     (cluster_name): Envoy's DNS filter reads the cluster's hosts at query
 //     time, so its pod IPs come from the assignment and a rollout changes
-//     no table. No SRV (its target would need addresses in the table).
+//     no table.
 //   - An ExternalName Service answers through its LOGICAL_DNS cluster: the
 //     address Envoy resolved externalName to (the DNS filter has no CNAME),
 //     which the application then reaches through the passthrough cluster.
+//
+// No SRV records: they would double the table (about 75 bytes per Service
+// without, 155 with one named port), putting it over 1 MiB at 10,000
+// Services, and an SRV query the table cannot answer is forwarded to the
+// pod's resolver, the cluster's DNS, which answers it as before.
 func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualDomain {
 	if !inDNSTable(svc) {
 		return nil
@@ -110,35 +108,11 @@ func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualD
 	full := svc.Key.Name + "." + svc.Key.Namespace + ".svc." + domain
 	tcp, udp := servedByService(svc)
 	if ips := validIPs(clusterIPsOf(svc)); len(ips) > 0 {
-		out := []*dnsv3.DnsTable_DnsVirtualDomain{{
+		return []*dnsv3.DnsTable_DnsVirtualDomain{{
 			Name:      full,
 			Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_AddressList{AddressList: &dnsv3.DnsTable_AddressList{Address: ips}}},
 			AnswerTtl: ttl,
 		}}
-		var srv []*dnsv3.DnsTable_DnsService
-		for _, p := range slices.Concat(tcp, udp) {
-			if p.Name == "" {
-				continue
-			}
-			srv = append(srv, &dnsv3.DnsTable_DnsService{
-				ServiceName: p.Name,
-				Protocol:    &dnsv3.DnsTable_DnsServiceProtocol{ProtocolConfig: &dnsv3.DnsTable_DnsServiceProtocol_Name{Name: strings.ToLower(protocolOrTCP(p.Protocol))}},
-				Ttl:         ttl,
-				Targets: []*dnsv3.DnsTable_DnsServiceTarget{{
-					EndpointType: &dnsv3.DnsTable_DnsServiceTarget_HostName{HostName: full},
-					Weight:       100,
-					Port:         uint32(p.Port),
-				}},
-			})
-		}
-		if len(srv) > 0 {
-			out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
-				Name:      full,
-				Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ServiceList{ServiceList: &dnsv3.DnsTable_DnsServiceList{Services: srv}}},
-				AnswerTtl: ttl,
-			})
-		}
-		return out
 	}
 	cluster := ""
 	switch {
@@ -163,6 +137,12 @@ type DNSRecords struct {
 	// Wire is a run of DnsTable.virtual_domains fields; nil for a Service
 	// with no records.
 	Wire []byte
+}
+
+// CompareDNSRecords orders records by Service key, namespace first: the
+// order of the table.
+func CompareDNSRecords(a, b DNSRecords) int {
+	return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
 }
 
 // NewDNSRecords returns the records of svc in the DNS table (see
@@ -190,7 +170,7 @@ func NewDNSRecords(opts Options, svc *model.Service) (DNSRecords, error) {
 
 // DNSListener builds the DNS listener at Options.SidecarDNS (none when it
 // is "") whose inline table is records, in Service key order whatever the
-// order of records. Names the table does not hold are forwarded to the
+// order of records (records already in that order are used as they are). Names the table does not hold are forwarded to the
 // resolvers of Envoy's host.
 func DNSListener(opts Options, records []DNSRecords) (model.Resources, error) {
 	if opts.SidecarDNS == "" {
@@ -200,10 +180,10 @@ func DNSListener(opts Options, records []DNSRecords) (model.Resources, error) {
 	if err != nil {
 		return model.Resources{}, err
 	}
-	records = slices.Clone(records)
-	slices.SortFunc(records, func(a, b DNSRecords) int {
-		return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
-	})
+	if !slices.IsSortedFunc(records, CompareDNSRecords) {
+		records = slices.Clone(records)
+		slices.SortFunc(records, CompareDNSRecords)
+	}
 	l, err := dnsListenerWire(at, records)
 	if err != nil {
 		return model.Resources{}, err

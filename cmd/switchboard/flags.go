@@ -71,7 +71,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
 	fs.BoolVar(&o.CSDS, "xds-csds", true, "serve CSDS (client status) on the xDS port; without --xds-client-ca it tells anyone who reaches the port every client's node id, namespace, zone, subscriptions, NACKs and the resources it holds")
-	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, routes and DNS table they route with (virtualOutbound, 0.0.0.0_P, P, udp_IP_P, dns; see the README)")
+	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, route variants and DNS table they route with (virtualOutbound, <IP>_<P>, udp_<IP>_<P>, dns; see docs/envoy-sidecars.md)")
 	fs.StringVar(&o.EnvoyDNSAddress, "envoy-dns-address", "127.0.0.1:15053", `with --envoy-sidecars: the IP:port of the DNS listener (UDP) that answers for every Service name in each Envoy sidecar; "" serves none`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")

@@ -41,6 +41,7 @@ type Client struct {
 	mu      sync.Mutex
 	cfg     *Config
 	nacks   []Nack
+	traffic map[string]Traffic // by type URL (traffic.go)
 	err     error         // why the stream ended
 	changed chan struct{} // closed and replaced after every response
 }
