@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -25,16 +26,40 @@ const (
 	dnsMaxPendingLookup = 256
 )
 
-// validateSidecarDNS checks Options.SidecarDNS: "" or a literal IP and a
-// port.
+// validateSidecarDNS checks Options.SidecarDNS: "", or one or two
+// "IP:port" separated by a comma, at most one of each IP family.
 func (o Options) validateSidecarDNS() error {
-	if o.SidecarDNS == "" {
-		return nil
+	_, err := sidecarDNSAddrs(o.SidecarDNS)
+	return err
+}
+
+// sidecarDNSAddrs parses Options.SidecarDNS, IPv4 first.
+func sidecarDNSAddrs(s string) ([]netip.AddrPort, error) {
+	if s == "" {
+		return nil, nil
 	}
-	if _, err := parseSidecarDNS(o.SidecarDNS); err != nil {
-		return err
+	var out []netip.AddrPort
+	for _, one := range strings.Split(s, ",") {
+		at, err := parseSidecarDNS(strings.TrimSpace(one))
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(o netip.AddrPort) bool { return o.Addr().Is4() == at.Addr().Is4() }) {
+			return nil, fmt.Errorf("sidecar DNS addresses %q: at most one IPv4 and one IPv6 address", s)
+		}
+		out = append(out, at)
 	}
-	return nil
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return cmp.Compare(dnsListenerName(a), dnsListenerName(b)) })
+	return out, nil
+}
+
+// dnsListenerName is DNSListenerName for an IPv4 address, DNS6ListenerName
+// for an IPv6 one.
+func dnsListenerName(at netip.AddrPort) string {
+	if at.Addr().Is4() {
+		return DNSListenerName
+	}
+	return DNS6ListenerName
 }
 
 func parseSidecarDNS(s string) (netip.AddrPort, error) {
@@ -46,6 +71,7 @@ func parseSidecarDNS(s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a literal IP: %w", s, err)
 	}
+	a = a.Unmap()
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
 		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a port from 1 to 65535", s)
@@ -168,39 +194,42 @@ func NewDNSRecords(opts Options, svc *model.Service) (DNSRecords, error) {
 	return r, nil
 }
 
-// DNSListener builds the DNS listener at Options.SidecarDNS (none when it
-// is "") whose inline table is records, in Service key order whatever the
-// order of records (records already in that order are used as they are). Names the table does not hold are forwarded to the
-// resolvers of Envoy's host.
+// DNSListener builds the DNS listeners at Options.SidecarDNS (none when
+// it is ""): DNSListenerName at its IPv4 address, DNS6ListenerName at its
+// IPv6 one, each with the inline table of records, in Service key order
+// whatever the order of records (records already in that order are used as
+// they are). Names the table does not hold are forwarded to the resolvers
+// of Envoy's host.
 func DNSListener(opts Options, records []DNSRecords) (model.Resources, error) {
-	if opts.SidecarDNS == "" {
-		return model.Resources{}, nil
-	}
-	at, err := parseSidecarDNS(opts.SidecarDNS)
-	if err != nil {
+	ats, err := sidecarDNSAddrs(opts.SidecarDNS)
+	if err != nil || len(ats) == 0 {
 		return model.Resources{}, err
 	}
 	if !slices.IsSortedFunc(records, CompareDNSRecords) {
 		records = slices.Clone(records)
 		slices.SortFunc(records, CompareDNSRecords)
 	}
-	l, err := dnsListenerWire(at, records)
-	if err != nil {
-		return model.Resources{}, err
+	var res model.Resources
+	for _, at := range ats {
+		l, err := dnsListenerWire(at, records)
+		if err != nil {
+			return model.Resources{}, err
+		}
+		res.Listeners = append(res.Listeners, l)
 	}
-	return model.Resources{Listeners: []model.Encoded{l}}, nil
+	return res, nil
 }
 
 // dnsListenerParts is the DNS listener without its filter, and the filter's
 // config without its table.
 func dnsListenerParts(at netip.AddrPort) (*listenerv3.Listener, *dnsfilterv3.DnsFilterConfig) {
 	l := &listenerv3.Listener{
-		Name:              DNSListenerName,
+		Name:              dnsListenerName(at),
 		Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
 		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
 	}
 	cfg := &dnsfilterv3.DnsFilterConfig{
-		StatPrefix: DNSListenerName,
+		StatPrefix: dnsListenerName(at),
 		// A client config, even with every field at its default but
 		// max_pending_lookups (which must be at least 1), makes the
 		// filter forward what the table does not hold, to the resolvers

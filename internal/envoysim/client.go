@@ -42,8 +42,8 @@ type Client struct {
 	cfg     *Config
 	nacks   []Nack
 	traffic map[string]Traffic // by type URL (traffic.go)
-	err     error         // why the stream ended
-	changed chan struct{} // closed and replaced after every response
+	err     error              // why the stream ended
+	changed chan struct{}      // closed and replaced after every response
 }
 
 // Dial connects to the ADS server at addr (plaintext unless opts say
