@@ -105,6 +105,7 @@ func TestCapture(t *testing.T) {
 	listenUDP(t, "10.96.0.10:5353", true, got)
 	listenUDP(t, "[fd00:10:96::10]:5353", true, got)
 	listenUDP(t, "127.0.0.1:15053", false, got)
+	listenUDP(t, "[::1]:15053", false, got)
 
 	c := captureCase{ctx: ctx, t: t, probe: probe, got: got, wire: wire}
 	// Captured: the application's TCP to a ClusterIP or anywhere else, and
@@ -119,6 +120,7 @@ func TestCapture(t *testing.T) {
 	// DNS to any resolver, a ClusterIP (kube-dns) too, reaches 15053.
 	c.arrives(captureAppUID, "udp4", "192.0.2.53:53", "udp 127.0.0.1:15053", "127.0.0.1:15053")
 	c.arrives(captureAppUID, "udp4", "10.96.0.10:53", "udp 127.0.0.1:15053", "127.0.0.1:15053")
+	c.arrives(captureAppUID, "udp6", "[fd00:10:96::10]:53", "udp [::1]:15053", "[::1]:15053")
 
 	// Not captured: Envoy's own traffic, excluded CIDRs and ports, UDP
 	// outside the Service CIDRs.

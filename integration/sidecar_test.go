@@ -291,7 +291,10 @@ func (s *sidecarScene) problems(cfg *envoysim.Config, ns string) []string {
 				route(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port, Host: h}, s.canonical(name), eps)
 			}
 			nameForms(name, svc.ip)
-			resolve("_http._tcp."+fqdn, envoysim.TypeSRV, fmt.Sprintf("0 100 %d %s", port, fqdn))
+			// SRV records are left to the cluster's DNS.
+			if got, err := cfg.ResolveInPod("dns", ns, "cluster.local", "_http._tcp."+fqdn, envoysim.TypeSRV); !errors.Is(err, envoysim.ErrForwarded) {
+				fail("DNS SRV _http._tcp.%s: %v %v, want it forwarded upstream", fqdn, got, err)
+			}
 		default:
 			route(envoysim.Conn{Protocol: "tcp", DstIP: svc.ip, DstPort: port}, s.canonical(name), eps)
 			nameForms(name, svc.ip)

@@ -53,8 +53,10 @@ func BenchmarkSyncFull(b *testing.B) {
 // sizes in one run: full is a cold start; endpoint is one endpoint change
 // (rebuilds nothing); added is one new Service, added and deleted in
 // turn (its listener and the DNS table, which is built from every
-// Service's records kept by the stage). wire-B/op is the size of what one
-// op rebuilt.
+// Service's records kept by the stage); added-dns-held is the same with
+// the table held, as the Syncer holds it within a second of its last
+// build: what a Service costs besides the table. wire-B/op is the size of
+// what one op rebuilt.
 func BenchmarkSidecars(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if testing.Short() {
@@ -107,23 +109,26 @@ func benchSidecars(b *testing.B, services int) {
 		}
 		b.ReportMetric(float64(n), "wire-B/op")
 	})
+	added := func(i int) model.Batch {
+		var v *model.Service
+		if i%2 == 0 {
+			v = views[services]
+		}
+		return model.Batch{Services: map[model.ServiceKey]*model.Service{views[services].Key: v}}
+	}
 	for _, c := range []struct {
-		name  string
-		batch func(i int) model.Batch
+		name    string
+		batch   func(i int) model.Batch
+		holdDNS bool
 	}{
 		{"endpoint", func(i int) model.Batch {
 			v := *views[0]
 			v.Ports = slices.Clone(v.Ports)
 			v.Ports[0].Endpoints = v.Ports[0].Endpoints[:1+i%9]
 			return model.Batch{Services: map[model.ServiceKey]*model.Service{v.Key: &v}}
-		}},
-		{"added", func(i int) model.Batch {
-			var v *model.Service
-			if i%2 == 0 {
-				v = views[services]
-			}
-			return model.Batch{Services: map[model.ServiceKey]*model.Service{views[services].Key: v}}
-		}},
+		}, false},
+		{"added", added, false},
+		{"added-dns-held", added, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s := NewSidecars(opts)
@@ -133,7 +138,7 @@ func benchSidecars(b *testing.B, services int) {
 			b.ReportAllocs()
 			n, i := 0, 0
 			for b.Loop() {
-				groups, _, err := s.Apply(c.batch(i), false)
+				groups, _, err := s.Apply(c.batch(i), c.holdDNS)
 				if err != nil {
 					b.Fatal(err)
 				}

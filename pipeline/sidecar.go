@@ -1,9 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -37,8 +37,9 @@ type Sidecars struct {
 	parts map[translator.SidecarPart]map[model.ServiceKey]struct{}
 	// stored holds the parts that have a group in the cache.
 	stored map[translator.SidecarPart]bool
-	// dns holds the DNS records of every Service that has some.
-	dns map[model.ServiceKey]translator.DNSRecords
+	// dns holds the DNS records of every Service that has some, in table
+	// order (translator.CompareDNSRecords).
+	dns []translator.DNSRecords
 	// dnsDirty is set while the table has changes not yet built, the
 	// earliest of which happened at dnsAt (zero: unknown).
 	dnsDirty bool
@@ -52,7 +53,6 @@ func NewSidecars(opts translator.Options) *Sidecars {
 		facts:  map[model.ServiceKey]*model.Service{},
 		parts:  map[translator.SidecarPart]map[model.ServiceKey]struct{}{},
 		stored: map[translator.SidecarPart]bool{},
-		dns:    map[model.ServiceKey]translator.DNSRecords{},
 	}
 }
 
@@ -78,7 +78,7 @@ func (s *Sidecars) Apply(b model.Batch, holdDNS bool) (map[string]*model.Resourc
 		}
 		s.facts = map[model.ServiceKey]*model.Service{}
 		s.parts = map[translator.SidecarPart]map[model.ServiceKey]struct{}{}
-		s.dns = map[model.ServiceKey]translator.DNSRecords{}
+		s.dns = nil
 		s.markDNS(time.Time{})
 		touch(translator.SidecarPart{Kind: translator.SidecarShared}, time.Time{})
 	}
@@ -95,7 +95,7 @@ func (s *Sidecars) Apply(b model.Batch, holdDNS bool) (map[string]*model.Resourc
 			touch(p, at)
 			delete(s.parts[p], key)
 		}
-		if changed, err := s.updateDNS(key, f); err != nil {
+		if changed, err := s.updateDNS(key, f, b.Full); err != nil {
 			errs = append(errs, err)
 		} else if changed {
 			s.markDNS(at)
@@ -115,6 +115,9 @@ func (s *Sidecars) Apply(b model.Batch, holdDNS bool) (map[string]*model.Resourc
 			}
 			s.parts[p][key] = struct{}{}
 		}
+	}
+	if b.Full {
+		slices.SortFunc(s.dns, translator.CompareDNSRecords)
 	}
 	out, changed, err := s.build(dirty)
 	errs = append(errs, err)
@@ -170,23 +173,33 @@ func (s *Sidecars) markDNS(at time.Time) {
 }
 
 // updateDNS replaces the records of key by those of f (nil: none) and
-// reports whether they changed. On error the old records stay.
-func (s *Sidecars) updateDNS(key model.ServiceKey, f *model.Service) (bool, error) {
+// reports whether they changed. On error the old records stay. With bulk
+// (a full batch, which starts from none) it appends, and Apply sorts once.
+func (s *Sidecars) updateDNS(key model.ServiceKey, f *model.Service, bulk bool) (bool, error) {
 	r, err := translator.NewDNSRecords(s.opts, f)
 	if err != nil {
 		return false, err
 	}
-	old, had := s.dns[key]
+	r.Key = key
+	if bulk {
+		if r.Wire != nil {
+			s.dns = append(s.dns, r)
+		}
+		return true, nil
+	}
+	i, had := slices.BinarySearchFunc(s.dns, r, translator.CompareDNSRecords)
 	switch {
 	case r.Wire == nil && !had:
 		return false, nil
 	case r.Wire == nil:
-		delete(s.dns, key)
-		return true, nil
-	case had && string(old.Wire) == string(r.Wire):
+		s.dns = slices.Delete(s.dns, i, i+1)
+	case had && bytes.Equal(s.dns[i].Wire, r.Wire):
 		return false, nil
+	case had:
+		s.dns[i] = r
+	default:
+		s.dns = slices.Insert(s.dns, i, r)
 	}
-	s.dns[key] = r
 	return true, nil
 }
 
@@ -197,7 +210,7 @@ func (s *Sidecars) updateDNS(key model.ServiceKey, f *model.Service) (bool, erro
 func (s *Sidecars) buildDNS() (*model.Resources, time.Time, error) {
 	at := s.dnsAt
 	s.dnsDirty, s.dnsAt = false, time.Time{}
-	r, err := translator.DNSListener(s.opts, slices.Collect(maps.Values(s.dns)))
+	r, err := translator.DNSListener(s.opts, s.dns)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

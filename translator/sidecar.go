@@ -57,8 +57,10 @@ const (
 	// PassthroughClusterName is the ORIGINAL_DST cluster: a connection for
 	// no known Service goes where it was going.
 	PassthroughClusterName = "PassthroughCluster"
-	// DNSListenerName is the listener of the DNS table (Options.SidecarDNS).
-	DNSListenerName = "dns"
+	// DNSListenerName is the listener of the DNS table at the IPv4 address
+	// of Options.SidecarDNS, DNS6ListenerName at its IPv6 one.
+	DNSListenerName  = "dns"
+	DNS6ListenerName = "dns6"
 )
 
 // SidecarKind says which part of the sidecar stage a SidecarPart is.

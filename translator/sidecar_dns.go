@@ -26,16 +26,40 @@ const (
 	dnsMaxPendingLookup = 256
 )
 
-// validateSidecarDNS checks Options.SidecarDNS: "" or a literal IP and a
-// port.
+// validateSidecarDNS checks Options.SidecarDNS: "", or one or two
+// "IP:port" separated by a comma, at most one of each IP family.
 func (o Options) validateSidecarDNS() error {
-	if o.SidecarDNS == "" {
-		return nil
+	_, err := sidecarDNSAddrs(o.SidecarDNS)
+	return err
+}
+
+// sidecarDNSAddrs parses Options.SidecarDNS, IPv4 first.
+func sidecarDNSAddrs(s string) ([]netip.AddrPort, error) {
+	if s == "" {
+		return nil, nil
 	}
-	if _, err := parseSidecarDNS(o.SidecarDNS); err != nil {
-		return err
+	var out []netip.AddrPort
+	for _, one := range strings.Split(s, ",") {
+		at, err := parseSidecarDNS(strings.TrimSpace(one))
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(o netip.AddrPort) bool { return o.Addr().Is4() == at.Addr().Is4() }) {
+			return nil, fmt.Errorf("sidecar DNS addresses %q: at most one IPv4 and one IPv6 address", s)
+		}
+		out = append(out, at)
 	}
-	return nil
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return cmp.Compare(dnsListenerName(a), dnsListenerName(b)) })
+	return out, nil
+}
+
+// dnsListenerName is DNSListenerName for an IPv4 address, DNS6ListenerName
+// for an IPv6 one.
+func dnsListenerName(at netip.AddrPort) string {
+	if at.Addr().Is4() {
+		return DNSListenerName
+	}
+	return DNS6ListenerName
 }
 
 func parseSidecarDNS(s string) (netip.AddrPort, error) {
@@ -47,6 +71,7 @@ func parseSidecarDNS(s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a literal IP: %w", s, err)
 	}
+	a = a.Unmap()
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
 		return netip.AddrPort{}, fmt.Errorf("sidecar DNS address %q: want a port from 1 to 65535", s)
@@ -88,20 +113,19 @@ func validIPs(ips []string) []string {
 // "svc.<domain>", "<domain>", ndots 5), asks for that name when the
 // application asks for "S", "S.N" or "S.N.svc".
 //
-//   - A Service with ClusterIPs answers A/AAAA with them, and per named
-//     port an SRV record _<name>._<tcp|udp>.S.N.svc.<domain> pointing at
-//     the full name and port, as Kubernetes DNS gives them. The SRV entry
-//     comes after the address entry of the same name: Envoy files an SRV
-//     name under a suffix only an address entry creates, and answers an
-//     SRV target only with a name the table has addresses for
-//     (dns_filter.cc).
+//   - A Service with ClusterIPs answers A/AAAA with them.
 //   - A headless Service answers through the cluster of its first port
 //     (cluster_name): Envoy's DNS filter reads the cluster's hosts at query
 //     time, so its pod IPs come from the assignment and a rollout changes
-//     no table. No SRV (its target would need addresses in the table).
+//     no table.
 //   - An ExternalName Service answers through its LOGICAL_DNS cluster: the
 //     address Envoy resolved externalName to (the DNS filter has no CNAME),
 //     which the application then reaches through the passthrough cluster.
+//
+// No SRV records: they would double the table (about 75 bytes per Service
+// without, 155 with one named port), putting it over 1 MiB at 10,000
+// Services, and an SRV query the table cannot answer is forwarded to the
+// pod's resolver, the cluster's DNS, which answers it as before.
 func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualDomain {
 	if !inDNSTable(svc) {
 		return nil
@@ -110,35 +134,11 @@ func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualD
 	full := svc.Key.Name + "." + svc.Key.Namespace + ".svc." + domain
 	tcp, udp := servedByService(svc)
 	if ips := validIPs(clusterIPsOf(svc)); len(ips) > 0 {
-		out := []*dnsv3.DnsTable_DnsVirtualDomain{{
+		return []*dnsv3.DnsTable_DnsVirtualDomain{{
 			Name:      full,
 			Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_AddressList{AddressList: &dnsv3.DnsTable_AddressList{Address: ips}}},
 			AnswerTtl: ttl,
 		}}
-		var srv []*dnsv3.DnsTable_DnsService
-		for _, p := range slices.Concat(tcp, udp) {
-			if p.Name == "" {
-				continue
-			}
-			srv = append(srv, &dnsv3.DnsTable_DnsService{
-				ServiceName: p.Name,
-				Protocol:    &dnsv3.DnsTable_DnsServiceProtocol{ProtocolConfig: &dnsv3.DnsTable_DnsServiceProtocol_Name{Name: strings.ToLower(protocolOrTCP(p.Protocol))}},
-				Ttl:         ttl,
-				Targets: []*dnsv3.DnsTable_DnsServiceTarget{{
-					EndpointType: &dnsv3.DnsTable_DnsServiceTarget_HostName{HostName: full},
-					Weight:       100,
-					Port:         uint32(p.Port),
-				}},
-			})
-		}
-		if len(srv) > 0 {
-			out = append(out, &dnsv3.DnsTable_DnsVirtualDomain{
-				Name:      full,
-				Endpoint:  &dnsv3.DnsTable_DnsEndpoint{EndpointConfig: &dnsv3.DnsTable_DnsEndpoint_ServiceList{ServiceList: &dnsv3.DnsTable_DnsServiceList{Services: srv}}},
-				AnswerTtl: ttl,
-			})
-		}
-		return out
 	}
 	cluster := ""
 	switch {
@@ -165,6 +165,12 @@ type DNSRecords struct {
 	Wire []byte
 }
 
+// CompareDNSRecords orders records by Service key, namespace first: the
+// order of the table.
+func CompareDNSRecords(a, b DNSRecords) int {
+	return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
+}
+
 // NewDNSRecords returns the records of svc in the DNS table (see
 // dnsDomains); Wire is nil for a Service without any, or when opts has no
 // DNS listener.
@@ -188,39 +194,42 @@ func NewDNSRecords(opts Options, svc *model.Service) (DNSRecords, error) {
 	return r, nil
 }
 
-// DNSListener builds the DNS listener at Options.SidecarDNS (none when it
-// is "") whose inline table is records, in Service key order whatever the
-// order of records. Names the table does not hold are forwarded to the
-// resolvers of Envoy's host.
+// DNSListener builds the DNS listeners at Options.SidecarDNS (none when
+// it is ""): DNSListenerName at its IPv4 address, DNS6ListenerName at its
+// IPv6 one, each with the inline table of records, in Service key order
+// whatever the order of records (records already in that order are used as
+// they are). Names the table does not hold are forwarded to the resolvers
+// of Envoy's host.
 func DNSListener(opts Options, records []DNSRecords) (model.Resources, error) {
-	if opts.SidecarDNS == "" {
-		return model.Resources{}, nil
-	}
-	at, err := parseSidecarDNS(opts.SidecarDNS)
-	if err != nil {
+	ats, err := sidecarDNSAddrs(opts.SidecarDNS)
+	if err != nil || len(ats) == 0 {
 		return model.Resources{}, err
 	}
-	records = slices.Clone(records)
-	slices.SortFunc(records, func(a, b DNSRecords) int {
-		return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
-	})
-	l, err := dnsListenerWire(at, records)
-	if err != nil {
-		return model.Resources{}, err
+	if !slices.IsSortedFunc(records, CompareDNSRecords) {
+		records = slices.Clone(records)
+		slices.SortFunc(records, CompareDNSRecords)
 	}
-	return model.Resources{Listeners: []model.Encoded{l}}, nil
+	var res model.Resources
+	for _, at := range ats {
+		l, err := dnsListenerWire(at, records)
+		if err != nil {
+			return model.Resources{}, err
+		}
+		res.Listeners = append(res.Listeners, l)
+	}
+	return res, nil
 }
 
 // dnsListenerParts is the DNS listener without its filter, and the filter's
 // config without its table.
 func dnsListenerParts(at netip.AddrPort) (*listenerv3.Listener, *dnsfilterv3.DnsFilterConfig) {
 	l := &listenerv3.Listener{
-		Name:              DNSListenerName,
+		Name:              dnsListenerName(at),
 		Address:           listenAddress(at.Addr().String(), int32(at.Port()), corev3.SocketAddress_UDP),
 		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
 	}
 	cfg := &dnsfilterv3.DnsFilterConfig{
-		StatPrefix: DNSListenerName,
+		StatPrefix: dnsListenerName(at),
 		// A client config, even with every field at its default but
 		// max_pending_lookups (which must be at least 1), makes the
 		// filter forward what the table does not hold, to the resolvers

@@ -101,8 +101,8 @@ func TestSidecarDNSNameForms(t *testing.T) {
 		{"web", "api.shop.svc.cluster.local", envoysim.TypeA, []string{"10.96.4.1"}},
 		{"web", "api.shop.svc.cluster.local.", envoysim.TypeA, []string{"10.96.4.1"}},
 		{"web", "api", envoysim.TypeA, nil}, // web has no api
-		{"web", "_http._tcp.api.shop.svc.cluster.local", envoysim.TypeSRV, []string{"0 100 80 api.shop.svc.cluster.local"}},
-		{"web", "_stats._udp.api.shop", envoysim.TypeSRV, []string{"0 100 8125 api.shop.svc.cluster.local"}},
+		// SRV: left to the cluster's DNS.
+		{"web", "_http._tcp.api.shop.svc.cluster.local", envoysim.TypeSRV, nil},
 		// db is headless: its pods, from its cluster's assignment.
 		{"shop", "db", envoysim.TypeA, []string{"10.244.9.1"}},
 		// mail is ExternalName: the address its cluster resolved.

@@ -77,5 +77,5 @@ func dnsListenerWire(at netip.AddrPort, records []DNSRecords) (model.Encoded, er
 		b = append(b, r.Wire...)
 	}
 	b = append(b, cfgTail...)
-	return model.NewEncoded(DNSListenerName, append(b, tail...)), nil
+	return model.NewEncoded(l.Name, append(b, tail...)), nil
 }

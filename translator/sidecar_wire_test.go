@@ -51,3 +51,18 @@ func TestSidecarWireEqualsMessages(t *testing.T) {
 		}
 	}
 }
+
+// An IPv4 and an IPv6 DNS address give two listeners, dns and dns6, with
+// one table; two of a family, or a bad one, are refused.
+func TestSidecarDNSAddresses(t *testing.T) {
+	opts := Options{SidecarDNS: "[::1]:15053, 127.0.0.1:15053"}
+	res, err := DNSListener(opts, nil)
+	if err != nil || len(res.Listeners) != 2 || res.Listeners[0].Name != DNSListenerName || res.Listeners[1].Name != DNS6ListenerName {
+		t.Fatalf("DNSListener(%q) = %v, %v; want dns and dns6", opts.SidecarDNS, res.Listeners, err)
+	}
+	for _, bad := range []string{"127.0.0.1:1,127.0.0.2:2", "[::1]:1,[::2]:2", "127.0.0.1:1,", "localhost:53"} {
+		if err := (Options{SidecarDNS: bad}).Validate(); err == nil {
+			t.Errorf("SidecarDNS %q accepted", bad)
+		}
+	}
+}

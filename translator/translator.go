@@ -19,7 +19,9 @@ type Options struct {
 	// ClusterDomain is the cluster's DNS domain, "cluster.local" by default.
 	ClusterDomain string
 	// SidecarDNS is the address ("IP:port") of the DNS listener that Envoy
-	// sidecars get (DNSListenerName); "" for none.
+	// sidecars get (DNSListenerName), or an IPv4 and an IPv6 address
+	// separated by a comma (DNSListenerName and DNS6ListenerName, the same
+	// table); "" for none.
 	SidecarDNS string
 	// Sidecars adds, to every HTTP-family port with a ClusterIP, the Envoy
 	// variant of its route configuration that the sidecar stage's

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -31,9 +30,10 @@ type bootstrapOptions struct {
 	TLSCA, TLSCert, TLSKey string
 }
 
-// register defines the flags on fs; client names the kind of client in
+// register defines the flags on cmd; client names the kind of client in
 // their help ("client", "sidecar").
-func (o *bootstrapOptions) register(fs *flag.FlagSet, client string) {
+func (o *bootstrapOptions) register(cmd *cobra.Command, client string) {
+	fs := cmd.Flags()
 	fs.StringVar(&o.Server, "server", "", "xDS server address HOST:PORT (required)")
 	fs.StringVar(&o.NodeID, "node-id", "", "node id the "+client+" reports (required)")
 	fs.StringVar(&o.Zone, "zone", "", "the "+client+"'s zone (node locality), for zone-aware routing")
@@ -42,6 +42,7 @@ func (o *bootstrapOptions) register(fs *flag.FlagSet, client string) {
 	fs.StringVar(&o.TLSCA, "tls-ca", "", "connect over TLS and verify the xDS server with this PEM CA bundle (a path on the "+client+"'s machine)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "the "+client+"'s PEM certificate, for a server that requires mTLS (--xds-client-ca)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
+	completeFiles(cmd, "tls-ca", "tls-cert", "tls-key")
 }
 
 // check returns the server's host and port, or what is wrong with the
@@ -123,39 +124,42 @@ type locality struct {
 	Zone   string `json:"zone,omitempty"`
 }
 
-const bootstrapUsage = `usage: switchboard bootstrap grpc|envoy --server HOST:PORT --node-id ID [flags]
+// newBootstrapCommand is "switchboard bootstrap", the parent of grpc and
+// envoy.
+func newBootstrapCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Print a bootstrap file that points a client at Switchboard",
+		Long: "Print a bootstrap file that points a client at Switchboard:\n" +
+			"  grpc    JSON for proxyless gRPC xDS clients (grpc-go, grpc-js-xds, gRPC C-core)\n" +
+			"  envoy   YAML for an Envoy sidecar (delta ADS; --sotw for state of the world)",
+	}
+	cmd.AddCommand(newBootstrapGRPCCommand(), newBootstrapEnvoyCommand())
+	return cmd
+}
 
-Print a bootstrap file that points a client at Switchboard:
-  grpc    JSON for proxyless gRPC xDS clients (grpc-go, grpc-js-xds, gRPC C-core)
-  envoy   YAML for an Envoy sidecar (delta ADS; --sotw for state of the world)
-("bootstrap grpc -h" and "bootstrap envoy -h" list the flags.)
-`
-
-// bootstrap runs "switchboard bootstrap grpc" or "switchboard bootstrap envoy". Help goes to
-// stdout and comes back as flag.ErrHelp.
-func bootstrap(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		fmt.Fprint(stdout, bootstrapUsage)
-		return flag.ErrHelp
-	}
-	if len(args) > 0 && args[0] == "envoy" {
-		return bootstrapEnvoy(args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "grpc" {
-		fmt.Fprint(stderr, bootstrapUsage)
-		return usageErr(errors.New(`usage: switchboard bootstrap grpc|envoy --server ADDR --node-id ID [flags] (see 'switchboard bootstrap -h')`))
-	}
+// newBootstrapGRPCCommand is "switchboard bootstrap grpc".
+func newBootstrapGRPCCommand() *cobra.Command {
 	var o bootstrapOptions
-	fs := newFlagSet("bootstrap grpc", "--server HOST:PORT --node-id ID [flags]", "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.")
-	o.register(fs, "client")
+	var output string
+	cmd := &cobra.Command{
+		Use:   "grpc --server HOST:PORT --node-id ID [flags]",
+		Short: "Print a gRPC xDS bootstrap JSON",
+		Long:  "Print a gRPC xDS bootstrap JSON (gRFC A27) for a client of Switchboard's ADS server.",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return o.writeGRPC(c.OutOrStdout(), output)
+		},
+	}
+	o.register(cmd, "client")
 	// An init container of the image has no shell to redirect stdout.
-	output := fs.String("output", "", "write the bootstrap to this file (mode 0644, replaced) instead of stdout, e.g. in an init container")
-	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr(fmt.Errorf("bootstrap grpc: unexpected argument %q", fs.Arg(0)))
-	}
+	cmd.Flags().StringVar(&output, "output", "", "write the bootstrap to this file (mode 0644, replaced) instead of stdout, e.g. in an init container")
+	completeFiles(cmd, "output")
+	return cmd
+}
+
+// writeGRPC writes the gRPC bootstrap to stdout, or to the file output.
+func (o bootstrapOptions) writeGRPC(stdout io.Writer, output string) error {
 	b, err := o.build()
 	if err != nil {
 		return err
@@ -166,12 +170,12 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	if err := enc.Encode(b); err != nil {
 		return fmt.Errorf("bootstrap grpc: %w", err)
 	}
-	if *output != "" {
-		if err := os.WriteFile(*output, buf.Bytes(), 0o644); err != nil {
+	if output != "" {
+		if err := os.WriteFile(output, buf.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("bootstrap grpc: --output: %w", err)
 		}
 		// Whatever the umask or an earlier file's mode: the app reads it.
-		if err := os.Chmod(*output, 0o644); err != nil {
+		if err := os.Chmod(output, 0o644); err != nil {
 			return fmt.Errorf("bootstrap grpc: --output: %w", err)
 		}
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -39,29 +39,31 @@ const (
 	envoyAdminPort = 15000
 )
 
-func bootstrapEnvoy(args []string, stdout, stderr io.Writer) error {
+// newBootstrapEnvoyCommand is "switchboard bootstrap envoy".
+func newBootstrapEnvoyCommand() *cobra.Command {
 	var o envoyBootstrapOptions
-	fs := newFlagSet("bootstrap envoy", "--server HOST:PORT --node-id ID [flags]",
-		"Print an Envoy bootstrap (YAML) for a sidecar that takes its listeners and clusters from Switchboard over ADS.")
-	o.register(fs, "sidecar")
-	fs.StringVar(&o.Cluster, "cluster", "", "node cluster, which Envoy requires (default: --namespace, else \"sidecar\")")
-	fs.BoolVar(&o.SotW, "sotw", false, "state-of-the-world ADS (api_type GRPC) instead of delta (DELTA_GRPC)")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "envoy --server HOST:PORT --node-id ID [flags]",
+		Short: "Print an Envoy sidecar bootstrap YAML",
+		Long:  "Print an Envoy bootstrap (YAML) for a sidecar that takes its listeners and clusters from Switchboard over ADS.",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, err := o.build()
+			if err != nil {
+				return err
+			}
+			out, err := bootstrapYAML(b)
+			if err != nil {
+				return err
+			}
+			_, err = c.OutOrStdout().Write(out)
+			return err
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageErr(fmt.Errorf("bootstrap envoy: unexpected argument %q", fs.Arg(0)))
-	}
-	b, err := o.build()
-	if err != nil {
-		return err
-	}
-	out, err := bootstrapYAML(b)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(out)
-	return err
+	o.register(cmd, "sidecar")
+	cmd.Flags().StringVar(&o.Cluster, "cluster", "", "node cluster, which Envoy requires (default: --namespace, else \"sidecar\")")
+	cmd.Flags().BoolVar(&o.SotW, "sotw", false, "state-of-the-world ADS (api_type GRPC) instead of delta (DELTA_GRPC)")
+	return cmd
 }
 
 // bootstrapYAML is the YAML form of b, as Envoy's -c reads it (proto3 JSON

@@ -17,6 +17,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -32,26 +33,36 @@ type explainOptions struct {
 	now  func() time.Time
 }
 
-func parseExplain(args []string, stdout, stderr io.Writer) (explainOptions, error) {
+// newExplainCommand is "switchboard explain".
+func newExplainCommand() *cobra.Command {
 	o := explainOptions{now: time.Now}
-	fs := newFlagSet("explain", "NODE_ID [HOST[:PORT]] [flags]",
-		"Explain what one connected xDS client holds: per resource, the version it was sent, the one it should have and since when;\n"+
-			"with a host, the walk listener -> route -> cluster -> endpoints as the client holds it.")
-	debug := fs.String("debug", "127.0.0.1:9091", "the --debug-address of the switchboard to ask; a comma-separated list asks each replica (behind a Service: one per pod) and says which holds the client")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return o, err
+	var debug string
+	cmd := &cobra.Command{
+		Use:   "explain NODE_ID [HOST[:PORT]] [flags]",
+		Short: "What one client holds, what it lacks and since when; the walk to a host's endpoints",
+		Long: "Explain what one connected xDS client holds: per resource, the version it was sent, the one it should have and since when;\n" +
+			"with a host, the walk listener -> route -> cluster -> endpoints as the client holds it.",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return fmt.Errorf("explain: want NODE_ID [HOST[:PORT]], got %d arguments", len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(c *cobra.Command, args []string) error {
+			o.Node = args[0]
+			if len(args) > 1 {
+				o.Host = args[1]
+			}
+			o.Debug = splitAddresses(debug)
+			if len(o.Debug) == 0 {
+				return usageErr(errors.New("explain: --debug names no address"))
+			}
+			return explain(c.Context(), o, c.OutOrStdout())
+		},
 	}
-	switch fs.NArg() {
-	case 1, 2:
-	default:
-		return o, fmt.Errorf("explain: want NODE_ID [HOST[:PORT]], got %d arguments", fs.NArg())
-	}
-	o.Node, o.Host = fs.Arg(0), fs.Arg(1)
-	o.Debug = splitAddresses(*debug)
-	if len(o.Debug) == 0 {
-		return o, errors.New("explain: --debug names no address")
-	}
-	return o, nil
+	cmd.Flags().StringVar(&debug, "debug", "127.0.0.1:9091", "the --debug-address of the switchboard to ask; a comma-separated list asks each replica (behind a Service: one per pod) and says which holds the client")
+	return cmd
 }
 
 // explain finds the replica that holds o.Node and prints what it holds.

@@ -2,13 +2,15 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchboard-xds/switchboard/translator"
 	"github.com/switchboard-xds/switchboard/watcher"
@@ -52,53 +54,94 @@ type serveOptions struct {
 	Limits xds.Limits
 }
 
-// parseServe parses the flags of "switchboard serve". Help (-h, --help)
-// goes to stdout and comes back as flag.ErrHelp; every other error is one
-// line.
-func parseServe(args []string, stdout, stderr io.Writer) (serveOptions, error) {
-	var o serveOptions
-	var namespaces, level string
-	fs := newFlagSet("serve", "[flags]", "Run the control plane: watch Services and EndpointSlices (of an API server, or of a folder with\n--manifests) and serve them over xDS (ADS, SotW and delta) on --xds-address.")
+// serveFlags are the flags of "switchboard serve": the options they fill
+// directly, and the values that options checks and converts.
+type serveFlags struct {
+	o                    serveOptions
+	namespaces, logLevel string
+}
+
+// newServeCommand is "switchboard serve": f's flags, validated by
+// f.options into a usage error, then serve. cols is as for writeUsage.
+func newServeCommand(f *serveFlags, cols int) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Run the control plane",
+		Long: "Run the control plane: watch Services and EndpointSlices (of an API server, or of a folder with\n" +
+			"--manifests) and serve them over xDS (ADS, SotW and delta) on --xds-address.",
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			o, err := f.options()
+			if err != nil {
+				return usageErr(err)
+			}
+			return serve(c.Context(), o, c.ErrOrStderr())
+		},
+	}
+	f.register(cmd, cols)
+	return cmd
+}
+
+// register defines the flags on cmd, in the groups its help lists. Flag
+// names, defaults and meanings are part of the product
+// (docs/configuration.md lists them by the same groups).
+func (f *serveFlags) register(cmd *cobra.Command, cols int) {
+	o := &f.o
+	var g flagGroups
+	fs := g.add("Source")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG, else ~/.kube/config)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: serve the Services and EndpointSlices in the YAML/JSON files of this folder, and follow changes to it (inotify)")
 	fs.Int64Var(&o.ManifestMaxBytes, "manifest-max-bytes", watcher.DefaultMaxManifestBytes, "with --manifests: refuse (and keep the last good content of) a file larger than this many bytes")
 	fs.DurationVar(&o.ManifestSettle, "manifest-settle", watcher.DefaultSettleTime, "with --manifests: read a file written in place only once its size and mtime have not changed for this long (a file renamed into place is read at once)")
-	fs.StringVar(&o.XDSAddress, "xds-address", ":18000", "address of the ADS (gRPC) server")
-	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz")
-	fs.StringVar(&o.DebugAddress, "debug-address", "127.0.0.1:9091", `address of the debug server: /debug/clients, /debug/diagnostics; "" disables it`)
-	o.XDSTLS.register(fs)
-	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
+	fs.StringVar(&f.namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&o.Selector, "selector", "", "label selector: serve only the Services that match it")
-	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
-	fs.BoolVar(&o.CSDS, "xds-csds", true, "serve CSDS (client status) on the xDS port; without --xds-client-ca it tells anyone who reaches the port every client's node id, namespace, zone, subscriptions, NACKs and the resources it holds")
-	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, routes and DNS table they route with (virtualOutbound, 0.0.0.0_P, P, udp_IP_P, dns; see the README)")
-	fs.StringVar(&o.EnvoyDNSAddress, "envoy-dns-address", "127.0.0.1:15053", `with --envoy-sidecars: the IP:port of the DNS listener (UDP) that answers for every Service name in each Envoy sidecar; "" serves none`)
-	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.NodeRegions, "node-regions", false, "also watch Nodes and put each endpoint's region (label topology.kubernetes.io/region of its Node) in its locality; needs deploy/rbac-node-regions.yaml")
+	fs.DurationVar(&o.SyncTimeout, "sync-timeout", 2*time.Minute, "give up (exit non-zero) if the sources have not synced within this time")
 	fs.DurationVar(&o.MinDelay, "coalesce-min", watcher.DefaultMinDelay, "publish a burst of changes once no change came for this long")
 	fs.DurationVar(&o.MaxDelay, "coalesce-max", watcher.DefaultMaxDelay, "but never later than this after the first change of a burst")
-	fs.DurationVar(&o.SyncTimeout, "sync-timeout", 2*time.Minute, "give up (exit non-zero) if the sources have not synced within this time")
-	fs.BoolVar(&o.NodeRegions, "node-regions", false, "also watch Nodes and put each endpoint's region (label topology.kubernetes.io/region of its Node) in its locality; needs deploy/rbac-node-regions.yaml")
-	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long to wait for streams and requests to end")
+
+	fs = g.add("xDS server")
+	fs.StringVar(&o.XDSAddress, "xds-address", ":18000", "address of the ADS (gRPC) server")
+	fs.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, used in resource names")
+	fs.BoolVar(&o.CSDS, "xds-csds", true, "serve CSDS (client status) on the xDS port; without --xds-client-ca it tells anyone who reaches the port every client's node id, namespace, zone, subscriptions, NACKs and the resources it holds")
 	fs.DurationVar(&o.MaxConnectionAge, "max-connection-age", 30*time.Minute, "send GOAWAY to a client connection after about this long (+/-10% jitter), so that clients spread over the replicas again; 0 turns it off")
 	fs.DurationVar(&o.MaxConnectionAgeGrace, "max-connection-age-grace", time.Minute, "after that GOAWAY, close the connection's streams this much later, so that the client reconnects and resubscribes; 0: never (an ADS stream then stays until the client ends it)")
-	registerLimits(fs, &o.Limits)
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long to wait for streams and requests to end")
+
+	o.XDSTLS.register(g.add("xDS TLS"))
+
+	fs = g.add("Envoy sidecar")
+	fs.BoolVar(&o.EnvoySidecars, "envoy-sidecars", true, "serve Envoy sidecars the listeners, route variants and DNS table they route with (virtualOutbound, <IP>_<P>, udp_<IP>_<P>, dns; see docs/envoy-sidecars.md)")
+	fs.StringVar(&o.EnvoyDNSAddress, "envoy-dns-address", "127.0.0.1:15053", `with --envoy-sidecars: the IP:port of the DNS listener (UDP) that answers for every Service name in each Envoy sidecar, or an IPv4 and an IPv6 one separated by a comma (listeners dns and dns6); "" serves none`)
+
+	registerLimits(g.add("xDS limit"), &o.Limits)
+
+	fs = g.add("Observability")
+	fs.StringVar(&o.AdminAddress, "admin-address", ":9090", "address of the admin server: /metrics, /healthz, /readyz")
+	fs.StringVar(&o.DebugAddress, "debug-address", "127.0.0.1:9091", `address of the debug server: /debug/clients, /debug/diagnostics; "" disables it`)
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+
+	g.bind(cmd, cols)
+	completeFiles(cmd, "kubeconfig", "xds-tls-cert", "xds-tls-key", "xds-client-ca")
+	completeDirs(cmd, "manifests")
+	completeValues(cmd, map[string][]string{"log-level": {"debug", "info", "warn", "error"}, "log-format": {"text", "json"}})
+}
+
+// options checks the flags and returns the options they give. An error is
+// one line that names the flag.
+func (f *serveFlags) options() (serveOptions, error) {
+	o := f.o
 	if o.Kubeconfig != "" && o.Manifests != "" {
 		return o, errors.New("serve: --kubeconfig and --manifests exclude each other: use an API server or a folder of manifests")
 	}
-	for _, ns := range strings.Split(namespaces, ",") {
+	for _, ns := range strings.Split(f.namespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			o.Namespaces = append(o.Namespaces, ns)
 		}
 	}
-	if err := o.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return o, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", level)
+	if err := o.LogLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return o, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return o, fmt.Errorf("serve: --log-format %q: want text or json", o.LogFormat)
@@ -141,7 +184,7 @@ func (o serveOptions) logger(w io.Writer) *slog.Logger {
 }
 
 // registerLimits adds the flags of xds.Limits, with its defaults.
-func registerLimits(fs *flag.FlagSet, l *xds.Limits) {
+func registerLimits(fs *pflag.FlagSet, l *xds.Limits) {
 	d := xds.DefaultLimits()
 	fs.IntVar(&l.MaxConnections, "xds-max-connections", d.MaxConnections, "xDS connections open at once; one more is closed as soon as it is accepted (the client retries)")
 	fs.IntVar(&l.MaxStreamsPerConnection, "xds-max-streams-per-connection", d.MaxStreamsPerConnection, "ADS streams open at once on one connection; one more is refused with RESOURCE_EXHAUSTED")

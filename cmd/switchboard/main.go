@@ -7,21 +7,26 @@
 //	switchboard bootstrap envoy [flags]    print an Envoy sidecar bootstrap
 //	switchboard status [flags]             print every xDS client's sync state
 //	switchboard explain NODE [HOST[:PORT]] what one client holds and lacks
+//	switchboard completion bash|zsh|fish   print a shell completion script
 //	switchboard version                    print the version
 //	switchboard help [command]             print usage
+//
+// The command line is cobra's and pflag's, as kubectl's and istioctl's:
+// flags are --name, and each command's --help lists them (serve's by group).
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -37,152 +42,145 @@ func main() {
 	}
 }
 
-const usage = `usage:
-  switchboard serve [flags]             run the control plane (serve -h lists the flags)
-  switchboard bootstrap grpc [flags]    print a gRPC xDS bootstrap JSON
-  switchboard bootstrap envoy [flags]   print an Envoy sidecar bootstrap YAML
-  switchboard status [flags]            print every xDS client's sync state (from --debug-address)
-  switchboard explain NODE [HOST[:PORT]] what one client holds, what it lacks and since when; the walk to a host's endpoints
-  switchboard version                   print the version
-  switchboard help [command]            print this, or a command's usage
-`
-
-// run dispatches to a subcommand. It returns an error instead of exiting so
-// that it can be tested and so that deferred cleanups run. Help asked for
-// (-h, --help, help) is not an error: the usage goes to stdout and run
-// returns nil.
+// run runs the command line args. It returns an error instead of exiting
+// so that it can be tested and so that deferred cleanups run. Help asked
+// for (-h, --help, help) is not an error: the usage goes to stdout and run
+// returns nil. Errors are not printed: main prints them, one line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	err := dispatch(ctx, args, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageErr(errors.New("missing command"))
+// newRootCommand builds the command tree, writing to stdout and stderr;
+// help wraps at stdout's width when it is a terminal.
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	cols := terminalWidth(stdout)
+	root := &cobra.Command{
+		Use:   "switchboard",
+		Short: "A Kubernetes xDS control plane",
+		Long: "Switchboard watches Services and EndpointSlices and serves them to Envoy sidecars and to\n" +
+			"proxyless gRPC clients over xDS (ADS).",
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	switch args[0] {
-	case "serve":
-		opts, err := parseServe(args[1:], stdout, stderr)
-		if err != nil {
-			return usageErr(err)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(flagError)
+	root.SetUsageFunc(func(c *cobra.Command) error { return writeUsage(c.OutOrStderr(), c, nil, cols) })
+	root.AddCommand(
+		newServeCommand(new(serveFlags), cols),
+		newBootstrapCommand(),
+		newStatusCommand(),
+		newExplainCommand(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				_, err := fmt.Fprintf(c.OutOrStdout(), "switchboard %s\n", version)
+				return err
+			},
+		},
+	)
+	// Cobra would add "completion" (bash, zsh, fish, powershell) when it
+	// runs; added now, after SetOut, whose writer it keeps, so that
+	// markUsageErrors sees it.
+	root.InitDefaultCompletionCmd()
+	markUsageErrors(root)
+	return root
+}
+
+// markUsageErrors makes every wrong command line under c a usage error:
+// a command of commands run without one prints its usage to stderr, and
+// an unknown one is named with the nearest; every check of positional
+// arguments, cobra's own (completion's) included, fails as a usage error.
+func markUsageErrors(c *cobra.Command) {
+	if !c.Runnable() && c.HasSubCommands() {
+		c.SuggestionsMinimumDistance = 2
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			return unknownCommand(c, args[0])
 		}
-		return serve(ctx, opts, stderr)
-	case "bootstrap":
-		return bootstrap(args[1:], stdout, stderr)
-	case "status":
-		opts, err := parseStatus(args[1:], stdout, stderr)
-		if err != nil {
-			return usageErr(err)
+		c.RunE = func(c *cobra.Command, _ []string) error {
+			fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+			return usageErr(fmt.Errorf("%s (see '%s --help')", prefixed(c, "missing command"), c.CommandPath()))
 		}
-		return status(ctx, opts, stdout)
-	case "explain":
-		opts, err := parseExplain(args[1:], stdout, stderr)
-		if err != nil {
-			return usageErr(err)
-		}
-		return explain(ctx, opts, stdout)
-	case "version":
-		fs := newFlagSet("version", "", "print the version")
-		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return usageErr(fmt.Errorf("version: unexpected argument %q", fs.Arg(0)))
-		}
-		fmt.Fprintf(stdout, "switchboard %s\n", version)
-		return nil
-	case "help":
-		if len(args) > 1 {
-			// "help serve" is "serve --help", "help bootstrap grpc" is
-			// "bootstrap grpc --help".
-			return dispatch(ctx, append(args[1:len(args):len(args)], "--help"), stdout, stderr)
-		}
-		fmt.Fprint(stdout, usage)
-		return nil
-	case "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return usageErr(fmt.Errorf("unknown command %q", args[0]))
+	}
+	if args := c.Args; args != nil {
+		c.Args = func(c *cobra.Command, a []string) error { return usageErr(args(c, a)) }
+	}
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
 	}
 }
 
-// newFlagSet returns a flag set for "switchboard <command>" whose usage
-// starts with the synopsis line and a one-line description, then the flags.
-func newFlagSet(command, synopsis, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet("switchboard "+command, flag.ContinueOnError)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "usage: %s\n\n%s\n", strings.TrimSpace("switchboard "+command+" "+synopsis), description)
-		n := 0
-		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n > 0 {
-			fmt.Fprint(out, "\nflags:\n")
-			printFlags(out, fs)
-		}
-	}
-	return fs
+// commandName is c's path without the root's name: "bootstrap grpc".
+func commandName(c *cobra.Command) string {
+	return strings.TrimPrefix(strings.TrimPrefix(c.CommandPath(), c.Root().Name()), " ")
 }
 
-// printFlags lists fs's flags as the docs write them, --name (the flag
-// package takes one dash or two; its PrintDefaults shows one).
-func printFlags(out io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if typ != "" {
-			line += " " + typ
-		}
-		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
-			if typ == "string" {
-				line += fmt.Sprintf(" (default %q)", f.DefValue)
-			} else {
-				line += " (default " + f.DefValue + ")"
+// prefixed puts "NAME: " before msg, except on the root, whose errors main
+// prefixes with "switchboard: " anyway.
+func prefixed(c *cobra.Command, msg string) string {
+	if name := commandName(c); name != "" {
+		return name + ": " + msg
+	}
+	return msg
+}
+
+// unknownCommand is the error for a command c does not have.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if s := c.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return fmt.Errorf("%s (see '%s --help')", prefixed(c, msg), c.CommandPath())
+}
+
+// noArgs refuses positional arguments (markUsageErrors makes it a usage
+// error).
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return errors.New(prefixed(c, fmt.Sprintf("unexpected argument %q", args[0])))
+	}
+	return nil
+}
+
+// flagError makes a bad flag or flag value a one-line usage error that
+// names the command and points at its --help. A long flag written with one
+// dash (the flag package took -name; pflag reads shorthands) is named as
+// it should be written: pflag stops at the first letter that is not a
+// shorthand, after -h's h in -help.
+func flagError(c *cobra.Command, err error) error {
+	hint := ""
+	if ne, ok := errors.AsType[*pflag.NotExistError](err); ok && ne.GetSpecifiedShortnames() != "" {
+		rest, _, _ := strings.Cut(ne.GetSpecifiedShortnames(), "=")
+		for _, name := range []string{rest, "h" + rest} {
+			if c.Flags().Lookup(name) != nil {
+				hint = "; a long flag takes two dashes: --" + name
+				break
 			}
 		}
-		fmt.Fprintln(out, line)
-	})
-}
-
-// parseFlags parses args into fs. Asked for help (-h, --help) it prints the
-// usage to stdout and returns flag.ErrHelp, which run turns into success.
-// A bad flag comes back as a one-line error that names the command and
-// points at its -h; the flag package's own printout of it is dropped.
-func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
-	var out bytes.Buffer
-	fs.SetOutput(&out)
-	err := fs.Parse(args)
-	fs.SetOutput(stderr)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		_, _ = out.WriteTo(stdout)
-		return err
-	default:
-		return usageErr(fmt.Errorf("%s: %w (see '%s -h')", strings.TrimPrefix(fs.Name(), "switchboard "), err, fs.Name()))
 	}
+	return usageErr(fmt.Errorf("%s%s (see '%s --help')", prefixed(c, err.Error()), hint, c.CommandPath()))
 }
 
 // usageError is a command line that is wrong (a bad flag or value, a
-// missing or unexpected argument): switchboard exits 2 for it, as the flag
-// package's ExitOnError, cobra and the shell's builtins do, and 1 for every
-// other error.
+// missing or unexpected argument, an unknown command): switchboard exits 2
+// for it, as the flag package's ExitOnError, kubectl and the shell's
+// builtins do, and 1 for every other error.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// usageErr marks err as a usage error; nil and help stay as they are.
+// usageErr marks err as a usage error; nil stays nil.
 func usageErr(err error) error {
 	var u usageError
-	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &u) {
+	if err == nil || errors.As(err, &u) {
 		return err
 	}
 	return usageError{err}

@@ -14,8 +14,22 @@ import (
 	"github.com/switchboard-xds/switchboard/xds"
 )
 
+// parseServe parses args as "switchboard serve" does, with its flags and
+// checks, without serving.
+func parseServe(args []string) (serveOptions, error) {
+	var f serveFlags
+	cmd := newServeCommand(&f, 0)
+	if err := cmd.ParseFlags(args); err != nil {
+		return serveOptions{}, err
+	}
+	if err := cmd.ValidateArgs(cmd.Flags().Args()); err != nil {
+		return serveOptions{}, err
+	}
+	return f.options()
+}
+
 func TestParseServeDefaults(t *testing.T) {
-	o, err := parseServe(nil, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +51,7 @@ func TestParseServeLimits(t *testing.T) {
 	o, err := parseServe([]string{
 		"--xds-max-connections", "7", "--xds-max-names", "9", "--xds-nack-log-interval", "1m",
 		"--xds-first-request-timeout", "3s", "--xds-handshake-timeout", "2s", "--xds-csds-max-in-flight", "4", "--xds-csds-max-response-bytes", "1000", "--xds-csds=false",
-	}, &bytes.Buffer{}, &bytes.Buffer{})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +64,7 @@ func TestParseServeLimits(t *testing.T) {
 }
 
 func TestParseServeConnectionAge(t *testing.T) {
-	o, err := parseServe([]string{"--max-connection-age", "0", "--max-connection-age-grace", "5s"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe([]string{"--max-connection-age", "0", "--max-connection-age-grace", "5s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +74,7 @@ func TestParseServeConnectionAge(t *testing.T) {
 }
 
 func TestParseServeNamespaces(t *testing.T) {
-	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir", "--manifest-max-bytes", "1024"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe([]string{"--namespaces", "a, b,,c", "--manifests", "dir", "--manifest-max-bytes", "1024"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +107,7 @@ func TestParseServeErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
-		_, err := parseServe(tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		_, err := parseServe(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseServe(%v) = %v, want an error mentioning %q", tc.args, err, tc.want)
 		}
@@ -191,97 +205,5 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, &out, &bytes.Buffer{}); err != nil || !strings.HasPrefix(out.String(), "switchboard ") {
 		t.Fatalf("version: %q %v", out.String(), err)
-	}
-}
-
-// TestHelp: every way of asking for help prints that command's usage to
-// stdout, nothing to stderr, and succeeds (exit 0).
-func TestHelp(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want []string // substrings of stdout
-	}{
-		{[]string{"--help"}, []string{"switchboard serve [flags]", "switchboard bootstrap grpc"}},
-		{[]string{"-h"}, []string{"switchboard serve [flags]"}},
-		{[]string{"help"}, []string{"switchboard serve [flags]", "switchboard version"}},
-		{[]string{"serve", "--help"}, []string{"usage: switchboard serve", "-max-connection-age", "-max-connection-age-grace", "-xds-address"}},
-		{[]string{"serve", "-h"}, []string{"usage: switchboard serve", "-manifests"}},
-		{[]string{"serve", "--manifests", "dir", "-h"}, []string{"usage: switchboard serve"}},
-		{[]string{"help", "serve"}, []string{"usage: switchboard serve", "-drain-timeout"}},
-		{[]string{"bootstrap", "--help"}, []string{"usage: switchboard bootstrap grpc|envoy", "envoy   YAML"}},
-		{[]string{"bootstrap", "-h"}, []string{"usage: switchboard bootstrap grpc|envoy"}},
-		{[]string{"bootstrap", "envoy", "--help"}, []string{"usage: switchboard bootstrap envoy", "-sotw", "-tls-ca", "-namespace"}},
-		{[]string{"help", "bootstrap", "envoy"}, []string{"-sotw"}},
-		{[]string{"bootstrap", "grpc", "--help"}, []string{"usage: switchboard bootstrap grpc", "-node-id", "-server"}},
-		{[]string{"help", "bootstrap", "grpc"}, []string{"-node-id"}},
-		{[]string{"version", "--help"}, []string{"usage: switchboard version"}},
-		{[]string{"version", "-h"}, []string{"usage: switchboard version"}},
-	} {
-		var stdout, stderr bytes.Buffer
-		// With help, serve must return before it listens on anything.
-		if err := run(context.Background(), tc.args, &stdout, &stderr); err != nil {
-			t.Errorf("run(%q) = %v, want nil", tc.args, err)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(stdout.String(), w) {
-				t.Errorf("run(%q): stdout lacks %q:\n%s", tc.args, w, stdout.String())
-			}
-		}
-		if stderr.Len() != 0 {
-			t.Errorf("run(%q): stderr = %q, want nothing", tc.args, stderr.String())
-		}
-	}
-}
-
-// TestBadFlagIsOneLine: a flag a command lacks is an error of one line
-// that names the command and its -h, and the usage is not dumped.
-func TestBadFlagIsOneLine(t *testing.T) {
-	for _, args := range [][]string{{"serve", "--bogus"}, {"bootstrap", "grpc", "--bogus"}, {"version", "--bogus"}} {
-		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), args, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), "bogus") || !strings.Contains(err.Error(), "-h'") || strings.Contains(err.Error(), "\n") {
-			t.Errorf("run(%q) = %v, want a one-line error naming the flag and -h", args, err)
-		}
-		if stdout.Len() != 0 || stderr.Len() != 0 {
-			t.Errorf("run(%q) printed stdout %q, stderr %q; want nothing (main prints the error)", args, stdout.String(), stderr.String())
-		}
-	}
-}
-
-// TestExitCodes: a wrong command line exits 2, any other failure 1, help 0;
-// usage lists flags as --name.
-func TestExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want int
-	}{
-		{nil, 2},
-		{[]string{"nope"}, 2},
-		{[]string{"serve", "--bogus"}, 2},
-		{[]string{"serve", "--log-format", "xml"}, 2},
-		{[]string{"serve", "extra"}, 2},
-		{[]string{"bootstrap"}, 2},
-		{[]string{"bootstrap", "grpc", "--node-id", "n"}, 2},
-		{[]string{"bootstrap", "envoy", "--server", "bad host!:1", "--node-id", "n"}, 2},
-		{[]string{"status", "--output", "xml"}, 2},
-		{[]string{"version", "extra"}, 2},
-		{[]string{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n", "--output", t.TempDir()}, 1}, // a folder: the write fails
-		{[]string{"serve", "--help"}, 0},
-	} {
-		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
-		got := 0
-		if err != nil {
-			got = exitCode(err)
-		}
-		if got != tc.want {
-			t.Errorf("switchboard %v: exit %d (%v), want %d", tc.args, got, err, tc.want)
-		}
-	}
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"serve", "--help"}, &out, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "\n  --xds-address string") || strings.Contains(out.String(), "\n  -xds-address") {
-		t.Errorf("serve --help does not list flags as --name:\n%s", out.String())
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 )
 
 // maxDebugClientsBytes bounds what status reads from /debug/clients: a
@@ -34,25 +36,37 @@ type statusOptions struct {
 	maxBytes int64
 }
 
-// parseStatus parses the flags of "switchboard status".
-func parseStatus(args []string, stdout, stderr io.Writer) (statusOptions, error) {
+// newStatusCommand is "switchboard status".
+func newStatusCommand() *cobra.Command {
 	o := statusOptions{now: time.Now}
-	fs := newFlagSet("status", "[flags]", "Print one line per connected xDS client, read from a running switchboard's /debug/clients:\nnode id, class, zone and, per type, SYNCED, STALE (sent, not ACKed), NACKED or NOT SENT with its age.")
-	fs.StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address; a comma-separated list asks every replica (behind a Service: one per pod) and adds a REPLICA column")
-	fs.StringVar(&o.Output, "output", "text", "output format: text or json")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return o, err
+	cmd := &cobra.Command{
+		Use:   "status [flags]",
+		Short: "Print every xDS client's sync state (from --debug-address)",
+		Long: "Print one line per connected xDS client, read from a running switchboard's /debug/clients:\n" +
+			"node id, class, zone and, per type, SYNCED, STALE (sent, not ACKed), NACKED or NOT SENT with its age.",
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return usageErr(err)
+			}
+			return status(c.Context(), o, c.OutOrStdout())
+		},
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
-	}
+	cmd.Flags().StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address; a comma-separated list asks every replica (behind a Service: one per pod) and adds a REPLICA column")
+	cmd.Flags().StringVar(&o.Output, "output", "text", "output format: text or json")
+	completeValues(cmd, map[string][]string{"output": {"text", "json"}})
+	return cmd
+}
+
+// check says what is wrong with the flags.
+func (o statusOptions) check() error {
 	if o.Output != "text" && o.Output != "json" {
-		return o, fmt.Errorf("status: --output %q: want text or json", o.Output)
+		return fmt.Errorf("status: --output %q: want text or json", o.Output)
 	}
 	if len(splitAddresses(o.Debug)) == 0 {
-		return o, errors.New("status: --debug names no address")
+		return errors.New("status: --debug names no address")
 	}
-	return o, nil
+	return nil
 }
 
 // debugClient is the part of a /debug/clients entry that status reads.

@@ -84,7 +84,7 @@ func TestStatusErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"status", "--output", "yaml"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "text or json") {
 		t.Errorf("--output yaml: %v", err)
 	}
-	if err := run(context.Background(), []string{"status", "--help"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "usage: switchboard status") || !strings.Contains(stdout.String(), "-debug") {
+	if err := run(context.Background(), []string{"status", "--help"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "switchboard status [flags]") || !strings.Contains(stdout.String(), "--debug address") {
 		t.Errorf("status --help = %v, stdout:\n%s", err, stdout.String())
 	}
 	addr := statusServer(t, "not json")

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/switchboard-xds/switchboard/xds/xdsauth"
@@ -20,7 +20,7 @@ type xdsTLSOptions struct {
 	Cert, Key, ClientCA string
 }
 
-func (o *xdsTLSOptions) register(fs *flag.FlagSet) {
+func (o *xdsTLSOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Cert, "xds-tls-cert", "", "serve xDS over TLS with this PEM certificate (chain); reloaded when it changes")
 	fs.StringVar(&o.Key, "xds-tls-key", "", "the private key of --xds-tls-cert (PEM); reloaded when it changes")
 	fs.StringVar(&o.ClientCA, "xds-client-ca", "", "require xDS clients to present a certificate from this PEM CA bundle (mTLS), with a SPIFFE ID whose namespace is the node's NAMESPACE; reloaded when it changes")

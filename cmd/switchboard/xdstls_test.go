@@ -16,14 +16,14 @@ import (
 )
 
 func TestParseServeTLSAndDebug(t *testing.T) {
-	o, err := parseServe(nil, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.DebugAddress != "127.0.0.1:9091" || o.XDSTLS != (xdsTLSOptions{}) {
 		t.Fatalf("defaults: debug %q, tls %+v", o.DebugAddress, o.XDSTLS)
 	}
-	o, err = parseServe([]string{"--debug-address", "", "--xds-tls-cert", "c", "--xds-tls-key", "k", "--xds-client-ca", "ca"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err = parseServe([]string{"--debug-address", "", "--xds-tls-cert", "c", "--xds-tls-key", "k", "--xds-client-ca", "ca"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,14 +39,14 @@ func TestParseServeTLSAndDebug(t *testing.T) {
 		{[]string{"--xds-client-ca", "ca"}, "needs --xds-tls-cert"},
 		{[]string{"--debug-address", "nope"}, "--debug-address"},
 	} {
-		if _, err := parseServe(tc.args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := parseServe(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseServe(%v) = %v, want an error mentioning %q", tc.args, err, tc.want)
 		}
 	}
 }
 
 func TestServeRefusesTLSFilesThatDoNotLoad(t *testing.T) {
-	o, err := parseServe([]string{"--manifests", t.TempDir(), "--xds-tls-cert", "/nonexistent/c", "--xds-tls-key", "/nonexistent/k"}, &bytes.Buffer{}, &bytes.Buffer{})
+	o, err := parseServe([]string{"--manifests", t.TempDir(), "--xds-tls-cert", "/nonexistent/c", "--xds-tls-key", "/nonexistent/k"})
 	if err != nil {
 		t.Fatal(err)
 	}

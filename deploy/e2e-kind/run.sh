@@ -77,8 +77,9 @@ retry() {
 }
 
 # check_http NAME: curl http://NAME/ through the sidecar (capture sends it to
-# 15001, then 0.0.0.0_80, route "80", the virtual host by Host) answers the
-# echo text, and Envoy's response header shows Envoy served it.
+# 15001, then the listener CLUSTERIP_80, the Service's route by RDS, its one
+# "*" virtual host) answers the echo text, and Envoy's response header shows
+# Envoy served it.
 check_http() {
 	local out
 	out="$(in_pod curl -sS -m 5 -D - "http://$1/")" || return 1
@@ -93,15 +94,17 @@ for name in echo echo:80 "echo.$NS" "echo.$NS:80" "echo.$NS.svc" "echo.$NS.svc:8
 	log "  ok http://$name/"
 done
 
-log "TCP by ClusterIP (tcp_proxy on 0.0.0.0_9000)"
+log "TCP by ClusterIP (tcp_proxy on ${clusterip}_9000)"
 retry in_pod sh -c "curl -sS -m 5 http://$clusterip:9000/ | grep -q switchboard-echo" ||
 	fail "TCP to $clusterip:9000 did not reach the echo"
 log "  ok tcp $clusterip:9000"
 
 log "DNS from Envoy's DNS listener (127.0.0.1:15053)"
+# The table holds full names; +search applies the pod's search path, as the
+# application's resolver does, to the short forms.
 for name in "echo.$NS.svc.cluster.local" "echo.$NS.svc" "echo.$NS" echo; do
-	got="$(in_pod dig +short -p 15053 @127.0.0.1 "$name" A)"
-	[[ "$got" == "$clusterip" ]] || fail "dig $name @127.0.0.1:15053: got '$got', want $clusterip"
+	got="$(in_pod dig +short +search -p 15053 @127.0.0.1 "$name" A)"
+	[[ "$got" == "$clusterip" ]] || fail "dig +search $name @127.0.0.1:15053: got '$got', want $clusterip"
 	log "  ok $name -> $got"
 done
 # A name not in the table is forwarded (client_config) and resolves anyway.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
@@ -138,16 +139,24 @@ func TestDashboardModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	type datasource struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	}
+	promDS := datasource{Type: "prometheus", UID: "${" + DatasourceVar + "}"}
 	var d struct {
-		SchemaVersion int    `json:"schemaVersion"`
+		SchemaVersion uint16 `json:"schemaVersion"`
 		UID           string `json:"uid"`
 		Panels        []struct {
-			ID         int         `json:"id"`
-			Type       string      `json:"type"`
-			Title      string      `json:"title"`
-			Datasource *datasource `json:"datasource"`
-			GridPos    gridPos     `json:"gridPos"`
-			Targets    []target    `json:"targets"`
+			ID         int                      `json:"id"`
+			Type       string                   `json:"type"`
+			Title      string                   `json:"title"`
+			Datasource *datasource              `json:"datasource"`
+			GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
+			Targets    []struct {
+				Datasource datasource `json:"datasource"`
+				Expr       string     `json:"expr"`
+			} `json:"targets"`
 		} `json:"panels"`
 		Templating struct {
 			List []struct {
@@ -161,7 +170,7 @@ func TestDashboardModel(t *testing.T) {
 	if err := dec.Decode(&d); err != nil {
 		t.Fatal(err)
 	}
-	if d.SchemaVersion != SchemaVersion || d.UID == "" {
+	if d.SchemaVersion != dashboard.NewDashboard().SchemaVersion || d.UID == "" {
 		t.Errorf("schemaVersion %d uid %q", d.SchemaVersion, d.UID)
 	}
 	if len(d.Templating.List) == 0 || d.Templating.List[0].Name != DatasourceVar || d.Templating.List[0].Type != "datasource" || d.Templating.List[0].Query != "prometheus" {
@@ -182,20 +191,20 @@ func TestDashboardModel(t *testing.T) {
 				cells[[2]int{x, y}] = p.Title
 			}
 		}
-		if p.GridPos.X+p.GridPos.W > gridWidth {
+		if p.GridPos.X+p.GridPos.W > 24 {
 			t.Errorf("panel %q is wider than the grid", p.Title)
 		}
 		if p.Type == "row" {
 			continue
 		}
-		if p.Datasource == nil || *p.Datasource != promDatasource {
-			t.Errorf("panel %q: datasource %v, want %v", p.Title, p.Datasource, promDatasource)
+		if p.Datasource == nil || *p.Datasource != promDS {
+			t.Errorf("panel %q: datasource %v, want %v", p.Title, p.Datasource, promDS)
 		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
 		for _, tg := range p.Targets {
-			if tg.Datasource != promDatasource || tg.Expr == "" {
+			if tg.Datasource != promDS || tg.Expr == "" {
 				t.Errorf("panel %q: target %+v", p.Title, tg)
 			}
 		}

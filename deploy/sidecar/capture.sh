@@ -26,8 +26,10 @@
 #                  goes through 15001 like any TCP (Envoy passes it through)
 #   DNS_PORT       port of Envoy's DNS listener (default 15053, switchboard serve
 #                  --envoy-dns-address 127.0.0.1:15053)
-#   ENABLE_IPV6    "true" also writes the ip6tables rules (default false). IPv6 DNS
-#                  queries are not captured: Envoy's DNS listener is IPv4 only.
+#   ENABLE_IPV6    "true" also writes the ip6tables rules (default false), IPv6
+#                  DNS queries to [::1]:DNS_PORT, Envoy's "dns6" listener
+#                  (switchboard serve --envoy-dns-address
+#                  127.0.0.1:15053,[::1]:15053)
 #   TPROXY_MARK    fwmark of UDP packets to Services (default 0x539, i.e. 1337)
 #   TPROXY_TABLE   routing table that delivers marked packets locally (default 133)
 #
@@ -90,6 +92,8 @@ capture() {
 	# forwards the rest. DNAT in OUTPUT reroutes the packet to lo.
 	if [[ "$DNS_CAPTURE" == true && "$family" == 4 ]]; then
 		"$ipt" -t nat -A SWITCHBOARD_OUTPUT -p udp --dport 53 -j DNAT --to-destination "127.0.0.1:$DNS_PORT"
+	elif [[ "$DNS_CAPTURE" == true ]]; then
+		"$ipt" -t nat -A SWITCHBOARD_OUTPUT -p udp --dport 53 -j DNAT --to-destination "[::1]:$DNS_PORT"
 	fi
 	# Traffic that stays in the pod (loopback, the pod's own addresses, which
 	# route via lo) is not outbound.

@@ -41,8 +41,9 @@ type Client struct {
 	mu      sync.Mutex
 	cfg     *Config
 	nacks   []Nack
-	err     error         // why the stream ended
-	changed chan struct{} // closed and replaced after every response
+	traffic map[string]Traffic // by type URL (traffic.go)
+	err     error              // why the stream ended
+	changed chan struct{}      // closed and replaced after every response
 }
 
 // Dial connects to the ADS server at addr (plaintext unless opts say

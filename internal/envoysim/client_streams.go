@@ -7,6 +7,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -33,6 +34,7 @@ func (c *Client) startSotW(st discoveryv3.AggregatedDiscoveryService_StreamAggre
 			}
 			t := resp.GetTypeUrl()
 			wildcard := t == resourcev3.ListenerType || t == resourcev3.ClusterType
+			c.record(t, proto.Size(resp), resp.GetResources(), 0)
 			detail := c.apply(t, resp.GetNonce(), resp.GetResources(), nil, wildcard)
 			if detail == "" {
 				version[t] = resp.GetVersionInfo()
@@ -87,6 +89,7 @@ func (c *Client) startDelta(st discoveryv3.AggregatedDiscoveryService_DeltaAggre
 				}
 				anys = append(anys, a)
 			}
+			c.record(t, proto.Size(resp), anys, len(resp.GetRemovedResources()))
 			detail := c.apply(t, resp.GetNonce(), anys, resp.GetRemovedResources(), false)
 			if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{
 				Node: node, TypeUrl: t, ResponseNonce: resp.GetNonce(), ErrorDetail: nackStatus(detail),

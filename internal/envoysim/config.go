@@ -27,10 +27,10 @@ import (
 // resource name. A Config is a plain value: nothing in this package mutates a
 // Config it did not build, and Clone gives an independent deep copy.
 type Config struct {
-	Listeners    map[string]*listenerv3.Listener
-	Routes       map[string]*routev3.RouteConfiguration
-	Clusters     map[string]*clusterv3.Cluster
-	Assignments  map[string]*endpointv3.ClusterLoadAssignment
+	Listeners   map[string]*listenerv3.Listener
+	Routes      map[string]*routev3.RouteConfiguration
+	Clusters    map[string]*clusterv3.Cluster
+	Assignments map[string]*endpointv3.ClusterLoadAssignment
 	// LookupHost, when set, stands for Envoy's own resolver: the addresses
 	// a STRICT_DNS or LOGICAL_DNS cluster's host name resolves to (what
 	// its hosts are, and so what the DNS filter answers from such a
