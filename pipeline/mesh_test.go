@@ -49,7 +49,8 @@ func TestMeshAffected(t *testing.T) {
 	r := routeTo("a", "r", front.Key, back.Key)
 	consumer := routeTo("c", "r", front.Key, remote.Key)
 	x := newMeshIndex()
-	full := x.apply(model.Batch{Full: true,
+	full := x.apply(model.Batch{
+		Full:     true,
 		Services: map[model.ServiceKey]*model.Service{front.Key: front, back.Key: back, other.Key: other, remote.Key: remote},
 		Routes:   map[model.RouteKey]*model.MeshRoute{r.Key: r, consumer.Key: consumer},
 	})

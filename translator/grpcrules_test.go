@@ -343,8 +343,8 @@ func grpcHeaderMatcher(h *routev3.HeaderMatcher) error {
 	case *routev3.HeaderMatcher_ExactMatch:
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		// The regex must compile.
-		if _, err := regexp.Compile(p.SafeRegexMatch.GetRegex()); err != nil {
-			return fmt.Errorf("route has an invalid header matcher: %v", err)
+		if _, err := regexp.Compile(p.SafeRegexMatch.GetRegex()); err != nil { //nolint:staticcheck // what the translator sends gRPC clients
+			return fmt.Errorf("route has an invalid header matcher: %w", err)
 		}
 	case *routev3.HeaderMatcher_StringMatch:
 		// ours: C-core 1.51 NACKs it ("Invalid route header matcher

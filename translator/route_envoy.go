@@ -1,6 +1,7 @@
 package translator
 
 import (
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -174,13 +175,13 @@ func (b *ruleBuild) redirect(rd *model.Redirect, m model.RouteMatch) (*routev3.R
 		}
 	}
 	switch rd.StatusCode {
-	case 301:
+	case http.StatusMovedPermanently:
 		out.ResponseCode = routev3.RedirectAction_MOVED_PERMANENTLY
-	case 303:
+	case http.StatusSeeOther:
 		out.ResponseCode = routev3.RedirectAction_SEE_OTHER
-	case 307:
+	case http.StatusTemporaryRedirect:
 		out.ResponseCode = routev3.RedirectAction_TEMPORARY_REDIRECT
-	case 308:
+	case http.StatusPermanentRedirect:
 		out.ResponseCode = routev3.RedirectAction_PERMANENT_REDIRECT
 	default:
 		out.ResponseCode = routev3.RedirectAction_FOUND // the spec's default, 302

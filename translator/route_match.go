@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -58,7 +59,7 @@ func matchOf(kind string, m model.RouteMatch, f Flavour) (rm *routev3.RouteMatch
 		if m.Method != "" {
 			if f == FlavourGRPC {
 				// Every gRPC call is a POST.
-				if m.Method != "POST" {
+				if m.Method != http.MethodPost {
 					return nil, fmt.Sprintf("method %s never matches a gRPC call (always POST); match left out", m.Method), "method"
 				}
 			} else {
@@ -191,8 +192,10 @@ func grpcMethodMatch(out *routev3.RouteMatch, m *model.GRPCMethodMatch) string {
 func headerMatcher(name, typ, value string, f Flavour) *routev3.HeaderMatcher {
 	if f == FlavourGRPC {
 		if typ == model.MatchRegularExpression {
+			//nolint:staticcheck // deprecated, but the only regex matcher C-core 1.51 reads
 			return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: regex(value)}}
 		}
+		//nolint:staticcheck // deprecated, but the only exact matcher C-core 1.51 reads
 		return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: value}}
 	}
 	return &routev3.HeaderMatcher{

@@ -140,7 +140,7 @@ func parents(ns string, refs []gwv1.ParentReference) []model.ParentRef {
 			Namespace:   ns,
 			Name:        string(p.Name),
 			SectionName: string(deref(p.SectionName)),
-			Port:        int32(deref(p.Port)),
+			Port:        deref(p.Port),
 		}
 		if p.Group != nil {
 			mp.Group = string(*p.Group)
@@ -166,7 +166,7 @@ func backendRef(ns string, b gwv1.BackendRef) model.BackendRef {
 }
 
 func backendObject(ns string, b gwv1.BackendObjectReference) model.BackendRef {
-	out := model.BackendRef{Kind: "Service", Namespace: ns, Name: string(b.Name), Port: int32(deref(b.Port))}
+	out := model.BackendRef{Kind: "Service", Namespace: ns, Name: string(b.Name), Port: deref(b.Port)}
 	if b.Group != nil {
 		out.Group = string(*b.Group)
 	}
@@ -198,7 +198,7 @@ func httpFilter(ns string, f gwv1.HTTPRouteFilter) model.RouteFilter {
 			Scheme:     deref(rd.Scheme),
 			Hostname:   string(deref(rd.Hostname)),
 			Path:       pathModifier(rd.Path),
-			Port:       int32(deref(rd.Port)),
+			Port:       deref(rd.Port),
 			StatusCode: deref(rd.StatusCode),
 		}
 	}
