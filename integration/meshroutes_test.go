@@ -178,3 +178,47 @@ func lastErr(rs []clients.Result) string {
 	}
 	return ""
 }
+
+// TestMeshConsumerRoute: a route in the Service's namespace (producer)
+// applies to every client; one in another namespace (consumer) applies
+// only to the clients of that namespace, in place of the producer route,
+// and deleting it gives them the producer route again.
+func TestMeshConsumerRoute(t *testing.T) {
+	w, sb, runner := standalone(t)
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ns, v1, v2 := meshWorld(t, w, "cons")
+		team := w.Namespace(t)
+		route := func(in, backend string) string {
+			return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: front, namespace: %s}
+spec:
+  parentRefs: [{group: "", kind: Service, name: front, namespace: %s}]
+  rules:
+  - backendRefs: [{name: %s, namespace: %[2]s, port: %[4]d}]
+`, in, ns, backend, grpcPort)
+		}
+		w.applyRoute(t, ns, "front", route(ns, "v1"))
+		// The consumer route sends to v2 in the Service's namespace: a
+		// ReferenceGrant lets routes of the team's namespace do so.
+		w.writeBytes(t, w.path("grant", ns, "team"), fmt.Appendf(nil, `apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: team, namespace: %s}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: GRPCRoute, namespace: %s}]
+  to: [{group: "", kind: Service, name: v2}]
+`, ns, team))
+		w.applyRoute(t, team, "front", route(team, "v2"))
+		target := "xds:///front." + ns + ":50051"
+		other := s.start(clients.Options{Target: target}, "--namespace", ns)
+		member := s.start(clients.Options{Target: target}, "--namespace", team)
+		rs, err := other.WaitOnlyFrom(s.ctx, 20, v1)
+		s.check("producer route for the Service's namespace", rs, err)
+		rs, err = member.WaitOnlyFrom(s.ctx, 20, v2)
+		s.check("consumer route for its namespace", rs, err)
+		w.remove(t, w.path("route", team, "front"))
+		rs, err = member.WaitOnlyFrom(s.ctx, 20, v1)
+		s.check("producer route once the consumer route is gone", rs, err)
+	})
+}
