@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -210,4 +211,59 @@ func sendsInto(r *model.MeshRoute, ns string) bool {
 		}
 	}
 	return false
+}
+
+// updateRouteStatus recomputes the status of every mesh route when b can
+// have changed one (a route, a grant, or a Service that is a parent or a
+// backend of one changed), keeps it for RouteStatuses and hands the
+// changed ones to Options.RouteStatus.
+func (s *Syncer) updateRouteStatus(b model.Batch, services map[model.ServiceKey]*model.Service) {
+	x := s.mesh
+	relevant := b.Full || len(b.Routes) > 0 || len(b.Grants) > 0
+	for key := range services {
+		if relevant {
+			break
+		}
+		relevant = len(x.byParent[key]) > 0 || len(x.byBackend[key]) > 0
+	}
+	if !relevant {
+		return
+	}
+	world := &translator.Mesh{Services: x.services, Grants: x.grantList}
+	now := make(map[model.RouteKey]*model.RouteStatus, len(x.routes))
+	for key, r := range x.routes {
+		st := translator.RouteStatus(s.opts.Translator, r, world)
+		now[key] = &st
+	}
+	s.mu.Lock()
+	changed := map[model.RouteKey]*model.RouteStatus{}
+	for key, st := range now {
+		if old := s.status[key]; old == nil || !reflect.DeepEqual(old, st) {
+			changed[key] = st
+		}
+	}
+	for key := range s.status {
+		if now[key] == nil {
+			changed[key] = nil
+		}
+	}
+	s.status = now
+	s.mu.Unlock()
+	if len(changed) > 0 && s.opts.RouteStatus != nil {
+		s.opts.RouteStatus(changed)
+	}
+}
+
+// RouteStatuses returns the current status of every mesh route, sorted by
+// route; the values are read-only.
+func (s *Syncer) RouteStatuses() []*model.RouteStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*model.RouteStatus, 0, len(s.status))
+	for _, k := range slices.SortedFunc(maps.Keys(s.status), func(a, b model.RouteKey) int {
+		return strings.Compare(a.String(), b.String())
+	}) {
+		out = append(out, s.status[k])
+	}
+	return out
 }

@@ -114,3 +114,35 @@ func clusterOf(t *testing.T, res *model.Resources) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// TestRouteStatus checks that a route's status follows its backends: a
+// missing backend is ResolvedRefs false (BackendNotFound), its Service
+// appearing makes it true, and only changed statuses are handed on.
+func TestRouteStatus(t *testing.T) {
+	front := svcIn("a", "front")
+	r := routeTo("a", "r", front.Key, model.ServiceKey{Namespace: "a", Name: "back"})
+	r.Generation = 3
+	var got []map[model.RouteKey]*model.RouteStatus
+	s := NewSyncer(NewCache(nil), Options{RouteStatus: func(m map[model.RouteKey]*model.RouteStatus) { got = append(got, m) }})
+	s.Sink(model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{front.Key: front}, Routes: map[model.RouteKey]*model.MeshRoute{r.Key: r}})
+	if len(got) != 1 {
+		t.Fatalf("%d status updates after the full batch, want 1", len(got))
+	}
+	st := got[0][r.Key]
+	if st == nil || st.Generation != 3 || len(st.Parents) != 1 || !st.Parents[0].Accepted.Status ||
+		st.Parents[0].ResolvedRefs.Status || st.Parents[0].ResolvedRefs.Reason != model.ReasonBackendNotFound {
+		t.Fatalf("status %+v: want accepted, refs not resolved (BackendNotFound)", st)
+	}
+	s.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{{Namespace: "a", Name: "unrelated"}: svcIn("a", "unrelated")}})
+	if len(got) != 1 {
+		t.Fatalf("an unrelated Service changed a route status: %+v", got[len(got)-1])
+	}
+	back := svcIn("a", "back")
+	s.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{back.Key: back}})
+	if len(got) != 2 || !got[1][r.Key].Parents[0].ResolvedRefs.Status {
+		t.Fatalf("status updates %+v: want refs resolved once the backend exists", got)
+	}
+	if all := s.RouteStatuses(); len(all) != 1 || all[0] != got[1][r.Key] {
+		t.Errorf("RouteStatuses = %+v", all)
+	}
+}

@@ -42,6 +42,10 @@ type Options struct {
 	// new Services sends the table to each sidecar at most twice per
 	// interval. Everything else of a change is sent at once.
 	DNSInterval time.Duration
+	// RouteStatus, when set, receives the mesh routes whose status changed
+	// (nil for a deleted route) after each batch, on the Sink's goroutine:
+	// it must not block (the status writer keeps the latest and returns).
+	RouteStatus func(map[model.RouteKey]*model.RouteStatus)
 }
 
 // DefaultDNSInterval is Options.DNSInterval's default.
@@ -76,6 +80,8 @@ type Syncer struct {
 
 	mu    sync.Mutex
 	diags map[model.ServiceKey][]translator.Diagnostic
+	// status is every mesh route's current status (under mu).
+	status map[model.RouteKey]*model.RouteStatus
 }
 
 // NewSyncer returns a Syncer that fills cache.
@@ -120,6 +126,7 @@ func (s *Syncer) Sink(b model.Batch) {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
 	}
 	s.recordDiagnostics(b.Full, services, diags)
+	s.updateRouteStatus(b, services)
 	if m := s.opts.Metrics; m != nil {
 		m.translate.Observe(s.opts.Now().Sub(start).Seconds())
 		m.applied.Add(float64(n))

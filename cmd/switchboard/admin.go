@@ -62,6 +62,11 @@ func debugHandler(ads *xds.Server, syncer *pipeline.Syncer) http.Handler {
 		writeJSON(w, ads.Clients())
 	})
 	mux.Handle("GET /debug/config_dump", http.TimeoutHandler(configDump(ads), debugQueryTimeout, "timed out asking the streams\n"))
+	mux.HandleFunc("GET /debug/routes", func(w http.ResponseWriter, _ *http.Request) {
+		// The mesh routes' status conditions, as the status writer puts
+		// them in status.parents (standalone mode has no writer).
+		writeJSON(w, syncer.RouteStatuses())
+	})
 	mux.HandleFunc("GET /debug/diagnostics", func(w http.ResponseWriter, _ *http.Request) {
 		type diag struct {
 			Service string `json:"service"`
