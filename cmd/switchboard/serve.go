@@ -19,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/pipeline"
 	"github.com/switchboard-xds/switchboard/watcher"
 	"github.com/switchboard-xds/switchboard/xds"
@@ -47,19 +48,24 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		Logger:           log.With("component", "watcher"),
 		Metrics:          watcher.NewMetrics(reg),
 	}
-	src, err := newSource(ctx, o, wopts)
+	src, status, err := newSource(ctx, o, wopts)
 	if err != nil {
 		return err
+	}
+	var routeStatus func(map[model.RouteKey]*model.RouteStatus)
+	if status != nil {
+		routeStatus = status.Update
 	}
 
 	// The cache records the coalesce and translate stages of convergence
 	// that each Update carries; the server, the push stage.
 	cache := pipeline.NewCache(xdsMetrics)
 	syncer := pipeline.NewSyncer(cache, pipeline.Options{
-		Translator: o.translatorOptions(),
-		Sidecars:   o.EnvoySidecars,
-		Logger:     log.With("component", "translator"),
-		Metrics:    pipeline.NewMetrics(reg),
+		Translator:  o.translatorOptions(),
+		Sidecars:    o.EnvoySidecars,
+		Logger:      log.With("component", "translator"),
+		Metrics:     pipeline.NewMetrics(reg),
+		RouteStatus: routeStatus,
 	})
 	sec, err := o.XDSTLS.build(log.With("component", "xds-tls"), reg)
 	if err != nil {
@@ -119,7 +125,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	go func() { errc <- wrap("watcher", src.Run(runCtx, syncer.Sink)) }()
 	go func() { errc <- wrap("xds server", grpcServer.Serve(xdsLis)) }()
 	go func() { errc <- wrap("admin server", ignoreClosed(admin.Serve(adminLis))) }()
@@ -127,6 +133,9 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	go func() { errc <- serveHealth(runCtx, hs, cache) }()
 	if sec.run != nil {
 		go func() { errc <- wrap("xds tls", sec.run(runCtx)) }()
+	}
+	if status != nil {
+		go func() { errc <- wrap("route status", status.Run(runCtx)) }()
 	}
 	if debug.srv != nil {
 		go func() { errc <- wrap("debug server", ignoreClosed(debug.srv.Serve(debug.lis))) }()

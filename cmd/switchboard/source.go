@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/switchboard-xds/switchboard/routestatus"
 
 	"github.com/switchboard-xds/switchboard/watcher"
 )
@@ -26,27 +29,61 @@ func (o serveOptions) source() string {
 	return "kubernetes (in-cluster or default kubeconfig)"
 }
 
-func newSource(ctx context.Context, o serveOptions, wopts watcher.Options) (watcher.Source, error) {
+// newSource returns the source of o, and with an API server the writer of
+// mesh route status (nil with a manifest folder).
+func newSource(ctx context.Context, o serveOptions, wopts watcher.Options) (watcher.Source, *routestatus.Writer, error) {
 	if o.Manifests != "" {
-		return watcher.NewManifestSource(o.Manifests, wopts)
+		src, err := watcher.NewManifestSource(o.Manifests, wopts)
+		return src, nil, err
 	}
 	cfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.UserAgent = "switchboard/" + version
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	if err := preflight(ctx, client, o.Namespaces, o.NodeRegions, cfg.Host, wopts.Logger); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Mesh routes (Gateway API), watched while their CRDs are installed.
-	if wopts.Gateway, err = gatewayclient.NewForConfig(cfg); err != nil {
-		return nil, fmt.Errorf("gateway API client: %w", err)
+	gw, err := gatewayclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway API client: %w", err)
 	}
-	return watcher.NewInformerSource(client, wopts)
+	wopts.Gateway = gw
+	src, err := watcher.NewInformerSource(client, wopts)
+	if err != nil {
+		return nil, nil, err
+	}
+	status, err := routestatus.New(routestatus.Options{
+		Kube: client, Gateway: gw,
+		LeaseNamespace: envOr("POD_NAMESPACE", "switchboard-system"),
+		LeaseName:      "switchboard-route-status",
+		Identity:       podName(),
+		Logger:         wopts.Logger.With("component", "route-status"),
+	})
+	return src, status, err
+}
+
+// envOr is $name, or def when it is empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// podName names this replica in the route status Lease: $POD_NAME (the
+// downward API), else the host name and process id.
+func podName() string {
+	if v := os.Getenv("POD_NAME"); v != "" {
+		return v
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // restConfig follows the documented order: --kubeconfig, else in-cluster,
