@@ -87,6 +87,20 @@ func applyDocument(ctx context.Context, c kubernetes.Interface, doc []byte) erro
 		}
 		api := c.RbacV1().ClusterRoleBindings()
 		return createOrUpdate(ctx, &obj, api.Create, api.Get, api.Update)
+	case "rbac.authorization.k8s.io/v1/Role":
+		var obj rbacv1.Role
+		if err := yaml.UnmarshalStrict(doc, &obj); err != nil {
+			return fmt.Errorf("parse %s: %w", tm.Kind, err)
+		}
+		api := c.RbacV1().Roles(obj.Namespace)
+		return createOrUpdate(ctx, &obj, api.Create, api.Get, api.Update)
+	case "rbac.authorization.k8s.io/v1/RoleBinding":
+		var obj rbacv1.RoleBinding
+		if err := yaml.UnmarshalStrict(doc, &obj); err != nil {
+			return fmt.Errorf("parse %s: %w", tm.Kind, err)
+		}
+		api := c.RbacV1().RoleBindings(obj.Namespace)
+		return createOrUpdate(ctx, &obj, api.Create, api.Get, api.Update)
 	default:
 		return fmt.Errorf("unsupported object %s %s", tm.APIVersion, tm.Kind)
 	}
