@@ -222,3 +222,47 @@ spec:
 		s.check("producer route once the consumer route is gone", rs, err)
 	})
 }
+
+// TestMeshRouteTimeoutAndRetry: an HTTPRoute's timeouts.request caps every
+// call's deadline (max_stream_duration), and its retry on 503 retries calls
+// that fail with UNAVAILABLE on another backend (gRPC's HTTP-to-status
+// mapping). The slow backend answers after 500 ms and the client's own
+// deadline is 1 s, so only the route's timeout fails those calls; one of
+// the three flaky backends fails every call, so 40 successes in a row from
+// the other two come only from retries.
+func TestMeshRouteTimeoutAndRetry(t *testing.T) {
+	w, sb, runner := standalone(t)
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		s := newScenario(t, w, sb, runner, kind, 3*time.Minute)
+		ns := w.Namespace(t)
+		b := backends(t, "tr", 4)
+		for _, svc := range []string{"front", "slow", "flaky"} {
+			sv := newService(ns, svc, port...)
+			sv.Spec.ClusterIP = w.NewClusterIP()
+			w.ApplyService(t, sv)
+		}
+		b[0].SetDelay(500 * time.Millisecond)
+		b[3].SetFailing(true)
+		w.ApplySlice(t, newSlice(ns, "slow", "slow-1", port, ep(b[0], harness.Ready, "z1")))
+		w.ApplySlice(t, newSlice(ns, "flaky", "flaky-1", port, ep(b[1], harness.Ready, "z1"), ep(b[2], harness.Ready, "z1"), ep(b[3], harness.Ready, "z1")))
+		w.applyRoute(t, ns, "front", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: front, namespace: %s}
+spec:
+  parentRefs: [{group: "", kind: Service, name: front}]
+  rules:
+  - matches: [{headers: [{name: x-slow, value: "yes"}]}]
+    timeouts: {request: 100ms}
+    backendRefs: [{name: slow, port: %[2]d}]
+  - retry: {codes: [503], attempts: 2}
+    backendRefs: [{name: flaky, port: %[2]d}]
+`, ns, grpcPort))
+		target := "xds:///front." + ns + ":50051"
+		slow := s.start(clients.Options{Target: target, TimeoutMS: 1000, Header: map[string]string{"x-slow": "yes"}})
+		rs, err := slow.WaitFailing(s.ctx, 3, codes.DeadlineExceeded, "")
+		s.check("timeouts.request caps the deadline", rs, err)
+		flaky := s.client(target)
+		rs, err = flaky.WaitSpread(s.ctx, 40, b[1].ID(), b[2].ID())
+		s.check("retry on 503 retries UNAVAILABLE on another backend", rs, err)
+	})
+}
