@@ -19,7 +19,10 @@ import (
 // modifiers, redirects, rewrites, mirrors, timeouts and retries as Envoy's
 // route API has them.
 
-// envoy builds the rule's route for Envoy, for match m.
+// envoy builds the rule's route for Envoy, for match m. The share of
+// requests that cannot be forwarded gets 500 (HTTPRoute) or 503, read by
+// gRPC clients as UNAVAILABLE (GRPCRoute): see directFailure and
+// envoyInvalidCluster.
 func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 	r := &routev3.Route{}
 	a := &routev3.RouteAction{}
@@ -33,11 +36,11 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 		case model.FilterRequestRedirect:
 			var ok bool
 			if redirect, ok = b.redirect(fl.Redirect, m); !ok {
-				return b.direct500()
+				return b.directFailure()
 			}
 		case model.FilterURLRewrite:
 			if !b.rewrite(a, fl.Rewrite, m) {
-				return b.direct500()
+				return b.directFailure()
 			}
 		case model.FilterRequestMirror:
 			if fl.Mirror == nil {
@@ -59,8 +62,8 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 				}},
 			})
 		default:
-			b.report(fl.Type, "filter %s is not supported: the rule's requests get 500", fl.Type)
-			return b.direct500()
+			b.report(fl.Type, "filter %s is not supported: the rule's requests fail", fl.Type)
+			return b.directFailure()
 		}
 	}
 	if redirect != nil {
@@ -76,7 +79,7 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 			case model.FilterResponseHeaderModifier:
 				s.respAdd, s.respRemove = headerOptions(fl.ResponseHeaders)
 			default:
-				b.report(fl.Type, "backendRef %s: filter %s is not supported on a backend: its share of requests gets 500", backendLabel(bk), fl.Type)
+				b.report(fl.Type, "backendRef %s: filter %s is not supported on a backend: its share of requests fails", backendLabel(bk), fl.Type)
 				return false
 			}
 		}
@@ -84,12 +87,15 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 	}, invalid)
 	if len(shares) == 0 {
 		b.setClusters(a, nil, invalid) // reports
-		return b.direct500()
+		return b.directFailure()
 	}
 	b.setClusters(a, shares, invalid)
 	for _, s := range shares {
 		if s.cluster == invalid {
 			a.ClusterNotFoundResponseCode = routev3.RouteAction_INTERNAL_SERVER_ERROR
+			if b.route.Key.Kind == model.KindGRPCRoute {
+				a.ClusterNotFoundResponseCode = routev3.RouteAction_SERVICE_UNAVAILABLE
+			}
 		}
 	}
 	// Envoy's default route timeout is 15 s; the spec's default is none.
@@ -116,9 +122,16 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 	return r
 }
 
-// direct500 is the route of a rule whose requests cannot be forwarded.
-func (b *ruleBuild) direct500() *routev3.Route {
-	return &routev3.Route{Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 500}}}
+// directFailure is the route of a rule whose requests cannot be
+// forwarded: 500, as the HTTPRoute spec asks; 503 for a GRPCRoute, which
+// a gRPC client reads as UNAVAILABLE, as the GRPCRoute spec asks (500
+// would read as INTERNAL).
+func (b *ruleBuild) directFailure() *routev3.Route {
+	code := uint32(http.StatusInternalServerError)
+	if b.route.Key.Kind == model.KindGRPCRoute {
+		code = http.StatusServiceUnavailable
+	}
+	return &routev3.Route{Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: code}}}
 }
 
 // headerOptions are a header modifier as Envoy's header options: set
@@ -223,7 +236,7 @@ func (b *ruleBuild) matchedPrefix(m model.RouteMatch) (string, bool) {
 		return "/", true
 	}
 	if m.Path.Type != model.MatchPathPrefix {
-		b.report(model.ReplacePrefixMatch, "ReplacePrefixMatch needs a PathPrefix match: the rule's requests get 500")
+		b.report(model.ReplacePrefixMatch, "ReplacePrefixMatch needs a PathPrefix match: the rule's requests fail")
 		return "", false
 	}
 	return strings.TrimRight(m.Path.Value, "/"), true
