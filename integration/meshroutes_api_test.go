@@ -64,8 +64,8 @@ func installGatewayCRDs(t *testing.T, admin kubernetes.Interface) {
 }
 
 // TestMeshRoutesAPIServer: with the Gateway API CRDs installed from the
-// pinned module, a GRPCRoute created in the API server splits a grpc-go
-// client's calls 80/20, as Switchboard (with its least-privilege identity)
+// pinned module, a GRPCRoute created in the API server splits each client's
+// calls 80/20, as Switchboard (with its least-privilege identity)
 // reads it through informers; the replica holding the Lease writes the
 // route's status.parents (Accepted, ResolvedRefs at observedGeneration),
 // and a route sending to a missing Service reads ResolvedRefs False.
@@ -80,7 +80,12 @@ func TestMeshRoutesAPIServer(t *testing.T) {
 	kubeconfig, _ := switchboardKubeconfig(t)
 	sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
 	w := apiWorld{admin}
-	s := newScenario(t, w, sb, runner, clients.GoGRPC, 3*time.Minute)
+	eachClient(t, func(t *testing.T, kind clients.Kind) {
+		meshRoutesAPIServer(t, newScenario(t, w, sb, runner, kind, 3*time.Minute), w, gw)
+	})
+}
+
+func meshRoutesAPIServer(t *testing.T, s *scenario, w apiWorld, gw gatewayclient.Interface) {
 	ns := w.Namespace(t)
 	b := backends(t, "api", 2)
 	for _, svc := range []string{"front", "v1", "v2"} {
@@ -105,7 +110,7 @@ func TestMeshRoutesAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.start(clients.Options{Target: "xds:///front." + ns + ":50051", IntervalMS: 1})
-	_, err = c.WaitSpread(ctx, 2, b[0].ID(), b[1].ID())
+	_, err := c.WaitSpread(ctx, 2, b[0].ID(), b[1].ID())
 	s.check("both shares answer", nil, err)
 	rs, err := c.WaitFor(ctx, c.Len(), func(w []clients.Result) bool { return len(w) >= 1000 })
 	s.check("1000 calls", rs, err)
@@ -115,7 +120,7 @@ func TestMeshRoutesAPIServer(t *testing.T) {
 			v2++
 		}
 	}
-	t.Logf("through the API server: v2 got %d of 1000 calls", v2)
+	t.Logf("%s through the API server: v2 got %d of 1000 calls", s.kind, v2)
 	if math.Abs(float64(v2)/10-20) > 5 {
 		t.Errorf("v2 got %d of 1000 calls, want 200 ± 50", v2)
 	}
