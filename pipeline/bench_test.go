@@ -149,3 +149,40 @@ func benchSidecars(b *testing.B, services int) {
 		})
 	}
 }
+
+// BenchmarkWideService is issue #22's Service with 10,000 ports (1000 with
+// -short) through a Syncer and its cache with the sidecar stage: full is
+// a cold start with it alone (10,000 outbound listeners, each part built
+// once per Service, not once per part); edit is one endpoint of one port
+// changed (a set of names in the cache, not a scan per name: 1.2 s per
+// edit before, CPU time on one core).
+func BenchmarkWideService(b *testing.B) {
+	ports := 10000
+	if testing.Short() {
+		ports = 1000
+	}
+	svc := &model.Service{Key: model.ServiceKey{Namespace: "a", Name: "wide"}, ClusterIPs: []string{"10.96.9.9"}, SliceCount: 1}
+	for i := range ports {
+		svc.Ports = append(svc.Ports, model.Port{Name: fmt.Sprintf("p-%d", i), Port: int32(1000 + i), Protocol: "TCP",
+			Endpoints: []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: int32(1000 + i), Ready: true, Serving: true}}})
+	}
+	opts := Options{Sidecars: true, DNSInterval: -1, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}}
+	full := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{svc.Key: svc}}
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			NewSyncer(NewCache(nil), opts).Sink(full)
+		}
+	})
+	b.Run("edit", func(b *testing.B) {
+		s := NewSyncer(NewCache(nil), opts)
+		s.Sink(full)
+		i := 0
+		for b.Loop() {
+			edit := *svc
+			edit.Ports = slices.Clone(svc.Ports)
+			edit.Ports[0].Endpoints = []model.Endpoint{{Addresses: []string{fmt.Sprintf("10.0.1.%d", 1+i%200)}, Port: 1000, Ready: true, Serving: true}}
+			s.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{svc.Key: &edit}})
+			i++
+		}
+	})
+}

@@ -35,12 +35,15 @@ type Options struct {
 	// Sidecars turns on the sidecar stage (see Sidecars): the listeners,
 	// route configurations and DNS table that Envoy sidecars route with.
 	Sidecars bool
-	// DNSInterval is the least time between two builds of the sidecars'
-	// DNS table after a change (0 means DefaultDNSInterval; negative, no
-	// wait): a change within it of the last build waits until it has
-	// passed, together with every other change of that time, so a burst of
-	// new Services sends the table to each sidecar at most twice per
-	// interval. Everything else of a change is sent at once.
+	// DNSInterval is how long a change of the sidecars' DNS table waits
+	// (0 means DefaultDNSInterval; negative, no wait): the table is built
+	// DNSInterval after the first change since it was last built, with
+	// every change of that time, so a burst of new Services sends it to
+	// each sidecar once per interval, and after the Services' own
+	// listeners, routes and clusters, which are sent at once (a large
+	// table never delays them). Until it arrives a new name is answered by
+	// the cluster's DNS, to which the DNS listener forwards what its table
+	// lacks. A full batch builds it at once.
 	DNSInterval time.Duration
 	// RouteStatus, when set, receives the mesh routes whose status changed
 	// (nil for a deleted route) after each batch, on the Sink's goroutine:
@@ -75,7 +78,6 @@ type Syncer struct {
 	// sinkMu serialises Sink and the flush of a held DNS table, which
 	// share sidecars and the fields below.
 	sinkMu   sync.Mutex
-	lastDNS  time.Time   // when the DNS table was last built
 	dnsTimer *time.Timer // armed while a held DNS table waits
 
 	mu    sync.Mutex
@@ -113,9 +115,9 @@ func (s *Syncer) Sink(b model.Batch) {
 	services := s.mesh.apply(b)
 	u, diags := translate(s.opts.Translator, b, services, s.mesh)
 	if s.sidecars != nil {
-		hold := s.opts.DNSInterval > 0 && !b.Full && start.Sub(s.lastDNS) < s.opts.DNSInterval
+		hold := s.opts.DNSInterval > 0 && !b.Full
 		groups, changed, err := s.sidecars.Apply(b, hold)
-		s.addSidecars(&u, groups, changed, err, start)
+		s.addSidecars(&u, groups, changed, err)
 	}
 	if !b.FirstEvent.IsZero() {
 		u.Coalesce = start.Sub(b.FirstEvent)
@@ -138,7 +140,7 @@ func (s *Syncer) Sink(b model.Batch) {
 
 // addSidecars adds the sidecar stage's groups to u, and arms the flush of
 // a DNS table the stage holds.
-func (s *Syncer) addSidecars(u *xds.Update, groups map[string]*model.Resources, changed map[string]time.Time, err error, now time.Time) {
+func (s *Syncer) addSidecars(u *xds.Update, groups map[string]*model.Resources, changed map[string]time.Time, err error) {
 	if err != nil {
 		s.log.Error("some sidecar resources could not be built; their previous version keeps serving", "error", err)
 	}
@@ -154,11 +156,8 @@ func (s *Syncer) addSidecars(u *xds.Update, groups map[string]*model.Resources, 
 	for key, at := range changed {
 		u.Changed[key] = at
 	}
-	if _, built := groups[dnsGroup]; built {
-		s.lastDNS = now
-	}
 	if s.sidecars.DNSPending() && s.dnsTimer == nil {
-		s.dnsTimer = time.AfterFunc(s.opts.DNSInterval-now.Sub(s.lastDNS), s.flushDNS)
+		s.dnsTimer = time.AfterFunc(s.opts.DNSInterval, s.flushDNS)
 	}
 }
 
@@ -170,7 +169,7 @@ func (s *Syncer) flushDNS() {
 	start := s.opts.Now()
 	groups, changed, err := s.sidecars.FlushDNS()
 	var u xds.Update
-	s.addSidecars(&u, groups, changed, err, start)
+	s.addSidecars(&u, groups, changed, err)
 	if len(u.Services) == 0 {
 		return
 	}

@@ -218,39 +218,72 @@ func (s *Sidecars) buildDNS() (*model.Resources, time.Time, error) {
 	return &r, at, nil
 }
 
-// build rebuilds the dirty parts other than the DNS table.
+// build rebuilds the dirty parts other than the DNS table. The listeners
+// of a ClusterIP and port come from the part's winner, the least Service
+// key on it (translator.SidecarWinner's rule), and each winner's
+// listeners are built once, however many of its parts are dirty.
 func (s *Sidecars) build(dirty map[translator.SidecarPart]time.Time) (map[string]*model.Resources, map[string]time.Time, error) {
-	list := make([]translator.SidecarPart, 0, len(dirty))
+	byWinner := map[model.ServiceKey][]translator.SidecarPart{}
+	res := map[translator.SidecarPart]*model.Resources{}
+	var errs []error
 	for p := range dirty {
-		list = append(list, p)
-	}
-	res := make([]*model.Resources, len(list))
-	errs := make([]error, len(list))
-	forEach(len(list), func(i int) {
-		p := list[i]
-		keys := s.parts[p]
-		if p.Kind != translator.SidecarShared && len(keys) == 0 {
-			return // gone
-		}
-		svcs := make([]*model.Service, 0, len(keys))
-		for k := range keys {
-			svcs = append(svcs, s.facts[k])
-		}
-		r, err := translator.Sidecar(s.opts, p, svcs)
-		if err != nil {
-			errs[i] = err
-			return
-		}
-		res[i] = &r
-	})
-	out := make(map[string]*model.Resources, len(list)+1)
-	changed := map[string]time.Time{}
-	for i, p := range list {
-		if errs[i] != nil {
+		if p.Kind == translator.SidecarShared {
+			r, err := translator.Sidecar(s.opts, p, nil)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res[p] = &r
 			continue
 		}
+		var w model.ServiceKey
+		for k := range s.parts[p] {
+			if w == (model.ServiceKey{}) || k.Namespace < w.Namespace || (k.Namespace == w.Namespace && k.Name < w.Name) {
+				w = k
+			}
+		}
+		if w == (model.ServiceKey{}) {
+			res[p] = nil // gone
+			continue
+		}
+		byWinner[w] = append(byWinner[w], p)
+	}
+	winners := make([]model.ServiceKey, 0, len(byWinner))
+	for w := range byWinner {
+		winners = append(winners, w)
+	}
+	built := make([]map[translator.SidecarPart]model.Resources, len(winners))
+	werrs := make([]error, len(winners))
+	forEach(len(winners), func(i int) {
+		built[i], werrs[i] = translator.SidecarListeners(s.opts, s.facts[winners[i]])
+	})
+	failed := map[translator.SidecarPart]bool{}
+	for i, w := range winners {
+		for _, p := range byWinner[w] {
+			if werrs[i] != nil {
+				failed[p] = true
+				continue
+			}
+			if r, ok := built[i][p]; ok {
+				res[p] = &r
+			} else {
+				res[p] = nil
+			}
+		}
+		errs = append(errs, werrs[i])
+	}
+	out := make(map[string]*model.Resources, len(dirty)+1)
+	changed := map[string]time.Time{}
+	for p, at := range dirty {
+		if failed[p] {
+			continue
+		}
+		r, ok := res[p]
+		if !ok {
+			continue // the shared part failed
+		}
 		key := SidecarGroupPrefix + p.String()
-		if res[i] == nil {
+		if r == nil {
 			delete(s.parts, p)
 			if !s.stored[p] {
 				continue
@@ -259,8 +292,8 @@ func (s *Sidecars) build(dirty map[translator.SidecarPart]time.Time) (map[string
 		} else {
 			s.stored[p] = true
 		}
-		out[key] = res[i]
-		if at := dirty[p]; !at.IsZero() {
+		out[key] = r
+		if !at.IsZero() {
 			changed[key] = at
 		}
 	}

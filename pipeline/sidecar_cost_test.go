@@ -79,9 +79,11 @@ func newCostScene(tb testing.TB, services int, clients map[string]string, delta 
 		tb.Cleanup(func() { _ = c.Close() })
 		s.clients[name] = c
 	}
-	// Synced: every Service's cluster and assignment and the barrier's.
+	// Synced: every Service's listener, route, cluster and assignment
+	// (the generated ones are all HTTP), and the barrier's.
 	s.wait(func(cfg *envoysim.Config) bool {
-		return len(cfg.Clusters) >= len(s.world) && len(cfg.Assignments) >= len(s.world)
+		return len(cfg.Clusters) >= len(s.world) && len(cfg.Assignments) >= len(s.world) &&
+			len(cfg.Routes) >= services && len(cfg.Listeners) >= len(s.world)
 	})
 	return s
 }
@@ -100,10 +102,12 @@ func (s *costScene) wait(ok func(*envoysim.Config) bool) {
 
 // change applies svcs (nil value: deleted) after resetting every client's
 // traffic, then moves the barrier Service's endpoint and waits until every
-// client holds the barrier's new assignment: what the change sent has
-// arrived before it. It returns each client's traffic without the
-// barrier's assignment.
-func (s *costScene) change(svcs map[model.ServiceKey]*model.Service) map[string]map[string]envoysim.Traffic {
+// client holds the barrier's new assignment (what the change sent at once
+// has arrived before it) and, when held is set, what held says the client
+// must hold (what a client subscribes to after the change, routes and
+// assignments, comes after a round trip of its own). It returns each
+// client's traffic without the barrier's assignment.
+func (s *costScene) change(svcs map[model.ServiceKey]*model.Service, held func(client string, cfg *envoysim.Config) bool) map[string]map[string]envoysim.Traffic {
 	s.tb.Helper()
 	for _, c := range s.clients {
 		c.ResetTraffic()
@@ -126,6 +130,15 @@ func (s *costScene) change(svcs map[model.ServiceKey]*model.Service) map[string]
 		cla := cfg.Assignments[bname]
 		return cla != nil && strings.Contains(cla.String(), ep)
 	})
+	if held != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for name, c := range s.clients {
+			if err := c.WaitFor(ctx, func(cfg *envoysim.Config) bool { return held(name, cfg) }); err != nil {
+				s.tb.Fatalf("client %s: %v", name, err)
+			}
+		}
+	}
 	out := map[string]map[string]envoysim.Traffic{}
 	for name, c := range s.clients {
 		tr := c.Traffic()
@@ -143,6 +156,16 @@ func (s *costScene) change(svcs map[model.ServiceKey]*model.Service) map[string]
 		out[name] = tr
 	}
 	return out
+}
+
+// holds says that a client holds the route and the assignment of port of
+// the Service key, which it subscribes to once it has the listener and the
+// cluster.
+func holds(key model.ServiceKey, port int32) func(string, *envoysim.Config) bool {
+	name := translator.CanonicalName(costDomain, key, port)
+	return func(_ string, cfg *envoysim.Config) bool {
+		return cfg.Routes[name] != nil && cfg.Assignments[name] != nil
+	}
 }
 
 // received sums what traffic holds: resource bytes without the DNS
@@ -181,13 +204,13 @@ func TestSidecarChangeCost(t *testing.T) {
 
 	// A new HTTP Service, visible to all.
 	web := sidecarView("ns-3", "new-web", "10.250.0.1", 80, "http", "10.253.0.1")
-	got := s.change(map[model.ServiceKey]*model.Service{web.Key: web})
+	got := s.change(map[model.ServiceKey]*model.Service{web.Key: web}, holds(web.Key, 80))
 	for name := range s.clients {
 		bytes, dns, names, _ := received(got[name])
 		want := []string{"10.250.0.1_80", canonical(web.Key, 80), canonical(web.Key, 80), canonical(web.Key, 80)}
 		slices.Sort(want)
 		if !slices.Equal(names, want) {
-			t.Errorf("Service added: sidecar %s received %v, want %v (and the DNS table)", name, names, want)
+			t.Errorf("Service added: sidecar %s received %d resources %v, want %v (and the DNS table)", name, len(names), names[:min(len(names), 8)], want)
 		}
 		if bytes > 4096 {
 			t.Errorf("Service added: sidecar %s received %d bytes besides the DNS table, want ≤ 4096", name, bytes)
@@ -195,13 +218,15 @@ func TestSidecarChangeCost(t *testing.T) {
 		if dns == 0 {
 			t.Errorf("Service added: sidecar %s did not receive the DNS table with the new name", name)
 		}
-		t.Logf("Service added: sidecar %s received %d bytes (%v) and the DNS table, %d bytes", name, bytes, names, dns)
+		t.Logf("Service added: sidecar %s received %d bytes (%v) and the DNS table, %d bytes", name, bytes, names[:min(len(names), 8)], dns)
 	}
 
 	// A new Service visible to ns-0 only: nothing at all for ns-1.
 	limited := sidecarView("ns-2", "limited", "10.250.0.2", 5432, "pg", "10.253.0.2")
 	limited.Annotations = map[string]string{translator.AnnotationVisibleTo: "ns-0"}
-	got = s.change(map[model.ServiceKey]*model.Service{limited.Key: limited})
+	got = s.change(map[model.ServiceKey]*model.Service{limited.Key: limited}, func(client string, cfg *envoysim.Config) bool {
+		return client != "a" || cfg.Assignments[canonical(limited.Key, 5432)] != nil
+	})
 	if bytes, dns, names, _ := received(got["b"]); bytes+dns != 0 {
 		t.Errorf("limited Service added: sidecar b (ns-1, may not see it) received %d bytes: %v, DNS %d", bytes, names, dns)
 	}
@@ -213,14 +238,14 @@ func TestSidecarChangeCost(t *testing.T) {
 	moved := sidecarView("ns-3", "new-web", "10.250.0.1", 80, "http", "10.253.0.9")
 	headless := sidecarView("ns-4", "pods", "", 7000, "tcp-pods", "10.253.1.1")
 	headless.ClusterIPs, headless.Headless = nil, true
-	s.change(map[model.ServiceKey]*model.Service{headless.Key: headless})
+	s.change(map[model.ServiceKey]*model.Service{headless.Key: headless}, nil)
 	headless2 := sidecarView("ns-4", "pods", "", 7000, "tcp-pods", "10.253.1.1", "10.253.1.2")
 	headless2.ClusterIPs, headless2.Headless = nil, true
 	for _, c := range []struct {
 		what string
 		svc  *model.Service
 	}{{"ClusterIP", moved}, {"headless", headless2}} {
-		got = s.change(map[model.ServiceKey]*model.Service{c.svc.Key: c.svc})
+		got = s.change(map[model.ServiceKey]*model.Service{c.svc.Key: c.svc}, nil)
 		for name, tr := range got {
 			types := slices.Sorted(func(yield func(string) bool) {
 				for t := range tr {
@@ -236,7 +261,7 @@ func TestSidecarChangeCost(t *testing.T) {
 	}
 
 	// A deleted Service: removals, and the DNS table without its name.
-	got = s.change(map[model.ServiceKey]*model.Service{web.Key: nil})
+	got = s.change(map[model.ServiceKey]*model.Service{web.Key: nil}, nil)
 	for name := range s.clients {
 		bytes, _, names, removed := received(got[name])
 		if bytes != 0 || removed < 2 {
@@ -270,7 +295,11 @@ func BenchmarkSidecarChangeCost(b *testing.B) {
 				if i%2 == 0 {
 					svc = web
 				}
-				got := s.change(map[model.ServiceKey]*model.Service{web.Key: svc})
+				var held func(string, *envoysim.Config) bool
+				if svc != nil {
+					held = holds(web.Key, 80)
+				}
+				got := s.change(map[model.ServiceKey]*model.Service{web.Key: svc}, held)
 				if svc != nil {
 					for _, tr := range got {
 						by, d, _, _ := received(tr)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,9 +147,10 @@ func TestSidecarsIgnoreHeadlessEndpoints(t *testing.T) {
 // countingStore is a Store that records the versions of the DNS listener
 // it is given.
 type countingStore struct {
-	mu   sync.Mutex
-	dns  int
-	last *model.Resources
+	mu        sync.Mutex
+	dns       int
+	last      *model.Resources
+	listeners int // outbound listener groups stored
 }
 
 func (c *countingStore) Apply(u xds.Update) (int, error) {
@@ -157,6 +159,11 @@ func (c *countingStore) Apply(u xds.Update) (int, error) {
 	if r, ok := u.Services[dnsGroup]; ok {
 		c.dns++
 		c.last = r
+	}
+	for k := range u.Services {
+		if strings.HasPrefix(k, SidecarGroupPrefix+"tcp/") {
+			c.listeners++
+		}
 	}
 	return len(u.Services), nil
 }
@@ -170,8 +177,8 @@ func (c *countingStore) table() (int, *model.Resources) {
 }
 
 // 100 Services added one batch each within one interval send the DNS table
-// twice: at once for the first, and once more, with all of them, when the
-// interval has passed. Every listener is sent with its own batch.
+// once, with all of them, when the interval has passed; every listener is
+// sent with its own batch, at once.
 func TestSyncerCoalescesDNSTable(t *testing.T) {
 	store := &countingStore{}
 	s := NewSyncer(store, Options{Sidecars: true, DNSInterval: time.Hour, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}})
@@ -179,13 +186,19 @@ func TestSyncerCoalescesDNSTable(t *testing.T) {
 	if n, _ := store.table(); n != 1 {
 		t.Fatalf("start-up stored the table %d times, want 1", n)
 	}
-	// The start-up build was just now: with an hour's interval, every
-	// change below waits; the test then shortens the wait by flushing.
+	// With an hour's interval every change below waits; the test then
+	// shortens the wait by flushing.
 	for i := range 100 {
 		s.Sink(batchOf(time.Now(), sidecarView("a", fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.1.%d", i+1), 80, "http")))
 	}
 	if n, _ := store.table(); n != 1 {
 		t.Fatalf("100 Services within the interval stored the table %d times, want still 1", n)
+	}
+	store.mu.Lock()
+	listeners := store.listeners
+	store.mu.Unlock()
+	if listeners != 100 {
+		t.Fatalf("%d outbound listeners stored, want each of the 100 at once", listeners)
 	}
 	s.sinkMu.Lock()
 	timer := s.dnsTimer

@@ -203,15 +203,15 @@ func Sidecar(opts Options, part SidecarPart, svcs []*model.Service) (model.Resou
 	case SidecarShared:
 		res, err = sharedResources()
 	case SidecarTCP, SidecarUDP:
-		in, ok := sidecarInputOf(part, svcs)
-		if !ok {
+		winner := SidecarWinner(part, svcs)
+		if winner == nil {
 			return model.Resources{EnvoyOnly: true}, nil
 		}
-		if part.Kind == SidecarTCP {
-			res, err = tcpResources(opts.domain(), part, in)
-		} else {
-			res, err = udpResources(opts.domain(), part, in)
+		all, lerr := SidecarListeners(opts, winner)
+		if lerr != nil {
+			return model.Resources{}, lerr
 		}
+		return all[part], nil
 	case SidecarDNS:
 		var records []DNSRecords
 		for _, svc := range svcs {
@@ -241,25 +241,53 @@ type sidecarInput struct {
 	port *model.Port
 }
 
-// sidecarInputOf returns the Service of svcs that wins part: the first in
-// key order that contributes to it.
-func sidecarInputOf(part SidecarPart, svcs []*model.Service) (sidecarInput, bool) {
-	var best sidecarInput
+// SidecarWinner returns the Service of svcs whose resources a TCP or UDP
+// part gets: the first in key order that contributes to it (two Services
+// claim one ClusterIP and port in manifests only); nil when none does.
+func SidecarWinner(part SidecarPart, svcs []*model.Service) *model.Service {
+	var best *model.Service
 	for _, svc := range svcs {
-		if !slices.Contains(SidecarParts(svc), part) {
+		if best != nil && cmp.Or(cmp.Compare(best.Key.Namespace, svc.Key.Namespace), cmp.Compare(best.Key.Name, svc.Key.Name)) <= 0 {
 			continue
 		}
-		if best.svc != nil && cmp.Or(cmp.Compare(best.svc.Key.Namespace, svc.Key.Namespace), cmp.Compare(best.svc.Key.Name, svc.Key.Name)) <= 0 {
-			continue
+		if slices.Contains(SidecarParts(svc), part) {
+			best = svc
 		}
-		tcp, udp := sidecarPorts(svc)
-		ports := tcp
-		if part.Kind == SidecarUDP {
-			ports = udp
-		}
-		best = sidecarInput{svc: svc, port: portNumbered(ports, part.Port)}
 	}
-	return best, best.svc != nil
+	return best
+}
+
+// SidecarListeners builds every TCP and UDP part of svc as Sidecar would
+// with svc the part's winner: for each ClusterIP, the outbound listener of
+// each TCP port and the listener of each UDP port, each part's resources
+// with EnvoyOnly and the Service's Visibility (partVisibility). It costs
+// the Service's ports once, however many they are, where building each
+// part alone would cost them once per part.
+func SidecarListeners(opts Options, svc *model.Service) (map[SidecarPart]model.Resources, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	tcp, udp := sidecarPorts(svc)
+	ips := addrs(clusterIPsOf(svc))
+	out := make(map[SidecarPart]model.Resources, len(ips)*(len(tcp)+len(udp)))
+	for _, a := range ips {
+		for _, set := range []struct {
+			kind  SidecarKind
+			ports []*model.Port
+			build func(string, SidecarPart, sidecarInput) (model.Resources, error)
+		}{{SidecarTCP, tcp, tcpResources}, {SidecarUDP, udp, udpResources}} {
+			for _, p := range set.ports {
+				part := SidecarPart{Kind: set.kind, Addr: a, Port: p.Port}
+				res, err := set.build(opts.domain(), part, sidecarInput{svc: svc, port: p})
+				if err != nil {
+					return nil, fmt.Errorf("sidecar %s: %w", part, err)
+				}
+				res.EnvoyOnly = true
+				out[part] = res
+			}
+		}
+	}
+	return out, nil
 }
 
 func portNumbered(ports []*model.Port, n int32) *model.Port {

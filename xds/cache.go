@@ -358,8 +358,19 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	if old != nil {
 		for t := range numTypes {
-			for _, name := range old.resourceNames(t) {
-				if b.has(t, name) {
+			names := old.resourceNames(t)
+			kept := func(name string) bool { return b.has(t, name) }
+			if b != nil && len(b.res[t]) > 8 && len(names) > 8 {
+				// A Service with many ports: a set, not a scan per name
+				// (10,000 ports took 0.6 s per endpoint edit).
+				set := make(map[string]struct{}, len(b.res[t]))
+				for _, r := range b.res[t] {
+					set[r.Name] = struct{}{}
+				}
+				kept = func(name string) bool { _, ok := set[name]; return ok }
+			}
+			for _, name := range names {
+				if kept(name) {
 					continue
 				}
 				delete(c.resources[t], name)

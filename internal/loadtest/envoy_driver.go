@@ -180,7 +180,7 @@ func envoyTotals(clients []*envoyClient) (down, up, responses int64) {
 // than client 0 (every change has been seen by every client with its new
 // address when it converged; this checks that they also agree at the
 // end). Envoy clients of one peer all get the same clusters and
-// assignments: the namespace variants are of listeners and routes.
+// assignments.
 func envoyMismatches(clients []*envoyClient, world *World) int {
 	if len(clients) == 0 {
 		return 0

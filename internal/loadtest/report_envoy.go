@@ -77,10 +77,10 @@ func envoyTable(group []Result) string {
 
 // envoyServed says what every peer serves when the world has the sidecar
 // resources.
-const envoyServed = "With the sidecar resources (`--shapes` with envoy): Switchboard runs the world through pipeline.Syncer with the sidecar stage, as `switchboard serve --envoy-sidecars` does, " +
-	"and serves an Envoy client (user_agent_name envoy) the sidecar listeners only, the route and listener variants of its node's NAMESPACE, and the Envoy class variants of clusters and assignments. " +
+const envoyServed = "With the sidecar resources (`--shapes` with envoy): Switchboard runs the world through pipeline.Syncer with the sidecar stage, as `switchboard serve --envoy-sidecars` does with its default DNS listener, " +
+	"and serves an Envoy client (user_agent_name envoy) the sidecar listeners only (one per ClusterIP and port, and the DNS table), and the Envoy class variants of routes, clusters and assignments. " +
 	"The LinearCache and the floor get the same translator output plus the sidecar groups (through the same pipeline.Syncer), without the Services' api_listener listeners (which only gRPC clients take, and these never ask the peers for listeners) " +
-	"and without variants, which they cannot serve per client: every client gets the plain listeners, routes, clusters and assignments. The SnapshotCache is not run with Envoy clients. " +
+	"and without variants, which they cannot serve per client: every client gets the plain listeners, routes (the gRPC clients' shape, whose virtual host a sidecar's walk would not match by Host), clusters and assignments. The SnapshotCache is not run with Envoy clients. " +
 	"Envoy clients subscribe to wildcard CDS and LDS, then EDS for every EDS cluster and RDS for every rds name of their listeners, and ACK everything. " +
 	"An endpoint change has converged when every sidecar has ACKed the changed assignment carrying the new address; a Service added when every sidecar has ACKed its cluster, its assignment and a route configuration holding its virtual host. " +
 	"Heap per sidecar is the server's live heap with the clients connected minus before, over the clients.\n\n"

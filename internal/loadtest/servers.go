@@ -37,7 +37,7 @@ func newSwitchboardPeer(sidecars bool, log *slog.Logger) *switchboardPeer {
 	return &switchboardPeer{
 		cache:  c,
 		srv:    xds.NewServer(c, xds.ServerOptions{Logger: log}),
-		syncer: pipeline.NewSyncer(c, pipeline.Options{Logger: log, Sidecars: sidecars}),
+		syncer: pipeline.NewSyncer(c, syncerOptions(log, sidecars)),
 	}
 }
 
@@ -74,7 +74,7 @@ type fedPeer struct {
 
 func newFedPeer(rp resourcePeer, sidecars bool, log *slog.Logger) *fedPeer {
 	p := &fedPeer{resourcePeer: rp, sidecars: sidecars}
-	p.syncer = pipeline.NewSyncer(p, pipeline.Options{Logger: log, Sidecars: sidecars})
+	p.syncer = pipeline.NewSyncer(p, syncerOptions(log, sidecars))
 	return p
 }
 
@@ -306,3 +306,14 @@ func (l gcpLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, 
 func (l gcpLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args) }
 func (l gcpLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args) }
 func (l gcpLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args) }
+
+// syncerOptions are the Syncer options of every peer: with sidecars, the
+// sidecar stage and its DNS listener as switchboard serve has them by
+// default (--envoy-sidecars, --envoy-dns-address 127.0.0.1:15053).
+func syncerOptions(log *slog.Logger, sidecars bool) pipeline.Options {
+	o := pipeline.Options{Logger: log, Sidecars: sidecars}
+	if sidecars {
+		o.Translator.SidecarDNS = "127.0.0.1:15053"
+	}
+	return o
+}
