@@ -206,9 +206,9 @@ func headerMatches(h *routev3.HeaderMatcher, req Request) bool {
 	switch s := h.GetHeaderMatchSpecifier().(type) {
 	case *routev3.HeaderMatcher_StringMatch:
 		ok = present && stringMatches(s.StringMatch, value)
-	case *routev3.HeaderMatcher_ExactMatch: //nolint:staticcheck // deprecated, but Envoy still reads it
+	case *routev3.HeaderMatcher_ExactMatch:
 		ok = present && value == s.ExactMatch //nolint:staticcheck // deprecated, but Envoy still reads it
-	case *routev3.HeaderMatcher_SafeRegexMatch: //nolint:staticcheck // deprecated, but Envoy still reads it
+	case *routev3.HeaderMatcher_SafeRegexMatch:
 		ok = present && fullMatch(s.SafeRegexMatch.GetRegex(), value) //nolint:staticcheck // deprecated, but Envoy still reads it
 	case *routev3.HeaderMatcher_PresentMatch:
 		ok = present == s.PresentMatch
