@@ -14,8 +14,10 @@ import (
 // This file attaches mesh routes (HTTPRoute, GRPCRoute with a Service
 // parent) to the Services they name, and works out which Services a batch
 // affects: a route change re-translates the Services it names as parents
-// (before and after the change); a Service change, the parents of every
-// route that sends to it (its cluster may now resolve, or no longer); a
+// (before and after the change); a Service change that can change whether
+// a backendRef to it resolves (it appears or goes, or its type or ports
+// change: not an endpoint change), the parents of every route that sends
+// to it; a
 // ReferenceGrant change, the parents of every route sending into the
 // grant's namespace from another one.
 
@@ -32,6 +34,10 @@ type meshIndex struct {
 	byBackend map[model.ServiceKey]map[model.RouteKey]bool
 	// grantList is grants as a sorted slice, rebuilt when a grant changes.
 	grantList []*model.ReferenceGrant
+	// touched are the routes whose status the last apply may have
+	// changed; all is set when every route's may have (a full batch).
+	touched map[model.RouteKey]bool
+	all     bool
 }
 
 func newMeshIndex() *meshIndex {
@@ -52,18 +58,28 @@ func (x *meshIndex) apply(b model.Batch) map[model.ServiceKey]*model.Service {
 		*x = *newMeshIndex()
 	}
 	affected := map[model.ServiceKey]bool{}
+	x.touched, x.all = map[model.RouteKey]bool{}, b.Full
 	for key, svc := range b.Services {
 		affected[key] = true
+		old := x.services[key]
 		if svc == nil {
 			delete(x.services, key)
 		} else {
 			x.services[key] = svc
 		}
+		for rk := range x.byParent[key] {
+			x.touched[rk] = true
+		}
+		if sameBackend(old, svc) {
+			continue // an endpoint change: every backendRef resolves as before
+		}
 		for rk := range x.byBackend[key] {
 			x.parentsOf(x.routes[rk], affected)
+			x.touched[rk] = true
 		}
 	}
 	for key, r := range b.Routes {
+		x.touched[key] = true
 		old := x.routes[key]
 		x.parentsOf(old, affected)
 		x.index(old, false)
@@ -82,9 +98,10 @@ func (x *meshIndex) apply(b model.Batch) map[model.ServiceKey]*model.Service {
 			} else {
 				x.grants[key] = g
 			}
-			for _, r := range x.routes {
+			for rk, r := range x.routes {
 				if sendsInto(r, key.Namespace) {
 					x.parentsOf(r, affected)
+					x.touched[rk] = true
 				}
 			}
 		}
@@ -133,6 +150,25 @@ func (x *meshIndex) mesh(key model.ServiceKey) *translator.Mesh {
 		m.Routes = append(m.Routes, x.routes[rk])
 	}
 	return m
+}
+
+// sameBackend reports whether a backendRef to a Service resolves the same
+// way with view b as with view a: both absent, or the same type, external
+// name and served ports (an endpoint change is not a backend change).
+func sameBackend(a, b *model.Service) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Type != b.Type || a.ExternalName != b.ExternalName || len(a.Ports) != len(b.Ports) {
+		return false
+	}
+	for i := range a.Ports {
+		p, q := &a.Ports[i], &b.Ports[i]
+		if p.Port != q.Port || p.Protocol != q.Protocol || p.Name != q.Name {
+			return false
+		}
+	}
+	return true
 }
 
 // parentsOf adds the Services r names as parents to set (nothing for nil).
@@ -213,41 +249,57 @@ func sendsInto(r *model.MeshRoute, ns string) bool {
 	return false
 }
 
-// updateRouteStatus recomputes the status of every mesh route when b can
-// have changed one (a route, a grant, or a Service that is a parent or a
-// backend of one changed), keeps it for RouteStatuses and hands the
-// changed ones to Options.RouteStatus.
-func (s *Syncer) updateRouteStatus(b model.Batch, services map[model.ServiceKey]*model.Service) {
+// updateRouteStatus recomputes the status of the mesh routes the last
+// apply touched (every one after a full batch), keeps them for
+// RouteStatuses and hands the changed ones to Options.RouteStatus.
+func (s *Syncer) updateRouteStatus() {
 	x := s.mesh
-	relevant := b.Full || len(b.Routes) > 0 || len(b.Grants) > 0
-	for key := range services {
-		if relevant {
-			break
-		}
-		relevant = len(x.byParent[key]) > 0 || len(x.byBackend[key]) > 0
-	}
-	if !relevant {
+	if !x.all && len(x.touched) == 0 {
 		return
 	}
 	world := &translator.Mesh{Services: x.services, Grants: x.grantList}
-	now := make(map[model.RouteKey]*model.RouteStatus, len(x.routes))
-	for key, r := range x.routes {
+	status := func(key model.RouteKey) *model.RouteStatus {
+		r := x.routes[key]
+		if r == nil {
+			return nil
+		}
 		st := translator.RouteStatus(s.opts.Translator, r, world)
-		now[key] = &st
+		return &st
 	}
-	s.mu.Lock()
 	changed := map[model.RouteKey]*model.RouteStatus{}
-	for key, st := range now {
-		if old := s.status[key]; old == nil || !reflect.DeepEqual(old, st) {
-			changed[key] = st
+	s.mu.Lock()
+	if x.all {
+		now := make(map[model.RouteKey]*model.RouteStatus, len(x.routes))
+		for key := range x.routes {
+			now[key] = status(key)
+		}
+		for key := range s.status {
+			if now[key] == nil {
+				changed[key] = nil
+			}
+		}
+		for key, st := range now {
+			if old := s.status[key]; old == nil || !reflect.DeepEqual(old, st) {
+				changed[key] = st
+			}
+		}
+		s.status = now
+	} else {
+		if s.status == nil {
+			s.status = map[model.RouteKey]*model.RouteStatus{}
+		}
+		for key := range x.touched {
+			st, old := status(key), s.status[key]
+			switch {
+			case st == nil && old != nil:
+				delete(s.status, key)
+				changed[key] = nil
+			case st != nil && (old == nil || !reflect.DeepEqual(old, st)):
+				s.status[key] = st
+				changed[key] = st
+			}
 		}
 	}
-	for key := range s.status {
-		if now[key] == nil {
-			changed[key] = nil
-		}
-	}
-	s.status = now
 	s.mu.Unlock()
 	if len(changed) > 0 && s.opts.RouteStatus != nil {
 		s.opts.RouteStatus(changed)

@@ -32,6 +32,16 @@ func routeTo(ns, name string, parent, backend model.ServiceKey) *model.MeshRoute
 	}
 }
 
+func withEndpoint(s *model.Service) *model.Service {
+	s.Ports[0].Endpoints = []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: 8080, Ready: true, Serving: true}}
+	return s
+}
+
+func withPort(s *model.Service, port int32) *model.Service {
+	s.Ports = append(s.Ports, model.Port{Name: "other", Port: port, Protocol: "TCP"})
+	return s
+}
+
 func keysOf(m map[model.ServiceKey]*model.Service) []string {
 	var out []string
 	for k := range maps.Keys(m) {
@@ -62,7 +72,8 @@ func TestMeshAffected(t *testing.T) {
 		b    model.Batch
 		want []string
 	}{
-		{"backend changes", model.Batch{Services: map[model.ServiceKey]*model.Service{back.Key: svcIn("a", "back")}}, []string{"a/back", "a/front"}},
+		{"backend's endpoints change", model.Batch{Services: map[model.ServiceKey]*model.Service{back.Key: withEndpoint(svcIn("a", "back"))}}, []string{"a/back"}},
+		{"backend's ports change", model.Batch{Services: map[model.ServiceKey]*model.Service{back.Key: withPort(svcIn("a", "back"), 9090)}}, []string{"a/back", "a/front"}},
 		{"unrelated Service changes", model.Batch{Services: map[model.ServiceKey]*model.Service{other.Key: svcIn("a", "other")}}, []string{"a/other"}},
 		{"route deleted", model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{r.Key: nil}}, []string{"a/front"}},
 		{"route moves to another parent", model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{consumer.Key: routeTo("c", "r", other.Key, remote.Key)}}, []string{"a/front", "a/other"}},

@@ -128,7 +128,7 @@ func (s *Syncer) Sink(b model.Batch) {
 		s.log.Error("some Services could not be stored; their previous resources keep serving", "error", err)
 	}
 	s.recordDiagnostics(b.Full, services, diags)
-	s.updateRouteStatus(b, services)
+	s.updateRouteStatus()
 	if m := s.opts.Metrics; m != nil {
 		m.translate.Observe(s.opts.Now().Sub(start).Seconds())
 		m.applied.Add(float64(n))
