@@ -6,8 +6,9 @@ package model
 
 // Route condition types and reasons, as in the Gateway API.
 const (
-	ConditionAccepted     = "Accepted"
-	ConditionResolvedRefs = "ResolvedRefs"
+	ConditionAccepted         = "Accepted"
+	ConditionResolvedRefs     = "ResolvedRefs"
+	ConditionPartiallyInvalid = "PartiallyInvalid"
 
 	ReasonAccepted         = "Accepted"
 	ReasonNoMatchingParent = "NoMatchingParent"
@@ -15,6 +16,7 @@ const (
 	ReasonBackendNotFound  = "BackendNotFound"
 	ReasonRefNotPermitted  = "RefNotPermitted"
 	ReasonInvalidKind      = "InvalidKind"
+	ReasonUnsupportedValue = "UnsupportedValue"
 )
 
 // RouteStatus is what a route's status says, for the parents of it that
@@ -32,6 +34,11 @@ type ParentStatus struct {
 	Parent       ParentRef
 	Accepted     Condition
 	ResolvedRefs Condition
+	// PartiallyInvalid is set (Status true, UnsupportedValue) when some of
+	// the route is not applied as written for some client kind on this
+	// parent: a match left out, a filter not applied or failing its calls
+	// (the diagnostics say which); nil when all of it is.
+	PartiallyInvalid *Condition
 }
 
 // Condition is one condition of a route parent's status.

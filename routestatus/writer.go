@@ -257,6 +257,9 @@ func (w *Writer) merge(old []gwv1.RouteParentStatus, generation int64, st *model
 			w.condition(prev.Conditions, model.ConditionAccepted, ps.Accepted, generation),
 			w.condition(prev.Conditions, model.ConditionResolvedRefs, ps.ResolvedRefs, generation),
 		}
+		if ps.PartiallyInvalid != nil {
+			entry.Conditions = append(entry.Conditions, w.condition(prev.Conditions, model.ConditionPartiallyInvalid, *ps.PartiallyInvalid, generation))
+		}
 		if !had || !sameConditions(prev.Conditions, entry.Conditions) {
 			changed = true
 		}

@@ -85,7 +85,9 @@ func TestRouteGolden(t *testing.T) {
 // routeGoldenFile is the layout of testdata/routes/out/*.yaml.
 type routeGoldenFile struct {
 	Diagnostics []routeGoldenDiagnostic `json:"diagnostics"`
-	Ports       []routeGoldenPort       `json:"ports"`
+	// Statuses are RouteStatus of every route, by route.
+	Statuses map[string]model.RouteStatus `json:"statuses,omitempty"`
+	Ports    []routeGoldenPort            `json:"ports"`
 }
 
 type routeGoldenDiagnostic struct {
@@ -187,6 +189,12 @@ func routeGolden(t *testing.T, path string) []byte {
 		}
 	}
 	checkWorld(t, byKey)
+	for _, r := range mesh.Routes {
+		if f.Statuses == nil {
+			f.Statuses = map[string]model.RouteStatus{}
+		}
+		f.Statuses[r.Key.String()] = RouteStatus(routeGoldenOptions, r, mesh)
+	}
 	for _, d := range sortDiagnostics(diags) {
 		gd := routeGoldenDiagnostic{Service: d.Service.String(), Port: d.Port, Feature: d.Feature, Reason: d.Reason}
 		if d.Route != (model.RouteKey{}) {

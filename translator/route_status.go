@@ -14,6 +14,9 @@ import (
 //   - ResolvedRefs: true when every backendRef of every rule resolves (see
 //     backendCluster); else false with the reason of the first that does
 //     not (BackendNotFound, RefNotPermitted, InvalidKind) and its message.
+//   - PartiallyInvalid: when RouteRules reports a feature of the route
+//     that gRPC clients or Envoy do not get as written on a port of the
+//     parent (UnsupportedValue, with the first such diagnostic).
 //
 // Parents that are not Services are left out: another controller owns them.
 func RouteStatus(opts Options, r *model.MeshRoute, mesh *Mesh) model.RouteStatus {
@@ -38,6 +41,9 @@ func RouteStatus(opts Options, r *model.MeshRoute, mesh *Mesh) model.RouteStatus
 		}
 		ps := model.ParentStatus{Parent: p, ResolvedRefs: refs}
 		ps.Accepted = accepted(mesh.Services[key], p)
+		if ps.Accepted.Status {
+			ps.PartiallyInvalid = unsupported(domain, mesh, r, mesh.Services[key])
+		}
 		out.Parents = append(out.Parents, ps)
 	}
 	return out
@@ -57,6 +63,41 @@ func accepted(svc *model.Service, p model.ParentRef) model.Condition {
 		}
 	}
 	return model.Condition{Reason: model.ReasonNoMatchingParent, Message: fmt.Sprintf("the Service serves no TCP port matching port %d section %q", p.Port, p.SectionName)}
+}
+
+// unsupported is the PartiallyInvalid condition of r on Service svc: the
+// feature diagnostics of r's rules on each port of svc it attaches to,
+// for each client flavour; nil when there are none.
+func unsupported(domain string, mesh *Mesh, r *model.MeshRoute, svc *model.Service) *model.Condition {
+	var first string
+	n := 0
+	tcp, _, _ := servedPorts(svc, func(string, string, ...any) Diagnostic { return Diagnostic{} })
+	for _, p := range tcp {
+		if !attaches(r, svc.Key, p) {
+			continue
+		}
+		in := RuleInput{Domain: domain, Service: svc.Key, Port: portLabel(p), Canonical: CanonicalName(domain, svc.Key, p.Port), Mesh: mesh}
+		for _, f := range []Flavour{FlavourGRPC, FlavourEnvoy} {
+			for _, d := range RouteRules(in, []*model.MeshRoute{r}, f).Diagnostics {
+				if d.Feature == "" {
+					continue
+				}
+				if n == 0 {
+					first = f.String() + " clients: " + d.Reason
+				}
+				n++
+			}
+		}
+		break // the rules are the same on every port
+	}
+	if n == 0 {
+		return nil
+	}
+	msg := first
+	if n > 1 {
+		msg += fmt.Sprintf(" (and %d more; see /debug/diagnostics)", n-1)
+	}
+	return &model.Condition{Status: true, Reason: model.ReasonUnsupportedValue, Message: msg}
 }
 
 // refReason is the ResolvedRefs reason for backend b of r, which does not
