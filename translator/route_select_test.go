@@ -20,8 +20,10 @@ func TestAttachedRoutes(t *testing.T) {
 	byPort := route("n", "port", model.ParentRef{Port: 50051})
 	bySection := route("n", "section", model.ParentRef{SectionName: "http"})
 	consumer := route("c", "consumer", model.ParentRef{})
-	gateway := &model.MeshRoute{Key: model.RouteKey{Kind: model.KindHTTPRoute, Namespace: "n", Name: "gw"},
-		Parents: []model.ParentRef{{Group: "gateway.networking.k8s.io", Kind: "Gateway", Namespace: "n", Name: "s"}}}
+	gateway := &model.MeshRoute{
+		Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: "n", Name: "gw"},
+		Parents: []model.ParentRef{{Group: "gateway.networking.k8s.io", Kind: "Gateway", Namespace: "n", Name: "s"}},
+	}
 	routes := []*model.MeshRoute{every, byPort, bySection, consumer, gateway}
 	names := func(rs []*model.MeshRoute) []string {
 		var out []string
