@@ -29,6 +29,9 @@ const maxDebugClientsBytes = 128 << 20
 type statusOptions struct {
 	Debug  string
 	Output string
+	// Routes prints the mesh routes' status conditions instead of the
+	// clients.
+	Routes bool
 	// now is the clock for ages; tests set it.
 	now func() time.Time
 	// maxBytes bounds the answer read; 0 is maxDebugClientsBytes. Tests
@@ -54,6 +57,7 @@ func newStatusCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.Debug, "debug", "127.0.0.1:9091", "`address` of the switchboard's --debug-address; a comma-separated list asks every replica (behind a Service: one per pod) and adds a REPLICA column")
 	cmd.Flags().StringVar(&o.Output, "output", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&o.Routes, "routes", false, "print the mesh routes' status conditions (Accepted, ResolvedRefs, PartiallyInvalid per Service parent) instead of the clients")
 	completeValues(cmd, map[string][]string{"output": {"text", "json"}})
 	return cmd
 }
@@ -112,6 +116,9 @@ type typeState struct {
 func status(ctx context.Context, o statusOptions, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if o.Routes {
+		return statusRoutes(ctx, o, stdout)
+	}
 	limit := o.maxBytes
 	if limit <= 0 {
 		limit = maxDebugClientsBytes
