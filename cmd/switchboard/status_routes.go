@@ -78,8 +78,11 @@ func statusRoutes(ctx context.Context, o statusOptions, stdout io.Writer) error 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tGENERATION\tPARENT\tACCEPTED\tRESOLVEDREFS\tPARTIALLYINVALID\tMESSAGE")
 	for _, l := range lines {
-		fmt.Fprintln(tw, strings.Join([]string{l.Route, strconv.FormatInt(l.Generation, 10), l.Parent,
-			l.Accepted, l.ResolvedRefs, orDash(l.PartiallyInvalid), orDash(l.Message)}, "\t"))
+		cols := []string{
+			l.Route, strconv.FormatInt(l.Generation, 10), l.Parent,
+			l.Accepted, l.ResolvedRefs, orDash(l.PartiallyInvalid), orDash(l.Message),
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	return tw.Flush()
 }
