@@ -54,6 +54,10 @@ func runSidecar(t *testing.T, w world, sb *switchboard) {
 	s.add("replica", harness.Port{Name: "pg", Port: 5432}, false, "10.244.4.1")
 	s.add("resolver", harness.Port{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}, false, "10.244.5.1", "10.244.5.2")
 	s.add("kafka", harness.Port{Name: "broker", Port: 9092}, true, "10.244.6.1", "10.244.6.2")
+	// UDP limited to the Services' own namespace (and one with no
+	// clients): its listener reaches only the sidecars that may see it.
+	s.limited = "stats"
+	s.add("stats", harness.Port{Name: "statsd", Port: 8125, Protocol: corev1.ProtocolUDP}, false, "10.244.8.1")
 	if s.svcs["db"].ip == s.svcs["replica"].ip {
 		t.Fatalf("db and replica share ClusterIP %s", s.svcs["db"].ip)
 	}
@@ -101,10 +105,11 @@ func runSidecar(t *testing.T, w world, sb *switchboard) {
 // ClusterIP (as allocated; "None" when headless) and its endpoint
 // addresses, one ready endpoint each.
 type sidecarSvc struct {
-	port harness.Port
-	ip   string
-	pods []string
-	gone bool // deleted
+	port    harness.Port
+	ip      string
+	pods    []string
+	gone    bool // deleted
+	limited bool // visible to its own namespace only (and one without clients)
 }
 
 // sidecarScene is the story's Services in namespace ns; other is a
@@ -115,6 +120,8 @@ type sidecarScene struct {
 	ns, other string
 	svcs      map[string]*sidecarSvc
 	order     []string // Service names, as added
+	// limited names the next Service add gives the visible-to annotation.
+	limited string
 }
 
 // sidecarClient is one envoysim client; ns is its node's NAMESPACE.
@@ -127,6 +134,10 @@ type sidecarClient struct {
 func (s *sidecarScene) add(name string, p harness.Port, headless bool, pods ...string) {
 	s.t.Helper()
 	svc := newService(s.ns, name, p)
+	limited := s.limited == name
+	if limited {
+		svc.Annotations = map[string]string{"switchboard.io/visible-to": "nobody-here"}
+	}
 	svc.Spec.ClusterIP = s.w.NewClusterIP()
 	if headless {
 		svc.Spec.ClusterIP = corev1.ClusterIPNone
@@ -135,7 +146,7 @@ func (s *sidecarScene) add(name string, p harness.Port, headless bool, pods ...s
 	if svc.Spec.ClusterIP == "" {
 		s.t.Fatalf("service %s/%s has no ClusterIP after apply", s.ns, name)
 	}
-	s.svcs[name] = &sidecarSvc{port: p, ip: svc.Spec.ClusterIP}
+	s.svcs[name] = &sidecarSvc{port: p, ip: svc.Spec.ClusterIP, limited: limited}
 	s.order = append(s.order, name)
 	s.setPods(name, pods...)
 }
@@ -254,6 +265,20 @@ func (s *sidecarScene) problems(cfg *envoysim.Config, ns string) []string {
 			eps[i] = ip + ":" + strconv.Itoa(int(port))
 		}
 		switch {
+		case svc.limited && ns != s.ns:
+			// Not visible here: no listener, no cluster, no name.
+			if l := fmt.Sprintf("udp_%s_%d", svc.ip, port); cfg.Listeners[l] != nil {
+				fail("listener %s of a Service visible to other namespaces only is held", l)
+			}
+			if _, ok := cfg.Clusters[s.canonical(name)+"/udp"]; ok {
+				fail("cluster %s/udp of a Service visible to other namespaces only is held", s.canonical(name))
+			}
+			forwarded(fqdn)
+		case svc.limited:
+			// Visible: its UDP listener; its name is left to the
+			// cluster's DNS (limited Services are not in the table).
+			route(envoysim.Conn{Protocol: "udp", DstIP: svc.ip, DstPort: port}, s.canonical(name)+"/udp", eps)
+			forwarded(fqdn)
 		case svc.gone && svc.port.Protocol == corev1.ProtocolUDP:
 			udp := fmt.Sprintf("udp_%s_%d", svc.ip, port)
 			if _, ok := cfg.Listeners[udp]; ok {

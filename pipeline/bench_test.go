@@ -163,8 +163,10 @@ func BenchmarkWideService(b *testing.B) {
 	}
 	svc := &model.Service{Key: model.ServiceKey{Namespace: "a", Name: "wide"}, ClusterIPs: []string{"10.96.9.9"}, SliceCount: 1}
 	for i := range ports {
-		svc.Ports = append(svc.Ports, model.Port{Name: fmt.Sprintf("p-%d", i), Port: int32(1000 + i), Protocol: "TCP",
-			Endpoints: []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: int32(1000 + i), Ready: true, Serving: true}}})
+		svc.Ports = append(svc.Ports, model.Port{
+			Name: fmt.Sprintf("p-%d", i), Port: int32(1000 + i), Protocol: "TCP",
+			Endpoints: []model.Endpoint{{Addresses: []string{"10.0.0.1"}, Port: int32(1000 + i), Ready: true, Serving: true}},
+		})
 	}
 	opts := Options{Sidecars: true, DNSInterval: -1, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}}
 	full := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{svc.Key: svc}}

@@ -290,15 +290,6 @@ func SidecarListeners(opts Options, svc *model.Service) (map[SidecarPart]model.R
 	return out, nil
 }
 
-func portNumbered(ports []*model.Port, n int32) *model.Port {
-	for _, p := range ports {
-		if p.Port == n {
-			return p
-		}
-	}
-	return nil
-}
-
 // partVisibility is the Resources.Visibility of a part built from svc:
 // nil for a Service everyone may see; else the namespaces it is visible
 // to and its own, since a part's group is not keyed by the Service and

@@ -313,7 +313,7 @@ func (c *Config) ResolveInPod(listener, ns, domain, name string, qtype uint16) (
 			candidates = append(search, name)
 		}
 	}
-	var last error = ErrNXDomain
+	last := ErrNXDomain
 	forwarded := false
 	for _, q := range candidates {
 		out, err := c.Resolve(listener, q, qtype)
