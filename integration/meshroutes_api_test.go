@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"math"
 	"os"
 	"os/exec"
@@ -109,6 +110,12 @@ func meshRoutesAPIServer(t *testing.T, s *scenario, w apiWorld, gw gatewayclient
 	if _, err := gw.GatewayV1().GRPCRoutes(ns).Create(ctx, route, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The API server is shared: other tests' sidecar clients see every
+	// namespace (and namespaces never finish terminating without
+	// controllers), so the route goes with the test.
+	t.Cleanup(func() {
+		_ = gw.GatewayV1().GRPCRoutes(ns).Delete(context.Background(), "front", metav1.DeleteOptions{})
+	})
 	c := s.start(clients.Options{Target: "xds:///front." + ns + ":50051", IntervalMS: 1})
 	_, err := c.WaitSpread(ctx, 2, b[0].ID(), b[1].ID())
 	s.check("both shares answer", nil, err)

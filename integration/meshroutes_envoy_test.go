@@ -77,16 +77,19 @@ spec:
 	cluster := func(name string) string { return name + "." + ns + ".svc.cluster.local:80" }
 	producer := dial("producer", ns)
 	consumer := dial("consumer", team)
+	// The rules are in place, and every resource they need has arrived
+	// (an RDS or EDS response may trail the CDS one).
 	if err := producer.WaitFor(ctx, func(cfg *envoysim.Config) bool {
 		res, err := cfg.RouteHTTP(envoysim.Request{Conn: web, Path: "/v2"})
-		return err == nil && res.Clusters[cluster("v2")] == 1
+		return err == nil && res.Clusters[cluster("v2")] == 1 && len(envoysim.Check(cfg)) == 0
 	}); err != nil {
-		t.Fatalf("producer sidecar never got the route rules: %v", err)
+		t.Errorf("producer sidecar: %v", err)
+		for _, err := range envoysim.Check(producer.Snapshot()) {
+			t.Errorf("producer sidecar: %v", err)
+		}
+		t.FailNow()
 	}
 	cfg := producer.Snapshot()
-	for _, err := range envoysim.Check(cfg) {
-		t.Errorf("producer sidecar: %v", err)
-	}
 	for _, tc := range []struct {
 		what     string
 		req      envoysim.Request
@@ -128,12 +131,12 @@ spec:
 	}
 	if err := consumer.WaitFor(ctx, func(cfg *envoysim.Config) bool {
 		res, err := cfg.RouteHTTP(envoysim.Request{Conn: web, Path: "/v2"})
-		return err == nil && res.Clusters[cluster("web")] == 1
+		return err == nil && res.Clusters[cluster("web")] == 1 && len(envoysim.Check(cfg)) == 0
 	}); err != nil {
 		res, rerr := consumer.Snapshot().RouteHTTP(envoysim.Request{Conn: web, Path: "/v2"})
-		t.Fatalf("consumer sidecar: want its namespace's route to web: %v (last: %+v, %v)", err, res, rerr)
-	}
-	for _, err := range envoysim.Check(consumer.Snapshot()) {
-		t.Errorf("consumer sidecar: %v", err)
+		t.Errorf("consumer sidecar: want its namespace's route to web: %v (last: %+v, %v)", err, res, rerr)
+		for _, err := range envoysim.Check(consumer.Snapshot()) {
+			t.Errorf("consumer sidecar: %v", err)
+		}
 	}
 }

@@ -70,7 +70,14 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 		r.Action = &routev3.Route_Redirect{Redirect: redirect}
 		return r
 	}
+	// An HTTPRoute's share that cannot be forwarded gets 500 from a cluster
+	// that is never served (cluster_not_found_response_code); a
+	// GRPCRoute's gets 503 from the port's failing cluster, served for gRPC
+	// clients (see FailingCluster): UNAVAILABLE for a gRPC client either way.
 	invalid := envoyInvalidCluster(b.in.Canonical)
+	if b.route.Key.Kind == model.KindGRPCRoute {
+		invalid = FailingCluster(b.in.Canonical)
+	}
 	shares := b.shares(func(bk model.BackendRef, s *share) bool {
 		for _, fl := range bk.Filters {
 			switch fl.Type {
@@ -91,11 +98,8 @@ func (b *ruleBuild) envoy(m model.RouteMatch) *routev3.Route {
 	}
 	b.setClusters(a, shares, invalid)
 	for _, s := range shares {
-		if s.cluster == invalid {
+		if s.cluster == envoyInvalidCluster(b.in.Canonical) {
 			a.ClusterNotFoundResponseCode = routev3.RouteAction_INTERNAL_SERVER_ERROR
-			if b.route.Key.Kind == model.KindGRPCRoute {
-				a.ClusterNotFoundResponseCode = routev3.RouteAction_SERVICE_UNAVAILABLE
-			}
 		}
 	}
 	// Envoy's default route timeout is 15 s; the spec's default is none.

@@ -61,8 +61,9 @@ func FailingCluster(canonical string) string { return canonical + "/unresolved" 
 // envoyInvalidCluster names the cluster Envoy sends the share of requests
 // of an unresolved backend to. It is never served: with the route's
 // cluster_not_found_response_code, Envoy answers those requests 500, as
-// the HTTPRoute spec asks (an empty cluster would answer 503), or 503 for
-// a GRPCRoute, which gRPC reads as UNAVAILABLE, as the GRPCRoute spec asks.
+// the HTTPRoute spec asks (an empty cluster would answer 503). A
+// GRPCRoute's share goes to FailingCluster instead: 503, which gRPC reads
+// as UNAVAILABLE, as the GRPCRoute spec asks.
 func envoyInvalidCluster(canonical string) string { return canonical + "/invalid-backend" }
 
 // RouteRules returns the routes that routes (all attached to one Service

@@ -100,6 +100,7 @@ func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short 
 	buildEnvoy := func(routes []*model.MeshRoute) (model.Encoded, error) {
 		ro := RouteRules(in, routes, FlavourEnvoy)
 		diags = append(diags, ro.Diagnostics...)
+		out.failing = out.failing || ro.Failing // a GRPCRoute's share that cannot be forwarded
 		rc := routeConfiguration(in.Canonical, nil, nil)
 		rc.VirtualHosts[0].Domains = []string{"*"}
 		rc.VirtualHosts[0].Routes = ro.Routes // none: Envoy answers 404, as the spec asks

@@ -85,6 +85,13 @@ func checkRouteConfig(rc *routev3.RouteConfiguration, refs map[string][]string) 
 		errs = append(errs, err)
 	}
 	errs = append(errs, walk(rc, "", func(path string, m proto.Message) {
+		// A route that sets cluster_not_found_response_code to something
+		// other than the default 503 names a cluster it knows does not
+		// exist, to answer with that code (the translator's share of an
+		// unresolved backend of an HTTPRoute: 500, as the spec asks).
+		if a, ok := m.(*routev3.RouteAction); ok && a.GetClusterNotFoundResponseCode() != routev3.RouteAction_SERVICE_UNAVAILABLE {
+			return
+		}
 		for _, cl := range clustersNamedBy(m) {
 			refs[cl] = append(refs[cl], fmt.Sprintf("route configuration %q %s", rc.GetName(), path))
 		}
