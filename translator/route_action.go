@@ -34,7 +34,7 @@ import (
 //     internal; 429, 502, 503, 504 unavailable); other codes reported.
 //
 // Envoy sidecars get every filter of the Gateway API's HTTP features but
-// CORS, ExternalAuth and ExtensionRef, whose rules answer 500.
+// CORS, ExternalAuth and ExtensionRef, whose rules fail (see directFailure).
 
 // ruleBuild builds the route template of one rule for one flavour.
 type ruleBuild struct {
