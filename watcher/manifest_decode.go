@@ -106,7 +106,8 @@ type badDoc struct {
 	err   error
 }
 
-// decodeFile returns the Services, EndpointSlices and Nodes in data: YAML
+// decodeFile returns the Services, EndpointSlices, Nodes, routes and
+// ReferenceGrants in data: YAML
 // documents separated by "---", a stream of JSON objects, or either holding
 // a v1 List. Other kinds are skipped with a debug log. Documents (and List
 // items) that are not valid objects come back in bad, each naming its

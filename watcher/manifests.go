@@ -14,7 +14,8 @@ import (
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// ManifestSource reads Services and EndpointSlices (discovery.k8s.io/v1) from
+// ManifestSource reads Services and EndpointSlices (discovery.k8s.io/v1), and
+// the Gateway API's HTTPRoutes, GRPCRoutes and ReferenceGrants, from
 // the *.yaml, *.yml and *.json files of one folder (not its subfolders;
 // hidden files are skipped) and follows changes to it: standalone mode, no
 // API server.
