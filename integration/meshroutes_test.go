@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"math"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
+	"github.com/switchboard-xds/switchboard/internal/poll"
 )
 
 // applyRoute writes a Gateway API route manifest into the folder world,
@@ -265,4 +268,50 @@ spec:
 		rs, err = flaky.WaitSpread(s.ctx, 40, b[1].ID(), b[2].ID())
 		s.check("retry on 503 retries UNAVAILABLE on another backend", rs, err)
 	})
+}
+
+// TestMeshRouteDiagnostics: what gRPC clients cannot get of a route is
+// reported in /debug/diagnostics (route, feature, flavour), counted in
+// switchboard_route_features_not_applied_total, and shown in the route's
+// status conditions (/debug/routes and `switchboard status --routes`), in
+// standalone mode.
+func TestMeshRouteDiagnostics(t *testing.T) {
+	w, sb, _ := standalone(t)
+	ns := w.Namespace(t)
+	for _, name := range []string{"web", "v1"} {
+		s := newService(ns, name, port...)
+		s.Spec.ClusterIP = w.NewClusterIP()
+		w.ApplyService(t, s)
+	}
+	w.applyRoute(t, ns, "web", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: %s}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules:
+  - matches: [{path: {value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}]
+  - backendRefs: [{name: v1, port: %d}]
+`, ns, grpcPort))
+	poll.Until(t, 10*time.Second, "the diagnostic in /debug/diagnostics", func() bool {
+		_, body := sb.get("/debug/diagnostics")
+		return strings.Contains(body, `"route": "HTTPRoute `+ns+`/web"`) && strings.Contains(body, `"feature": "RequestRedirect"`) &&
+			strings.Contains(body, `"flavour": "grpc"`)
+	})
+	_, metrics := sb.get("/metrics")
+	if !strings.Contains(metrics, `switchboard_route_features_not_applied_total{feature="RequestRedirect",flavour="grpc"} 1`) {
+		t.Errorf("/metrics does not count the RequestRedirect gRPC clients do not get")
+	}
+	_, routes := sb.get("/debug/routes")
+	if !strings.Contains(routes, "UnsupportedValue") {
+		t.Errorf("/debug/routes has no PartiallyInvalid condition: %s", routes)
+	}
+	out, err := exec.Command(sb.bin, "status", "--routes", "--debug", sb.debug).CombinedOutput()
+	if err != nil {
+		t.Fatalf("status --routes: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "HTTPRoute "+ns+"/web") || !strings.Contains(string(out), "True  ") {
+		t.Errorf("status --routes:\n%s", out)
+	}
+	t.Logf("switchboard status --routes:\n%s", out)
 }
