@@ -107,11 +107,12 @@ func (c *Client) Nacks() []Nack {
 
 // WaitFor returns nil as soon as pred holds for the client's resources,
 // checking now and after every response; it returns an error when ctx ends
-// or the stream ends first.
+// or the stream ends first. pred gets the client's own Config, which no
+// response changes (each builds a new one), and must not change it.
 func (c *Client) WaitFor(ctx context.Context, pred func(*Config) bool) error {
 	for {
 		c.mu.Lock()
-		snap, ch, err := c.cfg.Clone(), c.changed, c.err
+		snap, ch, err := c.cfg, c.changed, c.err
 		c.mu.Unlock()
 		if pred(snap) {
 			return nil
@@ -158,7 +159,10 @@ func (c *Client) apply(typeURL, nonce string, resources []*anypb.Any, removed []
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	next := c.cfg.Clone()
+	// Copy on write: a response builds a new Config sharing the messages
+	// of the old (no message is changed once decoded), so that what
+	// WaitFor handed out stays as it was.
+	next := c.cfg.shallowClone()
 	next.dupListeners = nil
 	if replace {
 		clearType(next, typeURL)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -119,6 +120,18 @@ func (c *Config) Clone() *Config {
 		dupListeners: append([]string(nil), c.dupListeners...),
 	}
 	return out
+}
+
+// shallowClone returns a Config with maps of its own holding c's messages.
+func (c *Config) shallowClone() *Config {
+	return &Config{
+		Listeners:    maps.Clone(c.Listeners),
+		Routes:       maps.Clone(c.Routes),
+		Clusters:     maps.Clone(c.Clusters),
+		Assignments:  maps.Clone(c.Assignments),
+		LookupHost:   c.LookupHost,
+		dupListeners: slices.Clone(c.dupListeners),
+	}
 }
 
 func cloneMap[M proto.Message](in map[string]M) map[string]M {

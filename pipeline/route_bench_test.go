@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchboard-xds/switchboard/internal/envoysim"
+	"github.com/switchboard-xds/switchboard/model"
+	"github.com/switchboard-xds/switchboard/translator"
+)
+
+// BenchmarkRouteChange is issue #19's cost line, in one run:
+//
+//   - to-clients: an HTTPRoute on svc-0 (100 Services in 10 namespaces)
+//     changes its split between svc-0 and svc-1 (80/20, then 50/50, in
+//     turn); an op ends when every one of 100 Envoy-shaped delta clients
+//     (envoysim, on the same cores) holds the new route configuration.
+//     p50-ms and p99-ms are over the ops (-benchtime 100x or more for a
+//     p99 worth the name).
+//   - endpoint/routes=N: one endpoint change of a Service through the
+//     Syncer and its cache with N routes in the world (each on its own
+//     Service, sending to another), against none: routes must not slow
+//     endpoint changes.
+func BenchmarkRouteChange(b *testing.B) {
+	clients := 100
+	if testing.Short() {
+		clients = 5
+	}
+	b.Run("to-clients", func(b *testing.B) {
+		names := map[string]string{}
+		for i := range clients {
+			names[fmt.Sprintf("c%d", i)] = fmt.Sprintf("ns-%d", i%10)
+		}
+		s := newCostScene(b, 100, names, true)
+		var front, back model.ServiceKey
+		for k := range s.world {
+			switch k.Name {
+			case "svc-0":
+				front = k
+			case "svc-1":
+				back = k
+			}
+		}
+		route := func(w0, w1 int32) *model.MeshRoute {
+			return &model.MeshRoute{
+				Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: front.Namespace, Name: "split"},
+				Parents: []model.ParentRef{{Kind: "Service", Namespace: front.Namespace, Name: front.Name}},
+				Rules: []model.RouteRule{{Backends: []model.BackendRef{
+					{Kind: "Service", Namespace: front.Namespace, Name: front.Name, Port: 8080, Weight: w0},
+					{Kind: "Service", Namespace: back.Namespace, Name: back.Name, Port: 8080, Weight: w1},
+				}}},
+			}
+		}
+		name := translator.CanonicalName(costDomain, front, 8080)
+		var lat []time.Duration
+		i := 0
+		for b.Loop() {
+			w0, w1 := int32(80), int32(20)
+			if i%2 == 1 {
+				w0, w1 = 50, 50
+			}
+			r := route(w0, w1)
+			start := time.Now()
+			s.syncer.Sink(model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{r.Key: r}})
+			s.wait(func(cfg *envoysim.Config) bool {
+				rc := cfg.Routes[name]
+				if rc == nil {
+					return false
+				}
+				for _, vh := range rc.GetVirtualHosts() {
+					for _, rt := range vh.GetRoutes() {
+						for _, c := range rt.GetRoute().GetWeightedClusters().GetClusters() {
+							if c.GetName() != name && c.GetWeight().GetValue() == uint32(w1) {
+								return true
+							}
+						}
+					}
+				}
+				return false
+			})
+			lat = append(lat, time.Since(start))
+			i++
+		}
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+		}
+	})
+	for _, routes := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("endpoint/routes=%d", routes), func(b *testing.B) {
+			views, s := routeWorld(b, routes)
+			v := views[len(views)-1]
+			i := 0
+			for b.Loop() {
+				moved := *v
+				moved.Ports = slices.Clone(v.Ports)
+				moved.Ports[0].Endpoints = []model.Endpoint{{Addresses: []string{fmt.Sprintf("10.9.%d.%d", i/250%250, 1+i%250)}, Port: 8080, Ready: true, Serving: true}}
+				s.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{v.Key: &moved}})
+				i++
+			}
+		})
+	}
+}
+
+// routeWorld is a Syncer (sidecar stage on) holding routes+1 Services and
+// a route on each of the first routes Services, sending to the next.
+func routeWorld(b *testing.B, routes int) ([]*model.Service, *Syncer) {
+	b.Helper()
+	n := max(routes, 1000) + 1
+	views := make([]*model.Service, n)
+	full := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{}, Routes: map[model.RouteKey]*model.MeshRoute{}}
+	for i := range n {
+		v := sidecarView(fmt.Sprintf("ns-%d", i%10), fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.%d.%d", i/250, 1+i%250), 8080, "http", "10.1.0.1")
+		views[i] = v
+		full.Services[v.Key] = v
+	}
+	for i := range routes {
+		r := &model.MeshRoute{
+			Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: views[i].Key.Namespace, Name: fmt.Sprintf("r-%d", i)},
+			Parents: []model.ParentRef{{Kind: "Service", Namespace: views[i].Key.Namespace, Name: views[i].Key.Name}},
+			Rules: []model.RouteRule{{Backends: []model.BackendRef{
+				{Kind: "Service", Namespace: views[i].Key.Namespace, Name: views[i].Key.Name, Port: 8080, Weight: 80},
+				{Kind: "Service", Namespace: views[i].Key.Namespace, Name: views[(i+10)%n].Key.Name, Port: 8080, Weight: 20},
+			}}},
+		}
+		full.Routes[r.Key] = r
+	}
+	s := NewSyncer(NewCache(nil), Options{Sidecars: true, DNSInterval: -1, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}})
+	s.Sink(full)
+	return views, s
+}
