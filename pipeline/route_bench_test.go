@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +20,12 @@ import (
 //     (envoysim, on the same cores) holds the new route configuration.
 //     p50-ms and p99-ms are over the ops (-benchtime 100x or more for a
 //     p99 worth the name).
-//   - endpoint/routes=N: one endpoint change of a Service through the
-//     Syncer and its cache with N routes in the world (each on its own
-//     Service, sending to another), against none: routes must not slow
-//     endpoint changes.
+//   - endpoint-to-clients/routes=N: one endpoint change of a Service that
+//     is a route's backend, until each of the 100 clients holds the new
+//     assignment, with N routes in a world of 1000 Services (each route on
+//     its own Service, sending 80/20 to itself and another), against
+//     none: routes must not slow endpoint changes.
+//   - endpoint/routes=N: the Syncer's share of the same change.
 func BenchmarkRouteChange(b *testing.B) {
 	clients := 100
 	if testing.Short() {
@@ -90,6 +93,75 @@ func BenchmarkRouteChange(b *testing.B) {
 		}
 	})
 	for _, routes := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("endpoint-to-clients/routes=%d", routes), func(b *testing.B) {
+			names := map[string]string{}
+			for i := range clients {
+				names[fmt.Sprintf("c%d", i)] = fmt.Sprintf("ns-%d", i%10)
+			}
+			services := 1000
+			if testing.Short() {
+				services = 50
+			}
+			s := newCostScene(b, services, names, true)
+			keys := slices.SortedFunc(func(yield func(model.ServiceKey) bool) {
+				for k := range s.world {
+					if k.Namespace != "barrier" && !yield(k) {
+						return
+					}
+				}
+			}, func(a, b model.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
+			batch := model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{}}
+			for i := range min(routes, len(keys)) {
+				front, back := keys[i], keys[(i+1)%len(keys)]
+				r := &model.MeshRoute{
+					Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: front.Namespace, Name: fmt.Sprintf("r-%d", i)},
+					Parents: []model.ParentRef{{Kind: "Service", Namespace: front.Namespace, Name: front.Name}},
+					Rules: []model.RouteRule{{Backends: []model.BackendRef{
+						{Kind: "Service", Namespace: front.Namespace, Name: front.Name, Port: 8080, Weight: 80},
+						{Kind: "Service", Namespace: back.Namespace, Name: back.Name, Port: 8080, Weight: 20},
+					}}},
+				}
+				batch.Routes[r.Key] = r
+			}
+			if len(batch.Routes) > 0 {
+				s.syncer.Sink(batch)
+				// Measure from the steady state: every client holds every
+				// route's split (sent in one response per client).
+				s.wait(func(cfg *envoysim.Config) bool {
+					for i := range len(batch.Routes) {
+						rc := cfg.Routes[translator.CanonicalName(costDomain, keys[i], 8080)]
+						if rc == nil || len(rc.GetVirtualHosts()) == 0 || len(rc.GetVirtualHosts()[0].GetRoutes()) == 0 ||
+							rc.GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetWeightedClusters() == nil {
+							return false
+						}
+					}
+					return true
+				})
+			}
+			target := s.world[keys[1]]
+			name := translator.CanonicalName(costDomain, target.Key, 8080)
+			var lat []time.Duration
+			i := 0
+			for b.Loop() {
+				moved := *target
+				moved.Ports = slices.Clone(target.Ports)
+				addr := fmt.Sprintf("10.9.%d.%d", i/250%250, 1+i%250)
+				moved.Ports[0].Endpoints = []model.Endpoint{{Addresses: []string{addr}, Port: 8080, Ready: true, Serving: true}}
+				start := time.Now()
+				s.syncer.Sink(model.Batch{Services: map[model.ServiceKey]*model.Service{target.Key: &moved}})
+				s.wait(func(cfg *envoysim.Config) bool {
+					cla := cfg.Assignments[name]
+					return cla != nil && strings.Contains(cla.String(), addr)
+				})
+				lat = append(lat, time.Since(start))
+				i++
+			}
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+			}
+		})
 		b.Run(fmt.Sprintf("endpoint/routes=%d", routes), func(b *testing.B) {
 			views, s := routeWorld(b, routes)
 			v := views[len(views)-1]
