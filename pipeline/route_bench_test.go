@@ -86,11 +86,7 @@ func BenchmarkRouteChange(b *testing.B) {
 			lat = append(lat, time.Since(start))
 			i++
 		}
-		slices.Sort(lat)
-		if len(lat) > 0 {
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
-		}
+		reportLatencies(b, lat)
 	})
 	for _, routes := range []int{0, 1000} {
 		b.Run(fmt.Sprintf("endpoint-to-clients/routes=%d", routes), func(b *testing.B) {
@@ -156,11 +152,7 @@ func BenchmarkRouteChange(b *testing.B) {
 				lat = append(lat, time.Since(start))
 				i++
 			}
-			slices.Sort(lat)
-			if len(lat) > 0 {
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
-			}
+			reportLatencies(b, lat)
 		})
 		b.Run(fmt.Sprintf("endpoint/routes=%d", routes), func(b *testing.B) {
 			views, s := routeWorld(b, routes)
@@ -203,4 +195,14 @@ func routeWorld(b *testing.B, routes int) ([]*model.Service, *Syncer) {
 	s := NewSyncer(NewCache(nil), Options{Sidecars: true, DNSInterval: -1, Translator: translator.Options{SidecarDNS: "127.0.0.1:15053"}})
 	s.Sink(full)
 	return views, s
+}
+
+// reportLatencies reports the p50 and p99 of lat, in milliseconds.
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }

@@ -57,22 +57,7 @@ func TestGolden(t *testing.T) {
 				})
 			}
 			got := renderGolden(t, byKey, diags)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(out, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			wantBytes, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, wantBytes) {
-				t.Errorf("%s differs from the translation (run with -update and review the diff):\n%s", out, lineDiff(string(wantBytes), string(got)))
-			}
+			compareGolden(t, out, got)
 		})
 	}
 	outputs, err := filepath.Glob(filepath.Join("testdata", "out", "*.yaml"))
@@ -90,6 +75,28 @@ func TestGolden(t *testing.T) {
 			continue
 		}
 		t.Errorf("%s has no input in testdata/in (run with -update to delete it)", out)
+	}
+}
+
+// compareGolden compares got with the golden file at path, or with
+// -update writes it there.
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the translation (run go test ./translator -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
 	}
 }
 

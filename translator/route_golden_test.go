@@ -1,7 +1,6 @@
 package translator
 
 import (
-	"bytes"
 	"cmp"
 	"maps"
 	"os"
@@ -46,22 +45,7 @@ func TestRouteGolden(t *testing.T) {
 		want[out] = true
 		t.Run(name, func(t *testing.T) {
 			got := routeGolden(t, in)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(out, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			wantBytes, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, wantBytes) {
-				t.Errorf("%s differs from the translation (run with -update and review the diff):\n%s", out, lineDiff(string(wantBytes), string(got)))
-			}
+			compareGolden(t, out, got)
 		})
 	}
 	outputs, err := filepath.Glob(filepath.Join("testdata", "routes", "out", "*.yaml"))

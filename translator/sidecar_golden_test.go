@@ -1,8 +1,6 @@
 package translator
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,22 +66,7 @@ func TestSidecarGolden(t *testing.T) {
 			}
 			got = append([]byte(strings.Replace(goldenHeader, "-run Golden", "-run SidecarGolden", 1)), got...)
 			path := filepath.Join("testdata", "sidecar", "out", name+".yaml")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs (run go test ./translator -run SidecarGolden -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
-			}
+			compareGolden(t, path, got)
 		})
 	}
 }
