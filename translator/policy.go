@@ -204,7 +204,9 @@ func parseRetryOn(v string) (string, error) {
 }
 
 // applyRoute adds the route-level policy (hash policy, max stream duration,
-// retry policy) to every route of rc.
+// retry policy) to every route of rc that forwards and has none of its
+// own: a mesh route rule's timeouts and retries win over the Service's
+// annotations, which fill in what the rule leaves unset.
 func (p policy) applyRoute(rc *routev3.RouteConfiguration) {
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, r := range vh.GetRoutes() {
@@ -212,19 +214,19 @@ func (p policy) applyRoute(rc *routev3.RouteConfiguration) {
 			if a == nil {
 				continue
 			}
-			if p.hashHeader != "" {
+			if p.hashHeader != "" && len(a.GetHashPolicy()) == 0 {
 				a.HashPolicy = []*routev3.RouteAction_HashPolicy{{
 					PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
 						Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: p.hashHeader},
 					},
 				}}
 			}
-			if p.timeout > 0 {
+			if p.timeout > 0 && a.GetMaxStreamDuration() == nil && a.GetTimeout().AsDuration() == 0 {
 				a.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{
 					MaxStreamDuration: durationpb.New(p.timeout),
 				}
 			}
-			if p.retryOn != "" {
+			if p.retryOn != "" && a.GetRetryPolicy() == nil {
 				// num_retries unset: one retry, the default of gRPC and Envoy.
 				a.RetryPolicy = &routev3.RetryPolicy{RetryOn: p.retryOn}
 			}

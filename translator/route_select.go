@@ -71,8 +71,9 @@ type meshOut struct {
 // envoyRouteWire), the same for Envoy clients: the producer routes in
 // place of the Envoy variant (View{Class: envoy}), and consumer routes as
 // View{Class: envoy, Namespace}, each with envoyRouteWire's one virtual
-// host whose domains are "*".
-func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short []string, envoy bool) (meshOut, []Diagnostic, error) {
+// host whose domains are "*". The Service's route policy annotations (pol)
+// fill in what a rule leaves unset (policy.applyRoute).
+func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, pol policy, aliases, short []string, envoy bool) (meshOut, []Diagnostic, error) {
 	var out meshOut
 	if in.Mesh == nil || len(in.Mesh.Routes) == 0 {
 		return out, nil, nil
@@ -95,6 +96,7 @@ func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short 
 			}}
 		}
 		rc.VirtualHosts[0].Routes = vr
+		pol.applyRoute(rc)
 		return encode(in.Canonical, rc)
 	}
 	buildEnvoy := func(routes []*model.MeshRoute) (model.Encoded, error) {
@@ -104,6 +106,7 @@ func meshRoutes(in RuleInput, svc *model.Service, p *model.Port, aliases, short 
 		rc := routeConfiguration(in.Canonical, nil, nil)
 		rc.VirtualHosts[0].Domains = []string{"*"}
 		rc.VirtualHosts[0].Routes = ro.Routes // none: Envoy answers 404, as the spec asks
+		pol.applyRoute(rc)
 		return encode(in.Canonical, rc)
 	}
 	if len(producer) > 0 {

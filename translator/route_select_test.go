@@ -2,6 +2,10 @@ package translator
 
 import (
 	"testing"
+	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-xds/switchboard/model"
 )
@@ -72,5 +76,63 @@ func TestRouteRulesMergesBackends(t *testing.T) {
 	}
 	if got := out.Routes[1].GetRoute().GetCluster(); got != FailingCluster(in.Canonical) || !out.Failing {
 		t.Errorf("/z sends to %q (failing %v), want the failing cluster", got, out.Failing)
+	}
+}
+
+// TestRoutedPortKeepsPolicyAnnotations checks that on a port with mesh
+// routes the Service's route policy annotations fill in what a rule
+// leaves unset, for gRPC clients and Envoy alike, and that a rule's own
+// timeout and retry win.
+func TestRoutedPortKeepsPolicyAnnotations(t *testing.T) {
+	svc := &model.Service{
+		Key: model.ServiceKey{Namespace: "n", Name: "s"}, ClusterIPs: []string{"10.96.0.1"},
+		Annotations: map[string]string{AnnotationTimeout: "5s", AnnotationRetryOn: "unavailable"},
+		Ports:       []model.Port{{Name: "http", Port: 80}},
+	}
+	r := &model.MeshRoute{
+		Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: "n", Name: "r"},
+		Parents: []model.ParentRef{{Kind: "Service", Namespace: "n", Name: "s"}},
+		Rules: []model.RouteRule{
+			{
+				Matches:        []model.RouteMatch{{Path: &model.PathMatch{Type: model.MatchExact, Value: "/own"}}},
+				Backends:       []model.BackendRef{{Kind: "Service", Namespace: "n", Name: "s", Port: 80, Weight: 1}},
+				RequestTimeout: 2 * time.Second,
+				Retry:          &model.RouteRetry{Codes: []int{503}, Attempts: 2},
+			},
+			{Backends: []model.BackendRef{{Kind: "Service", Namespace: "n", Name: "s", Port: 80, Weight: 1}}},
+		},
+	}
+	mesh := &Mesh{Routes: []*model.MeshRoute{r}, Services: map[model.ServiceKey]*model.Service{svc.Key: svc}}
+	res, diags := ServiceMesh(Options{Sidecars: true}, svc, mesh)
+	if len(res.Routes) != 1 {
+		t.Fatalf("routes %v, diagnostics %v", res.Routes, diags)
+	}
+	check := func(who string, e model.Encoded) {
+		rc := &routev3.RouteConfiguration{}
+		if err := proto.Unmarshal(e.Wire, rc); err != nil {
+			t.Fatal(err)
+		}
+		routes := rc.GetVirtualHosts()[0].GetRoutes()
+		if len(routes) != 2 {
+			t.Fatalf("%s: %d routes, want the two rules'", who, len(routes))
+		}
+		own, plain := routes[0].GetRoute(), routes[1].GetRoute()
+		if own.GetMaxStreamDuration().GetMaxStreamDuration().AsDuration() == 5*time.Second || own.GetRetryPolicy().GetNumRetries().GetValue() != 2 {
+			t.Errorf("%s: the rule with its own timeout and retry got the annotations': %v", who, own)
+		}
+		if plain.GetMaxStreamDuration().GetMaxStreamDuration().AsDuration() != 5*time.Second || plain.GetRetryPolicy().GetRetryOn() != "unavailable" {
+			t.Errorf("%s: the rule without either did not get the annotations' (5s, unavailable): %v", who, plain)
+		}
+	}
+	check("gRPC", res.Routes[0])
+	envoy := false
+	for _, v := range res.Variants {
+		if v.Type == model.Route && v.View == (model.View{Class: model.ClassEnvoy}) {
+			check("Envoy", v.Resource)
+			envoy = true
+		}
+	}
+	if !envoy {
+		t.Fatal("no Envoy route variant")
 	}
 }

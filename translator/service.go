@@ -123,7 +123,7 @@ func service(opts Options, svc *model.Service, mesh *Mesh) (model.Resources, []D
 			diags = append(diags, diag(label, "%v; port skipped", err))
 			continue
 		}
-		mo, d, err := meshRoutes(RuleInput{Domain: domain, Service: key, Port: label, Canonical: canonical, Mesh: mesh}, svc, p, aliases, short, len(out.routeVariants) > 0)
+		mo, d, err := meshRoutes(RuleInput{Domain: domain, Service: key, Port: label, Canonical: canonical, Mesh: mesh}, svc, p, pol, aliases, short, len(out.routeVariants) > 0)
 		diags = append(diags, d...)
 		if err == nil && mo.failing {
 			var c, a model.Encoded
