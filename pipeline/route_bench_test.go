@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-xds/switchboard/internal/envoysim"
+	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
 	"github.com/switchboard-xds/switchboard/translator"
 )
@@ -169,16 +170,21 @@ func BenchmarkRouteChange(b *testing.B) {
 	}
 }
 
-// routeWorld is a Syncer (sidecar stage on) holding routes+1 Services and
-// a route on each of the first routes Services, sending to the next.
+// routeWorld is a Syncer (sidecar stage on) holding max(routes, 1000)+1
+// generated Services (views built by watcher.Store, 10 endpoints each, 10
+// namespaces) and a route on each of the first routes Services, sending
+// 80/20 to itself and the Service ten further on (same namespace).
 func routeWorld(b *testing.B, routes int) ([]*model.Service, *Syncer) {
 	b.Helper()
 	n := max(routes, 1000) + 1
-	views := make([]*model.Service, n)
+	views, err := worldgen.Generate(worldgen.Options{Services: n, Endpoints: 10, Key: func(i int) model.ServiceKey {
+		return model.ServiceKey{Namespace: fmt.Sprintf("ns-%d", i%10), Name: fmt.Sprintf("svc-%d", i)}
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	full := model.Batch{Full: true, Services: map[model.ServiceKey]*model.Service{}, Routes: map[model.RouteKey]*model.MeshRoute{}}
-	for i := range n {
-		v := sidecarView(fmt.Sprintf("ns-%d", i%10), fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.%d.%d", i/250, 1+i%250), 8080, "http", "10.1.0.1")
-		views[i] = v
+	for _, v := range views {
 		full.Services[v.Key] = v
 	}
 	for i := range routes {

@@ -60,7 +60,14 @@ func TestGolden(t *testing.T) {
 			compareGolden(t, out, got)
 		})
 	}
-	outputs, err := filepath.Glob(filepath.Join("testdata", "out", "*.yaml"))
+	removeStaleGoldens(t, "testdata", want)
+}
+
+// removeStaleGoldens fails on every dir/out/*.yaml not in want (a golden
+// whose input in dir/in is gone), or with -update deletes it.
+func removeStaleGoldens(t *testing.T, dir string, want map[string]bool) {
+	t.Helper()
+	outputs, err := filepath.Glob(filepath.Join(dir, "out", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +81,7 @@ func TestGolden(t *testing.T) {
 			}
 			continue
 		}
-		t.Errorf("%s has no input in testdata/in (run with -update to delete it)", out)
+		t.Errorf("%s has no input in %s (run with -update to delete it)", out, filepath.Join(dir, "in"))
 	}
 }
 

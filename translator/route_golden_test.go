@@ -48,22 +48,7 @@ func TestRouteGolden(t *testing.T) {
 			compareGolden(t, out, got)
 		})
 	}
-	outputs, err := filepath.Glob(filepath.Join("testdata", "routes", "out", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, out := range outputs {
-		if want[out] {
-			continue
-		}
-		if *update {
-			if err := os.Remove(out); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		t.Errorf("%s has no input in testdata/routes/in (run with -update to delete it)", out)
-	}
+	removeStaleGoldens(t, filepath.Join("testdata", "routes"), want)
 }
 
 // routeGoldenFile is the layout of testdata/routes/out/*.yaml.

@@ -86,14 +86,21 @@ func parseSidecarDNS(s string) (netip.AddrPort, error) {
 // nothing), and that has something to answer with: ClusterIPs, or, for a
 // headless or ExternalName Service, a cluster.
 func inDNSTable(svc *model.Service) bool {
-	tcp, udp := servedByService(svc)
+	_, _, ok := dnsPorts(svc)
+	return ok
+}
+
+// dnsPorts returns the served TCP and UDP ports of svc (servedByService),
+// and whether svc has records in the table (see inDNSTable).
+func dnsPorts(svc *model.Service) (tcp, udp []*model.Port, ok bool) {
+	tcp, udp = servedByService(svc)
 	if len(tcp)+len(udp) == 0 {
-		return false
+		return nil, nil, false
 	}
 	if visibleTo, _ := visibility(svc); len(visibleTo) > 0 {
-		return false
+		return nil, nil, false
 	}
-	return len(validIPs(clusterIPsOf(svc))) > 0 || svc.Headless || svc.Type == model.TypeExternalName
+	return tcp, udp, len(validIPs(clusterIPsOf(svc))) > 0 || svc.Headless || svc.Type == model.TypeExternalName
 }
 
 // validIPs returns the addresses of ips that parse, as written.
@@ -127,12 +134,12 @@ func validIPs(ips []string) []string {
 // Services, and an SRV query the table cannot answer is forwarded to the
 // pod's resolver, the cluster's DNS, which answers it as before.
 func dnsDomains(domain string, svc *model.Service) []*dnsv3.DnsTable_DnsVirtualDomain {
-	if !inDNSTable(svc) {
+	tcp, udp, ok := dnsPorts(svc)
+	if !ok {
 		return nil
 	}
 	ttl := durationpb.New(dnsTTL)
 	full := svc.Key.Name + "." + svc.Key.Namespace + ".svc." + domain
-	tcp, udp := servedByService(svc)
 	if ips := validIPs(clusterIPsOf(svc)); len(ips) > 0 {
 		return []*dnsv3.DnsTable_DnsVirtualDomain{{
 			Name:      full,
