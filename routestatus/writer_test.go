@@ -80,6 +80,11 @@ func ours(r *gwv1.HTTPRoute) *gwv1.RouteParentStatus {
 func TestWriter(t *testing.T) {
 	ctx := context.Background()
 	kube := fake.NewClientset()
+	var leaseReads atomic.Int32 // by either replica: each reads the Lease once per retry period
+	kube.PrependReactor("get", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		leaseReads.Add(1)
+		return false, nil, nil
+	})
 	gw := gwfake.NewClientset(routeWithOtherController())
 	var secondWrites atomic.Int32
 	gw2 := gwfake.NewClientset()
@@ -116,7 +121,10 @@ func TestWriter(t *testing.T) {
 		p := ours(get())
 		return p != nil && p.Conditions[1].Status == metav1.ConditionTrue
 	})
-	time.Sleep(500 * time.Millisecond) // several retry periods of the second replica
+	// Several retry periods of both replicas, counted in Lease reads
+	// rather than waited for.
+	from := leaseReads.Load()
+	poll.Until(t, 10*time.Second, "both replicas read the Lease several times more", func() bool { return leaseReads.Load() >= from+10 })
 	if n := secondWrites.Load(); n != 0 {
 		t.Fatalf("the replica without the Lease made %d requests to routes", n)
 	}
