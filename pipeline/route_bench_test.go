@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
 	"github.com/switchboard-xds/switchboard/internal/envoysim"
 	"github.com/switchboard-xds/switchboard/internal/worldgen"
 	"github.com/switchboard-xds/switchboard/model"
@@ -15,10 +17,12 @@ import (
 
 // BenchmarkRouteChange is issue #19's cost line, in one run:
 //
-//   - to-clients: an HTTPRoute on svc-0 (100 Services in 10 namespaces)
-//     changes its split between svc-0 and svc-1 (80/20, then 50/50, in
-//     turn); an op ends when every one of 100 Envoy-shaped delta clients
-//     (envoysim, on the same cores) holds the new route configuration.
+//   - to-clients/{envoy,grpc}: an HTTPRoute on svc-0 (100 Services in 10
+//     namespaces) changes its split between svc-0 and svc-1 (80/20, then
+//     50/50, in turn); an op ends when every one of 100 clients holds the
+//     new route configuration: Envoy-shaped delta clients (envoysim,
+//     wildcard) or proxyless-gRPC-shaped ones (grpcRouteClient, each
+//     subscribed to svc-0's listener and route), on the same cores.
 //     p50-ms and p99-ms are over the ops (-benchtime 100x or more for a
 //     p99 worth the name).
 //   - endpoint-to-clients/routes=N: one endpoint change of a Service that
@@ -32,63 +36,9 @@ func BenchmarkRouteChange(b *testing.B) {
 	if testing.Short() {
 		clients = 5
 	}
-	b.Run("to-clients", func(b *testing.B) {
-		names := map[string]string{}
-		for i := range clients {
-			names[fmt.Sprintf("c%d", i)] = fmt.Sprintf("ns-%d", i%10)
-		}
-		s := newCostScene(b, 100, names, true)
-		var front, back model.ServiceKey
-		for k := range s.world {
-			switch k.Name {
-			case "svc-0":
-				front = k
-			case "svc-1":
-				back = k
-			}
-		}
-		route := func(w0, w1 int32) *model.MeshRoute {
-			return &model.MeshRoute{
-				Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: front.Namespace, Name: "split"},
-				Parents: []model.ParentRef{{Kind: "Service", Namespace: front.Namespace, Name: front.Name}},
-				Rules: []model.RouteRule{{Backends: []model.BackendRef{
-					{Kind: "Service", Namespace: front.Namespace, Name: front.Name, Port: 8080, Weight: w0},
-					{Kind: "Service", Namespace: back.Namespace, Name: back.Name, Port: 8080, Weight: w1},
-				}}},
-			}
-		}
-		name := translator.CanonicalName(costDomain, front, 8080)
-		var lat []time.Duration
-		i := 0
-		for b.Loop() {
-			w0, w1 := int32(80), int32(20)
-			if i%2 == 1 {
-				w0, w1 = 50, 50
-			}
-			r := route(w0, w1)
-			start := time.Now()
-			s.syncer.Sink(model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{r.Key: r}})
-			s.wait(func(cfg *envoysim.Config) bool {
-				rc := cfg.Routes[name]
-				if rc == nil {
-					return false
-				}
-				for _, vh := range rc.GetVirtualHosts() {
-					for _, rt := range vh.GetRoutes() {
-						for _, c := range rt.GetRoute().GetWeightedClusters().GetClusters() {
-							if c.GetName() != name && c.GetWeight().GetValue() == uint32(w1) {
-								return true
-							}
-						}
-					}
-				}
-				return false
-			})
-			lat = append(lat, time.Since(start))
-			i++
-		}
-		reportLatencies(b, lat)
-	})
+	for _, shape := range []string{"envoy", "grpc"} {
+		b.Run("to-clients/"+shape, func(b *testing.B) { benchRouteToClients(b, shape, clients) })
+	}
 	for _, routes := range []int{0, 1000} {
 		b.Run(fmt.Sprintf("endpoint-to-clients/routes=%d", routes), func(b *testing.B) {
 			names := map[string]string{}
@@ -211,4 +161,74 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+}
+
+// benchRouteToClients changes an HTTPRoute's split on svc-0 of 100
+// Services (80/20, then 50/50, in turn) until each of n clients of shape
+// ("envoy": envoysim delta clients, wildcard; "grpc": grpcRouteClient, each
+// subscribed to svc-0's listener only) holds the new split.
+func benchRouteToClients(b *testing.B, shape string, n int) {
+	names := map[string]string{}
+	if shape == "envoy" {
+		for i := range n {
+			names[fmt.Sprintf("c%d", i)] = fmt.Sprintf("ns-%d", i%10)
+		}
+	}
+	s := newCostScene(b, 100, names, true)
+	var front, back model.ServiceKey
+	for k := range s.world {
+		switch k.Name {
+		case "svc-0":
+			front = k
+		case "svc-1":
+			back = k
+		}
+	}
+	name := translator.CanonicalName(costDomain, front, 8080)
+	var grpcClients []*grpcRouteClient
+	if shape == "grpc" {
+		for i := range n {
+			grpcClients = append(grpcClients, dialGRPCRouteClient(b, s.addr, fmt.Sprintf("g%d", i), fmt.Sprintf("ns-%d", i%10), name))
+		}
+		waitAllRoutes(b, grpcClients, func(*routev3.RouteConfiguration) bool { return true })
+	}
+	// split reports whether rc sends w1 to a cluster other than front's.
+	split := func(rc *routev3.RouteConfiguration, w1 int32) bool {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, rt := range vh.GetRoutes() {
+				for _, c := range rt.GetRoute().GetWeightedClusters().GetClusters() {
+					if c.GetName() != name && c.GetWeight().GetValue() == uint32(w1) {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		w0, w1 := int32(80), int32(20)
+		if i%2 == 1 {
+			w0, w1 = 50, 50
+		}
+		r := &model.MeshRoute{
+			Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: front.Namespace, Name: "split"},
+			Parents: []model.ParentRef{{Kind: "Service", Namespace: front.Namespace, Name: front.Name}},
+			Rules: []model.RouteRule{{Backends: []model.BackendRef{
+				{Kind: "Service", Namespace: front.Namespace, Name: front.Name, Port: 8080, Weight: w0},
+				{Kind: "Service", Namespace: back.Namespace, Name: back.Name, Port: 8080, Weight: w1},
+			}}},
+		}
+		start := time.Now()
+		s.syncer.Sink(model.Batch{Routes: map[model.RouteKey]*model.MeshRoute{r.Key: r}})
+		if shape == "grpc" {
+			waitAllRoutes(b, grpcClients, func(rc *routev3.RouteConfiguration) bool { return split(rc, w1) })
+		} else {
+			s.wait(func(cfg *envoysim.Config) bool { rc := cfg.Routes[name]; return rc != nil && split(rc, w1) })
+		}
+		lat = append(lat, time.Since(start))
+		i++
+	}
+	reportLatencies(b, lat)
 }

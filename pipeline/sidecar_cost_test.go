@@ -33,6 +33,7 @@ type costScene struct {
 	world   map[model.ServiceKey]*model.Service
 	clients map[string]*envoysim.Client
 	barrier int
+	addr    string // the xDS server's
 }
 
 const costDomain = "cluster.local"
@@ -54,14 +55,8 @@ func newCostScene(tb testing.TB, services int, clients map[string]string, delta 
 	cache := NewCache(nil)
 	s.syncer = NewSyncer(cache, Options{Sidecars: true, DNSInterval: -1, Translator: translator.Options{ClusterDomain: costDomain, SidecarDNS: "127.0.0.1:15053"}})
 	s.syncer.Sink(model.Batch{Full: true, Services: s.world})
-	gs := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds.NewServer(cache, xds.ServerOptions{}))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	tb.Cleanup(gs.Stop)
+	addr := serveADS(tb, cache)
+	s.addr = addr
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	tb.Cleanup(cancel)
 	for name, ns := range clients {
@@ -71,7 +66,7 @@ func newCostScene(tb testing.TB, services int, clients map[string]string, delta 
 		}
 		// Envoy's own gRPC client has no limit on a message's size; at
 		// 10,000 Services a first response is over grpc-go's 4 MiB.
-		c, err := envoysim.Dial(ctx, lis.Addr().String(), &corev3.Node{Id: name, UserAgentName: "envoy", Metadata: md}, delta,
+		c, err := envoysim.Dial(ctx, addr, &corev3.Node{Id: name, UserAgentName: "envoy", Metadata: md}, delta,
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
 		if err != nil {
 			tb.Fatal(err)
@@ -86,6 +81,21 @@ func newCostScene(tb testing.TB, services int, clients map[string]string, delta 
 			len(cfg.Routes) >= services && len(cfg.Listeners) >= len(s.world)
 	})
 	return s
+}
+
+// serveADS serves cache over ADS on a loopback port until the test ends,
+// and returns its address.
+func serveADS(tb testing.TB, cache *xds.Cache) string {
+	tb.Helper()
+	gs := grpc.NewServer()
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds.NewServer(cache, xds.ServerOptions{}))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	tb.Cleanup(gs.Stop)
+	return lis.Addr().String()
 }
 
 // wait blocks until every client's config satisfies ok.
