@@ -144,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	shapes := fs.String("shapes", "grpc", "comma-separated client shapes, grpc (by-name CDS+EDS) and/or envoy (wildcard LDS+CDS, then RDS+EDS, as a sidecar); each is a run; envoy builds the sidecar resources for every shape")
 	fs.IntVar(&o.load.Namespaces, "namespaces", 1, "namespaces the Services (and the envoy clients' NAMESPACE) spread over")
 	fs.IntVar(&o.load.Adds, "adds", 20, "Services added one at a time after the changes, with envoy clients")
+	fs.IntVar(&o.load.Routes, "routes", 0, "give the first R' Services an HTTPRoute each (80/20 to itself and another Service of its namespace)")
 	fs.IntVar(&o.load.Services, "services", 100, "Services R in the world")
 	fs.IntVar(&o.load.Endpoints, "endpoints", 100, "ready endpoints per Service")
 	fs.IntVar(&o.load.PerClient, "per-client", 0, "Services each client subscribes to (0: all)")

@@ -70,6 +70,9 @@ type Options struct {
 	// Adds is the number of Services added one at a time after the
 	// endpoint changes, for Envoy clients (0: none).
 	Adds int
+	// Routes gives the first Routes Services an HTTPRoute each (see
+	// World.SetRoutes), to measure what mesh routes cost the changes.
+	Routes int
 	// Churn, when it has rates, adds open-loop churn phases after the
 	// single changes (Result.Churn).
 	Churn ChurnOptions
@@ -281,7 +284,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	defer cancel()
 	res := Result{
 		Kind: kind, Shape: opts.Shape, Clients: opts.Clients, Services: opts.Services, Endpoints: opts.Endpoints,
-		PerClient: opts.PerClient, Delta: opts.Delta, Namespaces: max(opts.Namespaces, 1), Sidecars: opts.Sidecars,
+		PerClient: opts.PerClient, Delta: opts.Delta, Namespaces: max(opts.Namespaces, 1), Sidecars: opts.Sidecars, Routes: opts.Routes,
 	}
 
 	p, first, err := startPeer(ctx, opts, kind)
@@ -300,6 +303,7 @@ func runKind(ctx context.Context, opts *Options, kind Kind) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	world.SetRoutes(opts.Routes)
 	if opts.Shape == ShapeEnvoy {
 		return runEnvoy(ctx, opts, p, world, res, addr, heapEmpty, heapWorld)
 	}

@@ -5,6 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchboard-xds/switchboard/model"
 )
 
 // TestLoadSmokeEnvoy runs Envoy-shaped clients at a tiny size, SotW and
@@ -71,5 +74,49 @@ func TestLoadSmokeEnvoy(t *testing.T) {
 				t.Errorf("Markdown has no envoy table or targets:\n%s", md)
 			}
 		})
+	}
+}
+
+// TestLoadSmokeRoutes: a world with mesh routes (Options.Routes) runs the
+// same changes to convergence, and its full batch carries one HTTPRoute
+// per routed Service, whose two backends are Services of the world in the
+// route's own namespace.
+func TestLoadSmokeRoutes(t *testing.T) {
+	w, err := NewWorld(10, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetRoutes(7)
+	b := w.Batch(nil, time.Time{})
+	if len(b.Routes) != 7 {
+		t.Fatalf("full batch has %d routes, want 7", len(b.Routes))
+	}
+	for k, r := range b.Routes {
+		if len(r.Parents) != 1 || b.Services[model.ServiceKey{Namespace: k.Namespace, Name: r.Parents[0].Name}] == nil {
+			t.Errorf("route %v: parent %v is not a Service of its namespace", k, r.Parents)
+		}
+		for _, be := range r.Rules[0].Backends {
+			if be.Namespace != k.Namespace || b.Services[model.ServiceKey{Namespace: be.Namespace, Name: be.Name}] == nil {
+				t.Errorf("route %v: backend %s/%s is not a Service of its namespace", k, be.Namespace, be.Name)
+			}
+		}
+	}
+	opts, stderr := smokeOptions(t, 0)
+	opts.Churn = ChurnOptions{}
+	opts.Delta, opts.Shape, opts.Sidecars = true, ShapeEnvoy, true
+	opts.Namespaces, opts.Routes = 2, 5
+	opts.Kinds = []Kind{KindSwitchboard}
+	rs, err := Run(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("Run: %v\npeer stderr:\n%s", err, stderr)
+	}
+	for _, r := range rs {
+		if r.Changes != opts.Changes || r.Timeouts != 0 || r.FinalMismatches != 0 || r.Routes != 5 {
+			t.Errorf("%s: %d changes, %d timed out, %d final mismatches, routes=%d; want %d, 0, 0, 5",
+				r.Kind, r.Changes, r.Timeouts, r.FinalMismatches, r.Routes, opts.Changes)
+		}
+		if !strings.Contains(r.scenario(), "routes=5") {
+			t.Errorf("scenario %q does not say routes=5", r.scenario())
+		}
 	}
 }

@@ -105,12 +105,15 @@ func peerArgs(kind Kind, opts *Options) []string {
 	if opts.Sidecars {
 		args = append(args, "--sidecars")
 	}
+	if opts.Routes > 0 {
+		args = append(args, "--routes", strconv.Itoa(opts.Routes))
+	}
 	return args
 }
 
 // ServePeer runs one server under test until stdin closes, ctx ends or it
 // reads "quit". args are the flags that the driver passes (--kind,
-// --services, --endpoints, --namespaces, --sidecars, --listen). It builds
+// --services, --endpoints, --namespaces, --sidecars, --routes, --listen). It builds
 // the World, hands it to the server as one full watcher batch (Switchboard
 // runs it through pipeline.Syncer into its xds.Cache, the others through
 // the same Syncer into their own store), listens for ADS on loopback and
@@ -133,6 +136,7 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	endpoints := fs.Int("endpoints", 100, "endpoints per Service")
 	namespaces := fs.Int("namespaces", 1, "namespaces the Services spread over")
 	sidecars := fs.Bool("sidecars", false, "build the Envoy sidecar resources too")
+	routes := fs.Int("routes", 0, "Services with an HTTPRoute of their own (World.SetRoutes)")
 	// A server that falls behind, for the driver's own tests: the time is
 	// the server's work, not a wait for anything.
 	applyDelay := fs.Duration("apply-delay", 0, "take this long more to apply each change")
@@ -166,6 +170,7 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return fmt.Errorf("serve-peer: %w", err)
 	}
+	world.SetRoutes(*routes)
 	heapEmpty := liveHeap()
 	srv, err := newPeerServer(ctx, kind, *sidecars, log)
 	if err != nil {

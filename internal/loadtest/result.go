@@ -12,6 +12,7 @@ type Result struct {
 	Shape                        Shape
 	Namespaces                   int
 	Sidecars                     bool // the world had the sidecar resources
+	Routes                       int  // Services with an HTTPRoute (Options.Routes)
 	Clients, Services, Endpoints int
 	PerClient                    int
 	Delta                        bool // clients spoke delta xDS
@@ -85,6 +86,9 @@ func (r Result) scenario() string {
 	}
 	if r.Namespaces > 1 {
 		s += fmt.Sprintf(" ns=%d", r.Namespaces)
+	}
+	if r.Routes > 0 {
+		s += fmt.Sprintf(" routes=%d", r.Routes)
 	}
 	return s
 }

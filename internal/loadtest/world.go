@@ -40,6 +40,37 @@ type World struct {
 	// added are the Services of AddService, one generated world each,
 	// numbered on from Len.
 	added []*worldgen.World
+	// routes is the number of Services with an HTTPRoute (see SetRoutes).
+	routes int
+}
+
+// SetRoutes gives each of the first n Services an HTTPRoute of its own
+// namespace sending 80 % to itself and 20 % to another Service of the
+// namespace, part of the full Batch from then on: a world with mesh routes,
+// for measuring what they cost a change that is not theirs.
+func (w *World) SetRoutes(n int) { w.routes = min(n, w.Len()) }
+
+// meshRoutes returns the HTTPRoutes of SetRoutes.
+func (w *World) meshRoutes() map[model.RouteKey]*model.MeshRoute {
+	out := make(map[model.RouteKey]*model.MeshRoute, w.routes)
+	for i := range w.routes {
+		front := w.Key(i)
+		j := (i + w.namespaces) % w.Len()
+		if w.NamespaceOf(j) != front.Namespace {
+			j = i % w.namespaces
+		}
+		back := w.Key(j)
+		r := &model.MeshRoute{
+			Key:     model.RouteKey{Kind: model.KindHTTPRoute, Namespace: front.Namespace, Name: fmt.Sprintf("r-%d", i)},
+			Parents: []model.ParentRef{{Kind: "Service", Namespace: front.Namespace, Name: front.Name}},
+			Rules: []model.RouteRule{{Backends: []model.BackendRef{
+				{Kind: "Service", Namespace: front.Namespace, Name: front.Name, Port: servicePort, Weight: 80},
+				{Kind: "Service", Namespace: back.Namespace, Name: back.Name, Port: servicePort, Weight: 20},
+			}}},
+		}
+		out[r.Key] = r
+	}
+	return out
 }
 
 // NewWorld returns services single-port Services with endpoints ready
@@ -162,6 +193,9 @@ func (w *World) Batch(indices []int, at time.Time) model.Batch {
 		b := model.Batch{Full: true, Services: make(map[model.ServiceKey]*model.Service, w.Total())}
 		for i := range w.Total() {
 			b.Services[w.Key(i)] = w.View(i)
+		}
+		if w.routes > 0 {
+			b.Routes = w.meshRoutes()
 		}
 		return b
 	}
