@@ -28,7 +28,7 @@ help:
 	@echo "make image       build the image $(IMAGE) for linux/$(ARCH) without Docker: OCI layout $(BIN)/image, tarball $(BIN)/switchboard-image.tar"
 	@echo "make tools       build kube-apiserver and etcd into $(CACHE) (first time: ~20 min); apt-get install prometheus, iptables and shellcheck if missing"
 	@echo "make lint        gofmt, go vet, golangci-lint $(GOLANGCI_VERSION) (with the layout rules), go mod tidy, no machine paths"
-	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/"
+	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/, mesh routes against none into $(BENCH_OUT)/routes/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
 	@echo "make soak        churn soak against the binary for SOAK_DURATION (default $(SOAK_DURATION)); not part of make test"
 	@echo "make fuzz        run every fuzz target for FUZZTIME each (default $(FUZZTIME)); their seeds run in make test"
@@ -117,6 +117,12 @@ bench: $(LOAD)
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --adds 20 --budget $(LOAD_BUDGET) \
 		--protocols sotw,delta --shapes grpc,envoy --namespaces 10 --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/envoy
+	# Mesh routes (issue 19): endpoint changes to 100 sidecars with 1000
+	# HTTPRoutes in the world against none, alternating, server in its own
+	# process (docs/mesh-routes.md#cost).
+	for i in 1 2 3; do for r in 0 1000; do \
+		$(LOAD) --clients 100 --services 1000 --endpoints 10 --changes 200 --adds 0 --protocols delta --shapes envoy \
+			--namespaces 10 --kinds switchboard --routes $$r --out $(BENCH_OUT)/routes/$$r-$$i || exit 1; done; done
 
 bench-quick: $(LOAD)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./translator/ ./xds/ ./pipeline/ | tee $(BENCH_OUT)/go-bench.txt
