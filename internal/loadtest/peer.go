@@ -236,7 +236,16 @@ func ServePeer(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		case "quit":
 			return nil
 		case "heap":
-			err = reply("heap %d", liveHeap())
+			h := liveHeap()
+			// SWITCHBOARD_LOAD_HEAPPROFILE=DIR writes DIR/<kind>.heap.pprof
+			// at each heap reading (the last is with every client
+			// connected), for finding what a client's state is made of.
+			if dir := os.Getenv("SWITCHBOARD_LOAD_HEAPPROFILE"); dir != "" {
+				err = writeHeapProfile(filepath.Join(dir, string(kind)+".heap.pprof"))
+			}
+			if err == nil {
+				err = reply("heap %d", h)
+			}
 		case "change":
 			if *applyDelay > 0 {
 				select {
@@ -301,6 +310,20 @@ func applyAdd(ctx context.Context, srv peerServer, world *World, arg string, rep
 }
 
 // liveHeap is the heap in use after garbage collection.
+// writeHeapProfile writes the heap profile (in-use figures as of the last
+// GC) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
+}
+
 func liveHeap() uint64 {
 	runtime.GC()
 	runtime.GC()
