@@ -117,6 +117,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"completion", "bash", "extra"}, 2},
 		{[]string{"bootstrap", "grpc", "--server", "h:1", "--node-id", "n", "--output", t.TempDir()}, 1}, // a folder: the write fails
 		{[]string{"serve", "--help"}, 0},
+		{[]string{"help", "serve"}, 0},
+		{[]string{"help", "bootstrap", "grpc"}, 0},
+		{[]string{"help", "nope"}, 2},
+		{[]string{"help", "bootstrap", "nope"}, 2},
 		{[]string{"completion", "bash"}, 0},
 	} {
 		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})

@@ -87,8 +87,29 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	// runs; added now, after SetOut, whose writer it keeps, so that
 	// markUsageErrors sees it.
 	root.InitDefaultCompletionCmd()
+	root.SetHelpCommand(newHelpCommand())
 	markUsageErrors(root)
 	return root
+}
+
+// newHelpCommand is cobra's "help [command]", except that a topic that
+// names no command is a usage error (exit 2) with the nearest command
+// suggested, where cobra prints the usage and exits 0.
+func newHelpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return usageErr(err)
+			}
+			if len(rest) > 0 {
+				return usageErr(unknownCommand(cmd, rest[0]))
+			}
+			return cmd.Help()
+		},
+	}
 }
 
 // markUsageErrors makes every wrong command line under c a usage error:
