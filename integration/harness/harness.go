@@ -44,6 +44,11 @@
 // kubelet server at the Node's InternalIP (10.245.128.1, in PodCIDR) and,
 // with no kubelet CA configured, does not verify its self-signed
 // certificate.
+//
+// Give the cluster mode a control plane of its own: the EndpointSlice
+// controller takes over every slice labelled as its own (NewEndpointSlice
+// does) and rewrites it from Pods. Stop the Runner, then the Cluster, then
+// the ControlPlane.
 package harness
 
 import (
