@@ -56,9 +56,13 @@ func TestCluster(t *testing.T) {
 	t.Logf("control plane, controllers, scheduler and KWOK up in %v", time.Since(start).Round(time.Millisecond))
 	admin := newClient(t, cp.AdminConfig())
 	ns := harness.TestNamespace(t, admin)
-	runner, err := cl.RunPods(ctx, harness.RunnerOptions{Namespace: ns, Command: func(pod *corev1.Pod) (*exec.Cmd, error) {
-		return exec.Command("python3", "-m", "http.server", "--bind", pod.Status.PodIP, "8080"), nil
-	}})
+	runner, err := cl.RunPods(ctx, harness.RunnerOptions{
+		Namespace: ns,
+		Command: func(pod *corev1.Pod) (*exec.Cmd, error) {
+			return exec.Command("python3", "-m", "http.server", "--bind", pod.Status.PodIP, "8080"), nil
+		},
+		ExecEnv: func(pod *corev1.Pod) map[string]string { return map[string]string{"GREETING": "hello " + pod.Name} },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +139,12 @@ func TestCluster(t *testing.T) {
 
 	t.Run("Exec", func(t *testing.T) {
 		out, errOut, err := harness.Exec(ctx, cp.AdminConfig(), ns, pod, harness.ExecOptions{
-			Command: []string{"sh", "-c", `echo "$POD_NAME $POD_NAMESPACE $POD_IP"; echo oops >&2`},
+			Command: []string{"sh", "-c", `echo "$POD_NAME $POD_NAMESPACE $POD_IP $GREETING"; echo oops >&2`},
 		})
 		if err != nil {
 			t.Fatalf("%v (stderr %q)", err, errOut)
 		}
-		if got, want := strings.TrimSpace(string(out)), pod+" "+ns+" "+podIP; got != want {
+		if got, want := strings.TrimSpace(string(out)), pod+" "+ns+" "+podIP+" hello "+pod; got != want {
 			t.Errorf("stdout %q, want %q", got, want)
 		}
 		if got := strings.TrimSpace(string(errOut)); got != "oops" {

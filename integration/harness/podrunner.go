@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -59,6 +61,11 @@ type RunnerOptions struct {
 	Command CommandFunc
 	// Namespace limits the Runner to one namespace; empty means all.
 	Namespace string
+	// ExecEnv, when not nil, adds environment variables to what a command
+	// exec'd into the Pod gets (besides POD_NAME, POD_NAMESPACE, POD_IP),
+	// such as PATH with a client program's folder, or GRPC_XDS_BOOTSTRAP.
+	// The command starts in KWOK's environment, which these override.
+	ExecEnv func(pod *corev1.Pod) map[string]string
 }
 
 // Runner plays the container runtime for a Cluster's Pods: a process per
@@ -93,8 +100,9 @@ type podProcess struct {
 //     <namespace>.<name>.log in the control plane's folder;
 //  2. creates a KWOK Exec object named after the Pod (owned by it, so the
 //     garbage collector removes it), so that `kubectl exec` into the Pod
-//     runs the command locally, in the Runner's working directory, with
-//     POD_NAME, POD_NAMESPACE and POD_IP set;
+//     runs the command locally, in KWOK's working directory and
+//     environment, with POD_NAME, POD_NAMESPACE, POD_IP and opts.ExecEnv
+//     set;
 //  3. once the process accepts TCP connections on the Pod's IP at every TCP
 //     container port (a readiness probe), sets ReadyAnnotation to "true"
 //     unless the Pod already has it, and KWOK makes the Pod Ready.
@@ -274,6 +282,12 @@ func (r *Runner) createExec(ctx context.Context, pod *corev1.Pod) error {
 		map[string]any{"name": "POD_NAME", "value": pod.Name},
 		map[string]any{"name": "POD_NAMESPACE", "value": pod.Namespace},
 		map[string]any{"name": "POD_IP", "value": pod.Status.PodIP},
+	}
+	if r.opts.ExecEnv != nil {
+		extra := r.opts.ExecEnv(pod)
+		for _, k := range slices.Sorted(maps.Keys(extra)) {
+			env = append(env, map[string]any{"name": k, "value": extra[k]})
+		}
 	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1",
