@@ -104,8 +104,9 @@ type podProcess struct {
 //     environment, with POD_NAME, POD_NAMESPACE, POD_IP and opts.ExecEnv
 //     set;
 //  3. once the process accepts TCP connections on the Pod's IP at every TCP
-//     container port (a readiness probe), sets ReadyAnnotation to "true"
-//     unless the Pod already has it, and KWOK makes the Pod Ready.
+//     container port (a readiness probe; at once for a Pod that runs no
+//     process), sets ReadyAnnotation to "true" unless the Pod already has
+//     it, and KWOK makes the Pod Ready.
 //
 // When the Pod is being deleted it sends SIGTERM to the process group, as a
 // kubelet does, waits for the process to exit (SIGKILL at the Pod's
@@ -315,10 +316,15 @@ func (r *Runner) createExec(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// becomeReady probes the Pod's TCP ports until each accepts a connection,
-// then sets ReadyAnnotation unless the Pod has it.
+// becomeReady probes the Pod's TCP ports until each accepts a connection
+// (none for a Pod that runs no process), then sets ReadyAnnotation unless
+// the Pod has it.
 func (r *Runner) becomeReady(ctx context.Context, pod *corev1.Pod, p *podProcess) {
-	for _, port := range tcpPorts(pod) {
+	var ports []int32
+	if p.cmd != nil {
+		ports = tcpPorts(pod)
+	}
+	for _, port := range ports {
 		addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))
 		for {
 			conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
