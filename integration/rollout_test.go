@@ -109,30 +109,43 @@ type rollout struct {
 	spread []string
 }
 
-func rolloutStory(t *testing.T, admin kubernetes.Interface, sb *switchboard, runner *clients.Runner, kind clients.Kind) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// newRollout makes a namespace with the Service greeter (port 50051)
+// selecting app=<app>.
+func newRollout(t *testing.T, ctx context.Context, admin kubernetes.Interface, sb *switchboard, kind clients.Kind, app string) *rollout {
 	r := &rollout{t: t, ctx: ctx, admin: admin, sb: sb, ns: harness.TestNamespace(t, admin), kind: kind}
 	if _, err := admin.CoreV1().Services(r.ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "greeter"},
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "greeter"},
+			Selector: map[string]string{"app": app},
 			Ports:    []corev1.ServicePort{{Name: "grpc", Port: grpcPort, TargetPort: intstr.FromInt32(grpcPort)}},
 		},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.deploy("greeter", 2)
-	pods := r.waitRollout("greeter", 2)
+	return r
+}
 
-	p, err := runner.Start(ctx, kind, clients.Options{
-		Target:    "xds:///greeter." + r.ns + ".svc.cluster.local:50051",
-		Bootstrap: sb.bootstrap(t.Name()),
-	})
+// startClient starts a client of r's kind calling greeter with o (Target and
+// Bootstrap are filled in), stopped when the test ends.
+func (r *rollout) startClient(runner *clients.Runner, o clients.Options) *clients.Process {
+	r.t.Helper()
+	o.Target = "xds:///greeter." + r.ns + ".svc.cluster.local:50051"
+	o.Bootstrap = r.sb.bootstrap(r.t.Name())
+	p, err := runner.Start(r.ctx, r.kind, o)
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.Stop() })
+	r.t.Cleanup(func() { _ = p.Stop() })
+	return p
+}
+
+func rolloutStory(t *testing.T, admin kubernetes.Interface, sb *switchboard, runner *clients.Runner, kind clients.Kind) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := newRollout(t, ctx, admin, sb, kind, "greeter")
+	r.deploy("greeter", 2, nil)
+	pods := r.waitRollout("greeter", 2)
+	p := r.startClient(runner, clients.Options{})
 	r.p = p
 	if _, err := p.WaitOK(ctx); err != nil {
 		t.Fatalf("first call: %v", err)
@@ -175,7 +188,7 @@ func rolloutStory(t *testing.T, admin kubernetes.Interface, sb *switchboard, run
 		}
 		return r.waitRollout("greeter", 2)
 	})
-	r.deploy("greeter-v2", 2)
+	r.deploy("greeter-v2", 2, nil)
 	r.waitRollout("greeter-v2", 2)
 	r.step("service selector moved to greeter-v2", func() []string {
 		patch := `{"spec":{"selector":{"app":"greeter-v2"}}}`
@@ -307,8 +320,9 @@ func watchSlices(t *testing.T, ctx context.Context, c kubernetes.Interface, ns, 
 }
 
 // deploy creates a Deployment of the testbackend on port 50051, its Pods
-// labelled app=name, rolling out with maxSurge 1 and maxUnavailable 0.
-func (r *rollout) deploy(name string, replicas int32) {
+// labelled app=name and annotated with annotations, rolling out with
+// maxSurge 1 and maxUnavailable 0.
+func (r *rollout) deploy(name string, replicas int32, annotations map[string]string) {
 	r.t.Helper()
 	labels := map[string]string{"app": name}
 	maxSurge, maxUnavailable := intstr.FromInt32(1), intstr.FromInt32(0)
@@ -323,7 +337,7 @@ func (r *rollout) deploy(name string, replicas int32) {
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &maxSurge, MaxUnavailable: &maxUnavailable},
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: &grace,
 					Containers: []corev1.Container{{

@@ -34,11 +34,18 @@ import (
 // environment) is the function's.
 type CommandFunc func(pod *corev1.Pod) (*exec.Cmd, error)
 
+// DrainAnnotation on a Pod sets how long TestBackendCommand's backend lets
+// in-flight calls finish after SIGTERM (a Go duration, passed as
+// --drain-timeout); "0s" makes it stop at once, as a server that does not
+// drain would.
+const DrainAnnotation = "switchboard.test/drain-timeout"
+
 // TestBackendCommand returns a CommandFunc that runs the testbackend program
 // at bin (integration/cmd/testbackend) for every Pod with TCP container
 // ports: one gRPC backend per port on the Pod's IP, each naming itself by
 // the Pod's name (its x-backend header), so a call's answer says which Pod
-// served it. A Pod without TCP ports runs nothing.
+// served it. A Pod without TCP ports runs nothing. On SIGTERM the backend
+// drains (see DrainAnnotation).
 func TestBackendCommand(bin string) CommandFunc {
 	return func(pod *corev1.Pod) (*exec.Cmd, error) {
 		var listen string
@@ -51,7 +58,11 @@ func TestBackendCommand(bin string) CommandFunc {
 		if listen == "" {
 			return nil, nil
 		}
-		return exec.Command(bin, "--listen", listen), nil
+		args := []string{"--listen", listen}
+		if d, ok := pod.Annotations[DrainAnnotation]; ok {
+			args = append(args, "--drain-timeout", d)
+		}
+		return exec.Command(bin, args...), nil
 	}
 }
 
