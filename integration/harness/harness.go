@@ -10,9 +10,40 @@
 // bound only by the committed deploy/kubernetes/base/rbac.yaml, for running
 // Switchboard the way a cluster would.
 //
-// No controllers run: nothing creates EndpointSlices (tests do, with the
-// helpers in objects.go), and deleted namespaces never finish terminating, so
-// every test works in a namespace of its own.
+// By default no controllers run: nothing creates EndpointSlices (tests do,
+// with the helpers in objects.go), and deleted namespaces never finish
+// terminating, so every test works in a namespace of its own.
+//
+// # Cluster mode
+//
+// ControlPlane.StartCluster adds what turns workloads into endpoints:
+// kube-controller-manager (the Deployment, ReplicaSet, EndpointSlice,
+// ServiceAccount, namespace and garbage-collector controllers; no node
+// lifecycle controller, so nothing evicts), kube-scheduler, and KWOK, which
+// plays the kubelet of every fake Node (ClusterOptions.Nodes) with the
+// Stages in kwok.yaml. A scheduled Pod at once becomes Running with an IP
+// from the lower half of PodCIDR (10.245.0.0/17; RunInNetns makes all of
+// PodCIDR local, so a process can bind any such IP), not Ready. It becomes
+// Ready when its annotation ReadyAnnotation (switchboard.test/ready) is
+// "true" and not Ready when it is anything else: that is the readiness
+// probe, and a test flips it with SetPodReady. Each flip writes a new Ready
+// lastTransitionTime, which the EndpointSlice controller copies into the
+// slice's endpoints.kubernetes.io/last-change-trigger-time (whole seconds:
+// metav1.Time has no finer precision). A deleted Pod goes at its
+// deletionTimestamp unless a Runner ends it sooner.
+//
+// Cluster.RunPods starts a Runner, the container runtime: for every Running
+// Pod with an IP it starts a real process from RunnerOptions.Command, a
+// function from the Pod to an exec.Cmd (TestBackendCommand: the testbackend
+// program, one gRPC backend on the Pod's IP per TCP container port, named
+// by the Pod), marks the Pod ready once every TCP container port accepts
+// connections, sends SIGTERM when the Pod is deleted and deletes it when the
+// process has exited. It also creates a KWOK Exec object per Pod, so that
+// pods/exec (Exec, or `kubectl exec`) runs the command on this machine with
+// POD_NAME, POD_NAMESPACE and POD_IP set: the API server reaches KWOK's
+// kubelet server at the Node's InternalIP (10.245.128.1, in PodCIDR) and,
+// with no kubelet CA configured, does not verify its self-signed
+// certificate.
 package harness
 
 import (
@@ -36,15 +67,19 @@ import (
 const (
 	KubernetesVersion = "1.37.2"
 	EtcdVersion       = "3.6.16"
+	KWOKVersion       = "0.8.0"
 )
 
 // ToolsDirEnv names the environment variable that overrides where the
-// binaries are: a folder holding bin/kube-apiserver and bin/etcd.
+// binaries are: a folder holding bin/kube-apiserver and bin/etcd (and, for
+// StartCluster, bin/kube-controller-manager, bin/kube-scheduler, bin/kwok and
+// kwok-<version>/crds/).
 const ToolsDirEnv = "SWITCHBOARD_TOOLS_DIR"
 
 // Options configure Start. The zero value is ready to use.
 type Options struct {
-	// ToolsDir holds bin/kube-apiserver and bin/etcd. Empty means
+	// ToolsDir holds bin/kube-apiserver and bin/etcd (and what StartCluster
+	// needs). Empty means
 	// $SWITCHBOARD_TOOLS_DIR, else DefaultToolsDir().
 	ToolsDir string
 	// RBACFile is the manifest whose Namespace, ServiceAccount, ClusterRole
@@ -78,6 +113,7 @@ type ControlPlane struct {
 	apiserverBin  string
 	apiserverArgs []string
 	port          int
+	toolsDir      string // Options.ToolsDir, for StartCluster
 
 	mu        sync.Mutex // guards apiserver
 	apiserver *process
@@ -125,7 +161,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("make temporary folder: %w", err)
 	}
-	cp := &ControlPlane{dir: dir}
+	cp := &ControlPlane{dir: dir, toolsDir: opts.ToolsDir}
 	defer func() {
 		if err != nil {
 			// A process that failed has its log quoted in err already.
@@ -183,6 +219,11 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		"--service-account-key-file=" + saPub,
 		"--service-account-signing-key-file=" + saKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
+		// StartCluster's Nodes have only an InternalIP, where KWOK serves
+		// the kubelet API (exec); it has a self-signed certificate, and
+		// with no --kubelet-certificate-authority the API server does not
+		// verify it.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--profiling=false",
 	}
 	cp.apiserver, err = cp.startAPIServerProcess(cp.port, certDir, "kube-apiserver.log", opts.Log)

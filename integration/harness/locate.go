@@ -28,20 +28,39 @@ const rootModule = "github.com/switchboard-xds/switchboard"
 // pollInterval is how often Start looks at a process that is coming up.
 const pollInterval = 50 * time.Millisecond
 
+// toolsDir returns dir, else $SWITCHBOARD_TOOLS_DIR, else DefaultToolsDir().
+func toolsDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(ToolsDirEnv)
+	}
+	if dir == "" {
+		return DefaultToolsDir()
+	}
+	return dir, nil
+}
+
 // locateBinaries returns the paths of etcd and kube-apiserver under toolsDir,
 // $SWITCHBOARD_TOOLS_DIR or DefaultToolsDir(), in that order of preference.
-func locateBinaries(toolsDir string) (etcd, apiserver string, err error) {
-	if toolsDir == "" {
-		toolsDir = os.Getenv(ToolsDirEnv)
+func locateBinaries(dir string) (etcd, apiserver string, err error) {
+	bins, err := locateTools(dir, "etcd", "kube-apiserver")
+	if err != nil {
+		return "", "", err
 	}
-	if toolsDir == "" {
-		if toolsDir, err = DefaultToolsDir(); err != nil {
-			return "", "", err
-		}
+	return bins[0], bins[1], nil
+}
+
+// locateTools returns the paths of the named binaries in the bin folder of
+// toolsDir(dir), or an error naming `make tools`.
+func locateTools(dir string, names ...string) ([]string, error) {
+	dir, err := toolsDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	etcd = filepath.Join(toolsDir, "bin", "etcd")
-	apiserver = filepath.Join(toolsDir, "bin", "kube-apiserver")
-	for _, bin := range []string{etcd, apiserver} {
+	bins := make([]string, 0, len(names))
+	for _, name := range names {
+		bins = append(bins, filepath.Join(dir, "bin", name))
+	}
+	for _, bin := range bins {
 		info, err := os.Stat(bin)
 		if err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 {
 			continue
@@ -49,11 +68,11 @@ func locateBinaries(toolsDir string) (etcd, apiserver string, err error) {
 		if err == nil {
 			err = fmt.Errorf("%s: not an executable file", bin)
 		}
-		return "", "", fmt.Errorf("harness: %w; run `make tools` to build kube-apiserver v%s and etcd v%s "+
-			"(about 20 minutes the first time), or point $%s at a folder holding bin/kube-apiserver and bin/etcd",
-			err, KubernetesVersion, EtcdVersion, ToolsDirEnv)
+		return nil, fmt.Errorf("harness: %w; run `make tools` to build kube-apiserver, kube-controller-manager and kube-scheduler v%s, "+
+			"etcd v%s and kwok v%s (about 20 minutes the first time), or point $%s at a folder holding them in bin/",
+			err, KubernetesVersion, EtcdVersion, KWOKVersion, ToolsDirEnv)
 	}
-	return etcd, apiserver, nil
+	return bins, nil
 }
 
 // findRBACFile walks up from the working directory to the root of the

@@ -21,6 +21,13 @@ import (
 // EndpointSlices name them (the API server refuses loopback addresses).
 const BackendCIDR = "10.244.0.0/16"
 
+// PodCIDR is the second range RunInNetns makes local: the cluster mode
+// (StartCluster) gives Pods addresses in its lower half and its fake Nodes
+// podCIDRNodeIP, so a Pod's backend can bind its Pod IP and the API server
+// reaches KWOK's kubelet server at the Node's address. It is apart from
+// BackendCIDR, whose addresses tests choose by hand.
+const PodCIDR = "10.245.0.0/16"
+
 const (
 	// netnsEnv is set in the environment of the re-executed test binary,
 	// which runs in the private network namespace.
@@ -43,9 +50,10 @@ const (
 // standard streams and environment, as a child in a new network namespace
 // (clone with CLONE_NEWNET, which is what `unshare -n` does), forwards
 // SIGINT, SIGTERM and SIGQUIT to it, and returns its exit code. Inside, it
-// brings up lo, routes BackendCIDR to lo as local addresses (`ip route replace
-// local 10.244.0.0/16 dev lo`) and runs m.Run. No traffic can leave the
-// namespace: it has no interface but lo.
+// brings up lo, routes BackendCIDR and PodCIDR to lo as local addresses (`ip
+// route replace local 10.244.0.0/16 dev lo`, the same for 10.245.0.0/16) and
+// runs m.Run. No traffic can leave the namespace: it has no interface but
+// lo.
 //
 // Creating a network namespace needs root (CAP_SYS_ADMIN), as CI has. When it
 // fails, RunInNetns prints why and returns 1: integration tests never skip.
@@ -148,7 +156,7 @@ func removeAll(dir string) {
 }
 
 // setUpNetns checks that this process is in a private network namespace and
-// makes lo and BackendCIDR usable there.
+// makes lo, BackendCIDR and PodCIDR usable there.
 func setUpNetns() error {
 	ifaces, err := net.Interfaces()
 	if err != nil {
@@ -172,6 +180,7 @@ func setUpNetns() error {
 		// replace, not add: a test may re-execute the binary inside the
 		// namespace it is already in.
 		{"route", "replace", "local", BackendCIDR, "dev", "lo"},
+		{"route", "replace", "local", PodCIDR, "dev", "lo"},
 	} {
 		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %v: %w: %s", args, err, out)
