@@ -83,4 +83,3 @@ func InstallGatewayCRDs(ctx context.Context, admin kubernetes.Interface, resourc
 		}
 	}
 }
-

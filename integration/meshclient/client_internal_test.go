@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Target.Host != "echo:8080" || o.Method != "POST" || o.Count != 5 || o.hostHeader() != "other" || o.requestHeaders().Get("x-a") != "1" || o.requestHeaders().Get("Host") != "" {
+	if o.Target.Host != "echo:8080" || o.Method != http.MethodPost || o.Count != 5 || o.hostHeader() != "other" || o.requestHeaders().Get("x-a") != "1" || o.requestHeaders().Get("Host") != "" {
 		t.Errorf("parsed %+v", o)
 	}
 	for _, bad := range [][]string{{}, {"ftp://x"}, {"http://x", "--count=-1"}, {"http://x", "-H", "novalue"}, {"http://x", "--nope=1"}} {

@@ -248,9 +248,10 @@ func mutate(h http.Header, add []*corev3.HeaderValueOption, remove []string) {
 	for _, o := range add {
 		k, v := o.GetHeader().GetKey(), o.GetHeader().GetValue()
 		action := o.GetAppendAction()
-		if o.GetAppend() != nil { // the deprecated field wins when set
+		//nolint:staticcheck // Envoy still reads the deprecated field, and it wins when set
+		if legacy := o.GetAppend(); legacy != nil {
 			action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			if o.GetAppend().GetValue() {
+			if legacy.GetValue() {
 				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 			}
 		}
