@@ -5,11 +5,16 @@ import (
 	"testing"
 )
 
-// convergenceQuantiles reads switchboard_convergence_seconds{type=typ},
-// summed over client classes, from sb, and returns how many observations
-// it holds and its p50 and p99 as Prometheus's histogram_quantile computes
-// them (linear within the bucket that holds the rank).
-func convergenceQuantiles(t *testing.T, sb *switchboard, typ string) (count uint64, p50, p99 float64) {
+// histogram is a scrape of switchboard_convergence_seconds{type=...},
+// summed over client classes: cumulative counts per upper bound.
+type histogram struct {
+	bounds []float64
+	cum    []uint64
+	count  uint64
+}
+
+// scrapeHistogram reads switchboard_convergence_seconds{type=typ} from sb.
+func scrapeHistogram(t *testing.T, sb *switchboard, typ string) histogram {
 	t.Helper()
 	families, err := scrapeFamilies(sb)
 	if err != nil {
@@ -19,8 +24,7 @@ func convergenceQuantiles(t *testing.T, sb *switchboard, typ string) (count uint
 	if f == nil {
 		t.Fatal("/metrics has no switchboard_convergence_seconds")
 	}
-	var bounds []float64
-	var cum []uint64
+	var h histogram
 	for _, m := range f.GetMetric() {
 		match := false
 		for _, l := range m.GetLabel() {
@@ -29,34 +33,60 @@ func convergenceQuantiles(t *testing.T, sb *switchboard, typ string) (count uint
 		if !match {
 			continue
 		}
-		h := m.GetHistogram()
-		count += h.GetSampleCount()
-		for i, b := range h.GetBucket() {
-			if len(bounds) <= i {
-				bounds = append(bounds, b.GetUpperBound())
-				cum = append(cum, 0)
+		mh := m.GetHistogram()
+		h.count += mh.GetSampleCount()
+		for i, b := range mh.GetBucket() {
+			if len(h.bounds) <= i {
+				h.bounds = append(h.bounds, b.GetUpperBound())
+				h.cum = append(h.cum, 0)
 			}
-			cum[i] += b.GetCumulativeCount()
+			h.cum[i] += b.GetCumulativeCount()
 		}
 	}
-	q := func(phi float64) float64 {
-		rank := phi * float64(count)
-		lower, prev := 0.0, uint64(0)
-		for i, c := range cum {
-			if float64(c) >= rank {
-				if c == prev {
-					return bounds[i]
-				}
-				return lower + (bounds[i]-lower)*(rank-float64(prev))/float64(c-prev)
-			}
-			lower, prev = bounds[i], c
+	return h
+}
+
+// minus returns the observations made after prev, an earlier scrape of the
+// same histogram.
+func (h histogram) minus(prev histogram) histogram {
+	d := histogram{bounds: h.bounds, cum: make([]uint64, len(h.cum)), count: h.count - prev.count}
+	for i := range h.cum {
+		d.cum[i] = h.cum[i]
+		if i < len(prev.cum) {
+			d.cum[i] -= prev.cum[i]
 		}
-		return math.Inf(1)
 	}
-	if count == 0 {
-		return 0, 0, 0
+	return d
+}
+
+// quantile is Prometheus's histogram_quantile: linear within the bucket
+// that holds the rank; 0 for an empty histogram.
+func (h histogram) quantile(phi float64) float64 {
+	if h.count == 0 {
+		return 0
 	}
-	return count, q(0.5), q(0.99)
+	rank := phi * float64(h.count)
+	lower, prev := 0.0, uint64(0)
+	for i, c := range h.cum {
+		if float64(c) >= rank {
+			if c == prev {
+				return h.bounds[i]
+			}
+			return lower + (h.bounds[i]-lower)*(rank-float64(prev))/float64(c-prev)
+		}
+		lower, prev = h.bounds[i], c
+	}
+	return math.Inf(1)
+}
+
+// convergenceQuantiles reads switchboard_convergence_seconds{type=typ},
+// summed over client classes, from sb, and returns how many observations
+// it holds and its p50 and p99 as Prometheus's histogram_quantile computes
+// them (linear within the bucket that holds the rank).
+func convergenceQuantiles(t *testing.T, sb *switchboard, typ string) (count uint64, p50, p99 float64) {
+	t.Helper()
+	h := scrapeHistogram(t, sb, typ)
+	return h.count, h.quantile(0.5), h.quantile(0.99)
 }
 
 // reportConvergence fails t unless sb observed the convergence of endpoint

@@ -276,7 +276,12 @@ func stripObject(obj any) (any, error) {
 		o.Status = corev1.ServiceStatus{}
 	case *discoveryv1.EndpointSlice:
 		stripMeta(&o.ObjectMeta)
-		o.Annotations = nil
+		// Only the controller's trigger time is read (trigger.go).
+		if v, ok := o.Annotations[lastChangeTriggerTime]; !ok {
+			o.Annotations = nil
+		} else if len(o.Annotations) > 1 {
+			o.Annotations = map[string]string{lastChangeTriggerTime: v}
+		}
 		// Only the service-name label joins a slice to its Service.
 		if name, ok := o.Labels[discoveryv1.LabelServiceName]; ok {
 			if len(o.Labels) > 1 {

@@ -271,13 +271,15 @@ func TestStripObject(t *testing.T) {
 
 	es := newSlice("ns", "web-1", "web", v4, nil, newEp("10.0.0.1"))
 	es.Labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io"
-	es.Annotations = map[string]string{"endpoints.kubernetes.io/last-change-trigger-time": "x"}
+	es.Annotations = map[string]string{"endpoints.kubernetes.io/last-change-trigger-time": "x", "other": "y"}
 	es.OwnerReferences = []metav1.OwnerReference{{Name: "web"}}
 	es.Endpoints[0].DeprecatedTopology = map[string]string{"a": "b"}
 	if _, err := stripObject(es); err != nil {
 		t.Fatal(err)
 	}
-	if len(es.Labels) != 1 || es.Labels[discoveryv1.LabelServiceName] != "web" || es.Annotations != nil ||
+	// The trigger time stays: the convergence metric starts from it.
+	if len(es.Labels) != 1 || es.Labels[discoveryv1.LabelServiceName] != "web" ||
+		len(es.Annotations) != 1 || es.Annotations["endpoints.kubernetes.io/last-change-trigger-time"] != "x" ||
 		es.OwnerReferences != nil || es.Endpoints[0].DeprecatedTopology != nil {
 		t.Errorf("stripped slice: %+v", es)
 	}

@@ -89,6 +89,29 @@ func (b *Backend) Stop() error {
 	return nil
 }
 
+// GracefulStop stops as a gRPC server should on SIGTERM: it closes the
+// listener, sends GOAWAY on every connection so clients move new calls
+// elsewhere, and waits for in-flight calls to end, for at most timeout;
+// then it stops like Stop. The returned error is Stop's.
+func (b *Backend) GracefulStop(timeout time.Duration) error {
+	b.closed.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			b.srv.GracefulStop()
+			close(done)
+		}()
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			b.srv.Stop()
+			<-done
+		}
+	})
+	return b.Stop()
+}
+
 func (b *Backend) unaryHeader(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	// The header must be set before the handler writes its response; an
 	// error from SetHeader only means the stream is already gone.

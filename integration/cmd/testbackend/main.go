@@ -5,7 +5,11 @@
 //	testbackend --listen 127.0.0.1:50051=backend-a,127.0.0.1:50052=backend-b
 //
 // It prints "listening <addr> <id>" on stdout for each backend once all are
-// bound, and exits 0 after a clean shutdown.
+// bound. On a signal it stops gracefully, as a server should when its Pod is
+// deleted: no new connections, GOAWAY on open ones, in-flight calls finish
+// (for at most --drain-timeout); it exits 0 after a clean shutdown. The
+// integration harness runs it as the process of a Pod
+// (harness.TestBackendCommand).
 package main
 
 import (
@@ -17,7 +21,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/switchboard-xds/switchboard/integration/testbackend"
 )
@@ -25,6 +31,7 @@ import (
 // options is the parsed command line.
 type options struct {
 	listen []listenSpec
+	drain  time.Duration
 }
 
 type listenSpec struct{ addr, id string }
@@ -48,13 +55,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("testbackend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "comma-separated addr=id pairs, e.g. 127.0.0.1:50051=backend-a")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "on a signal, how long in-flight calls may take before they are cut")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var opts options
+	opts := options{drain: *drain}
 	for _, pair := range strings.Split(*listen, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
@@ -76,10 +84,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func run(ctx context.Context, opts options, stdout io.Writer) error {
 	var backends []*testbackend.Backend
 	stopAll := func() error {
-		var errs []error
-		for _, b := range backends {
-			errs = append(errs, b.Stop())
+		errs := make([]error, len(backends))
+		var wg sync.WaitGroup
+		for i, b := range backends {
+			wg.Go(func() { errs[i] = b.GracefulStop(opts.drain) })
 		}
+		wg.Wait()
 		return errors.Join(errs...)
 	}
 	for _, l := range opts.listen {
