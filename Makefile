@@ -19,7 +19,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 IMAGE ?= switchboard:dev
 ARCH ?= $(shell $(GO) env GOARCH)
 
-.PHONY: bench-encoders soak fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean
+.PHONY: bench-encoders soak fuzz help build image tools clients test test-unit test-integration golden-check bench bench-quick bench-smoke lint fmt demo clean conformance
 
 help:
 	@echo "make demo        run Switchboard on deploy/examples with 3 backends and a real gRPC xDS client"
@@ -30,6 +30,7 @@ help:
 	@echo "make lint        gofmt, go vet, golangci-lint $(GOLANGCI_VERSION) (with the layout rules), go mod tidy, no machine paths"
 	@echo "make bench       Go benchmarks + load comparison (N=100,1000; R=1000) into $(BENCH_OUT)/, churn (N=1000) into $(BENCH_OUT)/churn/, Envoy sidecars into $(BENCH_OUT)/envoy/, mesh routes against none into $(BENCH_OUT)/routes/"
 	@echo "make bench-quick the same at N=100, R=100 in under 3 minutes"
+	@echo "make conformance the Gateway API mesh conformance suite (MESH-HTTP, MESH-GRPC) against Switchboard in the harness cluster; writes $(CONFORMANCE_REPORT)"
 	@echo "make soak        churn soak against the binary for SOAK_DURATION (default $(SOAK_DURATION)); not part of make test"
 	@echo "make fuzz        run every fuzz target for FUZZTIME each (default $(FUZZTIME)); their seeds run in make test"
 
@@ -179,13 +180,24 @@ $(GOLANGCI):
 
 lint: $(GOLANGCI)
 	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@cd integration/conformance && { $(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "integration/conformance: go.mod/go.sum are not tidy"; exit 1; }; }
 	@! git grep -nE '(/work/(main|shared|wt)|/root/|/home/[a-z]+/|/tmp/bash_jobs)' -- ':!Makefile' || { echo "a path of the machine it was written on, above"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
+	cd integration/conformance && $(GO) vet ./... && $(GOLANGCI) run ./...
 
 fmt: $(GOLANGCI)
 	$(GOLANGCI) fmt ./...
+
+# The Gateway API mesh conformance suite (sigs.k8s.io/gateway-api/conformance,
+# run from its Go API by integration/conformance, a module of its own) against
+# Switchboard in the harness's cluster (kube-controller-manager, kube-scheduler,
+# KWOK); the suite's ConformanceReport goes to $(CONFORMANCE_REPORT).
+# Not part of make test. docs/conformance/README.md has the last run.
+CONFORMANCE_REPORT := docs/conformance/gateway-api-v1.6.3-mesh-report.yaml
+conformance: tools
+	cd integration/conformance && $(GO) test $(TEST_FLAGS) -v -run '^TestMeshConformance$$' . -args -report-output $(CURDIR)/$(CONFORMANCE_REPORT)
 
 demo:
 	@bash hack/demo.sh

@@ -3,19 +3,13 @@ package integration
 import (
 	"context"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
-	"sigs.k8s.io/yaml"
 
 	"github.com/switchboard-xds/switchboard/integration/clients"
 	"github.com/switchboard-xds/switchboard/integration/harness"
@@ -24,44 +18,12 @@ import (
 
 // installGatewayCRDs installs the standard-channel CRDs of GRPCRoute,
 // HTTPRoute and ReferenceGrant from the pinned sigs.k8s.io/gateway-api
-// module (found with the go command), and waits until they are served.
+// module and waits until they are served.
 func installGatewayCRDs(t *testing.T, admin kubernetes.Interface) {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	if err != nil {
-		t.Fatalf("find the gateway-api module: %v", err)
+	if err := harness.InstallGatewayCRDs(opCtx(t), admin, harness.GatewayAPIKinds...); err != nil {
+		t.Fatal(err)
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
-	ctx := opCtx(t)
-	for _, name := range []string{"grpcroutes", "httproutes", "referencegrants"} {
-		b, err := os.ReadFile(filepath.Join(dir, "gateway.networking.k8s.io_"+name+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := yaml.YAMLToJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = admin.CoreV1().RESTClient().Post().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").
-			SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Error()
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install CRD %s: %v", name, err)
-		}
-	}
-	poll.Until(t, 30*time.Second, "the Gateway API CRDs served", func() bool {
-		list, err := admin.Discovery().ServerResourcesForGroupVersion("gateway.networking.k8s.io/v1")
-		if err != nil {
-			return false
-		}
-		n := 0
-		for _, r := range list.APIResources {
-			switch r.Name {
-			case "grpcroutes", "httproutes", "referencegrants":
-				n++
-			}
-		}
-		return n == 3
-	})
 }
 
 // TestMeshRoutesAPIServer: with the Gateway API CRDs installed from the

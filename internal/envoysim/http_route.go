@@ -39,9 +39,13 @@ type Request struct {
 // NotFoundCode for a cluster that does not exist (503 unless the route
 // says otherwise), or Redirect, or a direct response Status; and the
 // request headers the route adds (route then cluster) and removes.
+// Matched is the route itself, as served, for what the summary leaves out
+// (rewrites, response headers, which headers belong to which weighted
+// cluster).
 type HTTPResult struct {
 	Result
 	Route          string
+	Matched        *routev3.Route
 	Clusters       map[string]uint32
 	NotFoundCode   int
 	Redirect       *routev3.RedirectAction
@@ -72,6 +76,7 @@ func (c *Config) RouteHTTP(req Request) (HTTPResult, error) {
 			continue
 		}
 		res.Route = r.GetName()
+		res.Matched = r
 		res.AddHeaders = append(res.AddHeaders, r.GetRequestHeadersToAdd()...)
 		res.RemoveHeaders = append(res.RemoveHeaders, r.GetRequestHeadersToRemove()...)
 		switch a := r.GetAction().(type) {

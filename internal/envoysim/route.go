@@ -297,6 +297,16 @@ func (c *Config) routeUDP(res *Result, dst netip.Addr, port uint32) (string, err
 	return "", fmt.Errorf("%w bound at udp %s", ErrNoListener, netip.AddrPortFrom(dst, uint16(port)))
 }
 
+// Endpoints resolves the named cluster (as an HTTPResult names it) to the
+// addresses Envoy balances over for a connection to dst, as Route does:
+// "ip:port", sorted; passthrough when the cluster is ORIGINAL_DST (dst
+// itself). An unknown cluster is ErrNoCluster.
+func (c *Config) Endpoints(cluster string, dst netip.AddrPort) (endpoints []string, passthrough bool, err error) {
+	var res Result
+	err = c.endpoints(&res, cluster, dst.Addr().Unmap(), uint32(dst.Port()))
+	return res.Endpoints, res.Passthrough, err
+}
+
 // endpoints resolves the cluster to addresses: ORIGINAL_DST -> the original
 // destination; otherwise the hosts of its assignment (EDS: the one named by
 // service_name or the cluster name) whose health is HEALTHY or UNKNOWN;
