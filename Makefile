@@ -57,6 +57,7 @@ clients:
 
 test: tools clients golden-check
 	$(GO) test $(TEST_FLAGS) ./...
+	cd integration/conformance && $(GO) test $(TEST_FLAGS) .
 	$(MAKE) bench-smoke
 
 test-unit:
@@ -194,7 +195,8 @@ fmt: $(GOLANGCI)
 # run from its Go API by integration/conformance, a module of its own) against
 # Switchboard in the harness's cluster (kube-controller-manager, kube-scheduler,
 # KWOK); the suite's ConformanceReport goes to $(CONFORMANCE_REPORT).
-# Not part of make test. docs/conformance/README.md has the last run.
+# make test runs it too, with the report in a temporary folder;
+# docs/conformance/README.md has the last run.
 CONFORMANCE_REPORT := docs/conformance/gateway-api-v1.6.3-mesh-report.yaml
 conformance: tools
 	cd integration/conformance && $(GO) test $(TEST_FLAGS) -v -run '^TestMeshConformance$$' . -args -report-output $(CURDIR)/$(CONFORMANCE_REPORT)

@@ -88,8 +88,21 @@ type Cluster struct {
 	cp          *ControlPlane
 	dir         string
 	kubeletPort int
-	procs       []*process // kwok, scheduler, controller manager
+	procs       []*process // controller manager, scheduler, kwok
+	// restartKWOK starts KWOK again in procs[kwokIndex]; waitUp uses it
+	// when KWOK dies before the cluster is up (see kwokStartTries).
+	restartKWOK func(try int) error
 }
+
+// kwokIndex is KWOK's place in Cluster.procs.
+const kwokIndex = 2
+
+// kwokStartTries is how many times StartCluster starts KWOK before it
+// gives up. KWOK v0.8.0 sometimes dies as it starts, with "fatal error:
+// concurrent map writes" in its CEL environment (github.com/wzshiming/
+// easycel), seen once in eight starts here; a second start has always
+// come up.
+const kwokStartTries = 3
 
 // StartCluster applies KWOK's Exec CustomResourceDefinition, starts
 // kube-controller-manager (the controllers listed above, no leader
@@ -184,6 +197,15 @@ func (cp *ControlPlane) StartCluster(ctx context.Context, opts ClusterOptions) (
 			return nil, err
 		}
 		c.procs = append(c.procs, proc)
+		if p.name == "kwok" {
+			c.restartKWOK = func(try int) error {
+				proc, err := startProcess(p.name, p.bin, p.args, filepath.Join(cp.dir, fmt.Sprintf("kwok-start-%d.log", try)), opts.Log)
+				if err == nil {
+					c.procs[kwokIndex] = proc
+				}
+				return err
+			}
+		}
 	}
 
 	nodes := opts.Nodes
@@ -221,7 +243,14 @@ func (cp *ControlPlane) StartCluster(ctx context.Context, opts ClusterOptions) (
 // connections, and the serviceaccount controller has run.
 func (c *Cluster) waitUp(ctx context.Context, admin kubernetes.Interface, nodes []Node, kubeletAddr string) error {
 	var last error
+	kwokTries := 1
 	for {
+		if c.procs[kwokIndex].exited() && kwokTries < kwokStartTries {
+			kwokTries++
+			if err := c.restartKWOK(kwokTries); err != nil {
+				return err
+			}
+		}
 		last = c.exited()
 		if last != nil {
 			return last
