@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,12 +24,7 @@ import (
 func TestRolloutWithoutDrain(t *testing.T) {
 	bin, runner := binaries(t)
 	cp, admin := clusterPlane(t)
-	eachClient(t, func(t *testing.T, kind clients.Kind) {
-		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-		if err := cp.WriteKubeconfig(kubeconfig, harness.SwitchboardUser); err != nil {
-			t.Fatal(err)
-		}
-		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
+	eachClusterClient(t, cp, bin, func(t *testing.T, sb *switchboard, kind clients.Kind) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		r := newRollout(t, ctx, admin, sb, kind, "abrupt")

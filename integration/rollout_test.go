@@ -86,13 +86,21 @@ func clusterPlane(t *testing.T) (*harness.ControlPlane, kubernetes.Interface) {
 func TestRollout(t *testing.T) {
 	bin, runner := binaries(t)
 	cp, admin := clusterPlane(t)
+	eachClusterClient(t, cp, bin, func(t *testing.T, sb *switchboard, kind clients.Kind) {
+		rolloutStory(t, admin, sb, runner, kind)
+	})
+}
+
+// eachClusterClient runs f for each client kind in parallel (eachClient),
+// each with a Switchboard of its own reading the cluster's API server with
+// its least-privilege identity.
+func eachClusterClient(t *testing.T, cp *harness.ControlPlane, bin string, f func(t *testing.T, sb *switchboard, kind clients.Kind)) {
 	eachClient(t, func(t *testing.T, kind clients.Kind) {
 		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 		if err := cp.WriteKubeconfig(kubeconfig, harness.SwitchboardUser); err != nil {
 			t.Fatal(err)
 		}
-		sb := startSwitchboard(t, bin, "--kubeconfig", kubeconfig)
-		rolloutStory(t, admin, sb, runner, kind)
+		f(t, startSwitchboard(t, bin, "--kubeconfig", kubeconfig), kind)
 	})
 }
 

@@ -20,6 +20,7 @@ package echo
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -68,16 +69,7 @@ func (r Request) Body() string {
 	}
 	line(FieldProto, r.Proto)
 	line(FieldIP, r.IP)
-	names := make([]string, 0, len(r.Headers))
-	for k := range r.Headers {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		for _, v := range r.Headers[k] {
-			line(FieldRequestHeader, k+":"+v)
-		}
-	}
+	eachHeader(r.Headers, func(k, v string) { line(FieldRequestHeader, k+":"+v) })
 	line(FieldHostname, r.Hostname)
 	return b.String()
 }
@@ -97,16 +89,7 @@ func (r Response) Write(w io.Writer, i int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%d] Url=%s\n", i, r.URL)
 	fmt.Fprintf(&b, "[%d] %s=%d\n", i, FieldStatusCode, r.Code)
-	names := make([]string, 0, len(r.Headers))
-	for k := range r.Headers {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		for _, v := range r.Headers[k] {
-			fmt.Fprintf(&b, "[%d] %s=%s:%s\n", i, FieldResponseHeader, k, v)
-		}
-	}
+	eachHeader(r.Headers, func(k, v string) { fmt.Fprintf(&b, "[%d] %s=%s:%s\n", i, FieldResponseHeader, k, v) })
 	if r.Error != "" {
 		fmt.Fprintf(&b, "[%d] Error=%s\n", i, strings.ReplaceAll(r.Error, "\n", " "))
 	}
@@ -118,4 +101,13 @@ func (r Response) Write(w io.Writer, i int) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// eachHeader calls f with every value of h, names in sorted order.
+func eachHeader(h http.Header, f func(name, value string)) {
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[k] {
+			f(k, v)
+		}
+	}
 }
