@@ -2,7 +2,7 @@
 #
 # Tools the tests need are built from pinned modules into a versioned folder
 # outside the clone (hack/tools/install.sh) and reused across clones, so the
-# first `make test` on a machine took 41 minutes (2 idle cores) and later ones about 12.
+# first `make test` on a machine took 41 minutes (2 idle cores) and later ones about 9.
 
 SHELL := /usr/bin/env bash
 GO ?= go
