@@ -268,36 +268,29 @@ func (s *Syncer) updateRouteStatus() {
 	}
 	changed := map[model.RouteKey]*model.RouteStatus{}
 	s.mu.Lock()
+	if s.status == nil {
+		s.status = map[model.RouteKey]*model.RouteStatus{}
+	}
+	touched := x.touched
 	if x.all {
-		now := make(map[model.RouteKey]*model.RouteStatus, len(x.routes))
+		// Every route, and every status kept for a route now gone.
+		touched = make(map[model.RouteKey]bool, len(x.routes)+len(s.status))
 		for key := range x.routes {
-			now[key] = status(key)
+			touched[key] = true
 		}
 		for key := range s.status {
-			if now[key] == nil {
-				changed[key] = nil
-			}
+			touched[key] = true
 		}
-		for key, st := range now {
-			if old := s.status[key]; old == nil || !reflect.DeepEqual(old, st) {
-				changed[key] = st
-			}
-		}
-		s.status = now
-	} else {
-		if s.status == nil {
-			s.status = map[model.RouteKey]*model.RouteStatus{}
-		}
-		for key := range x.touched {
-			st, old := status(key), s.status[key]
-			switch {
-			case st == nil && old != nil:
-				delete(s.status, key)
-				changed[key] = nil
-			case st != nil && (old == nil || !reflect.DeepEqual(old, st)):
-				s.status[key] = st
-				changed[key] = st
-			}
+	}
+	for key := range touched {
+		st, old := status(key), s.status[key]
+		switch {
+		case st == nil && old != nil:
+			delete(s.status, key)
+			changed[key] = nil
+		case st != nil && (old == nil || !reflect.DeepEqual(old, st)):
+			s.status[key] = st
+			changed[key] = st
 		}
 	}
 	s.mu.Unlock()

@@ -238,7 +238,7 @@ func (s *Sidecars) build(dirty map[translator.SidecarPart]time.Time) (map[string
 		}
 		var w model.ServiceKey
 		for k := range s.parts[p] {
-			if w == (model.ServiceKey{}) || k.Namespace < w.Namespace || (k.Namespace == w.Namespace && k.Name < w.Name) {
+			if w == (model.ServiceKey{}) || k.Compare(w) < 0 {
 				w = k
 			}
 		}

@@ -247,7 +247,7 @@ type sidecarInput struct {
 func SidecarWinner(part SidecarPart, svcs []*model.Service) *model.Service {
 	var best *model.Service
 	for _, svc := range svcs {
-		if best != nil && cmp.Or(cmp.Compare(best.Key.Namespace, svc.Key.Namespace), cmp.Compare(best.Key.Name, svc.Key.Name)) <= 0 {
+		if best != nil && best.Key.Compare(svc.Key) <= 0 {
 			continue
 		}
 		if slices.Contains(SidecarParts(svc), part) {

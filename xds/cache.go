@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,18 +359,8 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	}
 	if old != nil {
 		for t := range numTypes {
-			names := old.resourceNames(t)
-			kept := func(name string) bool { return b.has(t, name) }
-			if b != nil && len(b.res[t]) > 8 && len(names) > 8 {
-				// A Service with many ports: a set, not a scan per name
-				// (10,000 ports took 0.6 s per endpoint edit).
-				set := make(map[string]struct{}, len(b.res[t]))
-				for _, r := range b.res[t] {
-					set[r.Name] = struct{}{}
-				}
-				kept = func(name string) bool { _, ok := set[name]; return ok }
-			}
-			for _, name := range names {
+			kept := b.holds(t)
+			for _, name := range old.resourceNames(t) {
 				if kept(name) {
 					continue
 				}
@@ -406,18 +397,24 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 	c.groups[key] = newGroup(b)
 }
 
-// has reports whether b (which may be nil) has a resource of type t named
-// name.
-func (b *built) has(t typeIndex, name string) bool {
-	if b == nil {
-		return false
-	}
-	for _, r := range b.res[t] {
-		if r.Name == name {
-			return true
+// holds returns whether b (which may be nil) has a resource of type t of
+// a name, as a test to ask once per name.
+func (b *built) holds(t typeIndex) func(name string) bool {
+	switch {
+	case b == nil:
+		return func(string) bool { return false }
+	case len(b.res[t]) <= 8:
+		return func(name string) bool {
+			return slices.ContainsFunc(b.res[t], func(r *Resource) bool { return r.Name == name })
 		}
 	}
-	return false
+	// A Service with many ports: a set, not a scan per name (10,000
+	// ports took 0.6 s per endpoint edit).
+	set := make(map[string]struct{}, len(b.res[t]))
+	for _, r := range b.res[t] {
+		set[r.Name] = struct{}{}
+	}
+	return func(name string) bool { _, ok := set[name]; return ok }
 }
 
 // notifyLocked tells every live watcher of a changed name, and drops the
