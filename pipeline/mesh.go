@@ -67,11 +67,13 @@ func (x *meshIndex) apply(b model.Batch) map[model.ServiceKey]*model.Service {
 		} else {
 			x.services[key] = svc
 		}
+		if len(x.byParent[key])+len(x.byBackend[key]) == 0 || sameSpec(old, svc) {
+			// No route names it, or an endpoint change: every route
+			// attaches and every backendRef resolves as before.
+			continue
+		}
 		for rk := range x.byParent[key] {
 			x.touched[rk] = true
-		}
-		if sameBackend(old, svc) {
-			continue // an endpoint change: every backendRef resolves as before
 		}
 		for rk := range x.byBackend[key] {
 			x.parentsOf(x.routes[rk], affected)
@@ -152,23 +154,26 @@ func (x *meshIndex) mesh(key model.ServiceKey) *translator.Mesh {
 	return m
 }
 
-// sameBackend reports whether a backendRef to a Service resolves the same
-// way with view b as with view a: both absent, or the same type, external
-// name and served ports (an endpoint change is not a backend change).
-func sameBackend(a, b *model.Service) bool {
+// sameSpec reports whether views a and b of one Service differ at most in
+// their endpoints (both absent counts as the same): a route's status and
+// how a backendRef to the Service resolves read only the rest.
+func sameSpec(a, b *model.Service) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Type != b.Type || a.ExternalName != b.ExternalName || len(a.Ports) != len(b.Ports) {
+	if len(a.Ports) != len(b.Ports) {
 		return false
 	}
 	for i := range a.Ports {
-		p, q := &a.Ports[i], &b.Ports[i]
-		if p.Port != q.Port || p.Protocol != q.Protocol || p.Name != q.Name {
+		p, q := a.Ports[i], b.Ports[i]
+		p.Endpoints, q.Endpoints = nil, nil
+		if !reflect.DeepEqual(p, q) {
 			return false
 		}
 	}
-	return true
+	x, y := *a, *b
+	x.Ports, y.Ports, x.SliceCount, y.SliceCount = nil, nil, 0, 0
+	return reflect.DeepEqual(x, y)
 }
 
 // parentsOf adds the Services r names as parents to set (nothing for nil).
