@@ -91,7 +91,18 @@ type Cache struct {
 	// what an Envoy's wildcard LDS lists (see scope.go).
 	envoyListeners map[string]struct{}
 
+	// seq numbers the changes (Apply): Resource.seq, slots.go, state.go.
+	seq uint64
+	// slots numbers the names of each type (slots.go).
+	slots [numTypes]*slotTable
+	// lost holds, per type, by name and view, the change that removed a
+	// variant of a resource that still has others or a plain one (see
+	// lookupView); kept until every Resource of the name is newer.
+	lost [numTypes]map[string]map[model.View]uint64
+
 	watchers map[*subscriber]struct{}
+	// wildcard holds, per type, the streams told of every change of the
+	// type (typeState.watchAll).
 	wildcard [numTypes]map[*subscriber]struct{}
 	// byName lists, per type and name, the streams that watch it: a slice,
 	// not a set, because it is the one index that grows with clients ×
@@ -196,6 +207,7 @@ func NewCache(opts CacheOptions) *Cache {
 		c.byName[t] = map[string][]*subscriber{}
 		c.variants[t] = map[string]map[model.View]*Resource{}
 		c.wildcard[t] = map[*subscriber]struct{}{}
+		c.slots[t] = newSlotTable()
 	}
 	return c
 }
@@ -301,6 +313,7 @@ func (c *Cache) Apply(u Update) (int, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq++
 	// changed maps each changed name to when its change happened, for the
 	// oldest-unacked gauge: the group's trigger, or now when unknown.
 	var changed [numTypes]map[string]int64
@@ -332,6 +345,7 @@ func (c *Cache) Apply(u Update) (int, error) {
 	for t := range numTypes {
 		n += len(changed[t])
 	}
+	c.renumberLocked(changed)
 	becameReady := u.Full && !c.Ready()
 	if becameReady {
 		close(c.readyC)
@@ -351,6 +365,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 		for t := range numTypes {
 			for _, r := range b.res[t] {
 				if cur, ok := c.resources[t][r.Name]; !ok || cur.v != r.v {
+					r.seq = c.seq
 					c.resources[t][r.Name] = r
 					mark(t, r.Name)
 				}
@@ -376,6 +391,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 			if b != nil && b.aliases[alias] != "" {
 				continue
 			}
+			c.forgetAliasLocked(alias)
 			delete(c.aliases, alias)
 			mark(listenerType, alias)
 		}
@@ -391,6 +407,7 @@ func (c *Cache) replaceGroup(key string, b *built, mark func(typeIndex, string))
 		if c.aliases[alias] == canonical {
 			continue
 		}
+		c.forgetAliasLocked(alias)
 		c.aliases[alias] = canonical
 		mark(listenerType, alias)
 	}
@@ -432,7 +449,7 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]int64, becameReady boo
 			continue
 		}
 		for w := range c.wildcard[t] {
-			w.mark(t, changed[t])
+			w.mark(t, changed[t], c.seq)
 		}
 		for name, at := range changed[t] {
 			dead := false
@@ -441,7 +458,7 @@ func (c *Cache) notifyLocked(changed [numTypes]map[string]int64, becameReady boo
 					dead = true
 					continue
 				}
-				w.markOne(t, name, at)
+				w.markOne(t, name, at, c.seq)
 			}
 			if dead {
 				c.compactLocked(t, name)
@@ -461,21 +478,131 @@ func (c *Cache) replaceVariants(old *group, b *built, mark func(typeIndex, strin
 			after = b.variants[t]
 		}
 		for name, vs := range after {
-			if !sameVersions(c.variants[t][name], vs) {
-				c.variants[t][name] = vs
-				mark(t, name)
+			cur := c.variants[t][name]
+			if sameVersions(cur, vs) {
+				continue
 			}
+			// A variant that did not change keeps its Resource (and seq):
+			// its clients are not sent it again.
+			for view, r := range vs {
+				if o := cur[view]; o != nil && o.v == r.v {
+					vs[view] = o
+				} else {
+					r.seq = c.seq
+				}
+			}
+			c.variants[t][name] = vs
+			for view := range cur {
+				if vs[view] == nil {
+					c.lostLocked(t, name, view)
+				}
+			}
+			mark(t, name)
 		}
 		if old == nil {
 			continue
 		}
 		for _, name := range old.variantNames(t) {
 			if _, ok := after[name]; !ok {
+				for view := range c.variants[t][name] {
+					c.lostLocked(t, name, view)
+				}
 				delete(c.variants[t], name)
 				mark(t, name)
 			}
 		}
 	}
+}
+
+// lostLocked records that the variant of view of the resource name went
+// with the current change: its clients now get another Resource, whose
+// seq may be older than what they were sent (see lookupView). Must be
+// called with c.mu held.
+func (c *Cache) lostLocked(t typeIndex, name string, view model.View) {
+	if c.lost[t] == nil {
+		c.lost[t] = map[string]map[model.View]uint64{}
+	}
+	if c.lost[t][name] == nil {
+		c.lost[t][name] = map[model.View]uint64{}
+	}
+	c.lost[t][name][view] = c.seq
+}
+
+// pruneLostLocked forgets the lost variants of name once every Resource
+// of the name is newer than their loss (or the name is gone). Must be
+// called with c.mu held.
+func (c *Cache) pruneLostLocked(t typeIndex, name string) {
+	lost := c.lost[t][name]
+	if lost == nil {
+		return
+	}
+	oldest := uint64(0)
+	if r := c.resources[t][name]; r != nil {
+		oldest = r.seq
+	}
+	for _, r := range c.variants[t][name] {
+		if oldest == 0 || r.seq < oldest {
+			oldest = r.seq
+		}
+	}
+	for _, seq := range lost {
+		if oldest != 0 && seq >= oldest {
+			return
+		}
+	}
+	delete(c.lost[t], name)
+}
+
+// forgetAliasLocked drops the alias listeners built for alias, which is
+// about to point elsewhere or go: one built again is a new Resource, of a
+// later change (state.go). Must be called with c.mu held.
+func (c *Cache) forgetAliasLocked(alias string) {
+	if canonical, ok := c.aliases[alias]; ok {
+		delete(c.aliasListeners[canonical], alias)
+	}
+}
+
+// renumberLocked frees the tombstones no stream can hold bits for, then
+// gives the changed names that the cache now holds a slot, and makes
+// those it no longer holds tombstones (slots.go). Must be called with
+// c.mu held, before the change is notified.
+func (c *Cache) renumberLocked(changed [numTypes]map[string]int64) {
+	safe := uint64(0)
+	for t := range numTypes {
+		if oldest := c.slots[t].oldestTomb(); oldest != 0 {
+			if safe == 0 {
+				safe = c.safeSeqLocked()
+			}
+			c.slots[t].reclaim(safe)
+		}
+		for name := range changed[t] {
+			c.slots[t].set(name, c.holdsLocked(t, name), c.seq)
+			c.pruneLostLocked(t, name)
+		}
+	}
+}
+
+// holdsLocked reports whether the cache holds a resource, a variant or
+// (for listeners) an alias named name. Must be called with c.mu held.
+func (c *Cache) holdsLocked(t typeIndex, name string) bool {
+	if c.resources[t][name] != nil || c.variants[t][name] != nil {
+		return true
+	}
+	return t == listenerType && c.aliases[name] != ""
+}
+
+// safeSeqLocked returns the latest change whose tombstones no stream can
+// hold bits for: every live subscriber has taken every change up to it
+// (the changes of this Apply are not yet told). Must be called with c.mu
+// held.
+func (c *Cache) safeSeqLocked() uint64 {
+	safe := c.seq - 1
+	for w := range c.watchers {
+		if s := w.oldestUntaken(); s != 0 && s-1 < safe {
+			safe = s - 1
+		}
+	}
+	return safe
 }
 
 func sameVersions(a, b map[model.View]*Resource) bool {

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -9,8 +10,8 @@ import (
 )
 
 // This file answers "what does this client have?" for CSDS and
-// /debug/config_dump. A stream keeps, per name, only the version it sent
-// (see typeState), not the bytes: the question is put to the stream's own
+// /debug/config_dump. A stream keeps, per name, only whether it is in step
+// with the cache (see typeState), not the bytes: the question is put to the stream's own
 // goroutine (stream.queries), which reads its state and looks the sent
 // versions up in the cache. That costs nothing per client until somebody
 // asks; a version the cache no longer holds (the client is about to get a
@@ -33,7 +34,9 @@ type ClientConfig struct {
 type NameConfig struct {
 	Name string
 	// Sent is set when the client was sent a version of the name; Version
-	// is then that version.
+	// is then that version, or "" when a later one replaced it in the
+	// cache before the client was sent that (a stream keeps no version of
+	// a name the cache holds, see typeState).
 	Sent    bool
 	Version string
 	// Resource is the version sent, as it went on the wire; nil when not
@@ -105,27 +108,27 @@ func (st *stream) readConfig() ClientConfig {
 	c := ClientConfig{Status: st.snapshot(), Node: st.node}
 	for t := range numTypes {
 		ts := st.types[t]
-		for _, s := range ts.names {
-			if !s.subscribed && !s.hasSent {
-				continue
-			}
-			nc := NameConfig{Name: s.name, Sent: s.hasSent, Subscribed: s.subscribed}
-			r := st.peek(ts, t, s.name)
+		names := append(ts.subscribedNames(), ts.sentNames()...)
+		slices.Sort(names)
+		for _, name := range names {
+			nc := NameConfig{Name: name, Sent: ts.had(name), Subscribed: ts.isSubscribed(name)}
+			r := st.peek(ts, t, name)
+			held := r != nil && ts.holds(name, r)
 			nc.Exists = r != nil
 			if r != nil {
 				nc.Current = r.Version()
-				if !s.hasSent || r.v != s.sent {
+				if !held {
 					nc.CurrentResource = r.Any()
 				}
 				if r.trigger != 0 {
 					nc.CurrentSince = time.Unix(0, r.trigger)
 				}
 			}
-			if s.hasSent {
-				nc.Version = versionString(s.sent)
-				if r != nil && r.v == s.sent {
-					nc.Resource = r.Any()
-				}
+			switch o := ts.other[name]; {
+			case held:
+				nc.Version, nc.Resource = r.Version(), r.Any()
+			case o != nil && o.hasSent:
+				nc.Version = versionString(o.sent)
 			}
 			c.Types[t] = append(c.Types[t], nc)
 		}

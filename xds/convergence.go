@@ -72,8 +72,7 @@ func (st *stream) stage(t typeIndex, ts *typeState, r *Resource) {
 	if r.trigger == 0 || (st.conv.staged[t] != 0 && r.trigger >= st.conv.staged[t]) {
 		return
 	}
-	v, had := ts.sentVersion(r.Name)
-	if had && v == r.v || !had && r.trigger < st.started.UnixNano() {
+	if ts.holds(r.Name, r) || !ts.had(r.Name) && r.trigger < st.started.UnixNano() {
 		return
 	}
 	st.conv.staged[t] = r.trigger

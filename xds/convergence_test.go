@@ -220,14 +220,17 @@ func TestZoneLabelIsBounded(t *testing.T) {
 // oldest pending change, which the gauge reads for changes not yet sent.
 func TestPendingSinceFollowsMarks(t *testing.T) {
 	w := newSubscriber()
-	w.markOne(endpointType, "a", 200)
-	w.mark(endpointType, map[string]int64{"b": 100, "c": 300})
+	w.markOne(endpointType, "a", 200, 7)
+	w.mark(endpointType, map[string]int64{"b": 100, "c": 300}, 8)
 	if got := w.pendingSince(); got != 100 {
 		t.Fatalf("pendingSince = %d, want the oldest mark (100)", got)
 	}
+	if got := w.oldestUntaken(); got != 7 {
+		t.Fatalf("oldestUntaken = %d, want the first change marked (7)", got)
+	}
 	w.take()
-	if got := w.pendingSince(); got != 0 {
-		t.Fatalf("pendingSince after take = %d, want 0", got)
+	if got, seq := w.pendingSince(), w.oldestUntaken(); got != 0 || seq != 0 {
+		t.Fatalf("pendingSince, oldestUntaken after take = %d, %d, want 0, 0", got, seq)
 	}
 }
 

@@ -77,16 +77,12 @@ func (st *stream) handleDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 				held = append(held, n)
 			}
 		}
-		// Map order is no order: sorted, and room for all first, so that
-		// each is not an insertion into the sorted entries, and the
-		// searches go in order.
+		// Kept exactly until the first response brings them in step
+		// (typeState.promote).
 		held = st.srv.cache.internAll(t, held)
-		slices.Sort(held)
-		ts.reserve(held)
 		for _, n := range held {
-			ts.setSent(n, parseVersion(ivs[n]))
+			ts.setSentVersion(n, parseVersion(ivs[n]))
 		}
-		ts.settle()
 	}
 	st.publishType(t)
 	if !st.srv.cache.Ready() {
@@ -128,7 +124,7 @@ func (st *stream) deltaEverything(t typeIndex) []string {
 	names := append(ts.subscribedNames(), ts.sentNames()...)
 	if ts.wildcard {
 		for _, r := range st.srv.cache.all(t, st.client) {
-			if s := ts.get(r.Name); !s.subscribed && !s.hasSent {
+			if !ts.isSubscribed(r.Name) && !ts.had(r.Name) {
 				names = append(names, r.Name)
 			}
 		}
@@ -145,10 +141,6 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 	ts := st.types[t]
 	var out []*Resource
 	var gone []string
-	// Candidates come in no order: room for their entries first (those
-	// left empty go in settle, below).
-	ts.reserve(candidates)
-	defer ts.settle()
 	var askedSet map[string]struct{}
 	if len(asked) > 0 {
 		askedSet = make(map[string]struct{}, len(asked))
@@ -163,17 +155,16 @@ func (st *stream) respondDelta(t typeIndex, force bool, candidates, asked []stri
 		}
 		r := st.lookup(ts, t, n)
 		if r == nil {
-			_, had := ts.sentVersion(n)
 			_, wasAsked := askedSet[n]
-			if had || (subscribed && wasAsked) {
+			if ts.had(n) || (subscribed && wasAsked) {
 				ts.clearSent(n)
 				gone = append(gone, n)
 			}
 			continue
 		}
-		if v, had := ts.sentVersion(n); !had || v != r.v {
+		if !ts.upToDate(n, r) {
 			st.stage(t, ts, r)
-			ts.setSent(r.Name, r.v)
+			ts.setSent(n, r)
 			out = append(out, r)
 		}
 	}

@@ -76,6 +76,11 @@ type Resource struct {
 	// (UnixNano; 0 when unknown, as for the initial world): see
 	// convergence.go.
 	trigger int64
+	// seq is the change (Cache.Apply) that installed this Resource in the
+	// cache, or a later one that stands for it (see Cache.getView); 0 for
+	// a Resource not in the cache (an unknown listener). Streams
+	// compare it with the change they are in step with (state.go).
+	seq uint64
 	// envoyOnly marks a resource of the sidecar stage (scope.go).
 	envoyOnly bool
 	wire      anypb.Any
@@ -120,6 +125,12 @@ func encodedResource(typeURL string, e model.Encoded) *Resource {
 		v:    v,
 		wire: anypb.Any{TypeUrl: typeURL, Value: e.Wire},
 	}
+}
+
+// restamped returns a copy of r that stands for r as installed by the
+// change seq, sharing its bytes.
+func (r *Resource) restamped(seq uint64) *Resource {
+	return &Resource{Name: r.Name, v: r.v, trigger: r.trigger, seq: seq, envoyOnly: r.envoyOnly, wire: anypb.Any{TypeUrl: r.wire.TypeUrl, Value: r.wire.Value}}
 }
 
 // wireResource makes a Resource named name of the given type URL from its

@@ -86,9 +86,9 @@ func (st *stream) diffSubscription(t typeIndex, ts *typeState, req requestNames)
 			added = append(added, n)
 		}
 	}
-	for _, s := range ts.names {
-		if _, ok := want[s.name]; s.subscribed && !ok {
-			removed = append(removed, s.name)
+	for _, n := range ts.subscribedNames() {
+		if _, ok := want[n]; !ok {
+			removed = append(removed, n)
 		}
 	}
 	return added, removed, wildcard
@@ -106,7 +106,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			if !ts.isSubscribed(n) {
 				continue
 			}
-			if r := st.get(ts, t, n); r != nil && ts.get(n).sent != r.v {
+			if r := st.get(ts, t, n); r != nil && !ts.upToDate(n, r) {
 				out = append(out, r)
 			}
 		}
@@ -115,7 +115,7 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 		}
 		st.stageAll(t, ts, out)
 		for _, r := range out {
-			ts.setSent(r.Name, r.v)
+			ts.setSent(r.Name, r)
 		}
 		return st.sendResources(t, out)
 	}
@@ -131,19 +131,15 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 			continue
 		}
 		r := st.get(ts, t, n)
-		v, had := ts.sentVersion(n)
-		changed = (r == nil && had) || (r != nil && r.v != v)
+		changed = (r == nil && ts.had(n)) || (r != nil && !ts.upToDate(n, r))
 	}
 	if !changed {
 		return nil
 	}
 	var out []*Resource
 	if ts.wildcard {
-		// Every resource of the type, each in the client's view; room
-		// for their entries first, as they come in no order.
-		all := c.all(t, st.client)
-		reserveFor(ts, all)
-		for _, r := range all {
+		// Every resource of the type, each in the client's view.
+		for _, r := range c.all(t, st.client) {
 			if ts.isSubscribed(r.Name) {
 				continue
 			}
@@ -159,11 +155,8 @@ func (st *stream) respond(t typeIndex, force bool, candidates []string) error {
 	}
 	st.stageAll(t, ts, out)
 	ts.clearAllSent()
-	if ts.wildcard {
-		reserveFor(ts, out)
-	}
 	for _, r := range out {
-		ts.setSent(r.Name, r.v)
+		ts.setSent(r.Name, r)
 	}
 	return st.sendResources(t, out)
 }
@@ -182,17 +175,4 @@ func (st *stream) sendResources(t typeIndex, out []*Resource) error {
 	}
 	st.recordResponse(t, resp.VersionInfo, len(out))
 	return st.send(resp)
-}
-
-// reserveFor makes room in ts for the names of rs (typeState.reserve).
-func reserveFor(ts *typeState, rs []*Resource) {
-	if len(rs) < reserveMin {
-		return
-	}
-	names := make([]string, len(rs))
-	for i, r := range rs {
-		names[i] = r.Name
-	}
-	ts.reserve(names)
-	ts.settle()
 }

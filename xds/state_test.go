@@ -12,69 +12,111 @@ import (
 	"github.com/switchboard-xds/switchboard/model"
 )
 
-// typeState's sorted slice against a plain model, over random operations:
-// the same subscriptions, versions, known names and watch references, the
-// slice sorted with at most half of it empty entries, and nsub, digest and
-// the count of empty entries in step.
+// typeState against a plain model, over random operations on the stream
+// and on the cache: the same subscriptions, versions held, known names and
+// counts, while names come and go, their slots become tombstones and are
+// given to other names, and the stream takes changes as handleChanges does
+// (evict, then advance). Versions are unique per install, so the bits'
+// "in step" must agree with the model's exact versions.
 func TestTypeStateMatchesModel(t *testing.T) {
 	var pool []string
 	for i := range 40 {
 		pool = append(pool, string(rune('a'+i%26))+strings.Repeat("x", i/26))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for round := range 200 {
-		ts := newTypeState()
+	for round := range 300 {
+		slots := newSlotTable()
+		ts := newTypeState(slots)
+		var seq, version uint64
+		cache := map[string]*Resource{}
+		pending := map[string]struct{}{}
 		subscribed := map[string]bool{}
-		sent := map[string]uint64{}
+		sent := map[string]uint64{} // version held; 0: one not ours
+		had := map[string]bool{}
 		known := map[string]bool{}
-		for step := range 80 {
+		install := func(n string) {
+			seq++
+			version++
+			cache[n] = &Resource{Name: n, v: version, seq: seq}
+			slots.set(n, true, seq)
+			pending[n] = struct{}{}
+		}
+		for _, n := range pool[:20] {
+			install(n)
+		}
+		for step := range 120 {
 			n := pool[r.IntN(len(pool))]
-			switch op := r.IntN(7); {
-			case op == 0:
-				// As stream.subscribe does: room for the names, then each
-				// subscribed; sometimes enough names for reserve to act.
-				var added []string
-				for _, m := range pool[:r.IntN(len(pool))+1] {
-					if !subscribed[m] && r.IntN(2) == 0 {
-						added = append(added, m)
-					}
-				}
-				ts.reserve(added)
-				for _, m := range added {
-					ts.subscribeName(m, m)
-					subscribed[m] = true
-				}
+			switch op := r.IntN(11); {
+			case op == 0 && !subscribed[n]:
+				ts.subscribeName(n, n)
+				subscribed[n] = true
 			case op == 1 && subscribed[n]:
-				ts.unsubscribeName(n)
+				if rn := ts.unsubscribeName(n); rn != n {
+					t.Fatalf("round %d step %d: unsubscribing %s gave %q to unwatch", round, step, n, rn)
+				}
 				delete(subscribed, n)
 				delete(sent, n)
+				delete(had, n)
 				delete(known, n)
-			case op == 2:
-				v := uint64(r.IntN(3) + 1)
-				ts.setSent(n, v)
-				sent[n] = v
+			case op == 2 && cache[n] != nil:
+				ts.setSent(n, cache[n])
+				sent[n], had[n] = cache[n].v, true
 			case op == 3:
 				ts.clearSent(n)
 				delete(sent, n)
+				delete(had, n)
 			case op == 4:
 				ts.setKnown(n)
 				known[n] = true
-			case op == 5:
+			case op == 5 && r.IntN(4) == 0:
 				ts.clearAllSent()
 				clear(sent)
+				clear(had)
+			case op == 6:
+				install(n)
+			case op == 7 && cache[n] != nil:
+				seq++
+				delete(cache, n)
+				slots.set(n, false, seq)
+				pending[n] = struct{}{}
+			case op == 8:
+				// As handleChanges: evict, then bring every changed name
+				// the client has up to date, then advance.
+				for p := range pending {
+					ts.evict(p)
+				}
+				for p := range pending {
+					switch res := cache[p]; {
+					case !ts.had(p):
+					case res == nil:
+						ts.clearSent(p)
+						delete(sent, p)
+						delete(had, p)
+					case !ts.upToDate(p, res):
+						ts.setSent(p, res)
+						sent[p] = res.v
+					}
+				}
+				clear(pending)
+				ts.advance(seq)
+				slots.reclaim(seq)
+			case op == 9:
+				v := uint64(r.IntN(int(version)) + 1)
+				ts.setSentVersion(n, v)
+				sent[n], had[n] = v, true
+			case op == 10 && cache[n] != nil:
+				ts.upToDate(n, cache[n])
 			}
 			var digest uint64
 			for _, name := range pool {
-				s := ts.get(name)
-				v, had := sent[name]
-				if s.subscribed != subscribed[name] || s.hasSent != had || s.sent != v || s.known != known[name] {
-					t.Fatalf("round %d step %d: %s is %+v; model: subscribed %v, sent %v %v, known %v", round, step, name, s, subscribed[name], v, had, known[name])
+				holds, want := false, false
+				if res := cache[name]; res != nil {
+					holds = ts.holds(name, res)
+					want = had[name] && sent[name] == res.v
 				}
-				if wantRefs := int32(0); subscribed[name] {
-					wantRefs = 1
-					if s.refs != wantRefs {
-						t.Fatalf("round %d step %d: %s has %d watch references, want 1", round, step, name, s.refs)
-					}
+				if ts.isSubscribed(name) != subscribed[name] || ts.had(name) != had[name] || holds != want || ts.isKnown(name) != known[name] {
+					t.Fatalf("round %d step %d: %s: subscribed %v had %v holds %v known %v; model: %v %v %v %v",
+						round, step, name, ts.isSubscribed(name), ts.had(name), holds, ts.isKnown(name), subscribed[name], had[name], want, known[name])
 				}
 				if subscribed[name] {
 					digest += nameHash(name)
@@ -83,19 +125,21 @@ func TestTypeStateMatchesModel(t *testing.T) {
 			if ts.nsub != len(subscribed) || ts.digest != digest {
 				t.Fatalf("round %d step %d: nsub %d digest %x, want %d %x", round, step, ts.nsub, ts.digest, len(subscribed), digest)
 			}
-			if !slices.IsSortedFunc(ts.names, func(a, b nameState) int { return strings.Compare(a.name, b.name) }) {
-				t.Fatalf("round %d step %d: names not sorted: %+v", round, step, ts.names)
+			var wantSub, wantSent []string
+			for name := range subscribed {
+				wantSub = append(wantSub, name)
 			}
-			// Empty entries wait to be dropped all at once, but never
-			// make up more than half.
-			empty := 0
-			for _, s := range ts.names {
-				if s.empty() {
-					empty++
+			for name := range had {
+				if !subscribed[name] {
+					wantSent = append(wantSent, name)
 				}
 			}
-			if empty != ts.empty || empty*2 > len(ts.names) {
-				t.Fatalf("round %d step %d: %d empty entries of %d (counted %d): %+v", round, step, empty, len(ts.names), ts.empty, ts.names)
+			for what, pair := range map[string][2][]string{"subscribed": {ts.subscribedNames(), wantSub}, "sent": {ts.sentNames(), wantSent}} {
+				slices.Sort(pair[0])
+				slices.Sort(pair[1])
+				if !slices.Equal(pair[0], pair[1]) {
+					t.Fatalf("round %d step %d: %s names %v, want %v", round, step, what, pair[0], pair[1])
+				}
 			}
 		}
 	}

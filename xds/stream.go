@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,7 +57,7 @@ type stream struct {
 func newStream(id int64, srv *Server) *stream {
 	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), nackLog: newNackLog(srv.limits), queries: make(chan func())}
 	for t := range numTypes {
-		st.types[t] = newTypeState()
+		st.types[t] = newTypeState(srv.cache.slots[t])
 	}
 	st.status = ClientStatus{Stream: id, Protocol: "sotw", ConnectedAt: st.started}
 	return st
@@ -69,7 +68,10 @@ func newStream(id int64, srv *Server) *stream {
 // through handleChanges.
 func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R) error, recvErr func() error) error {
 	c := st.srv.cache
-	c.register(st.w)
+	seq := c.register(st.w)
+	for t := range numTypes {
+		st.types[t].advance(seq)
+	}
 	defer c.unregister(st.w)
 	first := time.NewTimer(st.srv.limits.FirstRequestTimeout)
 	defer first.Stop()
@@ -223,9 +225,13 @@ func (s *Server) keptNode(node *corev3.Node) *corev3.Node {
 
 // subscribe applies a change of subscription to type t: names added and
 // removed, and whether the client now watches every name of the type. The
-// cache's watch follows, before anything is read for the client.
+// cache's watch follows, before anything is read for the client, and
+// before a name added is recorded (typeState.subscribeName).
 func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool) {
 	ts := st.types[t]
+	if ts.wildcard && !wildcard {
+		ts.forgetUnsubscribed()
+	}
 	ts.wildcard = wildcard
 	var watchAdd, watchRemove []string
 	for _, n := range removed {
@@ -234,36 +240,85 @@ func (st *stream) subscribe(t typeIndex, added, removed []string, wildcard bool)
 		}
 	}
 	// The cache's copy of each name, so that a thousand clients of one
-	// name hold one string.
+	// name hold one string where a stream keeps names.
 	added = st.srv.cache.internAll(t, added)
-	if len(added) >= reserveMin {
-		// In order, the searches below stay in cache (limits.go's
-		// BenchmarkDeltaUnknownNames).
-		slices.Sort(added)
-	}
-	ts.reserve(added)
-	if t == listenerType && st.client.Namespace != "" && len(added) >= reserveMin {
-		// Short names resolve to other names: room for those too.
-		rns := make([]string, len(added))
-		for i, n := range added {
-			rns[i] = st.resolve(t, n)
+	resolved := make([]string, len(added))
+	var adding map[string]struct{}
+	for i, n := range added {
+		rn := st.resolve(t, n)
+		resolved[i] = rn
+		if ts.refs(rn) > 0 {
+			continue
 		}
-		ts.reserve(rns)
-	}
-	for _, n := range added {
-		if rn := ts.subscribeName(n, st.resolve(t, n)); rn != "" {
-			watchAdd = append(watchAdd, rn)
+		if _, dup := adding[rn]; dup {
+			continue
 		}
+		if adding == nil {
+			adding = map[string]struct{}{}
+		}
+		adding[rn] = struct{}{}
+		watchAdd = append(watchAdd, rn)
 	}
-	st.srv.cache.watch(st.w, t, wildcard, watchAdd, watchRemove)
+	// A stream of many names is told of every change of the type, and
+	// filters them itself: the cache then keeps no entry per name for it
+	// (a sidecar subscribes to a route and an assignment per Service).
+	n := ts.nsub + len(added) // removed names are unsubscribed already
+	all := wildcard || n >= watchAllMin || ts.watchAll && n >= watchAllMin/2
+	c := st.srv.cache
+	switch {
+	case all && !ts.watchAll:
+		// Its names' entries go once it is told of every change.
+		c.watch(st.w, t, true, nil, append(watchRemove, st.watchedNames(ts)...))
+	case all:
+		c.watch(st.w, t, true, nil, nil)
+	case ts.watchAll:
+		// Still told of every change while its names are recorded; then
+		// watched by name, before it stops being told of every change.
+		defer func() { c.watch(st.w, t, false, st.watchedNames(ts), nil) }()
+	default:
+		c.watch(st.w, t, false, watchAdd, watchRemove)
+	}
+	ts.watchAll = all
+	for i, n := range added {
+		ts.subscribeName(n, resolved[i])
+	}
 	ts.status.Subscribed = ts.nsub
 	ts.status.Wildcard = wildcard
+}
+
+// watchAllMin is the number of subscribed names of a type from which a
+// stream is told of every change of the type rather than of its names;
+// it goes back to its names below half as many.
+const watchAllMin = 256
+
+// watchedNames lists the names of type t that the stream watches for its
+// subscription: each subscribed name as it resolves, once.
+func (st *stream) watchedNames(ts *typeState) []string {
+	names := ts.subscribedNames()
+	out := names[:0]
+	seen := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		rn := n
+		if r, ok := ts.resolved[n]; ok {
+			rn = r
+		}
+		if _, dup := seen[rn]; !dup {
+			seen[rn] = struct{}{}
+			out = append(out, rn)
+		}
+	}
+	return out
 }
 
 // handleChanges brings the client up to date with what changed in the
 // cache since it last looked.
 func (st *stream) handleChanges() error {
-	pending, ready := st.w.take()
+	pending, ready, seq := st.srv.cache.take(st.w, st.evict)
+	defer func() {
+		for t := range numTypes {
+			st.types[t].advance(seq)
+		}
+	}()
 	if !st.srv.cache.Ready() {
 		// Changes before the first full world are not served; becoming
 		// ready brings every subscription up to date at once.
@@ -296,6 +351,17 @@ func (st *stream) handleChanges() error {
 		}
 	}
 	return nil
+}
+
+// evict moves the stream's state off the slots of the names taken that
+// the cache no longer holds (slots.go). It runs under the cache's read
+// lock, so it reads only the slot tables.
+func (st *stream) evict(pending *[numTypes]map[string]struct{}) {
+	for t := range numTypes {
+		for n := range pending[t] {
+			st.types[t].evict(n)
+		}
+	}
 }
 
 func keys(m map[string]struct{}) []string {

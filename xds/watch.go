@@ -21,8 +21,10 @@ type subscriber struct {
 	ready   bool
 	dead    bool
 	// since is when the oldest pending change happened (UnixNano, 0 for
-	// none), for the oldest-unacked gauge; guarded by mu.
+	// none), for the oldest-unacked gauge; seq is the Cache's number of
+	// that change (0 for none), for slots.go. Both guarded by mu.
 	since int64
+	seq   uint64
 }
 
 func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
@@ -34,9 +36,13 @@ func (w *subscriber) wake() {
 	}
 }
 
-// markOne marks name of type t changed, at (UnixNano) its change.
-func (w *subscriber) markOne(t typeIndex, name string, at int64) {
+// markOne marks name of type t changed by the change seq, at (UnixNano)
+// its change.
+func (w *subscriber) markOne(t typeIndex, name string, at int64, seq uint64) {
 	w.mu.Lock()
+	if w.seq == 0 {
+		w.seq = seq
+	}
 	if w.pending[t] == nil {
 		w.pending[t] = map[string]struct{}{}
 	}
@@ -46,9 +52,13 @@ func (w *subscriber) markOne(t typeIndex, name string, at int64) {
 	w.wake()
 }
 
-// mark marks names of type t changed, each at its change (UnixNano).
-func (w *subscriber) mark(t typeIndex, names map[string]int64) {
+// mark marks names of type t changed by the change seq, each at its
+// change (UnixNano).
+func (w *subscriber) mark(t typeIndex, names map[string]int64, seq uint64) {
 	w.mu.Lock()
+	if w.seq == 0 {
+		w.seq = seq
+	}
 	if w.pending[t] == nil {
 		w.pending[t] = make(map[string]struct{}, len(names))
 	}
@@ -75,7 +85,28 @@ func (w *subscriber) take() (pending [numTypes]map[string]struct{}, ready bool) 
 	w.pending = [numTypes]map[string]struct{}{}
 	w.ready = false
 	w.since = 0
+	w.seq = 0
 	return pending, ready
+}
+
+// oldestUntaken returns the number of the oldest change marked for w and
+// not yet taken, 0 for none.
+func (w *subscriber) oldestUntaken() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq
+}
+
+// take returns what changed for w since it last took, and the change up
+// to which that is all: no change up to it is left to take. evict runs on
+// what is taken before the cache may give a tombstone's slot to another
+// name (slots.go).
+func (c *Cache) take(w *subscriber, evict func(pending *[numTypes]map[string]struct{})) (pending [numTypes]map[string]struct{}, ready bool, seq uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	pending, ready = w.take()
+	evict(&pending)
+	return pending, ready, c.seq
 }
 
 // pendingSince returns when the oldest change pending for w happened
@@ -87,10 +118,13 @@ func (w *subscriber) pendingSince() int64 {
 }
 
 // register adds w to the cache; it is told when the cache becomes ready.
-func (c *Cache) register(w *subscriber) {
+// It returns the change the cache is at: a stream that holds nothing yet
+// is in step with it (state.go).
+func (c *Cache) register(w *subscriber) uint64 {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.watchers[w] = struct{}{}
-	c.mu.Unlock()
+	return c.seq
 }
 
 // unregister forgets w, whose stream has ended, in time independent of
@@ -195,23 +229,26 @@ func (c *Cache) sweep(todo []sweepKey) {
 }
 
 // watch updates w's interest in type t: names added and removed, and
-// whether w watches every name of the type. A stream registers interest
+// whether w is told of every change of the type. A stream registers interest
 // before it reads, so no change can fall between its read and its watch.
 // Once w is unregistered, watch does nothing.
 //
 // Names are added watchChunk at a time, with the lock let go in between:
 // the stream reads only after watch returns, so a change that lands
 // between two chunks is still seen, either notified or read.
-func (c *Cache) watch(w *subscriber, t typeIndex, wildcard bool, added, removed []string) {
+func (c *Cache) watch(w *subscriber, t typeIndex, all bool, added, removed []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w.dead {
 		return
 	}
-	if wildcard {
+	// Told of every change before the names go, and of the names before
+	// every change stops: no change falls between (names are added with
+	// the lock let go in between).
+	if all {
 		c.wildcard[t][w] = struct{}{}
 	} else {
-		delete(c.wildcard[t], w)
+		defer delete(c.wildcard[t], w)
 	}
 	for _, name := range removed {
 		c.unwatchLocked(t, name, w)
@@ -315,6 +352,7 @@ func (c *Cache) getAlias(name, alias string) *Resource {
 	built := encodedResource(typeURLs[listenerType], e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	built.seq = c.seq
 	if c.aliases[alias] != canonical {
 		// The alias moved while we built; the caller will be told.
 		return nil
