@@ -48,13 +48,6 @@ func (s *slotTable) lookup(name string) (slot uint32, alive, ok bool) {
 	return slot, alive, ok
 }
 
-// name returns the name of slot.
-func (s *slotTable) name(slot uint32) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.names[slot]
-}
-
 // namesOf appends the names of the slots set in b to out.
 func (s *slotTable) namesOf(b bitset, out []string) []string {
 	s.mu.RLock()

@@ -127,6 +127,11 @@ func explain(ctx context.Context, o explainOptions, stdout io.Writer) error {
 // nameState says whether the client has what it should have for n, a name
 // of a type in state (SYNCED, STALE, NACKED).
 func nameState(n dumpName, state string, now time.Time) string {
+	if n.Sent && n.Version == "" {
+		// The server keeps no version of a name its cache holds, only
+		// that the client is behind it (xds.NameConfig).
+		n.Version = "an older version"
+	}
 	switch {
 	case n.Sent && state == "NACKED":
 		return "sent " + n.Version + " (current " + n.Current + "), but the client REJECTED the type's last response: it may hold an older version"
