@@ -164,7 +164,7 @@ func (st *stream) current(ts *typeState, t typeIndex, name string) *Resource {
 		return nil
 	}
 	// A wildcard brings a client only the listeners of its scope.
-	if r != nil && !ts.isSubscribed(name) && !inScope(t, r, st.client) {
+	if r != nil && !inScope(t, r, st.client) && !ts.isSubscribed(name) {
 		return nil
 	}
 	return r

@@ -3,6 +3,7 @@ package xds
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // Slots: the cache numbers the names of each type, and a stream keeps
@@ -34,6 +35,9 @@ type slotTable struct {
 	// it came back and went again: dead tells which entry is current).
 	tombs []uint32
 	free  []uint32
+	// dead counts the tombstones, read without the lock: while there are
+	// none, a stream has nothing to evict (typeState.evict).
+	ndead atomic.Int64
 }
 
 func newSlotTable() *slotTable { return &slotTable{index: map[string]uint32{}} }
@@ -65,6 +69,9 @@ func (s *slotTable) set(name string, held bool, seq uint64) {
 	slot, ok := s.index[name]
 	switch {
 	case held && ok:
+		if s.dead[slot] != 0 {
+			s.ndead.Add(-1)
+		}
 		s.dead[slot] = 0
 	case held:
 		if n := len(s.free); n > 0 {
@@ -77,6 +84,7 @@ func (s *slotTable) set(name string, held bool, seq uint64) {
 		}
 		s.index[name] = slot
 	case ok && s.dead[slot] == 0:
+		s.ndead.Add(1)
 		s.dead[slot] = seq
 		s.tombs = append(s.tombs, slot)
 	}
@@ -112,6 +120,7 @@ func (s *slotTable) reclaim(safe uint64) {
 		}
 		delete(s.index, s.names[slot])
 		s.names[slot], s.dead[slot] = "", 0
+		s.ndead.Add(-1)
 		s.free = append(s.free, slot)
 	}
 	s.tombs = append(s.tombs[:0], s.tombs[i:]...)

@@ -37,6 +37,11 @@ type typeState struct {
 	// that is later.
 	sync  uint64
 	ahead map[uint32]uint64
+	// taking is the change up to which handleChanges is bringing the
+	// stream (0 outside it): what it sends of that change or older needs
+	// no entry in ahead, as advance is about to cover it, and each name is
+	// looked at once per handleChanges.
+	taking uint64
 	other map[string]*nameState
 
 	// nsub counts the subscribed names, and digest is the sum of their
@@ -156,7 +161,7 @@ func (ts *typeState) setSentVersion(name string, v uint64) {
 }
 
 func (ts *typeState) sentAt(slot uint32, seq uint64) {
-	if seq <= ts.sync {
+	if seq <= max(ts.sync, ts.taking) {
 		delete(ts.ahead, slot)
 		return
 	}
@@ -215,6 +220,9 @@ func (ts *typeState) clearSlot(slot uint32) {
 // evict moves the state of name off its slot when the slot is a
 // tombstone (see slots.go).
 func (ts *typeState) evict(name string) {
+	if ts.slots.ndead.Load() == 0 {
+		return
+	}
 	o, slot, alive, ok := ts.where(name)
 	if o != nil || !ok || alive || !(ts.sub.has(slot) || ts.held.has(slot) || ts.known.has(slot)) {
 		return
@@ -289,8 +297,17 @@ func (ts *typeState) setKnown(name string) {
 
 // advance records that every change up to seq was taken and handled.
 func (ts *typeState) advance(seq uint64) {
-	ts.sync = max(ts.sync, seq)
+	ts.sync, ts.taking = max(ts.sync, seq), 0
+	if len(ts.ahead) == 0 {
+		// A map keeps its room once emptied: let it go rather than walk
+		// it on every change.
+		ts.ahead = nil
+		return
+	}
 	maps.DeleteFunc(ts.ahead, func(_ uint32, s uint64) bool { return s <= ts.sync })
+	if len(ts.ahead) == 0 {
+		ts.ahead = nil
+	}
 }
 
 // subscribedNames lists the names the client subscribed to.

@@ -314,6 +314,9 @@ func (st *stream) watchedNames(ts *typeState) []string {
 // cache since it last looked.
 func (st *stream) handleChanges() error {
 	pending, ready, seq := st.srv.cache.take(st.w, st.evict)
+	for t := range numTypes {
+		st.types[t].taking = seq
+	}
 	defer func() {
 		for t := range numTypes {
 			st.types[t].advance(seq)
