@@ -42,7 +42,7 @@ type typeState struct {
 	// no entry in ahead, as advance is about to cover it, and each name is
 	// looked at once per handleChanges.
 	taking uint64
-	other map[string]*nameState
+	other  map[string]*nameState
 
 	// nsub counts the subscribed names, and digest is the sum of their
 	// nameHash: a SotW request with the same count and digest repeats the
