@@ -85,6 +85,7 @@ func TestTypeStateMatchesModel(t *testing.T) {
 				for p := range pending {
 					ts.evict(p)
 				}
+				ts.taking = seq
 				for p := range pending {
 					switch res := cache[p]; {
 					case !ts.had(p):
