@@ -119,6 +119,9 @@ bench: $(LOAD)
 		--protocols delta --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/delta
 	$(LOAD) --clients 100,1000 --services 1000 --endpoints 100 --changes 200 --adds 20 --budget $(LOAD_BUDGET) \
 		--protocols sotw,delta --shapes grpc,envoy --namespaces 10 --kinds switchboard,gcp-linear,floor --out $(BENCH_OUT)/envoy
+	# Heap per sidecar at R=10,000 in 100 namespaces (issue 18; docs/performance.md#per-client-state).
+	$(LOAD) --clients 100 --services 10000 --endpoints 10 --changes 20 --adds 2 --protocols delta --shapes envoy \
+		--namespaces 100 --kinds switchboard --out $(BENCH_OUT)/sidecars-10k
 	# Mesh routes (issue 19): endpoint changes to 100 sidecars with 1000
 	# HTTPRoutes in the world against none, alternating, server in its own
 	# process (docs/mesh-routes.md#cost).

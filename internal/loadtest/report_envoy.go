@@ -85,7 +85,7 @@ const envoyServed = "With the sidecar resources (`--shapes` with envoy): Switchb
 	"An endpoint change has converged when every sidecar has ACKed the changed assignment carrying the new address; a Service added when every sidecar has ACKed its cluster, its assignment and a route configuration holding its virtual host. " +
 	"Heap per sidecar is the server's live heap with the clients connected minus before, over the clients.\n\n"
 
-// envoyTargets are issue 11's targets for the Envoy runs.
+// envoyTargets are issues 11's and 18's targets for the Envoy runs.
 func envoyTargets(results []Result) string {
 	var b strings.Builder
 	for _, r := range results {
@@ -96,11 +96,12 @@ func envoyTargets(results []Result) string {
 			fmt.Fprintf(&b, "| endpoint change p99 with Envoy clients no worse than gRPC clients' (%s) | %s ms vs %s ms | %s |\n",
 				r.scenario(), num(ms(r.P99())), num(ms(g.P99())), yesNo(r.P99() <= g.P99()))
 		}
+		// Issue 11 set the target at 1000 Services, issue 18 at 10,000.
 		verdict := yesNo(r.HeapPerClient <= 150<<10)
-		if r.Services != 1000 {
+		if r.Services != 1000 && r.Services != 10000 {
 			verdict = "not run at this size (here: " + verdict + ")"
 		}
-		fmt.Fprintf(&b, "| heap ≤ 150 KB per sidecar at 1000 Services (%s) | %s | %s |\n", r.scenario(), bytesText(r.HeapPerClient), verdict)
+		fmt.Fprintf(&b, "| heap ≤ 150 KB per sidecar at 1000 and at 10,000 Services (%s) | %s | %s |\n", r.scenario(), bytesText(r.HeapPerClient), verdict)
 	}
 	return b.String()
 }
