@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -56,10 +57,22 @@ func TestCluster(t *testing.T) {
 	t.Logf("control plane, controllers, scheduler and KWOK up in %v", time.Since(start).Round(time.Millisecond))
 	admin := newClient(t, cp.AdminConfig())
 	ns := harness.TestNamespace(t, admin)
+	podDirs := t.TempDir()
 	runner, err := cl.RunPods(ctx, harness.RunnerOptions{
 		Namespace: ns,
 		Command: func(pod *corev1.Pod) (*exec.Cmd, error) {
-			return exec.Command("python3", "-m", "http.server", "--bind", pod.Status.PodIP, "8080"), nil
+			// Each serves a folder holding its Pod's name at /name: KWOK
+			// may give a replacement Pod the address of the one it replaces.
+			dir := filepath.Join(podDirs, pod.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "name"), []byte(pod.Name), 0o644); err != nil {
+				return nil, err
+			}
+			cmd := exec.Command("python3", "-m", "http.server", "--bind", pod.Status.PodIP, "8080")
+			cmd.Dir = dir
+			return cmd, nil
 		},
 		ExecEnv: func(pod *corev1.Pod) map[string]string { return map[string]string{"GREETING": "hello " + pod.Name} },
 	})
@@ -171,6 +184,9 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("DeletedPodIsReplaced", func(t *testing.T) {
+		if name, err := podAt(ctx, podIP); err != nil || name != pod {
+			t.Fatalf("at %s before the delete: %q, %v; want %s", podIP, name, err, pod)
+		}
 		if err := admin.CoreV1().Pods(ns).Delete(ctx, pod, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -201,10 +217,34 @@ func TestCluster(t *testing.T) {
 			}
 			return nil
 		})
-		if _, err := net.DialTimeout("tcp", net.JoinHostPort(podIP, "8080"), time.Second); err == nil {
-			t.Errorf("%s's process still listens on %s", pod, podIP)
+		// Nothing answers at its address, or the Pod that took it over.
+		if name, err := podAt(ctx, podIP); err == nil && name == pod {
+			t.Errorf("%s's process still answers on %s", pod, podIP)
 		}
 	})
+}
+
+// podAt returns the name of the Pod whose process answers at ip:8080.
+func podAt(ctx context.Context, ip string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, "8080")+"/name", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /name: %s", resp.Status)
+	}
+	return string(b), nil
 }
 
 // serviceSlice returns the Service's one EndpointSlice.
