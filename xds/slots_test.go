@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -182,5 +183,64 @@ func TestManyNamesWatchAll(t *testing.T) {
 	}
 	if got := change(names[150], 2); len(got) != 0 {
 		t.Fatalf("a name no longer subscribed changed: sent %v", got)
+	}
+}
+
+// A sidecar that reconnects while Switchboard starts (the cache not ready)
+// brings the versions it holds: the stream keeps them exactly until the
+// world arrives, sends only what differs, and then holds every name as
+// bits, not as an exact entry each (1000 sidecars reconnect at once after
+// a restart).
+func TestReconnectBeforeReadyEndsInBits(t *testing.T) {
+	c := newTestCache()
+	world := map[string]*model.Resources{"ns/a": svc("a", 1), "ns/b": svc("b", 1), "ns/c": svc("c", 1)}
+	apply(t, c, false, world)
+	if c.Ready() {
+		t.Fatal("ready before a full update")
+	}
+	srv := NewServer(c, ServerOptions{})
+	st := newStream(1, srv)
+	var sent [][]string
+	st.sendDelta = func(r *discoveryv3.DeltaDiscoveryResponse) error {
+		var names []string
+		for _, res := range r.GetResources() {
+			names = append(names, res.GetName())
+		}
+		sent = append(sent, names)
+		return nil
+	}
+	seq := c.register(st.w)
+	t.Cleanup(func() { c.unregister(st.w) })
+	for ty := range numTypes {
+		st.types[ty].advance(seq)
+	}
+	c.mu.RLock()
+	current := c.resources[endpointType]["a"].Version()
+	c.mu.RUnlock()
+	if err := st.handleDelta(&discoveryv3.DeltaDiscoveryRequest{
+		TypeUrl:                 resourcev3.EndpointType,
+		ResourceNamesSubscribe:  []string{"a", "b", "c"},
+		InitialResourceVersions: map[string]string{"a": current, "b": "0000000000000001"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 0 {
+		t.Fatalf("sent %v before the cache was ready", sent)
+	}
+	apply(t, c, true, world)
+	if err := st.handleChanges(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || !slices.Equal(sent[0], []string{"b", "c"}) {
+		t.Fatalf("sent %v once ready, want [[b c]] (a is held at its current version)", sent)
+	}
+	ts := st.types[endpointType]
+	if len(ts.other) != 0 {
+		t.Fatalf("exact entries left once in step: %v", slices.Collect(maps.Keys(ts.other)))
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if !ts.isSubscribed(n) || !ts.had(n) {
+			t.Fatalf("%s: subscribed %v, sent %v; want both", n, ts.isSubscribed(n), ts.had(n))
+		}
 	}
 }
