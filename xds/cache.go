@@ -567,11 +567,14 @@ func (c *Cache) forgetAliasLocked(alias string) {
 // those it no longer holds tombstones (slots.go). Must be called with
 // c.mu held, before the change is notified.
 func (c *Cache) renumberLocked(changed [numTypes]map[string]int64) {
-	safe := uint64(0)
+	safe, held := uint64(0), int64(0)
+	for t := range numTypes {
+		held += c.slots[t].ndead.Load()
+	}
 	for t := range numTypes {
 		if oldest := c.slots[t].oldestTomb(); oldest != 0 {
 			if safe == 0 {
-				safe = c.safeSeqLocked()
+				safe = c.safeSeqLocked(held > maxHeldTombs)
 			}
 			c.slots[t].reclaim(safe)
 		}
@@ -593,17 +596,24 @@ func (c *Cache) holdsLocked(t typeIndex, name string) bool {
 
 // safeSeqLocked returns the latest change whose tombstones no stream can
 // hold bits for: every live subscriber has taken every change up to it
-// (the changes of this Apply are not yet told). Must be called with c.mu
-// held.
-func (c *Cache) safeSeqLocked() uint64 {
+// (the changes of this Apply are not yet told). With force, a subscriber
+// whose stream is blocked sending is evicted for (subscriber.evictFor)
+// rather than waited for. Must be called with c.mu held.
+func (c *Cache) safeSeqLocked(force bool) uint64 {
 	safe := c.seq - 1
 	for w := range c.watchers {
-		if s := w.oldestUntaken(); s != 0 && s-1 < safe {
+		if s := w.oldestUntaken(); s != 0 && s-1 < safe && !(force && w.evictFor()) {
 			safe = s - 1
 		}
 	}
 	return safe
 }
+
+// maxHeldTombs is how many tombstones may wait for streams to take their
+// changes before the cache evicts for the streams that are blocked
+// sending: a client that does not read would otherwise keep every slot of
+// every name deleted while it is connected.
+const maxHeldTombs = 4096
 
 func sameVersions(a, b map[model.View]*Resource) bool {
 	if len(a) != len(b) {

@@ -89,3 +89,66 @@ func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
 		c.request(resourcev3.EndpointType, []string{"small", "big"}, resp, "")
 	}
 }
+
+// A client that never reads, subscribed to every listener, is told of
+// every listener that goes but never takes it. While Services come and go
+// it must not keep every slot of every name deleted: past maxHeldTombs
+// the cache moves its stream's state off the tombstones for it (the
+// stream is blocked sending), and reuses them. The stream stays connected.
+func TestClientThatNeverReadsHoldsNoSlots(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*model.Resources{"big": bigService("big", 20000, 1)})
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	mute, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every listener, then the big assignment; never Recv.
+	for _, req := range []*discoveryv3.DiscoveryRequest{
+		{Node: &corev3.Node{Id: "mute"}, TypeUrl: resourcev3.ListenerType},
+		{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"big"}},
+	} {
+		if err := mute.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		cs := h.srv.Clients()
+		return len(cs) == 1 && cs[0].Types[endpointType].Subscribed == 1 && cs[0].Types[listenerType].Wildcard
+	})
+	// Versions of big far past what the stream's windows hold: its sends
+	// block.
+	for i := range 5 {
+		apply(t, h.cache, false, map[string]*model.Resources{"big": bigService("big", 20000, uint32(2+i))})
+	}
+	const batch = 100
+	deleted := 0
+	var prev []string
+	for round := 0; deleted < 3*maxHeldTombs; round++ {
+		u := map[string]*model.Resources{}
+		var next []string
+		for i := range batch {
+			n := fmt.Sprintf("r%d-%d", round, i)
+			next = append(next, n)
+			u[n] = svc(n, 1)
+		}
+		for _, n := range prev {
+			u[n] = nil
+		}
+		deleted += len(prev) * 2 // each Service has a listener and an alias
+		apply(t, h.cache, false, u)
+		prev = next
+	}
+	if held := h.cache.slots[listenerType].ndead.Load(); held > maxHeldTombs+2*2*batch {
+		t.Fatalf("%d listener tombstones held after %d names deleted, want at most about %d", held, deleted, maxHeldTombs)
+	}
+	if cs := h.srv.Clients(); len(cs) != 1 {
+		t.Fatalf("%d clients connected, want the mute one", len(cs))
+	}
+}

@@ -68,6 +68,27 @@ func newStream(id int64, srv *Server) *stream {
 // through handleChanges.
 func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R) error, recvErr func() error) error {
 	c := st.srv.cache
+	// The stream's state is its goroutine's, except while it sends: then
+	// the cache may move it off tombstones for it (subscriber.evictFor),
+	// so that a client that does not read holds back no slot.
+	var running sync.Mutex
+	running.Lock()
+	defer running.Unlock()
+	st.w.running, st.w.evict = &running, st.evict
+	if send := st.send; send != nil {
+		st.send = func(r *discoveryv3.DiscoveryResponse) error {
+			running.Unlock()
+			defer running.Lock()
+			return send(r)
+		}
+	}
+	if send := st.sendDelta; send != nil {
+		st.sendDelta = func(r *discoveryv3.DeltaDiscoveryResponse) error {
+			running.Unlock()
+			defer running.Lock()
+			return send(r)
+		}
+	}
 	seq := c.register(st.w)
 	for t := range numTypes {
 		st.types[t].advance(seq)

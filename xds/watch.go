@@ -25,6 +25,11 @@ type subscriber struct {
 	// that change (0 for none), for slots.go. Both guarded by mu.
 	since int64
 	seq   uint64
+	// running is held by the subscriber's stream while it runs, and evict
+	// is its typeState.evict over what is pending; both set before
+	// register, nil for a subscriber without a stream (see evictFor).
+	running *sync.Mutex
+	evict   func(pending *[numTypes]map[string]struct{})
 }
 
 func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
@@ -87,6 +92,23 @@ func (w *subscriber) take() (pending [numTypes]map[string]struct{}, ready bool) 
 	w.since = 0
 	w.seq = 0
 	return pending, ready
+}
+
+// evictFor moves the state of w's stream off the tombstones among its
+// untaken changes, on the stream's behalf, when the stream is not running
+// (it is blocked sending to a client that does not read): those changes
+// then no longer hold back the reuse of slots. It reports whether it did.
+// Must be called with the cache's lock held; it never waits for the
+// stream.
+func (w *subscriber) evictFor() bool {
+	if w.running == nil || !w.running.TryLock() {
+		return false
+	}
+	defer w.running.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evict(&w.pending)
+	return true
 }
 
 // oldestUntaken returns the number of the oldest change marked for w and
