@@ -248,7 +248,11 @@ func TestSidecarChangeCost(t *testing.T) {
 	moved := sidecarView("ns-3", "new-web", "10.250.0.1", 80, "http", "10.253.0.9")
 	headless := sidecarView("ns-4", "pods", "", 7000, "tcp-pods", "10.253.1.1")
 	headless.ClusterIPs, headless.Headless = nil, true
-	s.change(map[model.ServiceKey]*model.Service{headless.Key: headless}, nil)
+	// Added first, and held: a sidecar subscribes to its assignment after a
+	// round trip of its own, which must not land in the next step.
+	s.change(map[model.ServiceKey]*model.Service{headless.Key: headless}, func(_ string, cfg *envoysim.Config) bool {
+		return cfg.Assignments[canonical(headless.Key, 7000)] != nil
+	})
 	headless2 := sidecarView("ns-4", "pods", "", 7000, "tcp-pods", "10.253.1.1", "10.253.1.2")
 	headless2.ClusterIPs, headless2.Headless = nil, true
 	for _, c := range []struct {
