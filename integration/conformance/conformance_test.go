@@ -35,7 +35,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -218,28 +217,15 @@ func echoCommand(echoserver string) harness.CommandFunc {
 func startSwitchboard(t *testing.T, bin string, args ...string) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "switchboard.log")
-	logFile, err := os.Create(logPath)
+	p, err := harness.StartProcess("switchboard", bin, append([]string{"serve", "--log-level", "debug"}, args...),
+		[]string{"POD_NAMESPACE=switchboard-system", "POD_NAME=switchboard-conformance"}, logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--log-level", "debug"}, args...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE=switchboard-system", "POD_NAME=switchboard-conformance")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if err := p.Stop(10 * time.Second); err != nil {
+			t.Logf("switchboard: %v", err)
 		}
-		logFile.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil {
 				t.Logf("switchboard log (last 20000 bytes):\n%s", tail(b, 20000))
@@ -262,7 +248,7 @@ func startSwitchboard(t *testing.T, bin string, args ...string) {
 			}
 		}
 		select {
-		case <-done:
+		case <-p.Done():
 			t.Fatalf("switchboard exited before ready")
 		case <-time.After(100 * time.Millisecond):
 		}

@@ -16,7 +16,7 @@ import (
 // reused when present), logging to logName in cp's folder.
 func (cp *ControlPlane) startAPIServerProcess(port int, certDir, logName string, extra io.Writer) (*process, error) {
 	args := append([]string{"--secure-port=" + strconv.Itoa(port), "--cert-dir=" + certDir}, cp.apiserverArgs...)
-	return startProcess("kube-apiserver", cp.apiserverBin, args, filepath.Join(cp.dir, logName), extra)
+	return startProcess("kube-apiserver", cp.apiserverBin, args, nil, filepath.Join(cp.dir, logName), extra)
 }
 
 // StopAPIServer kills the API server with SIGKILL, as a crash or a lost

@@ -192,14 +192,14 @@ func (cp *ControlPlane) StartCluster(ctx context.Context, opts ClusterOptions) (
 			"--enable-crds=Exec",
 		}},
 	} {
-		proc, err := startProcess(p.name, p.bin, p.args, filepath.Join(cp.dir, p.name+".log"), opts.Log)
+		proc, err := startProcess(p.name, p.bin, p.args, nil, filepath.Join(cp.dir, p.name+".log"), opts.Log)
 		if err != nil {
 			return nil, err
 		}
 		c.procs = append(c.procs, proc)
 		if p.name == "kwok" {
 			c.restartKWOK = func(try int) error {
-				proc, err := startProcess(p.name, p.bin, p.args, filepath.Join(cp.dir, fmt.Sprintf("kwok-start-%d.log", try)), opts.Log)
+				proc, err := startProcess(p.name, p.bin, p.args, nil, filepath.Join(cp.dir, fmt.Sprintf("kwok-start-%d.log", try)), opts.Log)
 				if err == nil {
 					c.procs[kwokIndex] = proc
 				}

@@ -197,7 +197,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		"--heartbeat-interval=10",
 		"--election-timeout=100",
 		"--log-level=warn",
-	}, filepath.Join(dir, "etcd.log"), opts.Log)
+	}, nil, filepath.Join(dir, "etcd.log"), opts.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ type process struct {
 // SIGKILL from go test's timeout) without running Stop. Pdeathsig fires when
 // the OS thread that forked the child exits; the Go runtime never ends a
 // thread that is not locked to a goroutine, and this package locks none.
-func startProcess(name, path string, args []string, logPath string, extra io.Writer) (*process, error) {
+// env, when not nil, is added to this process's environment.
+func startProcess(name, path string, args, env []string, logPath string, extra io.Writer) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("create %s log: %w", name, err)
@@ -39,6 +40,9 @@ func startProcess(name, path string, args []string, logPath string, extra io.Wri
 		out = io.MultiWriter(logFile, extra)
 	}
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -57,6 +61,28 @@ func startProcess(name, path string, args []string, logPath string, extra io.Wri
 	}()
 	return p, nil
 }
+
+// Process is a program a test runs beside the control plane, as the
+// harness runs its own (startProcess).
+type Process struct{ p *process }
+
+// StartProcess runs path with args, env added to this process's
+// environment, in a process group of its own that dies with the test
+// binary, its output in logPath.
+func StartProcess(name, path string, args, env []string, logPath string) (*Process, error) {
+	p, err := startProcess(name, path, args, env, logPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p}, nil
+}
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.p.done }
+
+// Stop sends SIGTERM to the process's group, waits up to grace, then
+// sends SIGKILL; an exit by one of these signals is not an error.
+func (p *Process) Stop(grace time.Duration) error { return p.p.stop(grace) }
 
 // exited reports whether the process has already ended.
 func (p *process) exited() bool {
