@@ -56,6 +56,7 @@ type stream struct {
 
 func newStream(id int64, srv *Server) *stream {
 	st := &stream{id: id, srv: srv, w: newSubscriber(), started: time.Now(), nackLog: newNackLog(srv.limits), queries: make(chan func())}
+	st.w.evict = st.evict
 	for t := range numTypes {
 		st.types[t] = newTypeState(srv.cache.slots[t])
 	}
@@ -74,7 +75,7 @@ func serve[R any](ctx context.Context, st *stream, reqs <-chan R, handle func(R)
 	var running sync.Mutex
 	running.Lock()
 	defer running.Unlock()
-	st.w.running, st.w.evict = &running, st.evict
+	st.w.running = &running
 	if send := st.send; send != nil {
 		st.send = func(r *discoveryv3.DiscoveryResponse) error {
 			running.Unlock()
@@ -334,7 +335,7 @@ func (st *stream) watchedNames(ts *typeState) []string {
 // handleChanges brings the client up to date with what changed in the
 // cache since it last looked.
 func (st *stream) handleChanges() error {
-	pending, ready, seq := st.srv.cache.take(st.w, st.evict)
+	pending, ready, seq := st.srv.cache.take(st.w)
 	for t := range numTypes {
 		st.types[t].taking = seq
 	}

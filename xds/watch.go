@@ -25,9 +25,10 @@ type subscriber struct {
 	// that change (0 for none), for slots.go. Both guarded by mu.
 	since int64
 	seq   uint64
-	// running is held by the subscriber's stream while it runs, and evict
-	// is its typeState.evict over what is pending; both set before
-	// register, nil for a subscriber without a stream (see evictFor).
+	// evict moves the stream's state off the tombstones among pending
+	// names (stream.evict; nil for a subscriber without a stream), and
+	// running is held by the stream while it runs (nil outside serve);
+	// both are set before register (see take and evictFor).
 	running *sync.Mutex
 	evict   func(pending *[numTypes]map[string]struct{})
 }
@@ -101,7 +102,7 @@ func (w *subscriber) take() (pending [numTypes]map[string]struct{}, ready bool) 
 // Must be called with the cache's lock held; it never waits for the
 // stream.
 func (w *subscriber) evictFor() bool {
-	if w.running == nil || !w.running.TryLock() {
+	if w.running == nil || w.evict == nil || !w.running.TryLock() {
 		return false
 	}
 	defer w.running.Unlock()
@@ -120,14 +121,16 @@ func (w *subscriber) oldestUntaken() uint64 {
 }
 
 // take returns what changed for w since it last took, and the change up
-// to which that is all: no change up to it is left to take. evict runs on
-// what is taken before the cache may give a tombstone's slot to another
-// name (slots.go).
-func (c *Cache) take(w *subscriber, evict func(pending *[numTypes]map[string]struct{})) (pending [numTypes]map[string]struct{}, ready bool, seq uint64) {
+// to which that is all: no change up to it is left to take. w.evict runs
+// on what is taken before the cache may give a tombstone's slot to
+// another name (slots.go).
+func (c *Cache) take(w *subscriber) (pending [numTypes]map[string]struct{}, ready bool, seq uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	pending, ready = w.take()
-	evict(&pending)
+	if w.evict != nil {
+		w.evict(&pending)
+	}
 	return pending, ready, c.seq
 }
 
