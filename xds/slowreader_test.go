@@ -35,14 +35,10 @@ func bigService(name string, n int, port uint32) *model.Resources {
 	return r
 }
 
-// A client that subscribes and then never reads stalls no one: its
-// responses (megabytes, far past gRPC's flow-control windows) block only
-// its own stream, and another client on another connection still gets
-// every change at once.
-func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
-	h := newHarness(t)
-	apply(t, h.cache, true, map[string]*model.Resources{"big": bigService("big", 20000, 1), "small": svc("small", 1)})
-
+// muteStream opens a SotW stream, on a connection of its own, whose
+// client never calls Recv.
+func muteStream(t *testing.T, h *harness) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+	t.Helper()
 	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +50,18 @@ func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mute
+}
+
+// A client that subscribes and then never reads stalls no one: its
+// responses (megabytes, far past gRPC's flow-control windows) block only
+// its own stream, and another client on another connection still gets
+// every change at once.
+func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
+	h := newHarness(t)
+	apply(t, h.cache, true, map[string]*model.Resources{"big": bigService("big", 20000, 1), "small": svc("small", 1)})
+
+	mute := muteStream(t, h)
 	// Subscribe, and never call Recv.
 	if err := mute.Send(&discoveryv3.DiscoveryRequest{
 		Node: &corev3.Node{Id: "mute"}, TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"big"},
@@ -98,17 +106,7 @@ func TestClientThatNeverReadsStallsNoOne(t *testing.T) {
 func TestClientThatNeverReadsHoldsNoSlots(t *testing.T) {
 	h := newHarness(t)
 	apply(t, h.cache, true, map[string]*model.Resources{"big": bigService("big", 20000, 1)})
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	mute, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mute := muteStream(t, h)
 	// Every listener, then the big assignment; never Recv.
 	for _, req := range []*discoveryv3.DiscoveryRequest{
 		{Node: &corev3.Node{Id: "mute"}, TypeUrl: resourcev3.ListenerType},
